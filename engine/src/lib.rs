@@ -1,0 +1,16 @@
+//! keel-engine: Keel's state machine. It owns the ZooKeeper data model (tree, sessions,
+//! watches, ACLs), turns requests into transactions and replies, and never performs
+//! I/O: the caller feeds it inputs (connections, frames, clock ticks, durability
+//! reports) and carries out its outputs (frames to send, log frames to persist).
+
+pub mod acl;
+pub mod jute;
+pub mod path;
+pub mod proto;
+pub mod server;
+pub mod session;
+pub mod tree;
+pub mod txn;
+pub mod watch;
+
+pub use server::{Engine, EngineConfig, Input, Output};

@@ -1,0 +1,1031 @@
+//! The standalone replica as a deterministic state machine: `step(Input)` then
+//! `drain(&mut outputs)`. Inputs are connections, request frames, ticks of the wall
+//! clock and durability reports from the log; outputs are frames to send, connections
+//! to close and log frames to persist.
+//!
+//! Writes are validated ("prep") against the tree and applied to it at once, but
+//! nothing a client could observe leaves the engine until the log reports the writes
+//! before it durable: every output is tagged with the last zxid when it was produced and
+//! held until `Durable` covers it. A client therefore never sees state a crash could
+//! take back, and a log failure is fail-stop (the process exits), so the in-memory tree
+//! is never ahead of a log that is still being served. Reads queue behind earlier writes
+//! as in ZooKeeper's single request pipeline.
+
+use std::collections::{HashMap, VecDeque};
+use std::net::IpAddr;
+use std::sync::Arc;
+
+use tracing::{debug, info, warn};
+
+use crate::acl;
+use crate::jute::{JuteError, Writer};
+use crate::path;
+use crate::proto::{self, event, op, perm, state, xid, Acl, Code, ConnectRequest, CreateMode, Id, Request, SetWatches, Stat};
+use crate::session::{self, Session, Sessions};
+use crate::tree::{self, DataTree, Trigger, Undo};
+use crate::txn::{self, Txn, TxnRecord};
+use crate::watch::{ConnId, Mode, Watches};
+
+/// Settings the engine needs (the rest of the configuration lives in `net`).
+#[derive(Debug, Clone)]
+pub struct EngineConfig {
+    pub tick_ms: i32,
+    pub min_session_timeout_ms: i32,
+    pub max_session_timeout_ms: i32,
+    /// `super:base64(sha1)` from `zookeeper.DigestAuthenticationProvider.superDigest`.
+    pub super_digest: Option<String>,
+    /// `zookeeper.extendedTypesEnabled`: TTL nodes.
+    pub extended_types: bool,
+    /// `znode.container.checkIntervalMs`: how often containers and TTL nodes are reaped.
+    pub container_check_ms: i64,
+    /// `znode.container.maxNeverUsedIntervalMs`: reap a container that never had children
+    /// after this long (0 = never).
+    pub container_never_used_ms: i64,
+    pub server_id: i64,
+    /// Seeds session passwords; persisted with each session, so any value works.
+    pub secret: u64,
+}
+
+impl Default for EngineConfig {
+    fn default() -> Self {
+        EngineConfig {
+            tick_ms: 2000,
+            min_session_timeout_ms: 4000,
+            max_session_timeout_ms: 40000,
+            super_digest: None,
+            extended_types: false,
+            container_check_ms: 60_000,
+            container_never_used_ms: 0,
+            server_id: 0,
+            secret: 0x5EED,
+        }
+    }
+}
+
+#[derive(Debug)]
+pub enum Input {
+    /// The wall clock, in ms since the epoch. Feed it before each batch of inputs.
+    Tick { now_ms: i64 },
+    Connect { conn: ConnId, addr: IpAddr, req: ConnectRequest },
+    /// One request frame after the handshake: header fields and the undecoded body.
+    Request { conn: ConnId, xid: i32, op: i32, body: Vec<u8> },
+    Disconnected { conn: ConnId },
+    /// The log has made everything up to `zxid` durable.
+    Durable { zxid: i64 },
+}
+
+#[derive(Debug, PartialEq, Eq)]
+pub enum Output {
+    Send { conn: ConnId, frame: Vec<u8> },
+    /// Close after sending what was queued before it.
+    Close { conn: ConnId },
+    Persist { first_zxid: i64, last_zxid: i64, payload: Vec<u8> },
+}
+
+struct Conn {
+    session: i64,
+    addr: IpAddr,
+    auth: Vec<Id>,
+}
+
+/// Counters for `srvr`, `stat` and `mntr`.
+#[derive(Debug, Default, Clone)]
+pub struct Counters {
+    pub packets_received: u64,
+    pub packets_sent: u64,
+    pub requests: u64,
+    pub writes: u64,
+    pub reads: u64,
+    pub sessions_expired: u64,
+}
+
+pub struct Engine {
+    cfg: EngineConfig,
+    tree: DataTree,
+    sessions: Sessions,
+    watches: Watches,
+    conns: HashMap<ConnId, Conn>,
+    now_ms: i64,
+    last_zxid: i64,
+    durable_zxid: i64,
+    /// Outputs waiting for the log, tagged with the zxid that must be durable first.
+    held: VecDeque<(i64, Output)>,
+    ready: Vec<Output>,
+    log_batch: Vec<TxnRecord>,
+    next_expiry_scan: i64,
+    next_container_scan: i64,
+    pub counters: Counters,
+}
+
+/// What applying one transaction produced, for building the reply.
+#[derive(Debug)]
+enum Applied {
+    Created { op: i32, path: String, stat: Stat },
+    Deleted,
+    Set { stat: Stat },
+    Checked,
+    Error(Code),
+    Multi(Vec<Applied>),
+    Session,
+}
+
+impl Engine {
+    pub fn new(cfg: EngineConfig, now_ms: i64) -> Engine {
+        let sessions = Sessions::new(cfg.server_id, now_ms);
+        Engine {
+            next_container_scan: now_ms + cfg.container_check_ms,
+            cfg,
+            tree: DataTree::new(),
+            sessions,
+            watches: Watches::default(),
+            conns: HashMap::new(),
+            now_ms,
+            last_zxid: 0,
+            durable_zxid: 0,
+            held: VecDeque::new(),
+            ready: Vec::new(),
+            log_batch: Vec::new(),
+            next_expiry_scan: now_ms,
+            counters: Counters::default(),
+        }
+    }
+
+    pub fn config(&self) -> &EngineConfig {
+        &self.cfg
+    }
+    pub fn tree(&self) -> &DataTree {
+        &self.tree
+    }
+    pub fn sessions(&self) -> &Sessions {
+        &self.sessions
+    }
+    pub fn watches(&self) -> &Watches {
+        &self.watches
+    }
+    pub fn last_zxid(&self) -> i64 {
+        self.last_zxid
+    }
+    pub fn durable_zxid(&self) -> i64 {
+        self.durable_zxid
+    }
+    pub fn connection_count(&self) -> usize {
+        self.conns.len()
+    }
+    /// Requests whose outputs wait for the log.
+    pub fn outstanding(&self) -> usize {
+        self.held.len()
+    }
+    pub fn connection_session(&self, conn: ConnId) -> Option<i64> {
+        self.conns.get(&conn).map(|c| c.session)
+    }
+
+    // ---------------------------------------------------------------- recovery
+
+    /// Replaces the state with a snapshot (before replaying the log after it).
+    pub fn load_snapshot(&mut self, snap: &keel_wal::SnapshotData) {
+        let mut tree = DataTree::empty();
+        let mut children: HashMap<String, Vec<String>> = HashMap::new();
+        for n in &snap.nodes {
+            if let Some(p) = path::parent(&n.path) {
+                children.entry(p.to_owned()).or_default().push(path::name(&n.path).to_owned());
+            }
+        }
+        for n in &snap.nodes {
+            let acl = n.acl.iter().map(|a| Acl { perms: a.perms, id: Id::new(&a.scheme, &a.id) }).collect();
+            let node = tree::Node {
+                data: n.data.clone(),
+                acl: Arc::new(acl),
+                stat: tree::NodeStat {
+                    czxid: n.czxid,
+                    mzxid: n.mzxid,
+                    pzxid: n.pzxid,
+                    ctime: n.ctime,
+                    mtime: n.mtime,
+                    version: n.version,
+                    cversion: n.cversion,
+                    aversion: n.aversion,
+                    ephemeral_owner: n.ephemeral_owner,
+                },
+                children: children.remove(&n.path).unwrap_or_default().into_iter().collect(),
+            };
+            tree.put(n.path.clone(), Some(node));
+        }
+        self.tree = tree;
+        self.sessions = Sessions::new(self.cfg.server_id, self.now_ms);
+        for s in &snap.sessions {
+            self.sessions.insert(Session {
+                id: s.id,
+                timeout_ms: s.timeout_ms,
+                password: s.password.clone(),
+                expires_at: self.now_ms + s.timeout_ms as i64,
+                conn: None,
+                closing: false,
+            });
+        }
+        self.last_zxid = snap.last_zxid as i64;
+        self.durable_zxid = self.last_zxid;
+    }
+
+    /// Re-applies one log frame's transactions (those after the current zxid).
+    pub fn replay(&mut self, payload: &[u8]) -> Result<usize, JuteError> {
+        let records = txn::decode_batch(payload)?;
+        let mut n = 0;
+        for rec in records {
+            if rec.zxid <= self.last_zxid {
+                continue;
+            }
+            let mut triggers = Vec::new();
+            self.apply(&rec, &mut triggers);
+            self.last_zxid = rec.zxid;
+            n += 1;
+        }
+        self.durable_zxid = self.last_zxid;
+        self.sessions.reset_deadlines(self.now_ms);
+        Ok(n)
+    }
+
+    /// The tree and sessions as of `last_zxid`, consistent (taken between transactions).
+    pub fn snapshot(&self) -> keel_wal::SnapshotData {
+        let mut nodes: Vec<keel_wal::SnapNode> = self
+            .tree
+            .nodes()
+            .map(|(p, n)| keel_wal::SnapNode {
+                path: p.clone(),
+                data: n.data.clone(),
+                acl: n.acl.iter().map(|a| keel_wal::SnapAcl { perms: a.perms, scheme: a.id.scheme.clone(), id: a.id.id.clone() }).collect(),
+                czxid: n.stat.czxid,
+                mzxid: n.stat.mzxid,
+                pzxid: n.stat.pzxid,
+                ctime: n.stat.ctime,
+                mtime: n.stat.mtime,
+                version: n.stat.version,
+                cversion: n.stat.cversion,
+                aversion: n.stat.aversion,
+                ephemeral_owner: n.stat.ephemeral_owner,
+            })
+            .collect();
+        nodes.sort_by(|a, b| a.path.cmp(&b.path));
+        let mut sessions: Vec<keel_wal::SnapSession> = self
+            .sessions
+            .iter()
+            .map(|s| keel_wal::SnapSession { id: s.id, timeout_ms: s.timeout_ms, password: s.password.clone() })
+            .collect();
+        sessions.sort_by_key(|s| s.id);
+        keel_wal::SnapshotData { last_zxid: self.last_zxid as u64, nodes, sessions }
+    }
+
+    // ---------------------------------------------------------------- the loop
+
+    pub fn step(&mut self, input: Input) {
+        match input {
+            Input::Tick { now_ms } => self.tick(now_ms),
+            Input::Connect { conn, addr, req } => self.connect(conn, addr, req),
+            Input::Request { conn, xid, op, body } => self.request(conn, xid, op, &body),
+            Input::Disconnected { conn } => self.disconnected(conn),
+            Input::Durable { zxid } => self.durable(zxid),
+        }
+    }
+
+    /// Moves every output that may leave now into `out`, the pending log frame first.
+    pub fn drain(&mut self, out: &mut Vec<Output>) {
+        if !self.log_batch.is_empty() {
+            let first = self.log_batch[0].zxid;
+            let last = self.log_batch[self.log_batch.len() - 1].zxid;
+            out.push(Output::Persist { first_zxid: first, last_zxid: last, payload: txn::encode_batch(&self.log_batch) });
+            self.log_batch.clear();
+        }
+        out.append(&mut self.ready);
+    }
+
+    fn emit(&mut self, o: Output) {
+        if let Output::Send { .. } = o {
+            self.counters.packets_sent += 1;
+        }
+        if self.held.is_empty() && self.last_zxid <= self.durable_zxid {
+            self.ready.push(o);
+        } else {
+            self.held.push_back((self.last_zxid, o));
+        }
+    }
+
+    fn durable(&mut self, zxid: i64) {
+        if zxid <= self.durable_zxid {
+            return;
+        }
+        self.durable_zxid = zxid;
+        while let Some((z, _)) = self.held.front() {
+            if *z > zxid {
+                break;
+            }
+            if let Some((_, o)) = self.held.pop_front() {
+                self.ready.push(o);
+            }
+        }
+    }
+
+    fn send(&mut self, conn: ConnId, frame: Vec<u8>) {
+        self.emit(Output::Send { conn, frame });
+    }
+
+    fn log(&mut self, session: i64, cxid: i32, txn: Txn) -> TxnRecord {
+        self.last_zxid += 1;
+        TxnRecord { zxid: self.last_zxid, time: self.now_ms, session, cxid, txn }
+    }
+
+    fn tick(&mut self, now_ms: i64) {
+        self.now_ms = now_ms.max(self.now_ms);
+        if self.now_ms >= self.next_expiry_scan {
+            self.next_expiry_scan = self.now_ms + (self.cfg.tick_ms as i64 / 4).clamp(10, 500);
+            for id in self.sessions.expired(self.now_ms) {
+                info!(session = format_args!("0x{id:x}"), "session expired");
+                self.counters.sessions_expired += 1;
+                self.close_session(id, 0, None);
+            }
+        }
+        if self.now_ms >= self.next_container_scan {
+            self.next_container_scan = self.now_ms + self.cfg.container_check_ms.max(1);
+            self.reap_containers();
+        }
+    }
+
+    /// ContainerManager: empty containers that once had children, and TTL nodes without
+    /// children not modified within their TTL, are deleted like any write.
+    fn reap_containers(&mut self) {
+        let mut doomed = Vec::new();
+        for p in self.tree.containers() {
+            if let Some(n) = self.tree.get(p) {
+                let never_used = self.cfg.container_never_used_ms;
+                if n.children.is_empty()
+                    && (n.stat.cversion > 0 || (never_used > 0 && self.now_ms - n.stat.mtime > never_used))
+                {
+                    doomed.push(p.clone());
+                }
+            }
+        }
+        for p in self.tree.ttls() {
+            if let Some(n) = self.tree.get(p) {
+                let ttl = tree::owner_ttl(n.stat.ephemeral_owner).unwrap_or(0);
+                if n.children.is_empty() && ttl != 0 && self.now_ms - n.stat.mtime > ttl {
+                    doomed.push(p.clone());
+                }
+            }
+        }
+        for p in doomed {
+            debug!(path = %p, "reaping container/TTL node");
+            let rec = self.log(0, 0, Txn::Delete { path: p });
+            self.commit(rec);
+        }
+    }
+
+    /// Applies a logged transaction, fires its watches and queues it for the log.
+    fn commit(&mut self, rec: TxnRecord) -> Applied {
+        let mut triggers = Vec::new();
+        let applied = self.apply(&rec, &mut triggers);
+        self.fire(&triggers);
+        self.log_batch.push(rec);
+        applied
+    }
+
+    fn fire(&mut self, triggers: &[Trigger]) {
+        let mut events = Vec::new();
+        for t in triggers {
+            self.watches.fire(t, &mut events);
+        }
+        for (conn, kind, p) in events {
+            self.send(conn, proto::notification(kind, state::SYNC_CONNECTED, &p));
+        }
+    }
+
+    /// The one apply path, used live and in replay.
+    fn apply(&mut self, rec: &TxnRecord, triggers: &mut Vec<Trigger>) -> Applied {
+        match &rec.txn {
+            Txn::CreateSession { timeout_ms, password } => {
+                self.sessions.insert(Session {
+                    id: rec.session,
+                    timeout_ms: *timeout_ms,
+                    password: password.clone(),
+                    expires_at: self.now_ms + *timeout_ms as i64,
+                    conn: None,
+                    closing: false,
+                });
+                Applied::Session
+            }
+            Txn::CloseSession => {
+                let paths: Vec<String> = self.tree.ephemerals_of(rec.session).cloned().collect();
+                for p in paths {
+                    self.tree.delete(&p, rec.zxid, None, triggers);
+                }
+                self.sessions.remove(rec.session);
+                Applied::Session
+            }
+            Txn::Multi(txns) => {
+                let failed = txns.iter().any(|t| matches!(t, Txn::Error { .. }));
+                Applied::Multi(txns.iter().map(|t| if failed { self.apply_error(t) } else { self.apply_one(t, rec, None, triggers) }).collect())
+            }
+            t => self.apply_one(t, rec, None, triggers),
+        }
+    }
+
+    fn apply_error(&self, t: &Txn) -> Applied {
+        match t {
+            Txn::Error { code } => Applied::Error(code_from(*code)),
+            _ => Applied::Error(Code::Ok),
+        }
+    }
+
+    fn apply_one(&mut self, t: &Txn, rec: &TxnRecord, undo: Option<&mut Undo>, triggers: &mut Vec<Trigger>) -> Applied {
+        let (zxid, time) = (rec.zxid, rec.time);
+        match t {
+            Txn::Create { op, path: p, data, acl, owner, parent_cversion } => {
+                self.tree.create(p, data.clone(), Arc::new(acl.clone()), *owner, *parent_cversion, zxid, time, undo, triggers);
+                let stat = self.tree.get(p).map(|n| n.full_stat()).unwrap_or_default();
+                Applied::Created { op: *op, path: p.clone(), stat }
+            }
+            Txn::Delete { path: p } => {
+                self.tree.delete(p, zxid, undo, triggers);
+                Applied::Deleted
+            }
+            Txn::SetData { path: p, data, version } => {
+                self.tree.set_data(p, data.clone(), *version, zxid, time, undo, triggers);
+                Applied::Set { stat: self.stat_of(p) }
+            }
+            Txn::SetAcl { path: p, acl, aversion } => {
+                self.tree.set_acl(p, Arc::new(acl.clone()), *aversion, undo);
+                Applied::Set { stat: self.stat_of(p) }
+            }
+            Txn::Check { .. } => Applied::Checked,
+            Txn::Error { code } => Applied::Error(code_from(*code)),
+            Txn::CreateSession { .. } | Txn::CloseSession | Txn::Multi(_) => Applied::Error(Code::MarshallingError),
+        }
+    }
+
+    fn stat_of(&self, p: &str) -> Stat {
+        self.tree.get(p).map(|n| n.full_stat()).unwrap_or_default()
+    }
+
+    // ---------------------------------------------------------------- sessions
+
+    fn connect(&mut self, conn: ConnId, addr: IpAddr, req: ConnectRequest) {
+        self.counters.packets_received += 1;
+        if req.last_zxid_seen > self.last_zxid {
+            warn!(
+                "refusing session request for client {addr}: it has seen zxid 0x{:x}, our last zxid is 0x{:x}; the client must try another server",
+                req.last_zxid_seen, self.last_zxid
+            );
+            self.emit(Output::Close { conn });
+            return;
+        }
+        let timeout = req.timeout_ms.clamp(self.cfg.min_session_timeout_ms, self.cfg.max_session_timeout_ms);
+        let ro = req.has_read_only;
+        if req.session_id == 0 {
+            let id = self.sessions.allocate_id();
+            let password = session::password(id, self.cfg.secret);
+            let rec = self.log(id, 0, Txn::CreateSession { timeout_ms: timeout, password: password.clone() });
+            self.commit(rec);
+            if let Some(s) = self.sessions.get_mut(id) {
+                s.conn = Some(conn);
+            }
+            self.conns.insert(conn, Conn { session: id, addr, auth: vec![Id::new("ip", &addr.to_string())] });
+            debug!("established session 0x{id:x} with timeout {timeout} for client {addr}");
+            self.send(conn, connect_response(timeout, id, &password, ro));
+            return;
+        }
+        let id = req.session_id;
+        let valid = self.sessions.get(id).is_some_and(|s| !s.closing && s.password == req.password);
+        if !valid {
+            info!("invalid session 0x{id:x} for client {addr}, probably expired");
+            self.send(conn, connect_response(0, 0, &[0; 16], ro));
+            self.emit(Output::Close { conn });
+            return;
+        }
+        let old = self.sessions.get(id).and_then(|s| s.conn);
+        if let Some(old) = old.filter(|o| *o != conn) {
+            // The client moved to a new connection: the old one is stale (CLIENT_RECONNECT).
+            self.drop_conn(old);
+            self.emit(Output::Close { conn: old });
+        }
+        if let Some(s) = self.sessions.get_mut(id) {
+            s.conn = Some(conn);
+            s.expires_at = self.now_ms + timeout as i64;
+        }
+        self.conns.insert(conn, Conn { session: id, addr, auth: vec![Id::new("ip", &addr.to_string())] });
+        let password = req.password;
+        self.send(conn, connect_response(timeout, id, &password, ro));
+    }
+
+    fn drop_conn(&mut self, conn: ConnId) {
+        if let Some(c) = self.conns.remove(&conn) {
+            if let Some(s) = self.sessions.get_mut(c.session) {
+                if s.conn == Some(conn) {
+                    s.conn = None;
+                }
+            }
+        }
+        self.watches.remove_conn(conn);
+    }
+
+    fn disconnected(&mut self, conn: ConnId) {
+        self.drop_conn(conn);
+    }
+
+    /// Logs a closeSession (client request when `reply` is set, or expiry), deleting the
+    /// session's ephemerals, then closes its connection.
+    fn close_session(&mut self, id: i64, cxid: i32, reply: Option<(ConnId, i32)>) {
+        let Some(s) = self.sessions.get_mut(id) else { return };
+        s.closing = true;
+        let conn = s.conn;
+        let rec = self.log(id, cxid, Txn::CloseSession);
+        let zxid = rec.zxid;
+        self.commit(rec);
+        if let Some((c, x)) = reply {
+            self.send(c, proto::empty_reply(x, zxid, Code::Ok));
+        }
+        if let Some(c) = conn {
+            self.drop_conn(c);
+            self.emit(Output::Close { conn: c });
+        }
+    }
+
+    // ---------------------------------------------------------------- requests
+
+    fn request(&mut self, conn: ConnId, xid: i32, opcode: i32, body: &[u8]) {
+        self.counters.packets_received += 1;
+        let Some(c) = self.conns.get(&conn) else { return };
+        let session = c.session;
+        self.sessions.touch(session, self.now_ms);
+        let req = match Request::decode(opcode, body) {
+            Ok(r) => r,
+            Err(JuteError::UnknownOp(o)) => {
+                warn!("received packet of unknown type {o} from session 0x{session:x}");
+                let z = self.last_zxid;
+                self.send(conn, proto::empty_reply(xid, z, Code::Unimplemented));
+                return;
+            }
+            Err(e) => {
+                warn!("closing connection of session 0x{session:x}: malformed request (op {opcode}): {e}");
+                self.drop_conn(conn);
+                self.emit(Output::Close { conn });
+                return;
+            }
+        };
+        self.counters.requests += 1;
+        if req.is_write() {
+            self.counters.writes += 1;
+        } else {
+            self.counters.reads += 1;
+        }
+        match req {
+            Request::Ping => {
+                let z = self.last_zxid;
+                self.send(conn, proto::empty_reply(xid::PING, z, Code::Ok));
+            }
+            Request::CloseSession => self.close_session(session, xid, Some((conn, xid))),
+            Request::Auth { scheme, auth, .. } => self.auth(conn, &scheme, &auth),
+            Request::SetWatches(sw) => self.set_watches(conn, sw),
+            Request::Reconfig => {
+                let rec = self.log(session, xid, Txn::Error { code: Code::ReconfigDisabled.as_i32() });
+                let z = rec.zxid;
+                self.commit(rec);
+                self.send(conn, proto::empty_reply(xid, z, Code::ReconfigDisabled));
+            }
+            Request::Sasl => {
+                // SASL is not configured: ZooKeeper answers AuthFailed and closes.
+                self.send(conn, proto::empty_reply(xid, 0, Code::AuthFailed));
+                self.drop_conn(conn);
+                self.emit(Output::Close { conn });
+            }
+            r if r.is_write() => self.write(conn, session, xid, opcode, r),
+            r => {
+                let z = self.last_zxid;
+                let mut w = Writer::framed();
+                match self.read(conn, &r, &mut w) {
+                    Ok(body) => {
+                        let mut out = Writer::framed();
+                        proto::reply_header(&mut out, xid, z, 0);
+                        out.buf.extend_from_slice(&body.buf);
+                        self.send(conn, out.finish_frame());
+                    }
+                    Err(code) => self.send(conn, proto::empty_reply(xid, z, code)),
+                }
+            }
+        }
+    }
+
+    fn auth(&mut self, conn: ConnId, scheme: &str, auth: &[u8]) {
+        let Some(c) = self.conns.get_mut(&conn) else { return };
+        match acl::authenticate(scheme, auth, c.addr, self.cfg.super_digest.as_deref()) {
+            Ok(ids) => {
+                for id in ids {
+                    if !c.auth.contains(&id) {
+                        c.auth.push(id);
+                    }
+                }
+                self.send(conn, proto::empty_reply(xid::AUTH, 0, Code::Ok));
+            }
+            Err(code) => {
+                warn!("authentication with unknown scheme {scheme:?} failed; closing the connection");
+                self.send(conn, proto::empty_reply(xid::AUTH, 0, code));
+                self.drop_conn(conn);
+                self.emit(Output::Close { conn });
+            }
+        }
+    }
+
+    /// setWatches after a reconnect: events the client missed (judged by relativeZxid)
+    /// are delivered now; the rest are armed.
+    fn set_watches(&mut self, conn: ConnId, sw: SetWatches) {
+        let rz = sw.relative_zxid;
+        let mut events = Vec::new();
+        for p in &sw.data {
+            match self.tree.get(p) {
+                None => events.push((event::NODE_DELETED, p.clone())),
+                Some(n) if n.stat.mzxid > rz => events.push((event::NODE_DATA_CHANGED, p.clone())),
+                Some(_) => self.watches.data.add(p, conn, Mode::Standard),
+            }
+        }
+        for p in &sw.exist {
+            match self.tree.get(p) {
+                Some(_) => events.push((event::NODE_CREATED, p.clone())),
+                None => self.watches.data.add(p, conn, Mode::Standard),
+            }
+        }
+        for p in &sw.child {
+            match self.tree.get(p) {
+                None => events.push((event::NODE_DELETED, p.clone())),
+                Some(n) if n.stat.pzxid > rz => events.push((event::NODE_CHILDREN_CHANGED, p.clone())),
+                Some(_) => self.watches.child.add(p, conn, Mode::Standard),
+            }
+        }
+        for p in &sw.persistent {
+            self.watches.data.add(p, conn, Mode::Persistent);
+            self.watches.child.add(p, conn, Mode::Persistent);
+        }
+        for p in &sw.persistent_recursive {
+            self.watches.data.add(p, conn, Mode::PersistentRecursive);
+        }
+        for (kind, p) in events {
+            self.send(conn, proto::notification(kind, state::SYNC_CONNECTED, &p));
+        }
+        let z = self.last_zxid;
+        self.send(conn, proto::empty_reply(xid::SET_WATCHES, z, Code::Ok));
+    }
+
+    fn ids(&self, conn: ConnId) -> &[Id] {
+        self.conns.get(&conn).map(|c| c.auth.as_slice()).unwrap_or(&[])
+    }
+
+    fn node_acl_check(&self, conn: ConnId, p: &str, want: i32) -> Result<&tree::Node, Code> {
+        let n = self.tree.get(p).ok_or(Code::NoNode)?;
+        acl::check(&n.acl, want, self.ids(conn))?;
+        Ok(n)
+    }
+
+    /// Answers a read into `w` (the reply body), arming watches as ZooKeeper does.
+    fn read(&mut self, conn: ConnId, req: &Request, w: &mut Writer) -> Result<Writer, Code> {
+        let mut body = Writer::new();
+        let _ = w;
+        match req {
+            Request::Exists { path: p, watch } => {
+                if *watch {
+                    self.watches.data.add(p, conn, Mode::Standard);
+                }
+                let n = self.tree.get(p).ok_or(Code::NoNode)?;
+                n.full_stat().write(&mut body);
+            }
+            Request::GetData { path: p, watch } => {
+                let n = self.node_acl_check(conn, p, perm::READ)?;
+                body.buffer(&n.data);
+                n.full_stat().write(&mut body);
+                if *watch {
+                    self.watches.data.add(p, conn, Mode::Standard);
+                }
+            }
+            Request::GetChildren { path: p, watch, with_stat } => {
+                let n = self.node_acl_check(conn, p, perm::READ)?;
+                body.i32(n.children.len() as i32);
+                for c in &n.children {
+                    body.string(c);
+                }
+                if *with_stat {
+                    n.full_stat().write(&mut body);
+                }
+                if *watch {
+                    self.watches.child.add(p, conn, Mode::Standard);
+                }
+            }
+            Request::GetAcl { path: p } => {
+                let n = self.node_acl_check(conn, p, perm::READ | perm::ADMIN)?;
+                let ids = self.ids(conn);
+                let acl = if acl::check(&n.acl, perm::ADMIN, ids).is_ok() { n.acl.to_vec() } else { acl::redacted(&n.acl) };
+                proto::write_acls(&mut body, &acl);
+                n.full_stat().write(&mut body);
+            }
+            Request::Sync { path: p } => {
+                body.string(p);
+            }
+            Request::GetAllChildrenNumber { path: p } => {
+                self.node_acl_check(conn, p, perm::READ)?;
+                body.i32(self.tree.descendants(p) as i32);
+            }
+            Request::GetEphemerals { prefix } => {
+                let session = self.conns.get(&conn).map(|c| c.session).unwrap_or(0);
+                let all = prefix.trim().is_empty() || prefix.trim() == "/";
+                let list: Vec<&String> = self.tree.ephemerals_of(session).filter(|p| all || p.starts_with(prefix.as_str())).collect();
+                body.strings(&list);
+            }
+            Request::WhoAmI => {
+                let ids = self.ids(conn);
+                body.i32(ids.len() as i32);
+                for id in ids {
+                    body.string(&id.scheme).string(&id.id);
+                }
+            }
+            Request::AddWatch { path: p, mode } => match mode {
+                0 => {
+                    self.watches.data.add(p, conn, Mode::Persistent);
+                    self.watches.child.add(p, conn, Mode::Persistent);
+                }
+                1 => self.watches.data.add(p, conn, Mode::PersistentRecursive),
+                _ => return Err(Code::BadArguments),
+            },
+            Request::CheckWatches { path: p, kind } | Request::RemoveWatches { path: p, kind } => {
+                let remove = matches!(req, Request::RemoveWatches { .. });
+                if !self.watch_op(conn, p, *kind, remove) {
+                    return Err(Code::NoWatcher);
+                }
+            }
+            Request::MultiRead(ops) => {
+                for o in ops {
+                    let (t, res) = match o {
+                        Request::GetChildren { .. } => (op::GET_CHILDREN, self.read(conn, o, &mut Writer::new())),
+                        Request::GetData { .. } => (op::GET_DATA, self.read(conn, o, &mut Writer::new())),
+                        _ => (op::ERROR, Err(Code::Unimplemented)),
+                    };
+                    match res {
+                        Ok(r) => {
+                            body.i32(t).bool(false).i32(0);
+                            body.buf.extend_from_slice(&r.buf);
+                        }
+                        Err(code) => {
+                            body.i32(op::ERROR).bool(false).i32(code.as_i32()).i32(code.as_i32());
+                        }
+                    }
+                }
+                body.i32(-1).bool(true).i32(-1);
+            }
+            _ => return Err(Code::Unimplemented),
+        }
+        Ok(body)
+    }
+
+    /// checkWatches / removeWatches by `WatcherType` (Children 1, Data 2, Any 3,
+    /// Persistent 4, PersistentRecursive 5).
+    fn watch_op(&mut self, conn: ConnId, p: &str, kind: i32, remove: bool) -> bool {
+        use Mode::*;
+        let specs: &[(bool, &[Mode])] = match kind {
+            1 => &[(false, &[Standard])],
+            2 => &[(true, &[Standard])],
+            3 => &[(false, &[Standard, Persistent]), (true, &[Standard, Persistent, PersistentRecursive])],
+            4 => &[(true, &[Persistent]), (false, &[Persistent])],
+            5 => &[(true, &[PersistentRecursive])],
+            _ => return false,
+        };
+        let mut found = false;
+        for (data, modes) in specs {
+            let table = if *data { &mut self.watches.data } else { &mut self.watches.child };
+            found |= if remove { table.remove(p, conn, modes) } else { table.contains(p, conn, modes) };
+        }
+        found
+    }
+
+    fn write(&mut self, conn: ConnId, session: i64, xid: i32, opcode: i32, req: Request) {
+        let zxid = self.last_zxid + 1;
+        let time = self.now_ms;
+        let probe = TxnRecord { zxid, time, session, cxid: xid, txn: Txn::Check { path: String::new() } };
+        let mut triggers = Vec::new();
+        let (txn, applied) = match req {
+            Request::Multi(ops) => {
+                let mut undo = Undo::new();
+                let mut txns = Vec::with_capacity(ops.len());
+                let mut results = Vec::with_capacity(ops.len());
+                let mut failed = None;
+                for (i, o) in ops.iter().enumerate() {
+                    match self.prep(conn, session, o) {
+                        Ok(t) => {
+                            results.push(self.apply_one(&t, &probe, Some(&mut undo), &mut triggers));
+                            txns.push(t);
+                        }
+                        Err(code) => {
+                            failed = Some((i, code));
+                            break;
+                        }
+                    }
+                }
+                match failed {
+                    None => (Txn::Multi(txns), Applied::Multi(results)),
+                    Some((at, code)) => {
+                        self.tree.rollback(undo);
+                        triggers.clear();
+                        let errs: Vec<Txn> = (0..ops.len())
+                            .map(|i| Txn::Error {
+                                code: match i.cmp(&at) {
+                                    std::cmp::Ordering::Less => Code::Ok.as_i32(),
+                                    std::cmp::Ordering::Equal => code.as_i32(),
+                                    std::cmp::Ordering::Greater => Code::RuntimeInconsistency.as_i32(),
+                                },
+                            })
+                            .collect();
+                        let applied = Applied::Multi(errs.iter().map(|t| self.apply_error(t)).collect());
+                        (Txn::Multi(errs), applied)
+                    }
+                }
+            }
+            other => match self.prep(conn, session, &other) {
+                Ok(t) => {
+                    let a = self.apply_one(&t, &probe, None, &mut triggers);
+                    (t, a)
+                }
+                Err(code) => (Txn::Error { code: code.as_i32() }, Applied::Error(code)),
+            },
+        };
+        let rec = self.log(session, xid, txn);
+        debug_assert_eq!(rec.zxid, zxid);
+        self.fire(&triggers);
+        self.log_batch.push(rec);
+        let frame = write_reply(xid, zxid, opcode, &applied);
+        self.send(conn, frame);
+    }
+
+    /// Validates one write against the tree (`PrepRequestProcessor`), in ZooKeeper's order
+    /// of checks, producing the transaction or the error code.
+    fn prep(&self, conn: ConnId, session: i64, req: &Request) -> Result<Txn, Code> {
+        let ids = self.ids(conn);
+        match req {
+            Request::Create { op: opc, path: p, data, acl: acls, flags, ttl } => {
+                let mode = CreateMode::from_flags(*flags).ok_or(Code::BadArguments)?;
+                if mode.is_ttl() && !self.cfg.extended_types {
+                    return Err(Code::Unimplemented);
+                }
+                if mode.is_ttl() {
+                    if *ttl <= 0 || *ttl > tree::MAX_TTL {
+                        return Err(Code::BadArguments);
+                    }
+                } else if *ttl >= 0 {
+                    return Err(Code::BadArguments);
+                }
+                let parent_path = match p.rfind('/') {
+                    Some(0) if p.len() > 1 => "/",
+                    Some(i) if i > 0 => &p[..i],
+                    _ => return Err(Code::BadArguments),
+                };
+                if p.contains('\0') {
+                    return Err(Code::BadArguments);
+                }
+                let acl = acl::fixup(acls, ids)?;
+                let parent = self.tree.get(parent_path).ok_or(Code::NoNode)?;
+                acl::check(&parent.acl, perm::CREATE, ids)?;
+                let mut full = p.clone();
+                if mode.is_sequential() {
+                    full.push_str(&format!("{:010}", parent.stat.cversion));
+                }
+                path::validate(&full).map_err(|_| Code::BadArguments)?;
+                if self.tree.get(&full).is_some() {
+                    return Err(Code::NodeExists);
+                }
+                if tree::is_session_owner(parent.stat.ephemeral_owner) {
+                    return Err(Code::NoChildrenForEphemerals);
+                }
+                let owner = if *opc == op::CREATE_CONTAINER {
+                    tree::CONTAINER_OWNER
+                } else if *opc == op::CREATE_TTL {
+                    tree::ttl_owner(*ttl)
+                } else if mode.is_ephemeral() {
+                    session
+                } else {
+                    0
+                };
+                Ok(Txn::Create { op: *opc, path: full, data: data.clone(), acl, owner, parent_cversion: parent.stat.cversion + 1 })
+            }
+            Request::Delete { path: p, version } => {
+                path::validate(p).map_err(|_| Code::BadArguments)?;
+                let parent_path = path::parent(p).ok_or(Code::BadArguments)?;
+                let parent = self.tree.get(parent_path).ok_or(Code::NoNode)?;
+                acl::check(&parent.acl, perm::DELETE, ids)?;
+                let n = self.tree.get(p).ok_or(Code::NoNode)?;
+                if *version != -1 && *version != n.stat.version {
+                    return Err(Code::BadVersion);
+                }
+                if !n.children.is_empty() {
+                    return Err(Code::NotEmpty);
+                }
+                Ok(Txn::Delete { path: p.clone() })
+            }
+            Request::SetData { path: p, data, version } => {
+                path::validate(p).map_err(|_| Code::BadArguments)?;
+                let n = self.tree.get(p).ok_or(Code::NoNode)?;
+                acl::check(&n.acl, perm::WRITE, ids)?;
+                if *version != -1 && *version != n.stat.version {
+                    return Err(Code::BadVersion);
+                }
+                Ok(Txn::SetData { path: p.clone(), data: data.clone(), version: n.stat.version.wrapping_add(1) })
+            }
+            Request::SetAcl { path: p, acl: acls, version } => {
+                path::validate(p).map_err(|_| Code::BadArguments)?;
+                let acl = acl::fixup(acls, ids)?;
+                let n = self.tree.get(p).ok_or(Code::NoNode)?;
+                acl::check(&n.acl, perm::ADMIN, ids)?;
+                if *version != -1 && *version != n.stat.aversion {
+                    return Err(Code::BadVersion);
+                }
+                Ok(Txn::SetAcl { path: p.clone(), acl, aversion: n.stat.aversion.wrapping_add(1) })
+            }
+            Request::Check { path: p, version } => {
+                path::validate(p).map_err(|_| Code::BadArguments)?;
+                let n = self.tree.get(p).ok_or(Code::NoNode)?;
+                acl::check(&n.acl, perm::READ, ids)?;
+                if *version != -1 && *version != n.stat.version {
+                    return Err(Code::BadVersion);
+                }
+                Ok(Txn::Check { path: p.clone() })
+            }
+            _ => Err(Code::BadArguments),
+        }
+    }
+}
+
+fn code_from(v: i32) -> Code {
+    use Code::*;
+    const ALL: &[Code] = &[
+        Ok, SystemError, RuntimeInconsistency, DataInconsistency, ConnectionLoss, MarshallingError, Unimplemented, OperationTimeout,
+        BadArguments, UnknownSession, NewConfigNoQuorum, ReconfigInProgress, ApiError, NoNode, NoAuth, BadVersion,
+        NoChildrenForEphemerals, NodeExists, NotEmpty, SessionExpired, InvalidCallback, InvalidAcl, AuthFailed, SessionMoved,
+        NotReadOnly, EphemeralOnLocalSession, NoWatcher, RequestTimeout, ReconfigDisabled, SessionClosedRequireSaslAuth,
+        QuotaExceeded, ThrottledOp,
+    ];
+    ALL.iter().copied().find(|c| c.as_i32() == v).unwrap_or(SystemError)
+}
+
+fn connect_response(timeout: i32, session: i64, password: &[u8], with_read_only: bool) -> Vec<u8> {
+    let mut w = Writer::framed();
+    w.i32(0).i32(timeout).i64(session).buffer(password);
+    if with_read_only {
+        w.bool(false);
+    }
+    w.finish_frame()
+}
+
+/// The reply to a write: header, then the body its opcode calls for.
+fn write_reply(xid: i32, zxid: i64, opcode: i32, applied: &Applied) -> Vec<u8> {
+    let mut w = Writer::framed();
+    match applied {
+        Applied::Error(code) => {
+            proto::reply_header(&mut w, xid, zxid, code.as_i32());
+            return w.finish_frame();
+        }
+        Applied::Multi(results) => {
+            proto::reply_header(&mut w, xid, zxid, 0);
+            for r in results {
+                match r {
+                    Applied::Created { op: o, path: p, stat } => {
+                        if *o == op::CREATE {
+                            w.i32(op::CREATE).bool(false).i32(0).string(p);
+                        } else {
+                            w.i32(op::CREATE2).bool(false).i32(0).string(p);
+                            stat.write(&mut w);
+                        }
+                    }
+                    Applied::Deleted => {
+                        w.i32(op::DELETE).bool(false).i32(0);
+                    }
+                    Applied::Checked => {
+                        w.i32(op::CHECK).bool(false).i32(0);
+                    }
+                    Applied::Set { stat } => {
+                        w.i32(op::SET_DATA).bool(false).i32(0);
+                        stat.write(&mut w);
+                    }
+                    Applied::Error(code) => {
+                        w.i32(op::ERROR).bool(false).i32(code.as_i32()).i32(code.as_i32());
+                    }
+                    Applied::Multi(_) | Applied::Session => {}
+                }
+            }
+            w.i32(-1).bool(true).i32(-1);
+            return w.finish_frame();
+        }
+        _ => {}
+    }
+    proto::reply_header(&mut w, xid, zxid, 0);
+    match (opcode, applied) {
+        (op::CREATE, Applied::Created { path: p, .. }) => {
+            w.string(p);
+        }
+        (_, Applied::Created { path: p, stat, .. }) => {
+            w.string(p);
+            stat.write(&mut w);
+        }
+        (_, Applied::Set { stat }) => stat.write(&mut w),
+        _ => {}
+    }
+    w.finish_frame()
+}

@@ -1,0 +1,363 @@
+//! The data tree: every znode with its data, ACL and persisted stat, plus the indexes
+//! the server needs without scanning (ephemerals by session, containers, TTL nodes).
+//!
+//! The tree only applies transactions prep has already validated; it reports what
+//! changed as `Trigger`s so the watch manager can fire events in ZooKeeper's order.
+
+use std::collections::{BTreeSet, HashMap};
+use std::sync::Arc;
+
+use crate::path;
+use crate::proto::{Acl, Stat};
+
+/// `ephemeralOwner` of a container node (`EphemeralType.CONTAINER_EPHEMERAL_OWNER`).
+pub const CONTAINER_OWNER: i64 = i64::MIN;
+/// TTL nodes: high byte 0xFF, two bytes of extended type 0x0000, then 40 bits of TTL ms.
+const TTL_MASK: i64 = 0xFFFF_0000_0000_0000u64 as i64;
+const TTL_TAG: i64 = 0xFF00_0000_0000_0000u64 as i64;
+pub const MAX_TTL: i64 = (1 << 40) - 1;
+
+pub fn ttl_owner(ttl_ms: i64) -> i64 {
+    TTL_TAG | ttl_ms
+}
+
+pub fn owner_ttl(owner: i64) -> Option<i64> {
+    (owner & TTL_MASK == TTL_TAG && owner != CONTAINER_OWNER).then_some(owner & MAX_TTL)
+}
+
+/// Whether an `ephemeralOwner` names a session (as opposed to persistent, container, TTL).
+pub fn is_session_owner(owner: i64) -> bool {
+    owner != 0 && owner != CONTAINER_OWNER && owner_ttl(owner).is_none()
+}
+
+/// `StatPersisted`: what the tree stores; `dataLength` and `numChildren` are derived.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct NodeStat {
+    pub czxid: i64,
+    pub mzxid: i64,
+    pub pzxid: i64,
+    pub ctime: i64,
+    pub mtime: i64,
+    pub version: i32,
+    pub cversion: i32,
+    pub aversion: i32,
+    pub ephemeral_owner: i64,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Node {
+    pub data: Vec<u8>,
+    pub acl: Arc<Vec<Acl>>,
+    pub stat: NodeStat,
+    pub children: BTreeSet<String>,
+}
+
+impl Node {
+    pub fn full_stat(&self) -> Stat {
+        let s = &self.stat;
+        Stat {
+            czxid: s.czxid,
+            mzxid: s.mzxid,
+            ctime: s.ctime,
+            mtime: s.mtime,
+            version: s.version,
+            cversion: s.cversion,
+            aversion: s.aversion,
+            ephemeral_owner: s.ephemeral_owner,
+            data_length: self.data.len() as i32,
+            num_children: self.children.len() as i32,
+            pzxid: s.pzxid,
+        }
+    }
+}
+
+/// What a change means for watchers, in the order ZooKeeper fires them.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Trigger {
+    Created(String),
+    Deleted(String),
+    DataChanged(String),
+    ChildrenChanged(String),
+}
+
+/// The previous value of a node touched by an uncommitted multi, to roll it back.
+pub type Undo = Vec<(String, Option<Node>)>;
+
+#[derive(Debug, Clone)]
+pub struct DataTree {
+    nodes: HashMap<String, Node>,
+    ephemerals: HashMap<i64, BTreeSet<String>>,
+    containers: BTreeSet<String>,
+    ttls: BTreeSet<String>,
+    /// Approximate bytes of paths and data, for `mntr`.
+    data_size: usize,
+}
+
+impl Default for DataTree {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl DataTree {
+    /// A fresh tree as ZooKeeper 3.8 has it: `/`, `/zookeeper`, `/zookeeper/quota` and
+    /// `/zookeeper/config`, all with zeroed stats.
+    pub fn new() -> DataTree {
+        let mut t = DataTree { nodes: HashMap::new(), ephemerals: HashMap::new(), containers: BTreeSet::new(), ttls: BTreeSet::new(), data_size: 0 };
+        let open = Arc::new(Acl::world_all());
+        let mk = |acl: &Arc<Vec<Acl>>, children: &[&str]| Node {
+            data: Vec::new(),
+            acl: acl.clone(),
+            stat: NodeStat::default(),
+            children: children.iter().map(|s| s.to_string()).collect(),
+        };
+        t.put("/".into(), Some(mk(&open, &["zookeeper"])));
+        t.put("/zookeeper".into(), Some(mk(&open, &["config", "quota"])));
+        t.put("/zookeeper/quota".into(), Some(mk(&open, &[])));
+        t.put("/zookeeper/config".into(), Some(mk(&Arc::new(Acl::world_read()), &[])));
+        t
+    }
+
+    /// An empty tree (for loading a snapshot).
+    pub fn empty() -> DataTree {
+        DataTree { nodes: HashMap::new(), ephemerals: HashMap::new(), containers: BTreeSet::new(), ttls: BTreeSet::new(), data_size: 0 }
+    }
+
+    pub fn get(&self, path: &str) -> Option<&Node> {
+        self.nodes.get(path)
+    }
+
+    pub fn len(&self) -> usize {
+        self.nodes.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.nodes.is_empty()
+    }
+
+    pub fn data_size(&self) -> usize {
+        self.data_size
+    }
+
+    pub fn nodes(&self) -> impl Iterator<Item = (&String, &Node)> {
+        self.nodes.iter()
+    }
+
+    pub fn ephemerals_of(&self, session: i64) -> impl Iterator<Item = &String> {
+        self.ephemerals.get(&session).into_iter().flatten()
+    }
+
+    pub fn ephemeral_count(&self) -> usize {
+        self.ephemerals.values().map(|s| s.len()).sum()
+    }
+
+    pub fn ephemeral_sessions(&self) -> impl Iterator<Item = (&i64, &BTreeSet<String>)> {
+        self.ephemerals.iter()
+    }
+
+    pub fn containers(&self) -> &BTreeSet<String> {
+        &self.containers
+    }
+
+    pub fn ttls(&self) -> &BTreeSet<String> {
+        &self.ttls
+    }
+
+    /// Number of nodes below `path` (not counting it).
+    pub fn descendants(&self, path: &str) -> usize {
+        let mut count = 0;
+        let mut stack = vec![path.to_owned()];
+        while let Some(p) = stack.pop() {
+            if let Some(n) = self.nodes.get(&p) {
+                for c in &n.children {
+                    count += 1;
+                    stack.push(path::join(&p, c));
+                }
+            }
+        }
+        count
+    }
+
+    /// Replaces (or removes, with `None`) the node at `path`, keeping the indexes in step.
+    /// Returns what was there. Every mutation goes through here.
+    pub fn put(&mut self, path: String, node: Option<Node>) -> Option<Node> {
+        // Un-index the old value before indexing the new one: both may name the same
+        // index entry (a container updated in place).
+        let old = self.nodes.remove(&path);
+        if let Some(o) = &old {
+            self.index(&path, o, false);
+        }
+        if let Some(n) = node {
+            self.index(&path, &n, true);
+            self.nodes.insert(path, n);
+        }
+        old
+    }
+
+    fn index(&mut self, path: &str, n: &Node, add: bool) {
+        let size = path.len() + n.data.len();
+        if add {
+            self.data_size += size;
+        } else {
+            self.data_size = self.data_size.saturating_sub(size);
+        }
+        let owner = n.stat.ephemeral_owner;
+        let set = if owner == CONTAINER_OWNER {
+            &mut self.containers
+        } else if owner_ttl(owner).is_some() {
+            &mut self.ttls
+        } else if owner != 0 {
+            self.ephemerals.entry(owner).or_default()
+        } else {
+            return;
+        };
+        if add {
+            set.insert(path.to_owned());
+        } else {
+            set.remove(path);
+            if is_session_owner(owner) && self.ephemerals.get(&owner).is_some_and(|s| s.is_empty()) {
+                self.ephemerals.remove(&owner);
+            }
+        }
+    }
+
+    fn remember(&self, undo: &mut Option<&mut Undo>, path: &str) {
+        if let Some(u) = undo.as_deref_mut() {
+            u.push((path.to_owned(), self.nodes.get(path).cloned()));
+        }
+    }
+
+    /// Restores the nodes an aborted multi touched, newest first.
+    pub fn rollback(&mut self, undo: Undo) {
+        for (path, node) in undo.into_iter().rev() {
+            self.put(path, node);
+        }
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    pub fn create(
+        &mut self,
+        p: &str,
+        data: Vec<u8>,
+        acl: Arc<Vec<Acl>>,
+        owner: i64,
+        parent_cversion: i32,
+        zxid: i64,
+        time: i64,
+        mut undo: Option<&mut Undo>,
+        triggers: &mut Vec<Trigger>,
+    ) {
+        let Some(parent_path) = path::parent(p) else { return };
+        self.remember(&mut undo, parent_path);
+        self.remember(&mut undo, p);
+        let Some(mut parent) = self.nodes.get(parent_path).cloned() else { return };
+        parent.children.insert(path::name(p).to_owned());
+        if parent_cversion > parent.stat.cversion {
+            parent.stat.cversion = parent_cversion;
+            parent.stat.pzxid = zxid;
+        }
+        let stat = NodeStat { czxid: zxid, mzxid: zxid, pzxid: zxid, ctime: time, mtime: time, ephemeral_owner: owner, ..Default::default() };
+        self.put(parent_path.to_owned(), Some(parent));
+        self.put(p.to_owned(), Some(Node { data, acl, stat, children: BTreeSet::new() }));
+        triggers.push(Trigger::Created(p.to_owned()));
+        triggers.push(Trigger::ChildrenChanged(parent_path.to_owned()));
+    }
+
+    pub fn delete(&mut self, p: &str, zxid: i64, mut undo: Option<&mut Undo>, triggers: &mut Vec<Trigger>) {
+        let Some(parent_path) = path::parent(p) else { return };
+        if !self.nodes.contains_key(p) {
+            return;
+        }
+        self.remember(&mut undo, parent_path);
+        self.remember(&mut undo, p);
+        self.put(p.to_owned(), None);
+        if let Some(mut parent) = self.nodes.get(parent_path).cloned() {
+            parent.children.remove(path::name(p));
+            parent.stat.cversion += 1;
+            if zxid > parent.stat.pzxid {
+                parent.stat.pzxid = zxid;
+            }
+            self.put(parent_path.to_owned(), Some(parent));
+        }
+        triggers.push(Trigger::Deleted(p.to_owned()));
+        triggers.push(Trigger::ChildrenChanged(parent_path.to_owned()));
+    }
+
+    pub fn set_data(&mut self, p: &str, data: Vec<u8>, version: i32, zxid: i64, time: i64, mut undo: Option<&mut Undo>, triggers: &mut Vec<Trigger>) {
+        self.remember(&mut undo, p);
+        let Some(mut n) = self.nodes.get(p).cloned() else { return };
+        n.data = data;
+        n.stat.version = version;
+        n.stat.mzxid = zxid;
+        n.stat.mtime = time;
+        self.put(p.to_owned(), Some(n));
+        triggers.push(Trigger::DataChanged(p.to_owned()));
+    }
+
+    pub fn set_acl(&mut self, p: &str, acl: Arc<Vec<Acl>>, aversion: i32, mut undo: Option<&mut Undo>) {
+        self.remember(&mut undo, p);
+        let Some(mut n) = self.nodes.get(p).cloned() else { return };
+        n.acl = acl;
+        n.stat.aversion = aversion;
+        self.put(p.to_owned(), Some(n));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn create_delete_maintains_parent_and_indexes() {
+        let mut t = DataTree::new();
+        let acl = Arc::new(Acl::world_all());
+        let mut trig = Vec::new();
+        t.create("/a", b"x".to_vec(), acl.clone(), 0, 1, 5, 100, None, &mut trig);
+        t.create("/a/e", vec![], acl.clone(), 42, 1, 6, 101, None, &mut trig);
+        assert_eq!(t.get("/").unwrap().stat.cversion, 1);
+        assert_eq!(t.get("/a").unwrap().stat.pzxid, 6);
+        assert_eq!(t.ephemerals_of(42).count(), 1);
+        t.delete("/a/e", 7, None, &mut trig);
+        assert_eq!(t.ephemerals_of(42).count(), 0);
+        assert_eq!(t.get("/a").unwrap().stat.cversion, 2);
+        assert_eq!(t.descendants("/"), 4);
+    }
+
+    #[test]
+    fn rollback_restores_everything() {
+        let mut t = DataTree::new();
+        let before = t.clone();
+        let acl = Arc::new(Acl::world_all());
+        let mut undo = Undo::new();
+        let mut trig = Vec::new();
+        t.create("/c", vec![], acl.clone(), CONTAINER_OWNER, 1, 5, 1, Some(&mut undo), &mut trig);
+        t.create("/c/x", vec![1], acl, 0, 1, 5, 1, Some(&mut undo), &mut trig);
+        t.set_data("/c/x", vec![2], 1, 5, 2, Some(&mut undo), &mut trig);
+        t.delete("/c/x", 5, Some(&mut undo), &mut trig);
+        t.rollback(undo);
+        assert_eq!(t.nodes, before.nodes);
+        assert!(t.containers().is_empty());
+    }
+
+    #[test]
+    fn updating_an_indexed_node_keeps_it_indexed() {
+        let mut t = DataTree::new();
+        let acl = Arc::new(Acl::world_all());
+        let mut trig = Vec::new();
+        t.create("/c", vec![], acl.clone(), CONTAINER_OWNER, 1, 5, 1, None, &mut trig);
+        t.create("/e", vec![], acl, 9, 2, 6, 1, None, &mut trig);
+        t.set_data("/c", vec![1], 1, 7, 2, None, &mut trig);
+        t.set_data("/e", vec![1], 1, 8, 2, None, &mut trig);
+        assert!(t.containers().contains("/c"));
+        assert_eq!(t.ephemerals_of(9).count(), 1);
+    }
+
+    #[test]
+    fn ttl_owner_encoding() {
+        let o = ttl_owner(5000);
+        assert_eq!(owner_ttl(o), Some(5000));
+        assert!(!is_session_owner(o));
+        assert_eq!(owner_ttl(CONTAINER_OWNER), None);
+        assert!(is_session_owner(0x0123_4567_89ab));
+    }
+}
