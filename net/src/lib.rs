@@ -1,1 +1,12 @@
-//! keel-net
+//! keel-net: Keel's runtime and wire protocols. Network cores (compio, one pinned
+//! runtime per core) own the client connections; one engine thread owns the state
+//! machine; the log has its own thread. They talk only through channels (`msg`).
+
+pub mod config;
+pub mod conn;
+pub mod engine_loop;
+pub mod fourlw;
+pub mod listener;
+pub mod msg;
+pub mod server;
+pub mod storage;

@@ -1,1 +1,92 @@
-fn main() {}
+//! The `keel` command: `keel server [--config zoo.cfg] [-Dname=value ...]`.
+
+use std::process::ExitCode;
+
+use keel_net::config::{self, Cli};
+use keel_net::server;
+
+const USAGE: &str = "\
+keel — a ZooKeeper-compatible coordination service
+
+USAGE:
+    keel server [--config FILE | FILE] [-Dname=value ...]
+        Start a standalone server. With no config it serves on port 2181 with the
+        data dir ./keel-data. FILE is a ZooKeeper zoo.cfg; -D arguments are the
+        system properties ZooKeeper's start scripts pass (jute.maxbuffer,
+        zookeeper.4lw.commands.whitelist, zookeeper.extendedTypesEnabled, ...).
+    keel version
+    keel help
+
+Logging: KEEL_LOG (or RUST_LOG) sets the filter, e.g. KEEL_LOG=debug.
+";
+
+fn main() -> ExitCode {
+    let filter = std::env::var("KEEL_LOG").or_else(|_| std::env::var("RUST_LOG")).unwrap_or_else(|_| "info".into());
+    tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::try_new(&filter).unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")))
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        .init();
+    let cli = match config::parse_cli(std::env::args().skip(1)) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("keel: {e}\n\n{USAGE}");
+            return ExitCode::from(2);
+        }
+    };
+    match cli {
+        Cli::Help => {
+            print!("{USAGE}");
+            ExitCode::SUCCESS
+        }
+        Cli::Version => {
+            println!("keel {} (ZooKeeper {} compatible)", env!("CARGO_PKG_VERSION"), keel_net::fourlw::ZK_COMPAT_VERSION);
+            ExitCode::SUCCESS
+        }
+        Cli::Server { config, props } => {
+            let cfg = match config::Config::load(config.as_deref(), &props) {
+                Ok(c) => c,
+                Err(e) => {
+                    eprintln!("keel: {e}");
+                    return ExitCode::from(2);
+                }
+            };
+            for w in cfg.warnings() {
+                tracing::warn!("{w}");
+            }
+            let opts = match server::ServerOptions::from_config(&cfg, &props) {
+                Ok(o) => o,
+                Err(e) => {
+                    eprintln!("keel: {e}");
+                    return ExitCode::from(2);
+                }
+            };
+            let running = match server::start(opts) {
+                Ok(r) => r,
+                Err(e) => {
+                    eprintln!("keel: {e}");
+                    return ExitCode::from(1);
+                }
+            };
+            wait_for_signal();
+            tracing::info!("shutting down");
+            running.shutdown();
+            ExitCode::SUCCESS
+        }
+    }
+}
+
+fn wait_for_signal() {
+    use signal_hook::consts::{SIGINT, SIGTERM};
+    match signal_hook::iterator::Signals::new([SIGTERM, SIGINT]) {
+        Ok(mut signals) => {
+            let _ = signals.forever().next();
+        }
+        Err(e) => {
+            tracing::error!("cannot install signal handlers: {e}; running until killed");
+            loop {
+                std::thread::park();
+            }
+        }
+    }
+}

@@ -1,0 +1,117 @@
+//! The engine thread: the single owner of the `Engine`. It batches whatever the cores
+//! and the log have sent since its last turn, feeds it to the engine with the current
+//! time, and routes the outputs: frames to connections, log frames to group commit, and
+//! a consistent snapshot to the snapshot thread every `snapCount` transactions.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicI64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use keel_engine::watch::ConnId;
+use keel_engine::{Engine, Input, Output};
+use tracing::info;
+
+use crate::fourlw::{self, ServerInfo};
+use crate::msg::{ToConn, ToEngine};
+
+pub fn now_ms() -> i64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_millis() as i64).unwrap_or(0)
+}
+
+/// Where the engine's log frames go (the group-commit thread in production).
+pub trait LogSink {
+    fn submit(&mut self, first_zxid: i64, last_zxid: i64, payload: Vec<u8>);
+}
+
+pub struct EngineLoop<L: LogSink> {
+    pub engine: Engine,
+    pub rx: flume::Receiver<ToEngine>,
+    pub log: L,
+    pub info: Arc<ServerInfo>,
+    pub snap_count: i64,
+    pub snap_tx: Option<flume::Sender<keel_wal::SnapshotData>>,
+    /// Highest zxid the log reported durable (shared with the snapshot thread).
+    pub durable: Arc<AtomicI64>,
+}
+
+impl<L: LogSink> EngineLoop<L> {
+    /// Runs until `Shutdown`, then hands the log sink back so the caller can flush it.
+    pub fn run_and_return_sink(self) -> L {
+        let mut this = self;
+        this.run_inner();
+        this.log
+    }
+
+    fn run_inner(&mut self) {
+        let mut routes: HashMap<ConnId, flume::Sender<ToConn>> = HashMap::new();
+        let mut outputs = Vec::new();
+        let mut last_snap = self.engine.last_zxid();
+        let tick = Duration::from_millis(((self.engine.config().tick_ms as u64) / 10).clamp(5, 100));
+        loop {
+            let first = match self.rx.recv_timeout(tick) {
+                Ok(m) => Some(m),
+                Err(flume::RecvTimeoutError::Timeout) => None,
+                Err(flume::RecvTimeoutError::Disconnected) => break,
+            };
+            self.engine.step(Input::Tick { now_ms: now_ms() });
+            let mut stop = false;
+            let mut next = first;
+            let mut budget = 8192;
+            while let Some(m) = next.take() {
+                match m {
+                    ToEngine::Register { conn, tx } => {
+                        routes.insert(conn, tx);
+                    }
+                    ToEngine::Input(input) => {
+                        if let Input::Disconnected { conn } = &input {
+                            routes.remove(conn);
+                        }
+                        if let Input::Durable { zxid } = &input {
+                            self.durable.store(*zxid, Ordering::Release);
+                        }
+                        self.engine.step(input);
+                    }
+                    ToEngine::FourLetter { cmd, tx, .. } => {
+                        let text = fourlw::answer(&cmd, &mut self.engine, &self.info);
+                        let _ = tx.send(ToConn::Frame(text.into_bytes()));
+                        let _ = tx.send(ToConn::Close);
+                    }
+                    ToEngine::Shutdown => stop = true,
+                }
+                budget -= 1;
+                if budget > 0 {
+                    next = self.rx.try_recv().ok();
+                }
+            }
+            self.engine.drain(&mut outputs);
+            for o in outputs.drain(..) {
+                match o {
+                    Output::Send { conn, frame } => {
+                        if let Some(tx) = routes.get(&conn) {
+                            let _ = tx.send(ToConn::Frame(frame));
+                        }
+                    }
+                    Output::Close { conn } => {
+                        if let Some(tx) = routes.remove(&conn) {
+                            let _ = tx.send(ToConn::Close);
+                        }
+                    }
+                    Output::Persist { first_zxid, last_zxid, payload } => self.log.submit(first_zxid, last_zxid, payload),
+                }
+            }
+            if let Some(snap_tx) = &self.snap_tx {
+                if self.engine.last_zxid() - last_snap >= self.snap_count {
+                    last_snap = self.engine.last_zxid();
+                    let started = std::time::Instant::now();
+                    let snap = self.engine.snapshot();
+                    info!(zxid = format_args!("0x{:x}", last_snap), nodes = snap.nodes.len(), "snapshot taken in {:?}", started.elapsed());
+                    let _ = snap_tx.send(snap);
+                }
+            }
+            if stop {
+                break;
+            }
+        }
+    }
+}

@@ -1,0 +1,24 @@
+//! Messages between the network cores, the engine thread and the log thread. Cores
+//! never share state with the engine: they talk through these channels.
+
+use keel_engine::watch::ConnId;
+use keel_engine::Input;
+
+/// To the engine thread.
+pub enum ToEngine {
+    /// A new connection and the channel its replies go to.
+    Register { conn: ConnId, tx: flume::Sender<ToConn> },
+    Input(Input),
+    /// A four-letter word arrived instead of a handshake.
+    FourLetter { conn: ConnId, cmd: String, tx: flume::Sender<ToConn> },
+    /// Stop: flush the log and exit the loop.
+    Shutdown,
+}
+
+/// To one connection's writer.
+#[derive(Debug)]
+pub enum ToConn {
+    Frame(Vec<u8>),
+    /// Write what is queued, then close the socket.
+    Close,
+}
