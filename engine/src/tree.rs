@@ -31,6 +31,8 @@ pub fn is_session_owner(owner: i64) -> bool {
 }
 
 /// `StatPersisted`: what the tree stores; `dataLength` and `numChildren` are derived.
+/// `cversion` here is ZooKeeper's internal count of child creations (it names sequential
+/// children); `Node::full_stat` converts it to the count of changes clients see.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct NodeStat {
     pub czxid: i64,
@@ -61,9 +63,12 @@ impl Node {
             ctime: s.ctime,
             mtime: s.mtime,
             version: s.version,
-            cversion: s.cversion,
+            // ZooKeeper counts only creates in cversion and shows clients the number of
+            // child changes: every create has a delete except for children still here.
+            cversion: s.cversion.wrapping_mul(2).wrapping_sub(self.children.len() as i32),
             aversion: s.aversion,
-            ephemeral_owner: s.ephemeral_owner,
+            // Containers and TTL nodes show 0 (`DataNode.getClientEphemeralOwner`).
+            ephemeral_owner: if is_session_owner(s.ephemeral_owner) { s.ephemeral_owner } else { 0 },
             data_length: self.data.len() as i32,
             num_children: self.children.len() as i32,
             pzxid: s.pzxid,
@@ -273,7 +278,6 @@ impl DataTree {
         self.put(p.to_owned(), None);
         if let Some(mut parent) = self.nodes.get(parent_path).cloned() {
             parent.children.remove(path::name(p));
-            parent.stat.cversion += 1;
             if zxid > parent.stat.pzxid {
                 parent.stat.pzxid = zxid;
             }
@@ -319,7 +323,8 @@ mod tests {
         assert_eq!(t.ephemerals_of(42).count(), 1);
         t.delete("/a/e", 7, None, &mut trig);
         assert_eq!(t.ephemerals_of(42).count(), 0);
-        assert_eq!(t.get("/a").unwrap().stat.cversion, 2);
+        assert_eq!(t.get("/a").unwrap().stat.cversion, 1, "stored cversion counts creates");
+        assert_eq!(t.get("/a").unwrap().full_stat().cversion, 2, "clients see creates + deletes");
         assert_eq!(t.descendants("/"), 4);
     }
 
