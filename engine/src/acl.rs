@@ -12,11 +12,19 @@ use crate::proto::{perm, Acl, Code, Id};
 pub fn digest_id(user_password: &str) -> String {
     let user = user_password.split(':').next().unwrap_or("");
     let hash = Sha1::digest(user_password.as_bytes());
-    format!("{user}:{}", base64::engine::general_purpose::STANDARD.encode(hash))
+    format!(
+        "{user}:{}",
+        base64::engine::general_purpose::STANDARD.encode(hash)
+    )
 }
 
 /// Handles an `auth` packet: the ids the connection gains, or AuthFailed.
-pub fn authenticate(scheme: &str, auth: &[u8], addr: IpAddr, super_digest: Option<&str>) -> Result<Vec<Id>, Code> {
+pub fn authenticate(
+    scheme: &str,
+    auth: &[u8],
+    addr: IpAddr,
+    super_digest: Option<&str>,
+) -> Result<Vec<Id>, Code> {
     match scheme {
         "digest" => {
             let text = String::from_utf8_lossy(auth);
@@ -39,16 +47,26 @@ fn ip_matches(acl_id: &str, client: &str) -> bool {
         Some((n, b)) => (n, b.parse::<u32>().ok()),
         None => (acl_id, None),
     };
-    let (Ok(net), Ok(client)) = (net.parse::<IpAddr>(), client.parse::<IpAddr>()) else { return false };
+    let (Ok(net), Ok(client)) = (net.parse::<IpAddr>(), client.parse::<IpAddr>()) else {
+        return false;
+    };
     match (net, client) {
         (IpAddr::V4(n), IpAddr::V4(c)) => {
             let bits = bits.unwrap_or(32).min(32);
-            let mask = if bits == 0 { 0 } else { u32::MAX << (32 - bits) };
+            let mask = if bits == 0 {
+                0
+            } else {
+                u32::MAX << (32 - bits)
+            };
             u32::from(n) & mask == u32::from(c) & mask
         }
         (IpAddr::V6(n), IpAddr::V6(c)) => {
             let bits = bits.unwrap_or(128).min(128);
-            let mask = if bits == 0 { 0 } else { u128::MAX << (128 - bits) };
+            let mask = if bits == 0 {
+                0
+            } else {
+                u128::MAX << (128 - bits)
+            };
             u128::from(n) & mask == u128::from(c) & mask
         }
         _ => false,
@@ -60,10 +78,14 @@ fn valid_ip_id(id: &str) -> bool {
         Some((n, b)) => (n, Some(b)),
         None => (id, None),
     };
-    let Ok(addr) = net.parse::<IpAddr>() else { return false };
+    let Ok(addr) = net.parse::<IpAddr>() else {
+        return false;
+    };
     match bits {
         None => true,
-        Some(b) => b.parse::<u32>().is_ok_and(|b| b <= if addr.is_ipv4() { 32 } else { 128 }),
+        Some(b) => b
+            .parse::<u32>()
+            .is_ok_and(|b| b <= if addr.is_ipv4() { 32 } else { 128 }),
     }
 }
 
@@ -114,9 +136,15 @@ pub fn fixup(acl: &[Acl], ids: &[Id]) -> Result<Vec<Acl>, Code> {
             "world" if a.id.id == "anyone" => push(a.clone()),
             "auth" => {
                 let mut any = false;
-                for me in ids.iter().filter(|i| i.scheme == "digest" || i.scheme == "super") {
+                for me in ids
+                    .iter()
+                    .filter(|i| i.scheme == "digest" || i.scheme == "super")
+                {
                     any = true;
-                    push(Acl { perms: a.perms, id: me.clone() });
+                    push(Acl {
+                        perms: a.perms,
+                        id: me.clone(),
+                    });
                 }
                 if !any {
                     return Err(Code::InvalidAcl);
@@ -136,7 +164,10 @@ pub fn redacted(acl: &[Acl]) -> Vec<Acl> {
         .map(|a| {
             if a.id.scheme == "digest" {
                 let user = a.id.id.split(':').next().unwrap_or("");
-                Acl { perms: a.perms, id: Id::new("digest", &format!("{user}:x")) }
+                Acl {
+                    perms: a.perms,
+                    id: Id::new("digest", &format!("{user}:x")),
+                }
             } else {
                 a.clone()
             }
@@ -151,28 +182,61 @@ mod tests {
     #[test]
     fn digest_matches_zookeeper() {
         // zkCli: `addauth digest super:test` is super:D/InIHSb7yEEbrWz8b9l71RjZJU=
-        assert_eq!(digest_id("super:test"), "super:D/InIHSb7yEEbrWz8b9l71RjZJU=");
+        assert_eq!(
+            digest_id("super:test"),
+            "super:D/InIHSb7yEEbrWz8b9l71RjZJU="
+        );
     }
 
     #[test]
     fn checks() {
         let me = vec![Id::new("ip", "127.0.0.1"), Id::new("digest", "u:h")];
-        let acl = vec![Acl { perms: perm::READ, id: Id::new("digest", "u:h") }];
+        let acl = vec![Acl {
+            perms: perm::READ,
+            id: Id::new("digest", "u:h"),
+        }];
         assert!(check(&acl, perm::READ, &me).is_ok());
         assert_eq!(check(&acl, perm::WRITE, &me), Err(Code::NoAuth));
-        let ip = vec![Acl { perms: perm::ALL, id: Id::new("ip", "127.0.0.0/8") }];
+        let ip = vec![Acl {
+            perms: perm::ALL,
+            id: Id::new("ip", "127.0.0.0/8"),
+        }];
         assert!(check(&ip, perm::WRITE, &me).is_ok());
         assert!(check(&ip, perm::WRITE, &[Id::new("super", "")]).is_ok());
     }
 
     #[test]
     fn fixups() {
-        let auth = vec![Acl { perms: perm::ALL, id: Id::new("auth", "") }];
-        assert_eq!(fixup(&auth, &[Id::new("ip", "1.2.3.4")]), Err(Code::InvalidAcl));
+        let auth = vec![Acl {
+            perms: perm::ALL,
+            id: Id::new("auth", ""),
+        }];
+        assert_eq!(
+            fixup(&auth, &[Id::new("ip", "1.2.3.4")]),
+            Err(Code::InvalidAcl)
+        );
         let fixed = fixup(&auth, &[Id::new("digest", "u:h")]).unwrap();
         assert_eq!(fixed[0].id, Id::new("digest", "u:h"));
         assert_eq!(fixup(&[], &[]), Err(Code::InvalidAcl));
-        assert_eq!(fixup(&[Acl { perms: 1, id: Id::new("world", "x") }], &[]), Err(Code::InvalidAcl));
-        assert_eq!(fixup(&[Acl { perms: 1, id: Id::new("ip", "nope") }], &[]), Err(Code::InvalidAcl));
+        assert_eq!(
+            fixup(
+                &[Acl {
+                    perms: 1,
+                    id: Id::new("world", "x")
+                }],
+                &[]
+            ),
+            Err(Code::InvalidAcl)
+        );
+        assert_eq!(
+            fixup(
+                &[Acl {
+                    perms: 1,
+                    id: Id::new("ip", "nope")
+                }],
+                &[]
+            ),
+            Err(Code::InvalidAcl)
+        );
     }
 }

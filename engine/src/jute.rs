@@ -48,7 +48,11 @@ impl<'a> Reader<'a> {
 
     fn take(&mut self, n: usize) -> Result<&'a [u8]> {
         if self.remaining() < n {
-            return Err(JuteError::Truncated { need: n, at: self.pos, len: self.buf.len() });
+            return Err(JuteError::Truncated {
+                need: n,
+                at: self.pos,
+                len: self.buf.len(),
+            });
         }
         let s = &self.buf[self.pos..self.pos + n];
         self.pos += n;
@@ -79,7 +83,10 @@ impl<'a> Reader<'a> {
             return Ok(None);
         }
         if len < 0 || len as usize > self.remaining() {
-            return Err(JuteError::BadLength { len: len as i64, at });
+            return Err(JuteError::BadLength {
+                len: len as i64,
+                at,
+            });
         }
         self.take(len as usize).map(Some)
     }
@@ -89,12 +96,19 @@ impl<'a> Reader<'a> {
         Ok(self.buffer()?.map(|b| b.to_vec()).unwrap_or_default())
     }
 
+    /// A buffer that keeps null (length -1) apart from empty, as znode data does.
+    pub fn opt_bytes(&mut self) -> Result<Option<Vec<u8>>> {
+        Ok(self.buffer()?.map(|b| b.to_vec()))
+    }
+
     /// A UTF-8 string; null reads as the empty string (ZooKeeper treats both alike for paths).
     pub fn string(&mut self) -> Result<String> {
         let at = self.pos;
         match self.buffer()? {
             None => Ok(String::new()),
-            Some(b) => std::str::from_utf8(b).map(|s| s.to_owned()).map_err(|_| JuteError::BadUtf8 { at }),
+            Some(b) => std::str::from_utf8(b)
+                .map(|s| s.to_owned())
+                .map_err(|_| JuteError::BadUtf8 { at }),
         }
     }
 
@@ -134,7 +148,9 @@ pub struct Writer {
 
 impl Writer {
     pub fn new() -> Self {
-        Writer { buf: Vec::with_capacity(128) }
+        Writer {
+            buf: Vec::with_capacity(128),
+        }
     }
 
     /// Starts a length-prefixed frame: writes a placeholder that `finish_frame` fills.
@@ -198,7 +214,12 @@ mod tests {
     #[test]
     fn round_trip_primitives() {
         let mut w = Writer::new();
-        w.i32(-7).i64(1 << 40).bool(true).buffer(b"ab").string("/x").strings(&["a", "b"]);
+        w.i32(-7)
+            .i64(1 << 40)
+            .bool(true)
+            .buffer(b"ab")
+            .string("/x")
+            .strings(&["a", "b"]);
         w.i32(-1); // null buffer
         let mut r = Reader::new(&w.buf);
         assert_eq!(r.i32().unwrap(), -7);
@@ -215,13 +236,25 @@ mod tests {
     fn hostile_lengths_are_errors() {
         let mut w = Writer::new();
         w.i32(1_000_000);
-        assert!(matches!(Reader::new(&w.buf).buffer(), Err(JuteError::BadLength { .. })));
+        assert!(matches!(
+            Reader::new(&w.buf).buffer(),
+            Err(JuteError::BadLength { .. })
+        ));
         let mut w = Writer::new();
         w.i32(-5);
-        assert!(matches!(Reader::new(&w.buf).buffer(), Err(JuteError::BadLength { .. })));
+        assert!(matches!(
+            Reader::new(&w.buf).buffer(),
+            Err(JuteError::BadLength { .. })
+        ));
         let mut w = Writer::new();
         w.i32(i32::MAX);
-        assert!(matches!(Reader::new(&w.buf).vec_len(4), Err(JuteError::BadLength { .. })));
-        assert!(matches!(Reader::new(&[0, 0]).i32(), Err(JuteError::Truncated { .. })));
+        assert!(matches!(
+            Reader::new(&w.buf).vec_len(4),
+            Err(JuteError::BadLength { .. })
+        ));
+        assert!(matches!(
+            Reader::new(&[0, 0]).i32(),
+            Err(JuteError::Truncated { .. })
+        ));
     }
 }

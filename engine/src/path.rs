@@ -62,9 +62,19 @@ pub fn join(parent: &str, child: &str) -> String {
     }
 }
 
+/// The nodes ZooKeeper never lets a client delete (`DataTree.isSpecialPath`).
+pub fn is_special(path: &str) -> bool {
+    matches!(
+        path,
+        "/" | "/zookeeper" | "/zookeeper/quota" | "/zookeeper/config"
+    )
+}
+
 /// Whether `path` is `prefix` or lies below it.
 pub fn is_under(path: &str, prefix: &str) -> bool {
-    prefix == "/" || path == prefix || (path.starts_with(prefix) && path.as_bytes().get(prefix.len()) == Some(&b'/'))
+    prefix == "/"
+        || path == prefix
+        || (path.starts_with(prefix) && path.as_bytes().get(prefix.len()) == Some(&b'/'))
 }
 
 #[cfg(test)]
@@ -75,7 +85,9 @@ mod tests {
     fn validation() {
         assert!(validate("/").is_ok());
         assert!(validate("/a/b").is_ok());
-        for bad in ["", "a", "/a/", "//a", "/a//b", "/a/./b", "/..", "/a\0b", "/a\u{1}"] {
+        for bad in [
+            "", "a", "/a/", "//a", "/a//b", "/a/./b", "/..", "/a\0b", "/a\u{1}",
+        ] {
             assert!(validate(bad).is_err(), "{bad:?}");
         }
     }

@@ -135,7 +135,10 @@ pub struct Id {
 
 impl Id {
     pub fn new(scheme: &str, id: &str) -> Id {
-        Id { scheme: scheme.to_owned(), id: id.to_owned() }
+        Id {
+            scheme: scheme.to_owned(),
+            id: id.to_owned(),
+        }
     }
 }
 
@@ -148,10 +151,16 @@ pub struct Acl {
 
 impl Acl {
     pub fn world_all() -> Vec<Acl> {
-        vec![Acl { perms: perm::ALL, id: Id::new("world", "anyone") }]
+        vec![Acl {
+            perms: perm::ALL,
+            id: Id::new("world", "anyone"),
+        }]
     }
     pub fn world_read() -> Vec<Acl> {
-        vec![Acl { perms: perm::READ, id: Id::new("world", "anyone") }]
+        vec![Acl {
+            perms: perm::READ,
+            id: Id::new("world", "anyone"),
+        }]
     }
 }
 
@@ -162,7 +171,10 @@ pub fn read_acls(r: &mut Reader) -> Result<Vec<Acl>> {
         let perms = r.i32()?;
         let scheme = r.string()?;
         let id = r.string()?;
-        v.push(Acl { perms, id: Id { scheme, id } });
+        v.push(Acl {
+            perms,
+            id: Id { scheme, id },
+        });
     }
     Ok(v)
 }
@@ -192,9 +204,15 @@ pub struct Stat {
 
 impl Stat {
     pub fn write(&self, w: &mut Writer) {
-        w.i64(self.czxid).i64(self.mzxid).i64(self.ctime).i64(self.mtime);
+        w.i64(self.czxid)
+            .i64(self.mzxid)
+            .i64(self.ctime)
+            .i64(self.mtime);
         w.i32(self.version).i32(self.cversion).i32(self.aversion);
-        w.i64(self.ephemeral_owner).i32(self.data_length).i32(self.num_children).i64(self.pzxid);
+        w.i64(self.ephemeral_owner)
+            .i32(self.data_length)
+            .i32(self.num_children)
+            .i64(self.pzxid);
     }
 }
 
@@ -219,8 +237,20 @@ impl ConnectRequest {
         let timeout_ms = r.i32()?;
         let session_id = r.i64()?;
         let password = r.bytes()?;
-        let (read_only, has_read_only) = if r.is_empty() { (false, false) } else { (r.bool()?, true) };
-        Ok(ConnectRequest { protocol_version, last_zxid_seen, timeout_ms, session_id, password, read_only, has_read_only })
+        let (read_only, has_read_only) = if r.is_empty() {
+            (false, false)
+        } else {
+            (r.bool()?, true)
+        };
+        Ok(ConnectRequest {
+            protocol_version,
+            last_zxid_seen,
+            timeout_ms,
+            session_id,
+            password,
+            read_only,
+            has_read_only,
+        })
     }
 }
 
@@ -250,13 +280,24 @@ impl CreateMode {
         })
     }
     pub fn is_sequential(self) -> bool {
-        matches!(self, CreateMode::PersistentSequential | CreateMode::EphemeralSequential | CreateMode::PersistentSequentialWithTtl)
+        matches!(
+            self,
+            CreateMode::PersistentSequential
+                | CreateMode::EphemeralSequential
+                | CreateMode::PersistentSequentialWithTtl
+        )
     }
     pub fn is_ephemeral(self) -> bool {
-        matches!(self, CreateMode::Ephemeral | CreateMode::EphemeralSequential)
+        matches!(
+            self,
+            CreateMode::Ephemeral | CreateMode::EphemeralSequential
+        )
     }
     pub fn is_ttl(self) -> bool {
-        matches!(self, CreateMode::PersistentWithTtl | CreateMode::PersistentSequentialWithTtl)
+        matches!(
+            self,
+            CreateMode::PersistentWithTtl | CreateMode::PersistentSequentialWithTtl
+        )
     }
 }
 
@@ -264,28 +305,82 @@ impl CreateMode {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Request {
     /// create, create2, createContainer and createTTL; `op` says which reply shape is owed.
-    Create { op: i32, path: String, data: Vec<u8>, acl: Vec<Acl>, flags: i32, ttl: i64 },
-    Delete { path: String, version: i32 },
-    Exists { path: String, watch: bool },
-    GetData { path: String, watch: bool },
-    SetData { path: String, data: Vec<u8>, version: i32 },
-    GetAcl { path: String },
-    SetAcl { path: String, acl: Vec<Acl>, version: i32 },
-    GetChildren { path: String, watch: bool, with_stat: bool },
-    Sync { path: String },
+    Create {
+        op: i32,
+        path: String,
+        data: Option<Vec<u8>>,
+        acl: Vec<Acl>,
+        flags: i32,
+        ttl: i64,
+    },
+    Delete {
+        path: String,
+        version: i32,
+    },
+    Exists {
+        path: String,
+        watch: bool,
+    },
+    GetData {
+        path: String,
+        watch: bool,
+    },
+    SetData {
+        path: String,
+        data: Option<Vec<u8>>,
+        version: i32,
+    },
+    GetAcl {
+        path: String,
+    },
+    SetAcl {
+        path: String,
+        acl: Vec<Acl>,
+        version: i32,
+    },
+    GetChildren {
+        path: String,
+        watch: bool,
+        with_stat: bool,
+    },
+    Sync {
+        path: String,
+    },
     Ping,
-    Check { path: String, version: i32 },
+    Check {
+        path: String,
+        version: i32,
+    },
     Multi(Vec<Request>),
     MultiRead(Vec<Request>),
     Reconfig,
-    CheckWatches { path: String, kind: i32 },
-    RemoveWatches { path: String, kind: i32 },
-    Auth { kind: i32, scheme: String, auth: Vec<u8> },
+    /// Server-internal (the container reaper); a client sending it gets BadArguments.
+    DeleteContainer,
+    CheckWatches {
+        path: String,
+        kind: i32,
+    },
+    RemoveWatches {
+        path: String,
+        kind: i32,
+    },
+    Auth {
+        kind: i32,
+        scheme: String,
+        auth: Vec<u8>,
+    },
     SetWatches(SetWatches),
     Sasl,
-    GetEphemerals { prefix: String },
-    GetAllChildrenNumber { path: String },
-    AddWatch { path: String, mode: i32 },
+    GetEphemerals {
+        prefix: String,
+    },
+    GetAllChildrenNumber {
+        path: String,
+    },
+    AddWatch {
+        path: String,
+        mode: i32,
+    },
     WhoAmI,
     CloseSession,
 }
@@ -312,6 +407,7 @@ impl Request {
                 | Request::SetAcl { .. }
                 | Request::Check { .. }
                 | Request::Multi(_)
+                | Request::DeleteContainer
                 | Request::CloseSession
         )
     }
@@ -328,27 +424,63 @@ impl Request {
         Ok(match op {
             o::CREATE | o::CREATE2 | o::CREATE_CONTAINER | o::CREATE_TTL => {
                 let path = r.string()?;
-                let data = r.bytes()?;
+                let data = r.opt_bytes()?;
                 let acl = read_acls(r)?;
                 let flags = r.i32()?;
                 let ttl = if op == o::CREATE_TTL { r.i64()? } else { -1 };
-                Request::Create { op, path, data, acl, flags, ttl }
+                Request::Create {
+                    op,
+                    path,
+                    data,
+                    acl,
+                    flags,
+                    ttl,
+                }
             }
-            o::DELETE | o::DELETE_CONTAINER => Request::Delete { path: r.string()?, version: r.i32()? },
-            o::EXISTS => Request::Exists { path: r.string()?, watch: r.bool()? },
-            o::GET_DATA => Request::GetData { path: r.string()?, watch: r.bool()? },
-            o::SET_DATA => Request::SetData { path: r.string()?, data: r.bytes()?, version: r.i32()? },
+            o::DELETE => Request::Delete {
+                path: r.string()?,
+                version: r.i32()?,
+            },
+            o::DELETE_CONTAINER => Request::DeleteContainer,
+            o::EXISTS => Request::Exists {
+                path: r.string()?,
+                watch: r.bool()?,
+            },
+            o::GET_DATA => Request::GetData {
+                path: r.string()?,
+                watch: r.bool()?,
+            },
+            o::SET_DATA => Request::SetData {
+                path: r.string()?,
+                data: r.opt_bytes()?,
+                version: r.i32()?,
+            },
             o::GET_ACL => Request::GetAcl { path: r.string()? },
             o::SET_ACL => {
                 let path = r.string()?;
                 let acl = read_acls(r)?;
-                Request::SetAcl { path, acl, version: r.i32()? }
+                Request::SetAcl {
+                    path,
+                    acl,
+                    version: r.i32()?,
+                }
             }
-            o::GET_CHILDREN => Request::GetChildren { path: r.string()?, watch: r.bool()?, with_stat: false },
-            o::GET_CHILDREN2 => Request::GetChildren { path: r.string()?, watch: r.bool()?, with_stat: true },
+            o::GET_CHILDREN => Request::GetChildren {
+                path: r.string()?,
+                watch: r.bool()?,
+                with_stat: false,
+            },
+            o::GET_CHILDREN2 => Request::GetChildren {
+                path: r.string()?,
+                watch: r.bool()?,
+                with_stat: true,
+            },
             o::SYNC => Request::Sync { path: r.string()? },
             o::PING => Request::Ping,
-            o::CHECK => Request::Check { path: r.string()?, version: r.i32()? },
+            o::CHECK => Request::Check {
+                path: r.string()?,
+                version: r.i32()?,
+            },
             o::MULTI | o::MULTI_READ => {
                 let mut ops = Vec::new();
                 loop {
@@ -367,9 +499,19 @@ impl Request {
                 }
             }
             o::RECONFIG => Request::Reconfig,
-            o::CHECK_WATCHES => Request::CheckWatches { path: r.string()?, kind: r.i32()? },
-            o::REMOVE_WATCHES => Request::RemoveWatches { path: r.string()?, kind: r.i32()? },
-            o::AUTH => Request::Auth { kind: r.i32()?, scheme: r.string()?, auth: r.bytes()? },
+            o::CHECK_WATCHES => Request::CheckWatches {
+                path: r.string()?,
+                kind: r.i32()?,
+            },
+            o::REMOVE_WATCHES => Request::RemoveWatches {
+                path: r.string()?,
+                kind: r.i32()?,
+            },
+            o::AUTH => Request::Auth {
+                kind: r.i32()?,
+                scheme: r.string()?,
+                auth: r.bytes()?,
+            },
             o::SET_WATCHES => Request::SetWatches(SetWatches {
                 relative_zxid: r.i64()?,
                 data: r.strings()?,
@@ -386,14 +528,25 @@ impl Request {
                 persistent_recursive: r.strings()?,
             }),
             o::SASL => Request::Sasl,
-            o::GET_EPHEMERALS => Request::GetEphemerals { prefix: r.string()? },
+            o::GET_EPHEMERALS => Request::GetEphemerals {
+                prefix: r.string()?,
+            },
             o::GET_ALL_CHILDREN_NUMBER => Request::GetAllChildrenNumber { path: r.string()? },
-            o::ADD_WATCH => Request::AddWatch { path: r.string()?, mode: r.i32()? },
+            o::ADD_WATCH => Request::AddWatch {
+                path: r.string()?,
+                mode: r.i32()?,
+            },
             o::WHO_AM_I => Request::WhoAmI,
             o::CLOSE_SESSION => Request::CloseSession,
             other => return Err(JuteError::UnknownOp(other)),
         })
     }
+}
+
+/// Whether a client may send this opcode (anything else is answered Unimplemented and
+/// the connection closed).
+pub fn is_client_op(code: i32) -> bool {
+    matches!(code, 1..=9 | 11..=22 | 100..=107 | -11)
 }
 
 /// Writes the `ReplyHeader{xid, zxid, err}`.

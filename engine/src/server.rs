@@ -12,7 +12,7 @@
 //! as in ZooKeeper's single request pipeline.
 
 use std::collections::{HashMap, VecDeque};
-use std::net::IpAddr;
+use std::net::SocketAddr;
 use std::sync::Arc;
 
 use tracing::{debug, info, warn};
@@ -20,8 +20,12 @@ use tracing::{debug, info, warn};
 use crate::acl;
 use crate::jute::{JuteError, Writer};
 use crate::path;
-use crate::proto::{self, event, op, perm, state, xid, Acl, Code, ConnectRequest, CreateMode, Id, Request, SetWatches, Stat};
+use crate::proto::{
+    self, event, op, perm, state, xid, Acl, Code, ConnectRequest, CreateMode, Id, Request,
+    SetWatches, Stat,
+};
 use crate::session::{self, Session, Sessions};
+use crate::tree::Node;
 use crate::tree::{self, DataTree, Trigger, Undo};
 use crate::txn::{self, Txn, TxnRecord};
 use crate::watch::{ConnId, Mode, Watches};
@@ -65,27 +69,106 @@ impl Default for EngineConfig {
 #[derive(Debug)]
 pub enum Input {
     /// The wall clock, in ms since the epoch. Feed it before each batch of inputs.
-    Tick { now_ms: i64 },
-    Connect { conn: ConnId, addr: IpAddr, req: ConnectRequest },
+    Tick {
+        now_ms: i64,
+    },
+    Connect {
+        conn: ConnId,
+        peer: SocketAddr,
+        req: ConnectRequest,
+    },
     /// One request frame after the handshake: header fields and the undecoded body.
-    Request { conn: ConnId, xid: i32, op: i32, body: Vec<u8> },
-    Disconnected { conn: ConnId },
+    Request {
+        conn: ConnId,
+        xid: i32,
+        op: i32,
+        body: Vec<u8>,
+    },
+    Disconnected {
+        conn: ConnId,
+    },
     /// The log has made everything up to `zxid` durable.
-    Durable { zxid: i64 },
+    Durable {
+        zxid: i64,
+    },
 }
 
 #[derive(Debug, PartialEq, Eq)]
 pub enum Output {
-    Send { conn: ConnId, frame: Vec<u8> },
+    Send {
+        conn: ConnId,
+        frame: Vec<u8>,
+    },
     /// Close after sending what was queued before it.
-    Close { conn: ConnId },
-    Persist { first_zxid: i64, last_zxid: i64, payload: Vec<u8> },
+    Close {
+        conn: ConnId,
+    },
+    Persist {
+        first_zxid: i64,
+        last_zxid: i64,
+        payload: Vec<u8>,
+    },
 }
 
 struct Conn {
     session: i64,
-    addr: IpAddr,
     auth: Vec<Id>,
+    stats: ConnStats,
+}
+
+/// Per-connection statistics, as ZooKeeper's `cons` shows them.
+#[derive(Debug, Clone)]
+pub struct ConnStats {
+    pub peer: SocketAddr,
+    pub session: i64,
+    pub timeout_ms: i32,
+    pub established_ms: i64,
+    pub received: u64,
+    pub sent: u64,
+    /// Replies not yet released (waiting for the log).
+    pub queued: u64,
+    pub last_op: &'static str,
+    pub last_cxid: i32,
+    pub last_zxid: i64,
+    pub last_response_ms: i64,
+    pub last_latency_ms: i64,
+    pub min_latency_ms: i64,
+    pub max_latency_ms: i64,
+    pub total_latency_ms: i64,
+    pub latency_count: u64,
+}
+
+impl ConnStats {
+    fn new(peer: SocketAddr, now_ms: i64) -> ConnStats {
+        ConnStats {
+            peer,
+            session: 0,
+            timeout_ms: 0,
+            established_ms: now_ms,
+            received: 0,
+            sent: 0,
+            queued: 0,
+            last_op: "NA",
+            last_cxid: -1,
+            last_zxid: -1,
+            last_response_ms: 0,
+            last_latency_ms: 0,
+            min_latency_ms: 0,
+            max_latency_ms: 0,
+            total_latency_ms: 0,
+            latency_count: 0,
+        }
+    }
+
+    pub fn reset(&mut self) {
+        let keep = ConnStats {
+            session: self.session,
+            timeout_ms: self.timeout_ms,
+            established_ms: self.established_ms,
+            ..ConnStats::new(self.peer, 0)
+        };
+        *self = keep;
+    }
 }
 
 /// Counters for `srvr`, `stat` and `mntr`.
@@ -97,6 +180,29 @@ pub struct Counters {
     pub writes: u64,
     pub reads: u64,
     pub sessions_expired: u64,
+    pub min_latency_ms: i64,
+    pub max_latency_ms: i64,
+    pub total_latency_ms: i64,
+    pub latency_count: u64,
+}
+
+impl Counters {
+    pub fn avg_latency_ms(&self) -> f64 {
+        if self.latency_count == 0 {
+            0.0
+        } else {
+            self.total_latency_ms as f64 / self.latency_count as f64
+        }
+    }
+
+    fn record_latency(&mut self, ms: i64) {
+        if self.latency_count == 0 || ms < self.min_latency_ms {
+            self.min_latency_ms = ms;
+        }
+        self.max_latency_ms = self.max_latency_ms.max(ms);
+        self.total_latency_ms += ms;
+        self.latency_count += 1;
+    }
 }
 
 pub struct Engine {
@@ -108,8 +214,11 @@ pub struct Engine {
     now_ms: i64,
     last_zxid: i64,
     durable_zxid: i64,
-    /// Outputs waiting for the log, tagged with the zxid that must be durable first.
-    held: VecDeque<(i64, Output)>,
+    /// Outputs waiting for the log, tagged with the zxid that must be durable first and,
+    /// for replies, when their request arrived (for latency statistics).
+    held: VecDeque<(i64, Output, Option<i64>)>,
+    /// Arrival time of the request being handled, so its reply can be timed.
+    current_request: Option<(ConnId, &'static str, i32, i64)>,
     ready: Vec<Output>,
     log_batch: Vec<TxnRecord>,
     next_expiry_scan: i64,
@@ -145,6 +254,7 @@ impl Engine {
             held: VecDeque::new(),
             ready: Vec::new(),
             log_batch: Vec::new(),
+            current_request: None,
             next_expiry_scan: now_ms,
             counters: Counters::default(),
         }
@@ -187,11 +297,21 @@ impl Engine {
         let mut children: HashMap<String, Vec<String>> = HashMap::new();
         for n in &snap.nodes {
             if let Some(p) = path::parent(&n.path) {
-                children.entry(p.to_owned()).or_default().push(path::name(&n.path).to_owned());
+                children
+                    .entry(p.to_owned())
+                    .or_default()
+                    .push(path::name(&n.path).to_owned());
             }
         }
         for n in &snap.nodes {
-            let acl = n.acl.iter().map(|a| Acl { perms: a.perms, id: Id::new(&a.scheme, &a.id) }).collect();
+            let acl = n
+                .acl
+                .iter()
+                .map(|a| Acl {
+                    perms: a.perms,
+                    id: Id::new(&a.scheme, &a.id),
+                })
+                .collect();
             let node = tree::Node {
                 data: n.data.clone(),
                 acl: Arc::new(acl),
@@ -206,7 +326,11 @@ impl Engine {
                     aversion: n.aversion,
                     ephemeral_owner: n.ephemeral_owner,
                 },
-                children: children.remove(&n.path).unwrap_or_default().into_iter().collect(),
+                children: children
+                    .remove(&n.path)
+                    .unwrap_or_default()
+                    .into_iter()
+                    .collect(),
             };
             tree.put(n.path.clone(), Some(node));
         }
@@ -252,7 +376,15 @@ impl Engine {
             .map(|(p, n)| keel_wal::SnapNode {
                 path: p.clone(),
                 data: n.data.clone(),
-                acl: n.acl.iter().map(|a| keel_wal::SnapAcl { perms: a.perms, scheme: a.id.scheme.clone(), id: a.id.id.clone() }).collect(),
+                acl: n
+                    .acl
+                    .iter()
+                    .map(|a| keel_wal::SnapAcl {
+                        perms: a.perms,
+                        scheme: a.id.scheme.clone(),
+                        id: a.id.id.clone(),
+                    })
+                    .collect(),
                 czxid: n.stat.czxid,
                 mzxid: n.stat.mzxid,
                 pzxid: n.stat.pzxid,
@@ -268,10 +400,18 @@ impl Engine {
         let mut sessions: Vec<keel_wal::SnapSession> = self
             .sessions
             .iter()
-            .map(|s| keel_wal::SnapSession { id: s.id, timeout_ms: s.timeout_ms, password: s.password.clone() })
+            .map(|s| keel_wal::SnapSession {
+                id: s.id,
+                timeout_ms: s.timeout_ms,
+                password: s.password.clone(),
+            })
             .collect();
         sessions.sort_by_key(|s| s.id);
-        keel_wal::SnapshotData { last_zxid: self.last_zxid as u64, nodes, sessions }
+        keel_wal::SnapshotData {
+            last_zxid: self.last_zxid as u64,
+            nodes,
+            sessions,
+        }
     }
 
     // ---------------------------------------------------------------- the loop
@@ -279,8 +419,17 @@ impl Engine {
     pub fn step(&mut self, input: Input) {
         match input {
             Input::Tick { now_ms } => self.tick(now_ms),
-            Input::Connect { conn, addr, req } => self.connect(conn, addr, req),
-            Input::Request { conn, xid, op, body } => self.request(conn, xid, op, &body),
+            Input::Connect { conn, peer, req } => self.connect(conn, peer, req),
+            Input::Request {
+                conn,
+                xid,
+                op,
+                body,
+            } => {
+                self.current_request = Some((conn, op_name(op), xid, self.now_ms));
+                self.request(conn, xid, op, &body);
+                self.current_request = None;
+            }
             Input::Disconnected { conn } => self.disconnected(conn),
             Input::Durable { zxid } => self.durable(zxid),
         }
@@ -291,21 +440,58 @@ impl Engine {
         if !self.log_batch.is_empty() {
             let first = self.log_batch[0].zxid;
             let last = self.log_batch[self.log_batch.len() - 1].zxid;
-            out.push(Output::Persist { first_zxid: first, last_zxid: last, payload: txn::encode_batch(&self.log_batch) });
+            out.push(Output::Persist {
+                first_zxid: first,
+                last_zxid: last,
+                payload: txn::encode_batch(&self.log_batch),
+            });
             self.log_batch.clear();
         }
         out.append(&mut self.ready);
     }
 
     fn emit(&mut self, o: Output) {
+        self.emit_timed(o, None);
+    }
+
+    fn emit_timed(&mut self, o: Output, started: Option<i64>) {
         if let Output::Send { .. } = o {
             self.counters.packets_sent += 1;
         }
         if self.held.is_empty() && self.last_zxid <= self.durable_zxid {
-            self.ready.push(o);
+            self.release(o, started);
         } else {
-            self.held.push_back((self.last_zxid, o));
+            if let (Output::Send { conn, .. }, Some(_)) = (&o, started) {
+                if let Some(c) = self.conns.get_mut(conn) {
+                    c.stats.queued += 1;
+                }
+            }
+            self.held.push_back((self.last_zxid, o, started));
         }
+    }
+
+    fn release(&mut self, o: Output, started: Option<i64>) {
+        if let Output::Send { conn, .. } = &o {
+            let now = self.now_ms;
+            if let Some(c) = self.conns.get_mut(conn) {
+                c.stats.sent += 1;
+                if let Some(t) = started {
+                    let lat = (now - t).max(0);
+                    let s = &mut c.stats;
+                    if s.latency_count == 0 || lat < s.min_latency_ms {
+                        s.min_latency_ms = lat;
+                    }
+                    s.max_latency_ms = s.max_latency_ms.max(lat);
+                    s.total_latency_ms += lat;
+                    s.latency_count += 1;
+                    s.last_latency_ms = lat;
+                    s.last_response_ms = now;
+                    s.queued = s.queued.saturating_sub(1);
+                    self.counters.record_latency(lat);
+                }
+            }
+        }
+        self.ready.push(o);
     }
 
     fn durable(&mut self, zxid: i64) {
@@ -313,23 +499,38 @@ impl Engine {
             return;
         }
         self.durable_zxid = zxid;
-        while let Some((z, _)) = self.held.front() {
+        while let Some((z, _, _)) = self.held.front() {
             if *z > zxid {
                 break;
             }
-            if let Some((_, o)) = self.held.pop_front() {
-                self.ready.push(o);
+            if let Some((_, o, started)) = self.held.pop_front() {
+                self.release(o, started);
             }
         }
     }
 
+    /// Sends a frame; the reply to the request being handled is timed.
     fn send(&mut self, conn: ConnId, frame: Vec<u8>) {
-        self.emit(Output::Send { conn, frame });
+        let started = match self.current_request {
+            Some((c, _, xid, t))
+                if c == conn && frame.len() >= 8 && frame[4..8] == xid.to_be_bytes() =>
+            {
+                Some(t)
+            }
+            _ => None,
+        };
+        self.emit_timed(Output::Send { conn, frame }, started);
     }
 
     fn log(&mut self, session: i64, cxid: i32, txn: Txn) -> TxnRecord {
         self.last_zxid += 1;
-        TxnRecord { zxid: self.last_zxid, time: self.now_ms, session, cxid, txn }
+        TxnRecord {
+            zxid: self.last_zxid,
+            time: self.now_ms,
+            session,
+            cxid,
+            txn,
+        }
     }
 
     fn tick(&mut self, now_ms: i64) {
@@ -356,7 +557,8 @@ impl Engine {
             if let Some(n) = self.tree.get(p) {
                 let never_used = self.cfg.container_never_used_ms;
                 if n.children.is_empty()
-                    && (n.stat.cversion > 0 || (never_used > 0 && self.now_ms - n.stat.mtime > never_used))
+                    && (n.stat.cversion > 0
+                        || (never_used > 0 && self.now_ms - n.stat.mtime > never_used))
                 {
                     doomed.push(p.clone());
                 }
@@ -399,7 +601,10 @@ impl Engine {
     /// The one apply path, used live and in replay.
     fn apply(&mut self, rec: &TxnRecord, triggers: &mut Vec<Trigger>) -> Applied {
         match &rec.txn {
-            Txn::CreateSession { timeout_ms, password } => {
+            Txn::CreateSession {
+                timeout_ms,
+                password,
+            } => {
                 self.sessions.insert(Session {
                     id: rec.session,
                     timeout_ms: *timeout_ms,
@@ -420,7 +625,17 @@ impl Engine {
             }
             Txn::Multi(txns) => {
                 let failed = txns.iter().any(|t| matches!(t, Txn::Error { .. }));
-                Applied::Multi(txns.iter().map(|t| if failed { self.apply_error(t) } else { self.apply_one(t, rec, None, triggers) }).collect())
+                Applied::Multi(
+                    txns.iter()
+                        .map(|t| {
+                            if failed {
+                                self.apply_error(t)
+                            } else {
+                                self.apply_one(t, rec, None, triggers)
+                            }
+                        })
+                        .collect(),
+                )
             }
             t => self.apply_one(t, rec, None, triggers),
         }
@@ -433,29 +648,71 @@ impl Engine {
         }
     }
 
-    fn apply_one(&mut self, t: &Txn, rec: &TxnRecord, undo: Option<&mut Undo>, triggers: &mut Vec<Trigger>) -> Applied {
+    fn apply_one(
+        &mut self,
+        t: &Txn,
+        rec: &TxnRecord,
+        undo: Option<&mut Undo>,
+        triggers: &mut Vec<Trigger>,
+    ) -> Applied {
         let (zxid, time) = (rec.zxid, rec.time);
         match t {
-            Txn::Create { op, path: p, data, acl, owner, parent_cversion } => {
-                self.tree.create(p, data.clone(), Arc::new(acl.clone()), *owner, *parent_cversion, zxid, time, undo, triggers);
+            Txn::Create {
+                op,
+                path: p,
+                data,
+                acl,
+                owner,
+                parent_cversion,
+            } => {
+                self.tree.create(
+                    p,
+                    data.clone(),
+                    Arc::new(acl.clone()),
+                    *owner,
+                    *parent_cversion,
+                    zxid,
+                    time,
+                    undo,
+                    triggers,
+                );
                 let stat = self.tree.get(p).map(|n| n.full_stat()).unwrap_or_default();
-                Applied::Created { op: *op, path: p.clone(), stat }
+                Applied::Created {
+                    op: *op,
+                    path: p.clone(),
+                    stat,
+                }
             }
             Txn::Delete { path: p } => {
                 self.tree.delete(p, zxid, undo, triggers);
                 Applied::Deleted
             }
-            Txn::SetData { path: p, data, version } => {
-                self.tree.set_data(p, data.clone(), *version, zxid, time, undo, triggers);
-                Applied::Set { stat: self.stat_of(p) }
+            Txn::SetData {
+                path: p,
+                data,
+                version,
+            } => {
+                self.tree
+                    .set_data(p, data.clone(), *version, zxid, time, undo, triggers);
+                Applied::Set {
+                    stat: self.stat_of(p),
+                }
             }
-            Txn::SetAcl { path: p, acl, aversion } => {
+            Txn::SetAcl {
+                path: p,
+                acl,
+                aversion,
+            } => {
                 self.tree.set_acl(p, Arc::new(acl.clone()), *aversion, undo);
-                Applied::Set { stat: self.stat_of(p) }
+                Applied::Set {
+                    stat: self.stat_of(p),
+                }
             }
             Txn::Check { .. } => Applied::Checked,
             Txn::Error { code } => Applied::Error(code_from(*code)),
-            Txn::CreateSession { .. } | Txn::CloseSession | Txn::Multi(_) => Applied::Error(Code::MarshallingError),
+            Txn::CreateSession { .. } | Txn::CloseSession | Txn::Multi(_) => {
+                Applied::Error(Code::MarshallingError)
+            }
         }
     }
 
@@ -465,8 +722,9 @@ impl Engine {
 
     // ---------------------------------------------------------------- sessions
 
-    fn connect(&mut self, conn: ConnId, addr: IpAddr, req: ConnectRequest) {
+    fn connect(&mut self, conn: ConnId, peer: SocketAddr, req: ConnectRequest) {
         self.counters.packets_received += 1;
+        let addr = peer.ip();
         if req.last_zxid_seen > self.last_zxid {
             warn!(
                 "refusing session request for client {addr}: it has seen zxid 0x{:x}, our last zxid is 0x{:x}; the client must try another server",
@@ -475,42 +733,85 @@ impl Engine {
             self.emit(Output::Close { conn });
             return;
         }
-        let timeout = req.timeout_ms.clamp(self.cfg.min_session_timeout_ms, self.cfg.max_session_timeout_ms);
+        let timeout = req.timeout_ms.clamp(
+            self.cfg.min_session_timeout_ms,
+            self.cfg.max_session_timeout_ms,
+        );
         let ro = req.has_read_only;
         if req.session_id == 0 {
             let id = self.sessions.allocate_id();
             let password = session::password(id, self.cfg.secret);
-            let rec = self.log(id, 0, Txn::CreateSession { timeout_ms: timeout, password: password.clone() });
+            let rec = self.log(
+                id,
+                0,
+                Txn::CreateSession {
+                    timeout_ms: timeout,
+                    password: password.clone(),
+                },
+            );
             self.commit(rec);
             if let Some(s) = self.sessions.get_mut(id) {
                 s.conn = Some(conn);
             }
-            self.conns.insert(conn, Conn { session: id, addr, auth: vec![Id::new("ip", &addr.to_string())] });
+            self.conns.insert(conn, self.new_conn(peer, id, timeout));
             debug!("established session 0x{id:x} with timeout {timeout} for client {addr}");
             self.send(conn, connect_response(timeout, id, &password, ro));
             return;
         }
         let id = req.session_id;
-        let valid = self.sessions.get(id).is_some_and(|s| !s.closing && s.password == req.password);
+        // As ZooKeeper does (closeSession(CLIENT_RECONNECT) before checking the password),
+        // any attempt to resume a session closes the connection it has now.
+        if let Some(old) = self
+            .sessions
+            .get(id)
+            .and_then(|s| s.conn)
+            .filter(|o| *o != conn)
+        {
+            self.drop_conn(old);
+            self.emit(Output::Close { conn: old });
+        }
+        let valid = self
+            .sessions
+            .get(id)
+            .is_some_and(|s| !s.closing && s.password == req.password);
         if !valid {
             info!("invalid session 0x{id:x} for client {addr}, probably expired");
             self.send(conn, connect_response(0, 0, &[0; 16], ro));
             self.emit(Output::Close { conn });
             return;
         }
-        let old = self.sessions.get(id).and_then(|s| s.conn);
-        if let Some(old) = old.filter(|o| *o != conn) {
-            // The client moved to a new connection: the old one is stale (CLIENT_RECONNECT).
-            self.drop_conn(old);
-            self.emit(Output::Close { conn: old });
-        }
         if let Some(s) = self.sessions.get_mut(id) {
             s.conn = Some(conn);
             s.expires_at = self.now_ms + timeout as i64;
         }
-        self.conns.insert(conn, Conn { session: id, addr, auth: vec![Id::new("ip", &addr.to_string())] });
+        self.conns.insert(conn, self.new_conn(peer, id, timeout));
         let password = req.password;
         self.send(conn, connect_response(timeout, id, &password, ro));
+    }
+
+    fn new_conn(&self, peer: SocketAddr, session: i64, timeout_ms: i32) -> Conn {
+        let mut stats = ConnStats::new(peer, self.now_ms);
+        stats.session = session;
+        stats.timeout_ms = timeout_ms;
+        stats.received = 1;
+        stats.last_op = "SESS";
+        Conn {
+            session,
+            auth: vec![Id::new("ip", &peer.ip().to_string())],
+            stats,
+        }
+    }
+
+    /// Connections with their statistics (for `cons`, `stat`).
+    pub fn connections(&self) -> impl Iterator<Item = (ConnId, &ConnStats)> {
+        self.conns.iter().map(|(id, c)| (*id, &c.stats))
+    }
+
+    /// `crst`: zeroes every connection's counters.
+    pub fn reset_connection_stats(&mut self) {
+        for c in self.conns.values_mut() {
+            c.stats.reset();
+        }
     }
 
     fn drop_conn(&mut self, conn: ConnId) {
@@ -531,7 +832,9 @@ impl Engine {
     /// Logs a closeSession (client request when `reply` is set, or expiry), deleting the
     /// session's ephemerals, then closes its connection.
     fn close_session(&mut self, id: i64, cxid: i32, reply: Option<(ConnId, i32)>) {
-        let Some(s) = self.sessions.get_mut(id) else { return };
+        let Some(s) = self.sessions.get_mut(id) else {
+            return;
+        };
         s.closing = true;
         let conn = s.conn;
         let rec = self.log(id, cxid, Txn::CloseSession);
@@ -550,21 +853,32 @@ impl Engine {
 
     fn request(&mut self, conn: ConnId, xid: i32, opcode: i32, body: &[u8]) {
         self.counters.packets_received += 1;
-        let Some(c) = self.conns.get(&conn) else { return };
+        let last_zxid = self.last_zxid;
+        let Some(c) = self.conns.get_mut(&conn) else {
+            return;
+        };
+        c.stats.received += 1;
+        c.stats.last_op = op_name(opcode);
+        if xid >= 0 {
+            c.stats.last_cxid = xid;
+        }
+        c.stats.last_zxid = last_zxid;
         let session = c.session;
         self.sessions.touch(session, self.now_ms);
+        if !proto::is_client_op(opcode) {
+            // ZooKeeper's UnimplementedRequestProcessor: answer, then close.
+            warn!("received packet of unknown type {opcode} from session 0x{session:x}; closing the connection");
+            self.send(conn, proto::empty_reply(xid, -1, Code::Unimplemented));
+            self.drop_conn(conn);
+            self.emit(Output::Close { conn });
+            return;
+        }
         let req = match Request::decode(opcode, body) {
             Ok(r) => r,
-            Err(JuteError::UnknownOp(o)) => {
-                warn!("received packet of unknown type {o} from session 0x{session:x}");
-                let z = self.last_zxid;
-                self.send(conn, proto::empty_reply(xid, z, Code::Unimplemented));
-                return;
-            }
             Err(e) => {
-                warn!("closing connection of session 0x{session:x}: malformed request (op {opcode}): {e}");
-                self.drop_conn(conn);
-                self.emit(Output::Close { conn });
+                warn!("malformed request (op {opcode}) from session 0x{session:x}: {e}; answering MarshallingError");
+                let z = self.last_zxid;
+                self.send(conn, proto::empty_reply(xid, z, Code::MarshallingError));
                 return;
             }
         };
@@ -583,16 +897,47 @@ impl Engine {
             Request::Auth { scheme, auth, .. } => self.auth(conn, &scheme, &auth),
             Request::SetWatches(sw) => self.set_watches(conn, sw),
             Request::Reconfig => {
-                let rec = self.log(session, xid, Txn::Error { code: Code::ReconfigDisabled.as_i32() });
+                let rec = self.log(
+                    session,
+                    xid,
+                    Txn::Error {
+                        code: Code::ReconfigDisabled.as_i32(),
+                    },
+                );
                 let z = rec.zxid;
                 self.commit(rec);
                 self.send(conn, proto::empty_reply(xid, z, Code::ReconfigDisabled));
             }
             Request::Sasl => {
-                // SASL is not configured: ZooKeeper answers AuthFailed and closes.
-                self.send(conn, proto::empty_reply(xid, 0, Code::AuthFailed));
-                self.drop_conn(conn);
-                self.emit(Output::Close { conn });
+                // No SASL configured: ZooKeeper answers OK with a null token, zxid 0.
+                let mut w = Writer::framed();
+                proto::reply_header(&mut w, xid, 0, 0);
+                w.opt_buffer(None);
+                self.send(conn, w.finish_frame());
+            }
+            Request::Check { .. } => {
+                // ZooKeeper 3.8 only knows check inside a multi: a bare one is never
+                // answered and takes no zxid. Do the same, but say so.
+                warn!("check outside a multi from session 0x{session:x} is not answered (as in ZooKeeper 3.8)");
+            }
+            Request::Multi(ops) if !ops.iter().all(is_multi_write_op) => {
+                let rec = self.log(
+                    session,
+                    xid,
+                    Txn::Error {
+                        code: Code::MarshallingError.as_i32(),
+                    },
+                );
+                let z = rec.zxid;
+                self.commit(rec);
+                self.send(conn, proto::empty_reply(xid, z, Code::MarshallingError));
+            }
+            Request::MultiRead(ops) if !ops.iter().all(is_multi_read_op) => {
+                let z = self.last_zxid;
+                let mut w = Writer::framed();
+                proto::reply_header(&mut w, xid, z, Code::MarshallingError.as_i32());
+                w.i32(-1).bool(true).i32(-1);
+                self.send(conn, w.finish_frame());
             }
             r if r.is_write() => self.write(conn, session, xid, opcode, r),
             r => {
@@ -612,8 +957,15 @@ impl Engine {
     }
 
     fn auth(&mut self, conn: ConnId, scheme: &str, auth: &[u8]) {
-        let Some(c) = self.conns.get_mut(&conn) else { return };
-        match acl::authenticate(scheme, auth, c.addr, self.cfg.super_digest.as_deref()) {
+        let Some(c) = self.conns.get_mut(&conn) else {
+            return;
+        };
+        match acl::authenticate(
+            scheme,
+            auth,
+            c.stats.peer.ip(),
+            self.cfg.super_digest.as_deref(),
+        ) {
             Ok(ids) => {
                 for id in ids {
                     if !c.auth.contains(&id) {
@@ -623,7 +975,9 @@ impl Engine {
                 self.send(conn, proto::empty_reply(xid::AUTH, 0, Code::Ok));
             }
             Err(code) => {
-                warn!("authentication with unknown scheme {scheme:?} failed; closing the connection");
+                warn!(
+                    "authentication with unknown scheme {scheme:?} failed; closing the connection"
+                );
                 self.send(conn, proto::empty_reply(xid::AUTH, 0, code));
                 self.drop_conn(conn);
                 self.emit(Output::Close { conn });
@@ -652,7 +1006,9 @@ impl Engine {
         for p in &sw.child {
             match self.tree.get(p) {
                 None => events.push((event::NODE_DELETED, p.clone())),
-                Some(n) if n.stat.pzxid > rz => events.push((event::NODE_CHILDREN_CHANGED, p.clone())),
+                Some(n) if n.stat.pzxid > rz => {
+                    events.push((event::NODE_CHILDREN_CHANGED, p.clone()))
+                }
                 Some(_) => self.watches.child.add(p, conn, Mode::Standard),
             }
         }
@@ -670,12 +1026,20 @@ impl Engine {
         self.send(conn, proto::empty_reply(xid::SET_WATCHES, z, Code::Ok));
     }
 
-    fn ids(&self, conn: ConnId) -> &[Id] {
-        self.conns.get(&conn).map(|c| c.auth.as_slice()).unwrap_or(&[])
+    /// A node by path for reads: ZooKeeper keeps the root under both "" and "/".
+    fn lookup(&self, p: &str) -> Option<&Node> {
+        self.tree.get(if p.is_empty() { "/" } else { p })
     }
 
-    fn node_acl_check(&self, conn: ConnId, p: &str, want: i32) -> Result<&tree::Node, Code> {
-        let n = self.tree.get(p).ok_or(Code::NoNode)?;
+    fn ids(&self, conn: ConnId) -> &[Id] {
+        self.conns
+            .get(&conn)
+            .map(|c| c.auth.as_slice())
+            .unwrap_or(&[])
+    }
+
+    fn node_acl_check(&self, conn: ConnId, p: &str, want: i32) -> Result<&Node, Code> {
+        let n = self.lookup(p).ok_or(Code::NoNode)?;
         acl::check(&n.acl, want, self.ids(conn))?;
         Ok(n)
     }
@@ -689,18 +1053,22 @@ impl Engine {
                 if *watch {
                     self.watches.data.add(p, conn, Mode::Standard);
                 }
-                let n = self.tree.get(p).ok_or(Code::NoNode)?;
+                let n = self.lookup(p).ok_or(Code::NoNode)?;
                 n.full_stat().write(&mut body);
             }
             Request::GetData { path: p, watch } => {
                 let n = self.node_acl_check(conn, p, perm::READ)?;
-                body.buffer(&n.data);
+                body.opt_buffer(n.data.as_deref());
                 n.full_stat().write(&mut body);
                 if *watch {
                     self.watches.data.add(p, conn, Mode::Standard);
                 }
             }
-            Request::GetChildren { path: p, watch, with_stat } => {
+            Request::GetChildren {
+                path: p,
+                watch,
+                with_stat,
+            } => {
                 let n = self.node_acl_check(conn, p, perm::READ)?;
                 body.i32(n.children.len() as i32);
                 for c in &n.children {
@@ -716,7 +1084,11 @@ impl Engine {
             Request::GetAcl { path: p } => {
                 let n = self.node_acl_check(conn, p, perm::READ | perm::ADMIN)?;
                 let ids = self.ids(conn);
-                let acl = if acl::check(&n.acl, perm::ADMIN, ids).is_ok() { n.acl.to_vec() } else { acl::redacted(&n.acl) };
+                let acl = if acl::check(&n.acl, perm::ADMIN, ids).is_ok() {
+                    n.acl.to_vec()
+                } else {
+                    acl::redacted(&n.acl)
+                };
                 proto::write_acls(&mut body, &acl);
                 n.full_stat().write(&mut body);
             }
@@ -725,49 +1097,91 @@ impl Engine {
             }
             Request::GetAllChildrenNumber { path: p } => {
                 self.node_acl_check(conn, p, perm::READ)?;
-                body.i32(self.tree.descendants(p) as i32);
+                // ZooKeeper counts the keys below `p + "/"`; for "" that is every node.
+                let n = if p.is_empty() {
+                    self.tree.len()
+                } else {
+                    self.tree.descendants(p)
+                };
+                body.i32(n as i32);
             }
             Request::GetEphemerals { prefix } => {
                 let session = self.conns.get(&conn).map(|c| c.session).unwrap_or(0);
                 let all = prefix.trim().is_empty() || prefix.trim() == "/";
-                let list: Vec<&String> = self.tree.ephemerals_of(session).filter(|p| all || p.starts_with(prefix.as_str())).collect();
+                let list: Vec<&String> = self
+                    .tree
+                    .ephemerals_of(session)
+                    .filter(|p| all || p.starts_with(prefix.as_str()))
+                    .collect();
                 body.strings(&list);
             }
             Request::WhoAmI => {
+                // ClientInfo{authScheme, user}: a digest id shows its user name only.
                 let ids = self.ids(conn);
                 body.i32(ids.len() as i32);
                 for id in ids {
-                    body.string(&id.scheme).string(&id.id);
+                    let user = if id.scheme == "digest" {
+                        id.id.split(':').next().unwrap_or("")
+                    } else {
+                        id.id.as_str()
+                    };
+                    body.string(&id.scheme).string(user);
                 }
             }
-            Request::AddWatch { path: p, mode } => match mode {
-                0 => {
-                    self.watches.data.add(p, conn, Mode::Persistent);
-                    self.watches.child.add(p, conn, Mode::Persistent);
+            Request::AddWatch { path: p, mode } => {
+                match mode {
+                    0 => {
+                        self.watches.data.add(p, conn, Mode::Persistent);
+                        self.watches.child.add(p, conn, Mode::Persistent);
+                    }
+                    1 => self.watches.data.add(p, conn, Mode::PersistentRecursive),
+                    _ => return Err(Code::MarshallingError),
                 }
-                1 => self.watches.data.add(p, conn, Mode::PersistentRecursive),
-                _ => return Err(Code::BadArguments),
-            },
+                // The reply carries an ErrorResponse{err = 0}.
+                body.i32(0);
+            }
             Request::CheckWatches { path: p, kind } | Request::RemoveWatches { path: p, kind } => {
                 let remove = matches!(req, Request::RemoveWatches { .. });
+                if !(1..=3).contains(kind) {
+                    // ZooKeeper 3.8 knows only Children, Data and Any here.
+                    return Err(Code::MarshallingError);
+                }
                 if !self.watch_op(conn, p, *kind, remove) {
                     return Err(Code::NoWatcher);
                 }
             }
             Request::MultiRead(ops) => {
                 for o in ops {
-                    let (t, res) = match o {
-                        Request::GetChildren { .. } => (op::GET_CHILDREN, self.read(conn, o, &mut Writer::new())),
-                        Request::GetData { .. } => (op::GET_DATA, self.read(conn, o, &mut Writer::new())),
-                        _ => (op::ERROR, Err(Code::Unimplemented)),
+                    // ZooKeeper's multiRead ops carry no watch flag: watches are never set.
+                    let (t, unwatched) = match o {
+                        Request::GetData { path, .. } => (
+                            op::GET_DATA,
+                            Request::GetData {
+                                path: path.clone(),
+                                watch: false,
+                            },
+                        ),
+                        Request::GetChildren { path, .. } => (
+                            op::GET_CHILDREN,
+                            Request::GetChildren {
+                                path: path.clone(),
+                                watch: false,
+                                with_stat: false,
+                            },
+                        ),
+                        other => (op::ERROR, other.clone()),
                     };
+                    let res = self.read(conn, &unwatched, &mut Writer::new());
                     match res {
                         Ok(r) => {
                             body.i32(t).bool(false).i32(0);
                             body.buf.extend_from_slice(&r.buf);
                         }
                         Err(code) => {
-                            body.i32(op::ERROR).bool(false).i32(code.as_i32()).i32(code.as_i32());
+                            body.i32(op::ERROR)
+                                .bool(false)
+                                .i32(code.as_i32())
+                                .i32(code.as_i32());
                         }
                     }
                 }
@@ -778,22 +1192,27 @@ impl Engine {
         Ok(body)
     }
 
-    /// checkWatches / removeWatches by `WatcherType` (Children 1, Data 2, Any 3,
-    /// Persistent 4, PersistentRecursive 5).
+    /// checkWatches / removeWatches by `WatcherType` (Children 1, Data 2, Any 3), any
+    /// mode. ZooKeeper 3.8 answers checkWatches OK when any connection watches the path
+    /// in that table; removeWatches removes only this connection's watches.
     fn watch_op(&mut self, conn: ConnId, p: &str, kind: i32, remove: bool) -> bool {
         use Mode::*;
-        let specs: &[(bool, &[Mode])] = match kind {
-            1 => &[(false, &[Standard])],
-            2 => &[(true, &[Standard])],
-            3 => &[(false, &[Standard, Persistent]), (true, &[Standard, Persistent, PersistentRecursive])],
-            4 => &[(true, &[Persistent]), (false, &[Persistent])],
-            5 => &[(true, &[PersistentRecursive])],
-            _ => return false,
-        };
+        const ALL: &[Mode] = &[Standard, Persistent, PersistentRecursive];
+        let (data, child) = (kind != 1, kind != 2);
+        if !remove {
+            let watched = |t: &crate::watch::Table| {
+                t.by_path()
+                    .any(|(path, conns)| path == p && !conns.is_empty())
+            };
+            return (data && watched(&self.watches.data))
+                || (child && watched(&self.watches.child));
+        }
         let mut found = false;
-        for (data, modes) in specs {
-            let table = if *data { &mut self.watches.data } else { &mut self.watches.child };
-            found |= if remove { table.remove(p, conn, modes) } else { table.contains(p, conn, modes) };
+        if data {
+            found |= self.watches.data.remove(p, conn, ALL);
+        }
+        if child {
+            found |= self.watches.child.remove(p, conn, ALL);
         }
         found
     }
@@ -801,7 +1220,15 @@ impl Engine {
     fn write(&mut self, conn: ConnId, session: i64, xid: i32, opcode: i32, req: Request) {
         let zxid = self.last_zxid + 1;
         let time = self.now_ms;
-        let probe = TxnRecord { zxid, time, session, cxid: xid, txn: Txn::Check { path: String::new() } };
+        let probe = TxnRecord {
+            zxid,
+            time,
+            session,
+            cxid: xid,
+            txn: Txn::Check {
+                path: String::new(),
+            },
+        };
         let mut triggers = Vec::new();
         let (txn, applied) = match req {
             Request::Multi(ops) => {
@@ -812,7 +1239,12 @@ impl Engine {
                 for (i, o) in ops.iter().enumerate() {
                     match self.prep(conn, session, o) {
                         Ok(t) => {
-                            results.push(self.apply_one(&t, &probe, Some(&mut undo), &mut triggers));
+                            results.push(self.apply_one(
+                                &t,
+                                &probe,
+                                Some(&mut undo),
+                                &mut triggers,
+                            ));
                             txns.push(t);
                         }
                         Err(code) => {
@@ -831,11 +1263,14 @@ impl Engine {
                                 code: match i.cmp(&at) {
                                     std::cmp::Ordering::Less => Code::Ok.as_i32(),
                                     std::cmp::Ordering::Equal => code.as_i32(),
-                                    std::cmp::Ordering::Greater => Code::RuntimeInconsistency.as_i32(),
+                                    std::cmp::Ordering::Greater => {
+                                        Code::RuntimeInconsistency.as_i32()
+                                    }
                                 },
                             })
                             .collect();
-                        let applied = Applied::Multi(errs.iter().map(|t| self.apply_error(t)).collect());
+                        let applied =
+                            Applied::Multi(errs.iter().map(|t| self.apply_error(t)).collect());
                         (Txn::Multi(errs), applied)
                     }
                 }
@@ -845,7 +1280,12 @@ impl Engine {
                     let a = self.apply_one(&t, &probe, None, &mut triggers);
                     (t, a)
                 }
-                Err(code) => (Txn::Error { code: code.as_i32() }, Applied::Error(code)),
+                Err(code) => (
+                    Txn::Error {
+                        code: code.as_i32(),
+                    },
+                    Applied::Error(code),
+                ),
             },
         };
         let rec = self.log(session, xid, txn);
@@ -861,7 +1301,14 @@ impl Engine {
     fn prep(&self, conn: ConnId, session: i64, req: &Request) -> Result<Txn, Code> {
         let ids = self.ids(conn);
         match req {
-            Request::Create { op: opc, path: p, data, acl: acls, flags, ttl } => {
+            Request::Create {
+                op: opc,
+                path: p,
+                data,
+                acl: acls,
+                flags,
+                ttl,
+            } => {
                 let mode = CreateMode::from_flags(*flags).ok_or(Code::BadArguments)?;
                 if mode.is_ttl() && !self.cfg.extended_types {
                     return Err(Code::Unimplemented);
@@ -874,9 +1321,9 @@ impl Engine {
                     return Err(Code::BadArguments);
                 }
                 let parent_path = match p.rfind('/') {
-                    Some(0) if p.len() > 1 => "/",
-                    Some(i) if i > 0 => &p[..i],
-                    _ => return Err(Code::BadArguments),
+                    Some(0) => "/",
+                    Some(i) => &p[..i],
+                    None => return Err(Code::BadArguments),
                 };
                 if p.contains('\0') {
                     return Err(Code::BadArguments);
@@ -884,7 +1331,11 @@ impl Engine {
                 let acl = acl::fixup(acls, ids)?;
                 let parent = self.tree.get(parent_path).ok_or(Code::NoNode)?;
                 acl::check(&parent.acl, perm::CREATE, ids)?;
-                let mut full = p.clone();
+                let mut full = if p == "/" && mode.is_sequential() {
+                    String::from("/")
+                } else {
+                    p.clone()
+                };
                 if mode.is_sequential() {
                     full.push_str(&format!("{:010}", parent.stat.cversion));
                 }
@@ -904,10 +1355,19 @@ impl Engine {
                 } else {
                     0
                 };
-                Ok(Txn::Create { op: *opc, path: full, data: data.clone(), acl, owner, parent_cversion: parent.stat.cversion + 1 })
+                Ok(Txn::Create {
+                    op: *opc,
+                    path: full,
+                    data: data.clone(),
+                    acl,
+                    owner,
+                    parent_cversion: parent.stat.cversion + 1,
+                })
             }
             Request::Delete { path: p, version } => {
-                path::validate(p).map_err(|_| Code::BadArguments)?;
+                if !p.contains('/') || p.contains('\0') || path::is_special(p) {
+                    return Err(Code::BadArguments);
+                }
                 let parent_path = path::parent(p).ok_or(Code::BadArguments)?;
                 let parent = self.tree.get(parent_path).ok_or(Code::NoNode)?;
                 acl::check(&parent.acl, perm::DELETE, ids)?;
@@ -920,16 +1380,28 @@ impl Engine {
                 }
                 Ok(Txn::Delete { path: p.clone() })
             }
-            Request::SetData { path: p, data, version } => {
+            Request::SetData {
+                path: p,
+                data,
+                version,
+            } => {
                 path::validate(p).map_err(|_| Code::BadArguments)?;
                 let n = self.tree.get(p).ok_or(Code::NoNode)?;
                 acl::check(&n.acl, perm::WRITE, ids)?;
                 if *version != -1 && *version != n.stat.version {
                     return Err(Code::BadVersion);
                 }
-                Ok(Txn::SetData { path: p.clone(), data: data.clone(), version: n.stat.version.wrapping_add(1) })
+                Ok(Txn::SetData {
+                    path: p.clone(),
+                    data: data.clone(),
+                    version: n.stat.version.wrapping_add(1),
+                })
             }
-            Request::SetAcl { path: p, acl: acls, version } => {
+            Request::SetAcl {
+                path: p,
+                acl: acls,
+                version,
+            } => {
                 path::validate(p).map_err(|_| Code::BadArguments)?;
                 let acl = acl::fixup(acls, ids)?;
                 let n = self.tree.get(p).ok_or(Code::NoNode)?;
@@ -937,7 +1409,11 @@ impl Engine {
                 if *version != -1 && *version != n.stat.aversion {
                     return Err(Code::BadVersion);
                 }
-                Ok(Txn::SetAcl { path: p.clone(), acl, aversion: n.stat.aversion.wrapping_add(1) })
+                Ok(Txn::SetAcl {
+                    path: p.clone(),
+                    acl,
+                    aversion: n.stat.aversion.wrapping_add(1),
+                })
             }
             Request::Check { path: p, version } => {
                 path::validate(p).map_err(|_| Code::BadArguments)?;
@@ -953,16 +1429,98 @@ impl Engine {
     }
 }
 
+/// ZooKeeper's four-letter names of the last operation (`cons`' `lop`).
+fn op_name(code: i32) -> &'static str {
+    match code {
+        op::CREATE | op::CREATE2 | op::CREATE_CONTAINER | op::CREATE_TTL => "CREA",
+        op::DELETE | op::DELETE_CONTAINER => "DELE",
+        op::EXISTS => "EXIS",
+        op::GET_DATA => "GETD",
+        op::SET_DATA => "SETD",
+        op::GET_ACL => "GETA",
+        op::SET_ACL => "SETA",
+        op::GET_CHILDREN | op::GET_CHILDREN2 => "GETC",
+        op::SYNC => "SYNC",
+        op::PING => "PING",
+        op::CHECK => "CHEC",
+        op::MULTI => "MULT",
+        op::MULTI_READ => "MLTR",
+        op::RECONFIG => "RECO",
+        op::CHECK_WATCHES => "CHKW",
+        op::REMOVE_WATCHES => "REMW",
+        op::AUTH => "AUTH",
+        op::SET_WATCHES | op::SET_WATCHES2 => "SETW",
+        op::SASL => "SASL",
+        op::GET_EPHEMERALS => "GETE",
+        op::GET_ALL_CHILDREN_NUMBER => "GETACN",
+        op::ADD_WATCH => "ADDW",
+        op::WHO_AM_I => "HOMI",
+        op::CLOSE_SESSION => "CLOS",
+        _ => "UNKN",
+    }
+}
+
+fn is_multi_write_op(r: &Request) -> bool {
+    matches!(
+        r,
+        Request::Create { .. }
+            | Request::Delete { .. }
+            | Request::SetData { .. }
+            | Request::Check { .. }
+    )
+}
+
+fn is_multi_read_op(r: &Request) -> bool {
+    matches!(
+        r,
+        Request::GetData { .. }
+            | Request::GetChildren {
+                with_stat: false,
+                ..
+            }
+    )
+}
+
 fn code_from(v: i32) -> Code {
     use Code::*;
     const ALL: &[Code] = &[
-        Ok, SystemError, RuntimeInconsistency, DataInconsistency, ConnectionLoss, MarshallingError, Unimplemented, OperationTimeout,
-        BadArguments, UnknownSession, NewConfigNoQuorum, ReconfigInProgress, ApiError, NoNode, NoAuth, BadVersion,
-        NoChildrenForEphemerals, NodeExists, NotEmpty, SessionExpired, InvalidCallback, InvalidAcl, AuthFailed, SessionMoved,
-        NotReadOnly, EphemeralOnLocalSession, NoWatcher, RequestTimeout, ReconfigDisabled, SessionClosedRequireSaslAuth,
-        QuotaExceeded, ThrottledOp,
+        Ok,
+        SystemError,
+        RuntimeInconsistency,
+        DataInconsistency,
+        ConnectionLoss,
+        MarshallingError,
+        Unimplemented,
+        OperationTimeout,
+        BadArguments,
+        UnknownSession,
+        NewConfigNoQuorum,
+        ReconfigInProgress,
+        ApiError,
+        NoNode,
+        NoAuth,
+        BadVersion,
+        NoChildrenForEphemerals,
+        NodeExists,
+        NotEmpty,
+        SessionExpired,
+        InvalidCallback,
+        InvalidAcl,
+        AuthFailed,
+        SessionMoved,
+        NotReadOnly,
+        EphemeralOnLocalSession,
+        NoWatcher,
+        RequestTimeout,
+        ReconfigDisabled,
+        SessionClosedRequireSaslAuth,
+        QuotaExceeded,
+        ThrottledOp,
     ];
-    ALL.iter().copied().find(|c| c.as_i32() == v).unwrap_or(SystemError)
+    ALL.iter()
+        .copied()
+        .find(|c| c.as_i32() == v)
+        .unwrap_or(SystemError)
 }
 
 fn connect_response(timeout: i32, session: i64, password: &[u8], with_read_only: bool) -> Vec<u8> {
@@ -986,8 +1544,12 @@ fn write_reply(xid: i32, zxid: i64, opcode: i32, applied: &Applied) -> Vec<u8> {
             proto::reply_header(&mut w, xid, zxid, 0);
             for r in results {
                 match r {
-                    Applied::Created { op: o, path: p, stat } => {
-                        if *o == op::CREATE {
+                    Applied::Created {
+                        op: o,
+                        path: p,
+                        stat,
+                    } => {
+                        if *o == op::CREATE || *o == op::CREATE2 {
                             w.i32(op::CREATE).bool(false).i32(0).string(p);
                         } else {
                             w.i32(op::CREATE2).bool(false).i32(0).string(p);
@@ -1005,7 +1567,10 @@ fn write_reply(xid: i32, zxid: i64, opcode: i32, applied: &Applied) -> Vec<u8> {
                         stat.write(&mut w);
                     }
                     Applied::Error(code) => {
-                        w.i32(op::ERROR).bool(false).i32(code.as_i32()).i32(code.as_i32());
+                        w.i32(op::ERROR)
+                            .bool(false)
+                            .i32(code.as_i32())
+                            .i32(code.as_i32());
                     }
                     Applied::Multi(_) | Applied::Session => {}
                 }

@@ -29,7 +29,10 @@ impl Sessions {
     /// so ids from different servers and different starts do not collide.
     pub fn new(server_id: i64, now_ms: i64) -> Sessions {
         let base = (((now_ms as u64) << 24) >> 8) as i64;
-        Sessions { map: HashMap::new(), next_id: base | (server_id << 56) }
+        Sessions {
+            map: HashMap::new(),
+            next_id: base | (server_id << 56),
+        }
     }
 
     pub fn allocate_id(&mut self) -> i64 {
@@ -65,7 +68,12 @@ impl Sessions {
 
     /// Sessions past their deadline that are not already closing.
     pub fn expired(&self, now_ms: i64) -> Vec<i64> {
-        let mut v: Vec<i64> = self.map.values().filter(|s| !s.closing && s.expires_at <= now_ms).map(|s| s.id).collect();
+        let mut v: Vec<i64> = self
+            .map
+            .values()
+            .filter(|s| !s.closing && s.expires_at <= now_ms)
+            .map(|s| s.id)
+            .collect();
         v.sort_unstable();
         v
     }
@@ -117,7 +125,14 @@ mod tests {
         let b = s.allocate_id();
         assert_ne!(a, b);
         assert_eq!(a >> 56, 1);
-        s.insert(Session { id: a, timeout_ms: 100, password: password(a, 9), expires_at: 100, conn: None, closing: false });
+        s.insert(Session {
+            id: a,
+            timeout_ms: 100,
+            password: password(a, 9),
+            expires_at: 100,
+            conn: None,
+            closing: false,
+        });
         assert!(s.expired(99).is_empty());
         assert_eq!(s.expired(100), vec![a]);
         s.touch(a, 100);

@@ -48,13 +48,18 @@ pub struct NodeStat {
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Node {
-    pub data: Vec<u8>,
+    /// `None` is ZooKeeper's null data (getData answers a null buffer), not empty.
+    pub data: Option<Vec<u8>>,
     pub acl: Arc<Vec<Acl>>,
     pub stat: NodeStat,
     pub children: BTreeSet<String>,
 }
 
 impl Node {
+    pub fn data_len(&self) -> usize {
+        self.data.as_ref().map_or(0, |d| d.len())
+    }
+
     pub fn full_stat(&self) -> Stat {
         let s = &self.stat;
         Stat {
@@ -65,11 +70,18 @@ impl Node {
             version: s.version,
             // ZooKeeper counts only creates in cversion and shows clients the number of
             // child changes: every create has a delete except for children still here.
-            cversion: s.cversion.wrapping_mul(2).wrapping_sub(self.children.len() as i32),
+            cversion: s
+                .cversion
+                .wrapping_mul(2)
+                .wrapping_sub(self.children.len() as i32),
             aversion: s.aversion,
             // Containers and TTL nodes show 0 (`DataNode.getClientEphemeralOwner`).
-            ephemeral_owner: if is_session_owner(s.ephemeral_owner) { s.ephemeral_owner } else { 0 },
-            data_length: self.data.len() as i32,
+            ephemeral_owner: if is_session_owner(s.ephemeral_owner) {
+                s.ephemeral_owner
+            } else {
+                0
+            },
+            data_length: self.data_len() as i32,
             num_children: self.children.len() as i32,
             pzxid: s.pzxid,
         }
@@ -108,10 +120,16 @@ impl DataTree {
     /// A fresh tree as ZooKeeper 3.8 has it: `/`, `/zookeeper`, `/zookeeper/quota` and
     /// `/zookeeper/config`, all with zeroed stats.
     pub fn new() -> DataTree {
-        let mut t = DataTree { nodes: HashMap::new(), ephemerals: HashMap::new(), containers: BTreeSet::new(), ttls: BTreeSet::new(), data_size: 0 };
+        let mut t = DataTree {
+            nodes: HashMap::new(),
+            ephemerals: HashMap::new(),
+            containers: BTreeSet::new(),
+            ttls: BTreeSet::new(),
+            data_size: 0,
+        };
         let open = Arc::new(Acl::world_all());
         let mk = |acl: &Arc<Vec<Acl>>, children: &[&str]| Node {
-            data: Vec::new(),
+            data: Some(Vec::new()),
             acl: acl.clone(),
             stat: NodeStat::default(),
             children: children.iter().map(|s| s.to_string()).collect(),
@@ -119,13 +137,22 @@ impl DataTree {
         t.put("/".into(), Some(mk(&open, &["zookeeper"])));
         t.put("/zookeeper".into(), Some(mk(&open, &["config", "quota"])));
         t.put("/zookeeper/quota".into(), Some(mk(&open, &[])));
-        t.put("/zookeeper/config".into(), Some(mk(&Arc::new(Acl::world_read()), &[])));
+        let mut config = mk(&Arc::new(Acl::world_read()), &[]);
+        // ZooKeeper creates the config node with aversion -1.
+        config.stat.aversion = -1;
+        t.put("/zookeeper/config".into(), Some(config));
         t
     }
 
     /// An empty tree (for loading a snapshot).
     pub fn empty() -> DataTree {
-        DataTree { nodes: HashMap::new(), ephemerals: HashMap::new(), containers: BTreeSet::new(), ttls: BTreeSet::new(), data_size: 0 }
+        DataTree {
+            nodes: HashMap::new(),
+            ephemerals: HashMap::new(),
+            containers: BTreeSet::new(),
+            ttls: BTreeSet::new(),
+            data_size: 0,
+        }
     }
 
     pub fn get(&self, path: &str) -> Option<&Node> {
@@ -200,7 +227,7 @@ impl DataTree {
     }
 
     fn index(&mut self, path: &str, n: &Node, add: bool) {
-        let size = path.len() + n.data.len();
+        let size = path.len() + n.data_len();
         if add {
             self.data_size += size;
         } else {
@@ -220,7 +247,8 @@ impl DataTree {
             set.insert(path.to_owned());
         } else {
             set.remove(path);
-            if is_session_owner(owner) && self.ephemerals.get(&owner).is_some_and(|s| s.is_empty()) {
+            if is_session_owner(owner) && self.ephemerals.get(&owner).is_some_and(|s| s.is_empty())
+            {
                 self.ephemerals.remove(&owner);
             }
         }
@@ -243,7 +271,7 @@ impl DataTree {
     pub fn create(
         &mut self,
         p: &str,
-        data: Vec<u8>,
+        data: Option<Vec<u8>>,
         acl: Arc<Vec<Acl>>,
         owner: i64,
         parent_cversion: i32,
@@ -252,24 +280,52 @@ impl DataTree {
         mut undo: Option<&mut Undo>,
         triggers: &mut Vec<Trigger>,
     ) {
-        let Some(parent_path) = path::parent(p) else { return };
+        let Some(parent_path) = path::parent(p) else {
+            return;
+        };
         self.remember(&mut undo, parent_path);
         self.remember(&mut undo, p);
-        let Some(mut parent) = self.nodes.get(parent_path).cloned() else { return };
+        let Some(mut parent) = self.nodes.get(parent_path).cloned() else {
+            return;
+        };
         parent.children.insert(path::name(p).to_owned());
         if parent_cversion > parent.stat.cversion {
             parent.stat.cversion = parent_cversion;
             parent.stat.pzxid = zxid;
         }
-        let stat = NodeStat { czxid: zxid, mzxid: zxid, pzxid: zxid, ctime: time, mtime: time, ephemeral_owner: owner, ..Default::default() };
+        let stat = NodeStat {
+            czxid: zxid,
+            mzxid: zxid,
+            pzxid: zxid,
+            ctime: time,
+            mtime: time,
+            ephemeral_owner: owner,
+            ..Default::default()
+        };
         self.put(parent_path.to_owned(), Some(parent));
-        self.put(p.to_owned(), Some(Node { data, acl, stat, children: BTreeSet::new() }));
+        self.put(
+            p.to_owned(),
+            Some(Node {
+                data,
+                acl,
+                stat,
+                children: BTreeSet::new(),
+            }),
+        );
         triggers.push(Trigger::Created(p.to_owned()));
         triggers.push(Trigger::ChildrenChanged(parent_path.to_owned()));
     }
 
-    pub fn delete(&mut self, p: &str, zxid: i64, mut undo: Option<&mut Undo>, triggers: &mut Vec<Trigger>) {
-        let Some(parent_path) = path::parent(p) else { return };
+    pub fn delete(
+        &mut self,
+        p: &str,
+        zxid: i64,
+        mut undo: Option<&mut Undo>,
+        triggers: &mut Vec<Trigger>,
+    ) {
+        let Some(parent_path) = path::parent(p) else {
+            return;
+        };
         if !self.nodes.contains_key(p) {
             return;
         }
@@ -287,9 +343,20 @@ impl DataTree {
         triggers.push(Trigger::ChildrenChanged(parent_path.to_owned()));
     }
 
-    pub fn set_data(&mut self, p: &str, data: Vec<u8>, version: i32, zxid: i64, time: i64, mut undo: Option<&mut Undo>, triggers: &mut Vec<Trigger>) {
+    pub fn set_data(
+        &mut self,
+        p: &str,
+        data: Option<Vec<u8>>,
+        version: i32,
+        zxid: i64,
+        time: i64,
+        mut undo: Option<&mut Undo>,
+        triggers: &mut Vec<Trigger>,
+    ) {
         self.remember(&mut undo, p);
-        let Some(mut n) = self.nodes.get(p).cloned() else { return };
+        let Some(mut n) = self.nodes.get(p).cloned() else {
+            return;
+        };
         n.data = data;
         n.stat.version = version;
         n.stat.mzxid = zxid;
@@ -298,9 +365,17 @@ impl DataTree {
         triggers.push(Trigger::DataChanged(p.to_owned()));
     }
 
-    pub fn set_acl(&mut self, p: &str, acl: Arc<Vec<Acl>>, aversion: i32, mut undo: Option<&mut Undo>) {
+    pub fn set_acl(
+        &mut self,
+        p: &str,
+        acl: Arc<Vec<Acl>>,
+        aversion: i32,
+        mut undo: Option<&mut Undo>,
+    ) {
         self.remember(&mut undo, p);
-        let Some(mut n) = self.nodes.get(p).cloned() else { return };
+        let Some(mut n) = self.nodes.get(p).cloned() else {
+            return;
+        };
         n.acl = acl;
         n.stat.aversion = aversion;
         self.put(p.to_owned(), Some(n));
@@ -316,15 +391,33 @@ mod tests {
         let mut t = DataTree::new();
         let acl = Arc::new(Acl::world_all());
         let mut trig = Vec::new();
-        t.create("/a", b"x".to_vec(), acl.clone(), 0, 1, 5, 100, None, &mut trig);
-        t.create("/a/e", vec![], acl.clone(), 42, 1, 6, 101, None, &mut trig);
+        t.create(
+            "/a",
+            Some(b"x".to_vec()),
+            acl.clone(),
+            0,
+            1,
+            5,
+            100,
+            None,
+            &mut trig,
+        );
+        t.create("/a/e", None, acl.clone(), 42, 1, 6, 101, None, &mut trig);
         assert_eq!(t.get("/").unwrap().stat.cversion, 1);
         assert_eq!(t.get("/a").unwrap().stat.pzxid, 6);
         assert_eq!(t.ephemerals_of(42).count(), 1);
         t.delete("/a/e", 7, None, &mut trig);
         assert_eq!(t.ephemerals_of(42).count(), 0);
-        assert_eq!(t.get("/a").unwrap().stat.cversion, 1, "stored cversion counts creates");
-        assert_eq!(t.get("/a").unwrap().full_stat().cversion, 2, "clients see creates + deletes");
+        assert_eq!(
+            t.get("/a").unwrap().stat.cversion,
+            1,
+            "stored cversion counts creates"
+        );
+        assert_eq!(
+            t.get("/a").unwrap().full_stat().cversion,
+            2,
+            "clients see creates + deletes"
+        );
         assert_eq!(t.descendants("/"), 4);
     }
 
@@ -335,9 +428,29 @@ mod tests {
         let acl = Arc::new(Acl::world_all());
         let mut undo = Undo::new();
         let mut trig = Vec::new();
-        t.create("/c", vec![], acl.clone(), CONTAINER_OWNER, 1, 5, 1, Some(&mut undo), &mut trig);
-        t.create("/c/x", vec![1], acl, 0, 1, 5, 1, Some(&mut undo), &mut trig);
-        t.set_data("/c/x", vec![2], 1, 5, 2, Some(&mut undo), &mut trig);
+        t.create(
+            "/c",
+            None,
+            acl.clone(),
+            CONTAINER_OWNER,
+            1,
+            5,
+            1,
+            Some(&mut undo),
+            &mut trig,
+        );
+        t.create(
+            "/c/x",
+            Some(vec![1]),
+            acl,
+            0,
+            1,
+            5,
+            1,
+            Some(&mut undo),
+            &mut trig,
+        );
+        t.set_data("/c/x", Some(vec![2]), 1, 5, 2, Some(&mut undo), &mut trig);
         t.delete("/c/x", 5, Some(&mut undo), &mut trig);
         t.rollback(undo);
         assert_eq!(t.nodes, before.nodes);
@@ -349,10 +462,20 @@ mod tests {
         let mut t = DataTree::new();
         let acl = Arc::new(Acl::world_all());
         let mut trig = Vec::new();
-        t.create("/c", vec![], acl.clone(), CONTAINER_OWNER, 1, 5, 1, None, &mut trig);
-        t.create("/e", vec![], acl, 9, 2, 6, 1, None, &mut trig);
-        t.set_data("/c", vec![1], 1, 7, 2, None, &mut trig);
-        t.set_data("/e", vec![1], 1, 8, 2, None, &mut trig);
+        t.create(
+            "/c",
+            None,
+            acl.clone(),
+            CONTAINER_OWNER,
+            1,
+            5,
+            1,
+            None,
+            &mut trig,
+        );
+        t.create("/e", None, acl, 9, 2, 6, 1, None, &mut trig);
+        t.set_data("/c", Some(vec![1]), 1, 7, 2, None, &mut trig);
+        t.set_data("/e", Some(vec![1]), 1, 8, 2, None, &mut trig);
         assert!(t.containers().contains("/c"));
         assert_eq!(t.ephemerals_of(9).count(), 1);
     }

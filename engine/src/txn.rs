@@ -10,17 +10,41 @@ use crate::proto::{read_acls, write_acls, Acl};
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Txn {
-    CreateSession { timeout_ms: i32, password: Vec<u8> },
+    CreateSession {
+        timeout_ms: i32,
+        password: Vec<u8>,
+    },
     CloseSession,
     /// `op` is the request's opcode (create, create2, createContainer, createTTL): it picks
     /// the reply shape. `owner` is the ephemeralOwner (session, container or TTL marker).
-    Create { op: i32, path: String, data: Vec<u8>, acl: Vec<Acl>, owner: i64, parent_cversion: i32 },
-    Delete { path: String },
-    SetData { path: String, data: Vec<u8>, version: i32 },
-    SetAcl { path: String, acl: Vec<Acl>, aversion: i32 },
-    Check { path: String },
+    Create {
+        op: i32,
+        path: String,
+        data: Option<Vec<u8>>,
+        acl: Vec<Acl>,
+        owner: i64,
+        parent_cversion: i32,
+    },
+    Delete {
+        path: String,
+    },
+    SetData {
+        path: String,
+        data: Option<Vec<u8>>,
+        version: i32,
+    },
+    SetAcl {
+        path: String,
+        acl: Vec<Acl>,
+        aversion: i32,
+    },
+    Check {
+        path: String,
+    },
     /// A write that failed validation still takes a zxid and is logged, as ZooKeeper does.
-    Error { code: i32 },
+    Error {
+        code: i32,
+    },
     Multi(Vec<Txn>),
 }
 
@@ -46,24 +70,48 @@ const T_ERROR: i32 = -1;
 impl Txn {
     fn encode(&self, w: &mut Writer) {
         match self {
-            Txn::CreateSession { timeout_ms, password } => {
+            Txn::CreateSession {
+                timeout_ms,
+                password,
+            } => {
                 w.i32(T_CREATE_SESSION).i32(*timeout_ms).buffer(password);
             }
             Txn::CloseSession => {
                 w.i32(T_CLOSE_SESSION);
             }
-            Txn::Create { op, path, data, acl, owner, parent_cversion } => {
-                w.i32(T_CREATE).i32(*op).string(path).buffer(data);
+            Txn::Create {
+                op,
+                path,
+                data,
+                acl,
+                owner,
+                parent_cversion,
+            } => {
+                w.i32(T_CREATE)
+                    .i32(*op)
+                    .string(path)
+                    .opt_buffer(data.as_deref());
                 write_acls(w, acl);
                 w.i64(*owner).i32(*parent_cversion);
             }
             Txn::Delete { path } => {
                 w.i32(T_DELETE).string(path);
             }
-            Txn::SetData { path, data, version } => {
-                w.i32(T_SET_DATA).string(path).buffer(data).i32(*version);
+            Txn::SetData {
+                path,
+                data,
+                version,
+            } => {
+                w.i32(T_SET_DATA)
+                    .string(path)
+                    .opt_buffer(data.as_deref())
+                    .i32(*version);
             }
-            Txn::SetAcl { path, acl, aversion } => {
+            Txn::SetAcl {
+                path,
+                acl,
+                aversion,
+            } => {
                 w.i32(T_SET_ACL).string(path);
                 write_acls(w, acl);
                 w.i32(*aversion);
@@ -86,21 +134,39 @@ impl Txn {
     fn decode(r: &mut Reader) -> Result<Txn> {
         let t = r.i32()?;
         Ok(match t {
-            T_CREATE_SESSION => Txn::CreateSession { timeout_ms: r.i32()?, password: r.bytes()? },
+            T_CREATE_SESSION => Txn::CreateSession {
+                timeout_ms: r.i32()?,
+                password: r.bytes()?,
+            },
             T_CLOSE_SESSION => Txn::CloseSession,
             T_CREATE => {
                 let op = r.i32()?;
                 let path = r.string()?;
-                let data = r.bytes()?;
+                let data = r.opt_bytes()?;
                 let acl = read_acls(r)?;
-                Txn::Create { op, path, data, acl, owner: r.i64()?, parent_cversion: r.i32()? }
+                Txn::Create {
+                    op,
+                    path,
+                    data,
+                    acl,
+                    owner: r.i64()?,
+                    parent_cversion: r.i32()?,
+                }
             }
             T_DELETE => Txn::Delete { path: r.string()? },
-            T_SET_DATA => Txn::SetData { path: r.string()?, data: r.bytes()?, version: r.i32()? },
+            T_SET_DATA => Txn::SetData {
+                path: r.string()?,
+                data: r.opt_bytes()?,
+                version: r.i32()?,
+            },
             T_SET_ACL => {
                 let path = r.string()?;
                 let acl = read_acls(r)?;
-                Txn::SetAcl { path, acl, aversion: r.i32()? }
+                Txn::SetAcl {
+                    path,
+                    acl,
+                    aversion: r.i32()?,
+                }
             }
             T_CHECK => Txn::Check { path: r.string()? },
             T_ERROR => Txn::Error { code: r.i32()? },
@@ -119,12 +185,21 @@ impl Txn {
 
 impl TxnRecord {
     pub fn encode(&self, w: &mut Writer) {
-        w.i64(self.zxid).i64(self.time).i64(self.session).i32(self.cxid);
+        w.i64(self.zxid)
+            .i64(self.time)
+            .i64(self.session)
+            .i32(self.cxid);
         self.txn.encode(w);
     }
 
     pub fn decode(r: &mut Reader) -> Result<TxnRecord> {
-        Ok(TxnRecord { zxid: r.i64()?, time: r.i64()?, session: r.i64()?, cxid: r.i32()?, txn: Txn::decode(r)? })
+        Ok(TxnRecord {
+            zxid: r.i64()?,
+            time: r.i64()?,
+            session: r.i64()?,
+            cxid: r.i32()?,
+            txn: Txn::decode(r)?,
+        })
     }
 }
 
@@ -157,19 +232,45 @@ mod tests {
     #[test]
     fn batch_round_trip() {
         let recs = vec![
-            TxnRecord { zxid: 1, time: 10, session: 7, cxid: 0, txn: Txn::CreateSession { timeout_ms: 4000, password: vec![1; 16] } },
+            TxnRecord {
+                zxid: 1,
+                time: 10,
+                session: 7,
+                cxid: 0,
+                txn: Txn::CreateSession {
+                    timeout_ms: 4000,
+                    password: vec![1; 16],
+                },
+            },
             TxnRecord {
                 zxid: 2,
                 time: 11,
                 session: 7,
                 cxid: 1,
                 txn: Txn::Multi(vec![
-                    Txn::Create { op: 1, path: "/a".into(), data: b"x".to_vec(), acl: Acl::world_all(), owner: 7, parent_cversion: 1 },
-                    Txn::SetData { path: "/a".into(), data: vec![], version: 1 },
+                    Txn::Create {
+                        op: 1,
+                        path: "/a".into(),
+                        data: Some(b"x".to_vec()),
+                        acl: Acl::world_all(),
+                        owner: 7,
+                        parent_cversion: 1,
+                    },
+                    Txn::SetData {
+                        path: "/a".into(),
+                        data: None,
+                        version: 1,
+                    },
                     Txn::Check { path: "/a".into() },
                 ]),
             },
-            TxnRecord { zxid: 3, time: 12, session: 7, cxid: 2, txn: Txn::Error { code: -110 } },
+            TxnRecord {
+                zxid: 3,
+                time: 12,
+                session: 7,
+                cxid: 2,
+                txn: Txn::Error { code: -110 },
+            },
         ];
         let bytes = encode_batch(&recs);
         assert_eq!(decode_batch(&bytes).unwrap(), recs);

@@ -38,12 +38,17 @@ impl Table {
             self.recursive += 1;
         }
         entry.insert(conn, mode);
-        self.by_conn.entry(conn).or_default().insert(path.to_owned());
+        self.by_conn
+            .entry(conn)
+            .or_default()
+            .insert(path.to_owned());
     }
 
     /// Removes the watch of `conn` on `path` if its mode is one of `modes`.
     pub fn remove(&mut self, path: &str, conn: ConnId, modes: &[Mode]) -> bool {
-        let Some(entry) = self.by_path.get_mut(path) else { return false };
+        let Some(entry) = self.by_path.get_mut(path) else {
+            return false;
+        };
         match entry.get(&conn) {
             Some(m) if modes.contains(m) => {
                 if *m == Mode::PersistentRecursive {
@@ -63,7 +68,10 @@ impl Table {
     }
 
     pub fn contains(&self, path: &str, conn: ConnId, modes: &[Mode]) -> bool {
-        self.by_path.get(path).and_then(|e| e.get(&conn)).is_some_and(|m| modes.contains(m))
+        self.by_path
+            .get(path)
+            .and_then(|e| e.get(&conn))
+            .is_some_and(|m| modes.contains(m))
     }
 
     pub fn remove_conn(&mut self, conn: ConnId) {
@@ -84,25 +92,29 @@ impl Table {
     /// The connections to tell about an event of `kind` on `path`; one-shot watches fire
     /// and are removed. Recursive watches on the path or any ancestor see every event but
     /// child-list changes.
-    pub fn trigger(&mut self, p: &str, kind: i32, suppress: &HashSet<ConnId>, out: &mut Vec<ConnId>) {
+    pub fn trigger(
+        &mut self,
+        p: &str,
+        kind: i32,
+        suppress: &HashSet<ConnId>,
+        out: &mut Vec<ConnId>,
+    ) {
         let mut fired = Vec::new();
         if let Some(entry) = self.by_path.get_mut(p) {
-            entry.retain(|conn, mode| {
-                match mode {
-                    Mode::PersistentRecursive => {
-                        if kind != event::NODE_CHILDREN_CHANGED {
-                            fired.push(*conn);
-                        }
-                        true
-                    }
-                    Mode::Persistent => {
+            entry.retain(|conn, mode| match mode {
+                Mode::PersistentRecursive => {
+                    if kind != event::NODE_CHILDREN_CHANGED {
                         fired.push(*conn);
-                        true
                     }
-                    Mode::Standard => {
-                        fired.push(*conn);
-                        false
-                    }
+                    true
+                }
+                Mode::Persistent => {
+                    fired.push(*conn);
+                    true
+                }
+                Mode::Standard => {
+                    fired.push(*conn);
+                    false
                 }
             });
             if entry.is_empty() {
@@ -120,7 +132,12 @@ impl Table {
             let mut cur = path::parent(p);
             while let Some(anc) = cur {
                 if let Some(entry) = self.by_path.get(anc) {
-                    fired.extend(entry.iter().filter(|(_, m)| **m == Mode::PersistentRecursive).map(|(c, _)| *c));
+                    fired.extend(
+                        entry
+                            .iter()
+                            .filter(|(_, m)| **m == Mode::PersistentRecursive)
+                            .map(|(c, _)| *c),
+                    );
                 }
                 cur = path::parent(anc);
             }
@@ -182,19 +199,30 @@ impl Watches {
                 out.extend(conns.drain(..).map(|c| (c, event::NODE_CREATED, p.clone())));
             }
             DataChanged(p) => {
-                self.data.trigger(p, event::NODE_DATA_CHANGED, &none, &mut conns);
-                out.extend(conns.drain(..).map(|c| (c, event::NODE_DATA_CHANGED, p.clone())));
+                self.data
+                    .trigger(p, event::NODE_DATA_CHANGED, &none, &mut conns);
+                out.extend(
+                    conns
+                        .drain(..)
+                        .map(|c| (c, event::NODE_DATA_CHANGED, p.clone())),
+                );
             }
             Deleted(p) => {
                 self.data.trigger(p, event::NODE_DELETED, &none, &mut conns);
                 let told: HashSet<ConnId> = conns.iter().copied().collect();
                 out.extend(conns.drain(..).map(|c| (c, event::NODE_DELETED, p.clone())));
-                self.child.trigger(p, event::NODE_DELETED, &told, &mut conns);
+                self.child
+                    .trigger(p, event::NODE_DELETED, &told, &mut conns);
                 out.extend(conns.drain(..).map(|c| (c, event::NODE_DELETED, p.clone())));
             }
             ChildrenChanged(p) => {
-                self.child.trigger(p, event::NODE_CHILDREN_CHANGED, &none, &mut conns);
-                out.extend(conns.drain(..).map(|c| (c, event::NODE_CHILDREN_CHANGED, p.clone())));
+                self.child
+                    .trigger(p, event::NODE_CHILDREN_CHANGED, &none, &mut conns);
+                out.extend(
+                    conns
+                        .drain(..)
+                        .map(|c| (c, event::NODE_CHILDREN_CHANGED, p.clone())),
+                );
             }
         }
     }
@@ -219,7 +247,11 @@ mod tests {
         assert_eq!(out, vec![(2, event::NODE_DATA_CHANGED, "/a".to_string())]);
         out.clear();
         w.fire(&Trigger::Deleted("/a".into()), &mut out);
-        assert_eq!(out.len(), 1, "persistent watcher told once about a delete: {out:?}");
+        assert_eq!(
+            out.len(),
+            1,
+            "persistent watcher told once about a delete: {out:?}"
+        );
     }
 
     #[test]

@@ -1,13 +1,13 @@
 //! Drives the engine as the network layer would, with time and durability as inputs,
 //! and checks replies byte for byte where it matters.
 
-use std::net::{IpAddr, Ipv4Addr};
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 
 use keel_engine::jute::{Reader, Writer};
 use keel_engine::proto::{op, perm, write_acls, Acl, Code, ConnectRequest, Id};
 use keel_engine::{Engine, EngineConfig, Input, Output};
 
-const LOCAL: IpAddr = IpAddr::V4(Ipv4Addr::LOCALHOST);
+const LOCAL: SocketAddr = SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), 40000);
 
 struct Harness {
     e: Engine,
@@ -28,8 +28,18 @@ struct Reply {
 
 impl Harness {
     fn new() -> Harness {
-        let cfg = EngineConfig { extended_types: true, container_check_ms: 1000, ..Default::default() };
-        Harness { e: Engine::new(cfg, 1_000_000), now: 1_000_000, pending: vec![], log: vec![], auto_durable: true }
+        let cfg = EngineConfig {
+            extended_types: true,
+            container_check_ms: 1000,
+            ..Default::default()
+        };
+        Harness {
+            e: Engine::new(cfg, 1_000_000),
+            now: 1_000_000,
+            pending: vec![],
+            log: vec![],
+            auto_durable: true,
+        }
     }
 
     fn run(&mut self, input: Input) -> Vec<Output> {
@@ -39,7 +49,9 @@ impl Harness {
         let mut rest = Vec::new();
         for o in outs {
             match o {
-                Output::Persist { last_zxid, payload, .. } => {
+                Output::Persist {
+                    last_zxid, payload, ..
+                } => {
                     self.log.push(payload.clone());
                     self.pending.push((last_zxid, payload));
                 }
@@ -53,7 +65,9 @@ impl Harness {
     }
 
     fn flush(&mut self) -> Vec<Output> {
-        let Some(&(z, _)) = self.pending.last() else { return vec![] };
+        let Some(&(z, _)) = self.pending.last() else {
+            return vec![];
+        };
         self.pending.clear();
         self.e.step(Input::Durable { zxid: z });
         let mut outs = Vec::new();
@@ -67,8 +81,20 @@ impl Harness {
     }
 
     fn connect(&mut self, conn: u64) -> i64 {
-        let req = ConnectRequest { protocol_version: 0, last_zxid_seen: 0, timeout_ms: 6000, session_id: 0, password: vec![0; 16], read_only: false, has_read_only: true };
-        let outs = self.run(Input::Connect { conn, addr: LOCAL, req });
+        let req = ConnectRequest {
+            protocol_version: 0,
+            last_zxid_seen: 0,
+            timeout_ms: 6000,
+            session_id: 0,
+            password: vec![0; 16],
+            read_only: false,
+            has_read_only: true,
+        };
+        let outs = self.run(Input::Connect {
+            conn,
+            peer: LOCAL,
+            req,
+        });
         let frame = frames_for(&outs, conn).pop().expect("connect response");
         let mut r = Reader::new(&frame[4..]);
         assert_eq!(r.i32().unwrap(), 0);
@@ -77,8 +103,17 @@ impl Harness {
     }
 
     fn call(&mut self, conn: u64, xid: i32, opcode: i32, body: Writer) -> (Reply, Vec<Output>) {
-        let outs = self.run(Input::Request { conn, xid, op: opcode, body: body.buf });
-        let reply = frames_for(&outs, conn).into_iter().map(parse).find(|r| r.xid == xid).expect("a reply");
+        let outs = self.run(Input::Request {
+            conn,
+            xid,
+            op: opcode,
+            body: body.buf,
+        });
+        let reply = frames_for(&outs, conn)
+            .into_iter()
+            .map(parse)
+            .find(|r| r.xid == xid)
+            .expect("a reply");
         (reply, outs)
     }
 }
@@ -97,7 +132,12 @@ fn parse(frame: Vec<u8>) -> Reply {
     let xid = r.i32().unwrap();
     let zxid = r.i64().unwrap();
     let err = r.i32().unwrap();
-    Reply { xid, zxid, err, body: frame[20..].to_vec() }
+    Reply {
+        xid,
+        zxid,
+        err,
+        body: frame[20..].to_vec(),
+    }
 }
 
 fn events(outs: &[Output], conn: u64) -> Vec<(i32, String)> {
@@ -137,10 +177,23 @@ fn replies_wait_for_durability() {
     let c = 1;
     h.connect(c);
     h.auto_durable = false;
-    let outs = h.run(Input::Request { conn: c, xid: 1, op: op::CREATE, body: create("/a", b"x", 0).buf });
-    assert!(frames_for(&outs, c).is_empty(), "a write must not be answered before it is durable");
+    let outs = h.run(Input::Request {
+        conn: c,
+        xid: 1,
+        op: op::CREATE,
+        body: create("/a", b"x", 0).buf,
+    });
+    assert!(
+        frames_for(&outs, c).is_empty(),
+        "a write must not be answered before it is durable"
+    );
     // A read behind it waits too, so nobody observes the undurable write.
-    let outs = h.run(Input::Request { conn: 2, xid: 1, op: op::GET_DATA, body: path_arg("/a", Some(false)).buf });
+    let outs = h.run(Input::Request {
+        conn: 2,
+        xid: 1,
+        op: op::GET_DATA,
+        body: path_arg("/a", Some(false)).buf,
+    });
     assert!(outs.is_empty());
     let outs = h.flush();
     let r = parse(frames_for(&outs, c).remove(0));
@@ -194,7 +247,11 @@ fn sequential_names_follow_parent_cversion() {
     w.string("/q/n-0000000000").i32(-1);
     h.call(c, 3, op::DELETE, w);
     let (r, _) = h.call(c, 4, op::CREATE, create("/q/n-", b"", 2));
-    assert_eq!(Reader::new(&r.body).string().unwrap(), "/q/n-0000000001", "the suffix counts creates only");
+    assert_eq!(
+        Reader::new(&r.body).string().unwrap(),
+        "/q/n-0000000001",
+        "the suffix counts creates only"
+    );
 }
 
 #[test]
@@ -207,11 +264,18 @@ fn failed_multi_reports_each_op_and_changes_nothing() {
     w.buf.extend_from_slice(&create("/m", b"", 0).buf);
     w.i32(op::CREATE).bool(false).i32(-1);
     w.buf.extend_from_slice(&create("/m/child", b"", 0).buf);
-    w.i32(op::DELETE).bool(false).i32(-1).string("/missing").i32(-1);
+    w.i32(op::DELETE)
+        .bool(false)
+        .i32(-1)
+        .string("/missing")
+        .i32(-1);
     w.i32(op::CHECK).bool(false).i32(-1).string("/m").i32(0);
     w.i32(-1).bool(true).i32(-1);
     let (r, _) = h.call(c, 1, op::MULTI, w);
-    assert_eq!(r.err, 0, "a failed multi is reported per op, not in the header");
+    assert_eq!(
+        r.err, 0,
+        "a failed multi is reported per op, not in the header"
+    );
     let mut rd = Reader::new(&r.body);
     let mut codes = vec![];
     loop {
@@ -225,7 +289,10 @@ fn failed_multi_reports_each_op_and_changes_nothing() {
         assert_eq!(rd.i32().unwrap(), err);
         codes.push(err);
     }
-    assert_eq!(codes, vec![0, 0, Code::NoNode as i32, Code::RuntimeInconsistency as i32]);
+    assert_eq!(
+        codes,
+        vec![0, 0, Code::NoNode as i32, Code::RuntimeInconsistency as i32]
+    );
     let (r, _) = h.call(c, 2, op::EXISTS, path_arg("/m", Some(false)));
     assert_eq!(r.err, Code::NoNode as i32);
 }
@@ -237,10 +304,17 @@ fn watches_fire_once_in_order() {
     h.connect(a);
     h.connect(b);
     let (r, _) = h.call(b, 1, op::EXISTS, path_arg("/w", Some(true)));
-    assert_eq!(r.err, Code::NoNode as i32, "exists on a missing node still arms the watch");
+    assert_eq!(
+        r.err,
+        Code::NoNode as i32,
+        "exists on a missing node still arms the watch"
+    );
     h.call(b, 2, op::GET_CHILDREN, path_arg("/", Some(true)));
     let (_, outs) = h.call(a, 1, op::CREATE, create("/w", b"", 0));
-    assert_eq!(events(&outs, b), vec![(1, "/w".to_string()), (4, "/".to_string())]);
+    assert_eq!(
+        events(&outs, b),
+        vec![(1, "/w".to_string()), (4, "/".to_string())]
+    );
     let (_, outs) = h.call(a, 2, op::CREATE, create("/w2", b"", 0));
     assert!(events(&outs, b).is_empty(), "one-shot watches fire once");
     // Persistent recursive watch sees descendants with their own paths.
@@ -265,9 +339,17 @@ fn session_expiry_deletes_ephemerals_and_notifies() {
     let mut all = Vec::new();
     for _ in 0..10 {
         all.extend(h.tick(1000));
-        all.extend(h.run(Input::Request { conn: b, xid: -2, op: op::PING, body: vec![] }));
+        all.extend(h.run(Input::Request {
+            conn: b,
+            xid: -2,
+            op: op::PING,
+            body: vec![],
+        }));
     }
-    assert!(all.iter().any(|o| *o == Output::Close { conn: a }), "the expired session's connection is closed");
+    assert!(
+        all.iter().any(|o| *o == Output::Close { conn: a }),
+        "the expired session's connection is closed"
+    );
     assert_eq!(events(&all, b), vec![(2, "/e".to_string())]);
 }
 
@@ -279,10 +361,21 @@ fn acl_denies_and_digest_allows() {
     h.connect(b);
     let mut w = Writer::new();
     w.i32(0).string("digest").buffer(b"alice:secret");
-    h.run(Input::Request { conn: a, xid: -4, op: op::AUTH, body: w.buf });
+    h.run(Input::Request {
+        conn: a,
+        xid: -4,
+        op: op::AUTH,
+        body: w.buf,
+    });
     let mut w = Writer::new();
     w.string("/private").buffer(b"s");
-    write_acls(&mut w, &[Acl { perms: perm::ALL, id: Id::new("auth", "") }]);
+    write_acls(
+        &mut w,
+        &[Acl {
+            perms: perm::ALL,
+            id: Id::new("auth", ""),
+        }],
+    );
     w.i32(0);
     let (r, _) = h.call(a, 1, op::CREATE, w);
     assert_eq!(r.err, 0);
@@ -310,8 +403,16 @@ fn replaying_the_log_rebuilds_the_same_tree() {
         fresh.replay(frame).unwrap();
     }
     assert_eq!(fresh.last_zxid(), h.e.last_zxid());
-    let mut a: Vec<_> = h.e.tree().nodes().map(|(p, n)| (p.clone(), n.clone())).collect();
-    let mut b: Vec<_> = fresh.tree().nodes().map(|(p, n)| (p.clone(), n.clone())).collect();
+    let mut a: Vec<_> =
+        h.e.tree()
+            .nodes()
+            .map(|(p, n)| (p.clone(), n.clone()))
+            .collect();
+    let mut b: Vec<_> = fresh
+        .tree()
+        .nodes()
+        .map(|(p, n)| (p.clone(), n.clone()))
+        .collect();
     a.sort_by(|x, y| x.0.cmp(&y.0));
     b.sort_by(|x, y| x.0.cmp(&y.0));
     assert_eq!(a, b);
@@ -320,7 +421,11 @@ fn replaying_the_log_rebuilds_the_same_tree() {
     let snap = h.e.snapshot();
     let mut from_snap = Engine::new(EngineConfig::default(), 3_000_000);
     from_snap.load_snapshot(&snap);
-    let mut c2: Vec<_> = from_snap.tree().nodes().map(|(p, n)| (p.clone(), n.clone())).collect();
+    let mut c2: Vec<_> = from_snap
+        .tree()
+        .nodes()
+        .map(|(p, n)| (p.clone(), n.clone()))
+        .collect();
     c2.sort_by(|x, y| x.0.cmp(&y.0));
     assert_eq!(a, c2);
 }
@@ -337,7 +442,12 @@ fn containers_are_reaped_after_their_last_child_goes() {
     w.string("/c/x").i32(-1);
     h.call(c, 3, op::DELETE, w);
     for _ in 0..3 {
-        h.run(Input::Request { conn: c, xid: -2, op: op::PING, body: vec![] });
+        h.run(Input::Request {
+            conn: c,
+            xid: -2,
+            op: op::PING,
+            body: vec![],
+        });
         h.tick(600);
     }
     let (r, _) = h.call(c, 4, op::EXISTS, path_arg("/c", Some(false)));
@@ -345,12 +455,32 @@ fn containers_are_reaped_after_their_last_child_goes() {
 }
 
 #[test]
-fn malformed_request_closes_only_that_connection() {
+fn malformed_body_is_answered_and_unknown_opcode_closes() {
     let mut h = Harness::new();
     h.connect(1);
     h.connect(2);
-    let outs = h.run(Input::Request { conn: 1, xid: 1, op: op::CREATE, body: vec![0, 0, 0, 9, 1] });
-    assert_eq!(outs, vec![Output::Close { conn: 1 }]);
+    // A body that does not decode: MarshallingError, and the connection stays (as ZooKeeper).
+    let outs = h.run(Input::Request {
+        conn: 1,
+        xid: 1,
+        op: op::CREATE,
+        body: vec![0, 0, 0, 9, 1],
+    });
+    let r = parse(frames_for(&outs, 1).remove(0));
+    assert_eq!((r.xid, r.err), (1, Code::MarshallingError as i32));
+    assert!(!outs.iter().any(|o| matches!(o, Output::Close { .. })));
+    // An opcode no client may send: Unimplemented, then closed.
+    let outs = h.run(Input::Request {
+        conn: 1,
+        xid: 2,
+        op: 999,
+        body: vec![],
+    });
+    assert_eq!(
+        parse(frames_for(&outs, 1).remove(0)).err,
+        Code::Unimplemented as i32
+    );
+    assert!(outs.contains(&Output::Close { conn: 1 }));
     let (r, _) = h.call(2, 1, op::EXISTS, path_arg("/", Some(false)));
     assert_eq!(r.err, 0);
 }

@@ -233,7 +233,9 @@ pub enum Cli {
 }
 
 fn usage(message: impl Into<String>) -> ConfigError {
-    ConfigError::Usage { message: message.into() }
+    ConfigError::Usage {
+        message: message.into(),
+    }
 }
 
 /// Parses the command line after the program name: call
@@ -241,13 +243,17 @@ fn usage(message: impl Into<String>) -> ConfigError {
 pub fn parse_cli(args: impl Iterator<Item = String>) -> Result<Cli, ConfigError> {
     let mut args = args;
     let Some(command) = args.next() else {
-        return Err(usage("no command given: use `keel server`, `keel version` or `keel help`"));
+        return Err(usage(
+            "no command given: use `keel server`, `keel version` or `keel help`",
+        ));
     };
     match command.as_str() {
         "server" => parse_server_args(args),
         "version" | "--version" | "-V" => match args.next() {
             None => Ok(Cli::Version),
-            Some(extra) => Err(usage(format!("`keel version` takes no arguments, got `{extra}`"))),
+            Some(extra) => Err(usage(format!(
+                "`keel version` takes no arguments, got `{extra}`"
+            ))),
         },
         "help" | "--help" | "-h" => Ok(Cli::Help),
         other => Err(usage(format!(
@@ -292,12 +298,18 @@ fn parse_server_args(mut args: impl Iterator<Item = String>) -> Result<Cli, Conf
         } else if arg == "--help" || arg == "-h" {
             return Ok(Cli::Help);
         } else if arg.starts_with('-') && arg.len() > 1 {
-            let hint = if arg.starts_with("-X") || arg == "-cp" || arg == "-classpath" || arg == "-server" {
+            let hint = if arg.starts_with("-X")
+                || arg == "-cp"
+                || arg == "-classpath"
+                || arg == "-server"
+            {
                 " (Keel is not a JVM: of ZooKeeper's java arguments only -Dname=value properties apply)"
             } else {
                 ""
             };
-            return Err(usage(format!("unknown option `{arg}` for `keel server`{hint}")));
+            return Err(usage(format!(
+                "unknown option `{arg}` for `keel server`{hint}"
+            )));
         } else {
             set_config(arg, &mut config)?;
         }
@@ -399,10 +411,16 @@ impl ServerSpec {
             let host = pieces[0].clone();
             check_host(&host).map_err(|m| format!("`{address}`: {m}"))?;
             let quorum_port = parse_port(&pieces[1]).ok_or_else(|| {
-                format!("quorum port `{}` in `{address}` is not a port number (1-65535)", pieces[1])
+                format!(
+                    "quorum port `{}` in `{address}` is not a port number (1-65535)",
+                    pieces[1]
+                )
             })?;
             let election_port = parse_port(&pieces[2]).ok_or_else(|| {
-                format!("election port `{}` in `{address}` is not a port number (1-65535)", pieces[2])
+                format!(
+                    "election port `{}` in `{address}` is not a port number (1-65535)",
+                    pieces[2]
+                )
             })?;
             if quorum_port == election_port {
                 return Err(format!(
@@ -413,20 +431,26 @@ impl ServerSpec {
                 let this = match r.trim().to_ascii_lowercase().as_str() {
                     "participant" => PeerRole::Participant,
                     "observer" => PeerRole::Observer,
-                    _ => return Err(format!("unknown role `{r}` in `{address}`: use participant or observer")),
-                };
-                match role {
-                    Some(prev) if prev != this => {
+                    _ => {
                         return Err(format!(
-                            "`{spec}`: all addresses of one server must have the same role ({} vs {})",
-                            prev.name(),
-                            this.name()
+                            "unknown role `{r}` in `{address}`: use participant or observer"
                         ))
                     }
+                };
+                match role {
+                    Some(prev) if prev != this => return Err(format!(
+                        "`{spec}`: all addresses of one server must have the same role ({} vs {})",
+                        prev.name(),
+                        this.name()
+                    )),
                     _ => role = Some(this),
                 }
             }
-            addresses.push(PeerAddress { host, quorum_port, election_port });
+            addresses.push(PeerAddress {
+                host,
+                quorum_port,
+                election_port,
+            });
         }
         if addresses.is_empty() {
             return Err(format!("`{spec}`: {SERVER_FORMAT}"));
@@ -451,7 +475,13 @@ impl fmt::Display for ServerSpec {
             if i > 0 {
                 f.write_str("|")?;
             }
-            write!(f, "{}:{}:{}", bracket_v6(&a.host), a.quorum_port, a.election_port)?;
+            write!(
+                f,
+                "{}:{}:{}",
+                bracket_v6(&a.host),
+                a.quorum_port,
+                a.election_port
+            )?;
         }
         write!(f, ":{}", self.role.name())?;
         if let Some(c) = &self.client {
@@ -486,10 +516,17 @@ fn split_host_and_ports(s: &str) -> Result<Vec<String>, String> {
             return Err(format!("`{s}` starts with '[' but has no matching ']:'"));
         };
         let mut out = vec![rest[..end].to_string()];
-        out.extend(java_split(&rest[end + 2..], ':').into_iter().map(|p| p.trim().to_string()));
+        out.extend(
+            java_split(&rest[end + 2..], ':')
+                .into_iter()
+                .map(|p| p.trim().to_string()),
+        );
         Ok(out)
     } else {
-        Ok(java_split(s, ':').into_iter().map(|p| p.trim().to_string()).collect())
+        Ok(java_split(s, ':')
+            .into_iter()
+            .map(|p| p.trim().to_string())
+            .collect())
     }
 }
 
@@ -509,7 +546,10 @@ fn check_host(host: &str) -> Result<(), String> {
     if host.parse::<IpAddr>().is_ok() {
         return Ok(());
     }
-    if host.chars().all(|c| c.is_ascii_alphanumeric() || c == '.' || c == '-' || c == '_') {
+    if host
+        .chars()
+        .all(|c| c.is_ascii_alphanumeric() || c == '.' || c == '-' || c == '_')
+    {
         Ok(())
     } else {
         Err(format!("`{host}` is neither a host name nor an IP address"))
@@ -678,9 +718,19 @@ impl Origin<'_> {
 }
 
 /// Java `Integer.parseInt`-like: optional sign, decimal digits.
-fn parse_int(origin: &Origin, key: &str, value: &str, min: i64, max: i64, expected: &str) -> Result<i64, ConfigError> {
+fn parse_int(
+    origin: &Origin,
+    key: &str,
+    value: &str,
+    min: i64,
+    max: i64,
+    expected: &str,
+) -> Result<i64, ConfigError> {
     let Ok(n) = value.parse::<i64>() else {
-        return Err(origin.error(key, format!("`{value}` is not a whole number; expected {expected}")));
+        return Err(origin.error(
+            key,
+            format!("`{value}` is not a whole number; expected {expected}"),
+        ));
     };
     if n < min || n > max {
         return Err(origin.error(key, format!("{n} is out of range; expected {expected}")));
@@ -700,15 +750,24 @@ fn parse_bool(origin: &Origin, key: &str, value: &str) -> Result<bool, ConfigErr
     } else if value.eq_ignore_ascii_case("false") {
         Ok(false)
     } else {
-        Err(origin.error(key, format!("`{value}` is not a boolean; use true or false")))
+        Err(origin.error(
+            key,
+            format!("`{value}` is not a boolean; use true or false"),
+        ))
     }
 }
 
 fn parse_port_value(origin: &Origin, key: &str, value: &str) -> Result<u16, ConfigError> {
     match value.parse::<i64>() {
         Ok(n) if (1..=65535).contains(&n) => Ok(u16::try_from(n).unwrap_or(u16::MAX)),
-        Ok(n) => Err(origin.error(key, format!("port {n} is out of range; use a port from 1 to 65535"))),
-        Err(_) => Err(origin.error(key, format!("`{value}` is not a port number; use a port from 1 to 65535"))),
+        Ok(n) => Err(origin.error(
+            key,
+            format!("port {n} is out of range; use a port from 1 to 65535"),
+        )),
+        Err(_) => Err(origin.error(
+            key,
+            format!("`{value}` is not a port number; use a port from 1 to 65535"),
+        )),
     }
 }
 
@@ -719,15 +778,16 @@ fn java_decode(text: &str) -> Option<i64> {
         Some(b'+') => (false, &text[1..]),
         _ => (false, text),
     };
-    let (radix, digits) = if let Some(h) = rest.strip_prefix("0x").or_else(|| rest.strip_prefix("0X")) {
-        (16, h)
-    } else if let Some(h) = rest.strip_prefix('#') {
-        (16, h)
-    } else if rest.len() > 1 && rest.starts_with('0') {
-        (8, &rest[1..])
-    } else {
-        (10, rest)
-    };
+    let (radix, digits) =
+        if let Some(h) = rest.strip_prefix("0x").or_else(|| rest.strip_prefix("0X")) {
+            (16, h)
+        } else if let Some(h) = rest.strip_prefix('#') {
+            (16, h)
+        } else if rest.len() > 1 && rest.starts_with('0') {
+            (8, &rest[1..])
+        } else {
+            (10, rest)
+        };
     if digits.is_empty() || digits.starts_with('-') || digits.starts_with('+') {
         return None;
     }
@@ -746,7 +806,10 @@ fn property_for_file_key(key: &str) -> String {
 }
 
 fn is_core_key(key: &str) -> bool {
-    CORE_KEYS.contains(&key) || key.starts_with("server.") || key.starts_with("group.") || key.starts_with("weight.")
+    CORE_KEYS.contains(&key)
+        || key.starts_with("server.")
+        || key.starts_with("group.")
+        || key.starts_with("weight.")
 }
 
 fn is_zookeeper_key_not_used(key: &str) -> bool {
@@ -764,8 +827,22 @@ const PROPERTIES_READ_ELSEWHERE: [&str; 3] = [
 /// JVM, logging and JMX properties from ZooKeeper's start scripts: ignored without a word.
 fn is_jvm_noise(name: &str) -> bool {
     const PREFIXES: [&str; 16] = [
-        "java.", "javax.", "jdk.", "sun.", "com.sun.", "log4j", "logback", "slf4j", "file.", "user.", "os.",
-        "jline", "jute.", "zookeeper.log.", "zookeeper.tracelog.", "zookeeper.jmx.",
+        "java.",
+        "javax.",
+        "jdk.",
+        "sun.",
+        "com.sun.",
+        "log4j",
+        "logback",
+        "slf4j",
+        "file.",
+        "user.",
+        "os.",
+        "jline",
+        "jute.",
+        "zookeeper.log.",
+        "zookeeper.tracelog.",
+        "zookeeper.jmx.",
     ];
     const EXACT: [&str; 6] = [
         "zookeeper.root.logger",
@@ -790,13 +867,19 @@ impl Config {
     /// Applies `-Dname=value` system properties (see the [module docs](self)). Properties
     /// Keel uses are validated; JVM and logging ones are ignored; other `zookeeper.*` ones
     /// and `zoo.cfg`-only keys given as `-D` are noted in [`Config::notes`].
-    pub fn apply_system_properties(&mut self, props: &[(String, String)]) -> Result<(), ConfigError> {
+    pub fn apply_system_properties(
+        &mut self,
+        props: &[(String, String)],
+    ) -> Result<(), ConfigError> {
         let mut whitelist: Option<String> = None;
         let mut extended_origin: Option<(String, String)> = None;
         for (name, value) in props {
             let name = name.trim();
             let value_t = value.trim();
-            let origin = Origin::Arg { name, value: value.as_str() };
+            let origin = Origin::Arg {
+                name,
+                value: value.as_str(),
+            };
             if self.apply_property(name, name, value_t, &origin, &mut whitelist)? {
                 if name == props::EXTENDED_TYPES {
                     extended_origin = Some((name.to_string(), value.clone()));
@@ -816,12 +899,20 @@ impl Config {
                     "-D{name}={value}: {name} is a zoo.cfg setting, not a system property; set it in the config file. ignored"
                 ));
             } else if name.starts_with("zookeeper.") {
-                self.notes.push(format!("-D{name}={value}: a property Keel does not use; ignored"));
+                self.notes.push(format!(
+                    "-D{name}={value}: a property Keel does not use; ignored"
+                ));
             }
         }
         self.rebuild_four_letter_words(whitelist.as_deref());
         if let Some((name, value)) = extended_origin {
-            self.check_extended_types(&Origin::Arg { name: &name, value: &value }, props::EXTENDED_TYPES)?;
+            self.check_extended_types(
+                &Origin::Arg {
+                    name: &name,
+                    value: &value,
+                },
+                props::EXTENDED_TYPES,
+            )?;
         }
         Ok(())
     }
@@ -840,7 +931,11 @@ impl Config {
     /// True when this is a member of an ensemble rather than a standalone server: more than
     /// one participant, or `standaloneEnabled=false` with any.
     pub fn is_distributed(&self) -> bool {
-        let voting = self.servers.iter().filter(|s| s.role == PeerRole::Participant).count();
+        let voting = self
+            .servers
+            .iter()
+            .filter(|s| s.role == PeerRole::Participant)
+            .count();
         voting > 1 || (!self.standalone_enabled && voting >= 1)
     }
 
@@ -860,13 +955,19 @@ impl Config {
     /// `host:port` to listen on for clients, with an IPv6 literal in brackets, ready for
     /// `std::net::ToSocketAddrs`: `0.0.0.0:2181`, `[::1]:2181`.
     pub fn client_host_port(&self) -> String {
-        format!("{}:{}", bracket_v6(&self.client_port_address), self.client_port)
+        format!(
+            "{}:{}",
+            bracket_v6(&self.client_port_address),
+            self.client_port
+        )
     }
 
     /// Whether a four-letter word may be answered: it is in [`Config::four_letter_words`],
     /// or it is `srvr` (always on, as in ZooKeeper), or it is `isro` and read-only mode is on.
     pub fn is_four_letter_word_enabled(&self, word: &str) -> bool {
-        word == "srvr" || (word == "isro" && self.read_only_mode) || self.four_letter_words.contains(word)
+        word == "srvr"
+            || (word == "isro" && self.read_only_mode)
+            || self.four_letter_words.contains(word)
     }
 
     /// Every warning, worded for the user: unused `zoo.cfg` keys (with file and line), then
@@ -879,7 +980,11 @@ impl Config {
             .unwrap_or_else(|| "config".to_string());
         let mut out = Vec::new();
         for (line, key) in &self.unknown {
-            let shown = if key.is_empty() { "(empty key)" } else { key.as_str() };
+            let shown = if key.is_empty() {
+                "(empty key)"
+            } else {
+                key.as_str()
+            };
             let why = if is_zookeeper_key_not_used(key) {
                 "a ZooKeeper setting Keel does not use".to_string()
             } else if let Some(known) = near_miss(key) {
@@ -896,7 +1001,10 @@ impl Config {
     /// The text of the `conf` four-letter word, as ZooKeeper's `dumpConf` prints it, with
     /// `dataDirSize`/`dataLogSize` measured now (the bytes under the printed directories).
     pub fn describe_conf(&self) -> String {
-        let (data, log) = (self.data_dir.join("version-2"), self.data_log_dir.join("version-2"));
+        let (data, log) = (
+            self.data_dir.join("version-2"),
+            self.data_log_dir.join("version-2"),
+        );
         self.describe_conf_with_sizes(dir_size(&data), dir_size(&log))
     }
 
@@ -930,13 +1038,23 @@ impl Config {
                 let _ = writeln!(s, "clientPortListenBacklog=-1");
             }
         }
-        let server_id = if distributed { self.server_id.unwrap_or(0) } else { 0 };
+        let server_id = if distributed {
+            self.server_id.unwrap_or(0)
+        } else {
+            0
+        };
         let _ = writeln!(s, "serverId={server_id}");
         if distributed {
             let me = self.this_server();
             let ports = |f: fn(&PeerAddress) -> u16| {
-                me.map(|m| m.addresses.iter().map(|a| f(a).to_string()).collect::<Vec<_>>().join("|"))
-                    .unwrap_or_default()
+                me.map(|m| {
+                    m.addresses
+                        .iter()
+                        .map(|a| f(a).to_string())
+                        .collect::<Vec<_>>()
+                        .join("|")
+                })
+                .unwrap_or_default()
             };
             let _ = writeln!(s, "initLimit={}", self.init_limit);
             let _ = writeln!(s, "syncLimit={}", self.sync_limit);
@@ -944,7 +1062,11 @@ impl Config {
             let _ = writeln!(s, "electionPort={}", ports(|a| a.election_port));
             let _ = writeln!(s, "quorumPort={}", ports(|a| a.quorum_port));
             let role = me.map(|m| m.role).unwrap_or(PeerRole::Participant);
-            let _ = writeln!(s, "peerType={}", if role == PeerRole::Observer { 1 } else { 0 });
+            let _ = writeln!(
+                s,
+                "peerType={}",
+                if role == PeerRole::Observer { 1 } else { 0 }
+            );
             let _ = writeln!(s, "membership: ");
             s.push_str(&self.membership());
         }
@@ -974,18 +1096,39 @@ impl Config {
     ) -> Result<bool, ConfigError> {
         match canon {
             props::SNAP_COUNT => {
-                let n = parse_int(origin, shown, value, i64::from(i32::MIN), INT_MAX, "a number of transactions, 2 or more (e.g. 100000)")?;
+                let n = parse_int(
+                    origin,
+                    shown,
+                    value,
+                    i64::from(i32::MIN),
+                    INT_MAX,
+                    "a number of transactions, 2 or more (e.g. 100000)",
+                )?;
                 if n < 2 {
-                    self.notes.push(format!("{}: snapCount must be 2 or more; using 2", origin.describe(shown)));
+                    self.notes.push(format!(
+                        "{}: snapCount must be 2 or more; using 2",
+                        origin.describe(shown)
+                    ));
                 }
                 self.snap_count = to_u32(n.max(2));
             }
             props::GLOBAL_OUTSTANDING_LIMIT => {
-                let n = parse_int(origin, shown, value, 1, INT_MAX, "a number of requests, 1 or more (e.g. 1000)")?;
+                let n = parse_int(
+                    origin,
+                    shown,
+                    value,
+                    1,
+                    INT_MAX,
+                    "a number of requests, 1 or more (e.g. 1000)",
+                )?;
                 self.global_outstanding_limit = to_u32(n);
             }
             props::FOUR_LETTER_WORDS => {
-                for word in value.split(',').map(str::trim).filter(|w| !w.is_empty() && *w != "*") {
+                for word in value
+                    .split(',')
+                    .map(str::trim)
+                    .filter(|w| !w.is_empty() && *w != "*")
+                {
                     if !KNOWN_FOUR_LETTER_WORDS.contains(&word) {
                         self.notes.push(format!(
                             "{}: `{word}` is not a four-letter word ZooKeeper knows (known: {})",
@@ -1003,7 +1146,9 @@ impl Config {
                     let valid = value.split_once(':').is_some_and(|(user, digest)| {
                         !user.is_empty()
                             && !digest.is_empty()
-                            && digest.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'+' || b == b'/' || b == b'=')
+                            && digest.bytes().all(|b| {
+                                b.is_ascii_alphanumeric() || b == b'+' || b == b'/' || b == b'='
+                            })
                     });
                     if !valid {
                         return Err(origin.error(
@@ -1018,21 +1163,36 @@ impl Config {
             props::EXTENDED_TYPES => self.extended_types = parse_bool(origin, shown, value)?,
             props::READ_ONLY => self.read_only_mode = parse_bool(origin, shown, value)?,
             props::JUTE_MAX_BUFFER => {
-                let expected = "a size in bytes from 1 to 2147483647, decimal or 0x hex (default 0xfffff)";
+                let expected =
+                    "a size in bytes from 1 to 2147483647, decimal or 0x hex (default 0xfffff)";
                 match java_decode(value) {
                     Some(n) if (1..=INT_MAX).contains(&n) => self.jute_max_buffer = to_u32(n),
-                    Some(n) => return Err(origin.error(shown, format!("{n} is out of range; expected {expected}"))),
-                    None => return Err(origin.error(shown, format!("`{value}` is not a number; expected {expected}"))),
+                    Some(n) => {
+                        return Err(origin
+                            .error(shown, format!("{n} is out of range; expected {expected}")))
+                    }
+                    None => {
+                        return Err(origin.error(
+                            shown,
+                            format!("`{value}` is not a number; expected {expected}"),
+                        ))
+                    }
                 }
             }
-            props::ADMIN_ENABLE_SERVER => self.admin_enable_server = parse_bool(origin, shown, value)?,
-            props::ADMIN_SERVER_PORT => self.admin_server_port = parse_port_value(origin, shown, value)?,
+            props::ADMIN_ENABLE_SERVER => {
+                self.admin_enable_server = parse_bool(origin, shown, value)?
+            }
+            props::ADMIN_SERVER_PORT => {
+                self.admin_server_port = parse_port_value(origin, shown, value)?
+            }
             props::ADMIN_SERVER_ADDRESS => {
                 let host = strip_brackets(value);
                 check_host(host).map_err(|m| origin.error(shown, m))?;
                 self.admin_server_address = host.to_string();
             }
-            props::DATADIR_AUTOCREATE => self.data_dir_autocreate = parse_bool(origin, shown, value)?,
+            props::DATADIR_AUTOCREATE => {
+                self.data_dir_autocreate = parse_bool(origin, shown, value)?
+            }
             _ => return Ok(false),
         }
         Ok(true)
@@ -1073,7 +1233,9 @@ impl Config {
 }
 
 fn strip_brackets(host: &str) -> &str {
-    host.strip_prefix('[').and_then(|h| h.strip_suffix(']')).unwrap_or(host)
+    host.strip_prefix('[')
+        .and_then(|h| h.strip_suffix(']'))
+        .unwrap_or(host)
 }
 
 /// A known key that differs from `key` only in letter case.
@@ -1083,14 +1245,26 @@ fn near_miss(key: &str) -> Option<String> {
         .iter()
         .filter(|k| **k != "server.N")
         .map(|k| k.to_string())
-        .chain(props::ALL.iter().map(|p| p.strip_prefix("zookeeper.").unwrap_or(p).to_string()))
-        .find(|k| k.to_ascii_lowercase() == key_l || format!("zookeeper.{}", k.to_ascii_lowercase()) == key_l)
+        .chain(
+            props::ALL
+                .iter()
+                .map(|p| p.strip_prefix("zookeeper.").unwrap_or(p).to_string()),
+        )
+        .find(|k| {
+            k.to_ascii_lowercase() == key_l
+                || format!("zookeeper.{}", k.to_ascii_lowercase()) == key_l
+        })
 }
 
 fn dir_size(path: &Path) -> u64 {
     match std::fs::symlink_metadata(path) {
         Ok(m) if m.is_dir() => std::fs::read_dir(path)
-            .map(|entries| entries.filter_map(Result::ok).map(|e| dir_size(&e.path())).sum())
+            .map(|entries| {
+                entries
+                    .filter_map(Result::ok)
+                    .map(|e| dir_size(&e.path()))
+                    .sum()
+            })
             .unwrap_or(0),
         Ok(m) => m.len(),
         Err(_) => 0,
@@ -1106,7 +1280,10 @@ struct Entry {
 }
 
 fn read_properties(path: &Path) -> Result<Vec<Entry>, ConfigError> {
-    let mut bytes = std::fs::read(path).map_err(|source| ConfigError::Io { path: path.to_path_buf(), source })?;
+    let mut bytes = std::fs::read(path).map_err(|source| ConfigError::Io {
+        path: path.to_path_buf(),
+        source,
+    })?;
     if bytes.starts_with(b"\xef\xbb\xbf") {
         bytes.drain(..3);
     }
@@ -1184,7 +1361,9 @@ fn parse_properties(text: &str) -> Result<Vec<Entry>, (usize, String, String)> {
                 break;
             }
             logical.push_str(&current[..current.len() - 1]);
-            let Some(&(_, raw_next)) = lines.get(next) else { break };
+            let Some(&(_, raw_next)) = lines.get(next) else {
+                break;
+            };
             next += 1;
             current = raw_next.trim_start_matches(is_prop_ws);
             if current.is_empty() {
@@ -1192,10 +1371,20 @@ fn parse_properties(text: &str) -> Result<Vec<Entry>, (usize, String, String)> {
             }
         }
         let (key, value) = split_key_value(&logical);
-        let key_text = unescape(&key).map_err(|m| (line_no, java_trim(&key.iter().collect::<String>()).to_string(), m))?;
+        let key_text = unescape(&key).map_err(|m| {
+            (
+                line_no,
+                java_trim(&key.iter().collect::<String>()).to_string(),
+                m,
+            )
+        })?;
         let key = java_trim(&key_text).to_string();
         let value_text = unescape(&value).map_err(|m| (line_no, key.clone(), m))?;
-        entries.push(Entry { line: line_no, key, value: java_trim(&value_text).to_string() });
+        entries.push(Entry {
+            line: line_no,
+            key,
+            value: java_trim(&value_text).to_string(),
+        });
     }
     Ok(entries)
 }
@@ -1231,7 +1420,10 @@ fn split_key_value(line: &str) -> (Vec<char>, Vec<char>) {
         }
         value_start += 1;
     }
-    (chars[..key_len].to_vec(), chars[value_start.min(chars.len())..].to_vec())
+    (
+        chars[..key_len].to_vec(),
+        chars[value_start.min(chars.len())..].to_vec(),
+    )
 }
 
 /// Resolves `Properties` escapes: `\t \n \r \f`, `\uXXXX` (surrogate pairs joined), and
@@ -1251,11 +1443,16 @@ fn unescape(chars: &[char]) -> Result<String, String> {
         i += 1;
         let decoded = match escape {
             'u' => {
-                let hex: String = chars.get(i..i + 4).map(|h| h.iter().collect()).unwrap_or_default();
+                let hex: String = chars
+                    .get(i..i + 4)
+                    .map(|h| h.iter().collect())
+                    .unwrap_or_default();
                 let code = (hex.len() == 4)
                     .then(|| u32::from_str_radix(&hex, 16).ok())
                     .flatten()
-                    .ok_or_else(|| "malformed \\uXXXX escape (it needs exactly four hex digits)".to_string())?;
+                    .ok_or_else(|| {
+                        "malformed \\uXXXX escape (it needs exactly four hex digits)".to_string()
+                    })?;
                 i += 4;
                 if (0xD800..0xDC00).contains(&code) {
                     pending_high = Some(code);
@@ -1263,7 +1460,8 @@ fn unescape(chars: &[char]) -> Result<String, String> {
                 }
                 if (0xDC00..0xE000).contains(&code) {
                     let high = pending_high.take().unwrap_or(0xD800);
-                    char::from_u32(0x10000 + ((high - 0xD800) << 10) + (code - 0xDC00)).unwrap_or('\u{fffd}')
+                    char::from_u32(0x10000 + ((high - 0xD800) << 10) + (code - 0xDC00))
+                        .unwrap_or('\u{fffd}')
                 } else {
                     char::from_u32(code).unwrap_or('\u{fffd}')
                 }
@@ -1318,11 +1516,17 @@ impl<'a> FileParse<'a> {
     }
 
     fn at(&self, line: usize) -> Origin<'a> {
-        Origin::Line { path: self.path, line }
+        Origin::Line {
+            path: self.path,
+            line,
+        }
     }
 
     fn file_error(&self, message: impl Into<String>) -> ConfigError {
-        ConfigError::File { path: self.path.to_path_buf(), message: message.into() }
+        ConfigError::File {
+            path: self.path.to_path_buf(),
+            message: message.into(),
+        }
     }
 
     fn run(mut self, entries: Vec<Entry>) -> Result<Config, ConfigError> {
@@ -1349,7 +1553,14 @@ impl<'a> FileParse<'a> {
         let ms = "milliseconds";
         match key {
             "tickTime" => {
-                let n = parse_int(&o, key, value, 1, INT_MAX, &format!("a tick length in {ms}, 1 or more (e.g. tickTime=2000)"))?;
+                let n = parse_int(
+                    &o,
+                    key,
+                    value,
+                    1,
+                    INT_MAX,
+                    &format!("a tick length in {ms}, 1 or more (e.g. tickTime=2000)"),
+                )?;
                 self.cfg.tick_time_ms = to_u32(n);
                 self.mark("tickTime", line);
             }
@@ -1376,15 +1587,36 @@ impl<'a> FileParse<'a> {
                 self.mark("clientPortAddress", line);
             }
             "clientPortListenBacklog" => {
-                let n = parse_int(&o, key, value, i64::from(i32::MIN), INT_MAX, "a connection count (-1 for the system default)")?;
+                let n = parse_int(
+                    &o,
+                    key,
+                    value,
+                    i64::from(i32::MIN),
+                    INT_MAX,
+                    "a connection count (-1 for the system default)",
+                )?;
                 self.cfg.client_port_listen_backlog = (n > 0).then(|| to_u32(n));
             }
             "maxClientCnxns" => {
-                let n = parse_int(&o, key, value, 0, INT_MAX, "connections per client IP address, 0 for unlimited")?;
+                let n = parse_int(
+                    &o,
+                    key,
+                    value,
+                    0,
+                    INT_MAX,
+                    "connections per client IP address, 0 for unlimited",
+                )?;
                 self.cfg.max_client_cnxns = to_u32(n);
             }
             "minSessionTimeout" | "maxSessionTimeout" => {
-                let n = parse_int(&o, key, value, -1, INT_MAX, &format!("a timeout in {ms}, or -1 for the default"))?;
+                let n = parse_int(
+                    &o,
+                    key,
+                    value,
+                    -1,
+                    INT_MAX,
+                    &format!("a timeout in {ms}, or -1 for the default"),
+                )?;
                 let n = (n >= 0).then_some(n);
                 if key == "minSessionTimeout" {
                     self.min_session = n;
@@ -1403,7 +1635,14 @@ impl<'a> FileParse<'a> {
                 }
             }
             "autopurge.snapRetainCount" => {
-                let n = parse_int(&o, key, value, i64::from(i32::MIN), INT_MAX, "a number of snapshots, 3 or more")?;
+                let n = parse_int(
+                    &o,
+                    key,
+                    value,
+                    i64::from(i32::MIN),
+                    INT_MAX,
+                    "a number of snapshots, 3 or more",
+                )?;
                 if n < i64::from(MIN_SNAP_RETAIN_COUNT) {
                     self.cfg.notes.push(format!(
                         "{}: {n} is below the minimum of {MIN_SNAP_RETAIN_COUNT}; using {MIN_SNAP_RETAIN_COUNT}",
@@ -1413,7 +1652,14 @@ impl<'a> FileParse<'a> {
                 self.cfg.snap_retain_count = to_u32(n).max(MIN_SNAP_RETAIN_COUNT);
             }
             "autopurge.purgeInterval" => {
-                let n = parse_int(&o, key, value, i64::from(i32::MIN), INT_MAX, "hours between purges, 0 to turn purging off")?;
+                let n = parse_int(
+                    &o,
+                    key,
+                    value,
+                    i64::from(i32::MIN),
+                    INT_MAX,
+                    "hours between purges, 0 to turn purging off",
+                )?;
                 self.cfg.purge_interval_hours = to_u32(n);
             }
             "standaloneEnabled" => self.cfg.standalone_enabled = parse_bool(&o, key, value)?,
@@ -1425,8 +1671,13 @@ impl<'a> FileParse<'a> {
                 }
             }
             "peerType" => {
-                if !value.eq_ignore_ascii_case("observer") && !value.eq_ignore_ascii_case("participant") {
-                    return Err(o.error(key, format!("unknown peer type `{value}`; use participant or observer")));
+                if !value.eq_ignore_ascii_case("observer")
+                    && !value.eq_ignore_ascii_case("participant")
+                {
+                    return Err(o.error(
+                        key,
+                        format!("unknown peer type `{value}`; use participant or observer"),
+                    ));
                 }
                 // As in ZooKeeper, the role in this server's server.N line is what counts.
             }
@@ -1437,12 +1688,17 @@ impl<'a> FileParse<'a> {
                 self.dynamic_file = Some((line, PathBuf::from(value)));
             }
             "version" => {
-                self.cfg.config_version = u64::from_str_radix(value, 16)
-                    .map_err(|_| o.error(key, format!("`{value}` is not a hexadecimal configuration version")))?;
+                self.cfg.config_version = u64::from_str_radix(value, 16).map_err(|_| {
+                    o.error(
+                        key,
+                        format!("`{value}` is not a hexadecimal configuration version"),
+                    )
+                })?;
             }
             _ if key.starts_with("server.") => {
                 let id = parse_server_id(&o, key)?;
-                self.server_lines.insert(id, (line, key.to_string(), value.to_string()));
+                self.server_lines
+                    .insert(id, (line, key.to_string(), value.to_string()));
             }
             _ if key.starts_with("group.") || key.starts_with("weight.") => {
                 return Err(o.error(
@@ -1454,7 +1710,9 @@ impl<'a> FileParse<'a> {
             _ => {
                 let canon = property_for_file_key(key);
                 let mut whitelist = self.whitelist.take();
-                let used = self.cfg.apply_property(&canon, key, value, &o, &mut whitelist)?;
+                let used = self
+                    .cfg
+                    .apply_property(&canon, key, value, &o, &mut whitelist)?;
                 self.whitelist = whitelist;
                 if used {
                     if canon == props::EXTENDED_TYPES {
@@ -1470,7 +1728,9 @@ impl<'a> FileParse<'a> {
 
     fn finish(mut self) -> Result<Config, ConfigError> {
         if !self.seen.contains_key("dataDir") {
-            return Err(self.file_error("dataDir is not set; add a line such as dataDir=/var/lib/keel"));
+            return Err(
+                self.file_error("dataDir is not set; add a line such as dataDir=/var/lib/keel")
+            );
         }
         if !self.seen.contains_key("dataLogDir") {
             self.cfg.data_log_dir = self.cfg.data_dir.clone();
@@ -1478,21 +1738,41 @@ impl<'a> FileParse<'a> {
 
         // Session timeouts default to 2 and 20 ticks.
         let tick = self.cfg.tick_time_ms;
-        let min = self.min_session.map(to_u32).unwrap_or(tick.saturating_mul(2));
-        let max = self.max_session.map(to_u32).unwrap_or(tick.saturating_mul(20));
+        let min = self
+            .min_session
+            .map(to_u32)
+            .unwrap_or(tick.saturating_mul(2));
+        let max = self
+            .max_session
+            .map(to_u32)
+            .unwrap_or(tick.saturating_mul(20));
         if min > max {
             let what = |v: Option<i64>, key: &str, default: &str| match v {
                 Some(_) => format!("{key}={}", if key.starts_with("min") { min } else { max }),
-                None => format!("{key} {} ({default})", if key.starts_with("min") { min } else { max }),
+                None => format!(
+                    "{key} {} ({default})",
+                    if key.starts_with("min") { min } else { max }
+                ),
             };
             let message = format!(
                 "{} must not be larger than {}",
-                what(self.min_session, "minSessionTimeout", "the default, 2 × tickTime"),
-                what(self.max_session, "maxSessionTimeout", "the default, 20 × tickTime")
+                what(
+                    self.min_session,
+                    "minSessionTimeout",
+                    "the default, 2 × tickTime"
+                ),
+                what(
+                    self.max_session,
+                    "maxSessionTimeout",
+                    "the default, 20 × tickTime"
+                )
             );
             let (key, line) = match (self.max_session, self.seen.get("maxSessionTimeout")) {
                 (Some(_), Some(&l)) => ("maxSessionTimeout", l),
-                _ => ("minSessionTimeout", self.seen.get("minSessionTimeout").copied().unwrap_or(0)),
+                _ => (
+                    "minSessionTimeout",
+                    self.seen.get("minSessionTimeout").copied().unwrap_or(0),
+                ),
             };
             return Err(self.at(line).error(key, message));
         }
@@ -1505,7 +1785,8 @@ impl<'a> FileParse<'a> {
         let whitelist = self.whitelist.take();
         self.cfg.rebuild_four_letter_words(whitelist.as_deref());
         if let Some(&line) = self.seen.get("extendedTypes") {
-            self.cfg.check_extended_types(&self.at(line), "extendedTypesEnabled")?;
+            self.cfg
+                .check_extended_types(&self.at(line), "extendedTypesEnabled")?;
         }
         Ok(self.cfg)
     }
@@ -1529,7 +1810,10 @@ impl<'a> FileParse<'a> {
             })?;
             let mut lines = BTreeMap::new();
             for e in entries {
-                let o = Origin::Line { path: &dyn_path, line: e.line };
+                let o = Origin::Line {
+                    path: &dyn_path,
+                    line: e.line,
+                };
                 if e.key.starts_with("server.") {
                     let id = parse_server_id(&o, &e.key)?;
                     lines.insert(id, (e.line, e.key, e.value));
@@ -1539,9 +1823,15 @@ impl<'a> FileParse<'a> {
                         "a dynamic config file must not contain `version`; it is taken from the file name's suffix (e.g. zoo.cfg.dynamic.100000000)",
                     ));
                 } else if e.key.starts_with("group.") || e.key.starts_with("weight.") {
-                    return Err(o.error(&e.key, "hierarchical quorums (group.N / weight.N) are not supported by Keel"));
+                    return Err(o.error(
+                        &e.key,
+                        "hierarchical quorums (group.N / weight.N) are not supported by Keel",
+                    ));
                 } else {
-                    return Err(o.error(&e.key, "a dynamic config file may contain only server.N lines"));
+                    return Err(o.error(
+                        &e.key,
+                        "a dynamic config file may contain only server.N lines",
+                    ));
                 }
             }
             if let Some(v) = dyn_path
@@ -1552,14 +1842,18 @@ impl<'a> FileParse<'a> {
                 self.cfg.config_version = v;
             }
             for (id, (line, key, value)) in lines {
-                let o = Origin::Line { path: &dyn_path, line };
+                let o = Origin::Line {
+                    path: &dyn_path,
+                    line,
+                };
                 let mut spec = ServerSpec::parse(id, &value).map_err(|m| o.error(&key, m))?;
                 spec.line = line;
                 servers.push(spec);
             }
         } else {
             for (id, (line, key, value)) in &self.server_lines {
-                let mut spec = ServerSpec::parse(*id, value).map_err(|m| self.at(*line).error(key, m))?;
+                let mut spec =
+                    ServerSpec::parse(*id, value).map_err(|m| self.at(*line).error(key, m))?;
                 spec.line = *line;
                 servers.push(spec);
             }
@@ -1578,7 +1872,12 @@ impl<'a> FileParse<'a> {
             }
             return self.default_client_port();
         }
-        let voting = self.cfg.servers.iter().filter(|s| s.role == PeerRole::Participant).count();
+        let voting = self
+            .cfg
+            .servers
+            .iter()
+            .filter(|s| s.role == PeerRole::Participant)
+            .count();
         let observers = self.cfg.servers.len() - voting;
         if voting == 0 {
             return Err(self.file_error(
@@ -1625,16 +1924,22 @@ impl<'a> FileParse<'a> {
 
         if distributed {
             if self.cfg.init_limit == 0 {
-                return Err(self.file_error("initLimit is not set; an ensemble needs it, e.g. initLimit=10"));
+                return Err(self
+                    .file_error("initLimit is not set; an ensemble needs it, e.g. initLimit=10"));
             }
             if self.cfg.sync_limit == 0 {
-                return Err(self.file_error("syncLimit is not set; an ensemble needs it, e.g. syncLimit=5"));
+                return Err(
+                    self.file_error("syncLimit is not set; an ensemble needs it, e.g. syncLimit=5")
+                );
             }
             if let Some(id) = self.cfg.server_id {
                 if !self.cfg.servers.iter().any(|s| s.id == id) {
                     return Err(ConfigError::File {
                         path: myid_path,
-                        message: format!("server id {id} is not among the server.N lines of {}", self.path.display()),
+                        message: format!(
+                            "server id {id} is not among the server.N lines of {}",
+                            self.path.display()
+                        ),
                     });
                 }
             }
@@ -1647,8 +1952,11 @@ impl<'a> FileParse<'a> {
             if let Some(&line) = self.seen.get("clientPort") {
                 let address = &self.cfg.client_port_address;
                 let wildcard = !self.seen.contains_key("clientPortAddress")
-                    || address.parse::<IpAddr>().is_ok_and(|ip| ip.is_unspecified());
-                let agrees = self.cfg.client_port == client.port && (wildcard || *address == client.host);
+                    || address
+                        .parse::<IpAddr>()
+                        .is_ok_and(|ip| ip.is_unspecified());
+                let agrees =
+                    self.cfg.client_port == client.port && (wildcard || *address == client.host);
                 if !agrees {
                     return Err(self.at(line).error(
                         "clientPort",
@@ -1711,7 +2019,9 @@ mod tests {
 
     impl Scratch {
         fn new() -> Scratch {
-            Scratch { dir: tempfile::tempdir().expect("tempdir") }
+            Scratch {
+                dir: tempfile::tempdir().expect("tempdir"),
+            }
         }
         fn path(&self, name: &str) -> PathBuf {
             self.dir.path().join(name)
@@ -1739,13 +2049,17 @@ mod tests {
 
     fn invalid(e: &ConfigError) -> (usize, &str, &str) {
         match e {
-            ConfigError::Invalid { line, key, message, .. } => (*line, key.as_str(), message.as_str()),
+            ConfigError::Invalid {
+                line, key, message, ..
+            } => (*line, key.as_str(), message.as_str()),
             other => panic!("expected ConfigError::Invalid, got {other:?}: {other}"),
         }
     }
 
     fn props(list: &[(&str, &str)]) -> Vec<(String, String)> {
-        list.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
+        list.iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
     }
 
     fn args(list: &[&str]) -> Result<Cli, ConfigError> {
@@ -1764,10 +2078,22 @@ mod tests {
         assert_eq!(c.client_port_address, "0.0.0.0");
         assert_eq!(c.client_bind_address(), "0.0.0.0");
         assert_eq!(c.client_host_port(), "0.0.0.0:2181");
-        let v6 = Config { client_port_address: "::1".into(), ..Config::default() };
-        assert_eq!((v6.client_bind_address().as_str(), v6.client_host_port().as_str()), ("[::1]", "[::1]:2181"));
+        let v6 = Config {
+            client_port_address: "::1".into(),
+            ..Config::default()
+        };
+        assert_eq!(
+            (
+                v6.client_bind_address().as_str(),
+                v6.client_host_port().as_str()
+            ),
+            ("[::1]", "[::1]:2181")
+        );
         assert_eq!(c.max_client_cnxns, 60);
-        assert_eq!((c.min_session_timeout_ms, c.max_session_timeout_ms), (4000, 40000));
+        assert_eq!(
+            (c.min_session_timeout_ms, c.max_session_timeout_ms),
+            (4000, 40000)
+        );
         assert_eq!(c.snap_retain_count, 3);
         assert_eq!(c.purge_interval_hours, 0);
         assert_eq!(c.four_letter_words, BTreeSet::from(["srvr".to_string()]));
@@ -1787,7 +2113,10 @@ mod tests {
     fn zoo_cfg_without_tick_time_uses_zookeepers_3000() {
         let c = ok("dataDir=@DIR@/data\nclientPort=2181\n");
         assert_eq!(c.tick_time_ms, 3000);
-        assert_eq!((c.min_session_timeout_ms, c.max_session_timeout_ms), (6000, 60000));
+        assert_eq!(
+            (c.min_session_timeout_ms, c.max_session_timeout_ms),
+            (6000, 60000)
+        );
     }
 
     #[test]
@@ -1817,7 +2146,10 @@ mod tests {
         assert_eq!(c.client_port_address, "127.0.0.1");
         assert_eq!(c.client_port_listen_backlog, Some(128));
         assert_eq!(c.max_client_cnxns, 0);
-        assert_eq!((c.min_session_timeout_ms, c.max_session_timeout_ms), (300, 9000));
+        assert_eq!(
+            (c.min_session_timeout_ms, c.max_session_timeout_ms),
+            (300, 9000)
+        );
         assert_eq!((c.init_limit, c.sync_limit), (7, 3));
         assert_eq!((c.snap_retain_count, c.purge_interval_hours), (5, 24));
         assert!(c.standalone_enabled && c.reconfig_enabled);
@@ -1835,7 +2167,10 @@ mod tests {
         assert_eq!(c.global_outstanding_limit, 77);
         let words: Vec<&str> = c.four_letter_words.iter().map(String::as_str).collect();
         assert_eq!(words, ["conf", "isro", "ruok", "srvr", "stat"]);
-        assert_eq!(c.super_digest.as_deref(), Some("super:D/InIHSb7yEEbrWz8b9l71RjZJU="));
+        assert_eq!(
+            c.super_digest.as_deref(),
+            Some("super:D/InIHSb7yEEbrWz8b9l71RjZJU=")
+        );
         assert!(c.extended_types && c.read_only_mode);
         assert!(!c.admin_enable_server);
         assert_eq!(c.admin_server_port, 9090);
@@ -1863,8 +2198,17 @@ mod tests {
         assert!(!none.is_four_letter_word_enabled("ruok"));
         assert!(!none.is_four_letter_word_enabled("isro"));
         let odd = ok("dataDir=@DIR@\nclientPort=1\n4lw.commands.whitelist=ruok,bogus\n");
-        assert!(odd.four_letter_words.contains("bogus"), "kept, as ZooKeeper keeps it");
-        assert!(odd.warnings().iter().any(|w| w.contains("`bogus` is not a four-letter word")), "{:?}", odd.warnings());
+        assert!(
+            odd.four_letter_words.contains("bogus"),
+            "kept, as ZooKeeper keeps it"
+        );
+        assert!(
+            odd.warnings()
+                .iter()
+                .any(|w| w.contains("`bogus` is not a four-letter word")),
+            "{:?}",
+            odd.warnings()
+        );
     }
 
     #[test]
@@ -1877,25 +2221,45 @@ mod tests {
         assert_eq!(c.client_port_listen_backlog, None);
         assert_eq!(c.min_session_timeout_ms, 6000);
         let w = c.warnings().join("\n");
-        assert!(w.contains("line 3: autopurge.snapRetainCount: 1 is below the minimum of 3"), "{w}");
-        assert!(w.contains("line 4: snapCount: snapCount must be 2 or more"), "{w}");
+        assert!(
+            w.contains("line 3: autopurge.snapRetainCount: 1 is below the minimum of 3"),
+            "{w}"
+        );
+        assert!(
+            w.contains("line 4: snapCount: snapCount must be 2 or more"),
+            "{w}"
+        );
     }
 
     #[test]
     fn missing_client_port_defaults_to_2181_with_a_note() {
         let c = ok("dataDir=@DIR@\n");
         assert_eq!(c.client_port, 2181);
-        assert!(c.warnings().iter().any(|w| w.contains("clientPort is not set")));
+        assert!(c
+            .warnings()
+            .iter()
+            .any(|w| w.contains("clientPort is not set")));
     }
 
     #[test]
     fn jute_maxbuffer_reads_like_integer_decode() {
-        for (text, n) in [("1048575", 1048575), ("0xfffff", 0xfffff), ("0X10", 16), ("#20", 32), ("010", 8), ("+5", 5)] {
-            let c = ok(&format!("dataDir=@DIR@\nclientPort=1\njute.maxbuffer={text}\n"));
+        for (text, n) in [
+            ("1048575", 1048575),
+            ("0xfffff", 0xfffff),
+            ("0X10", 16),
+            ("#20", 32),
+            ("010", 8),
+            ("+5", 5),
+        ] {
+            let c = ok(&format!(
+                "dataDir=@DIR@\nclientPort=1\njute.maxbuffer={text}\n"
+            ));
             assert_eq!(c.jute_max_buffer, n, "{text}");
         }
         for bad in ["0", "-1", "0x", "ten", "4294967296", "09"] {
-            let e = err(&format!("dataDir=@DIR@\nclientPort=1\njute.maxbuffer={bad}\n"));
+            let e = err(&format!(
+                "dataDir=@DIR@\nclientPort=1\njute.maxbuffer={bad}\n"
+            ));
             let (line, key, _) = invalid(&e);
             assert_eq!((line, key), (3, "jute.maxbuffer"), "{bad}: {e}");
         }
@@ -1921,11 +2285,23 @@ mod tests {
 
     #[test]
     fn property_parser_details() {
-        let e = parse_properties("a=1\nb\\\n\nc=3\nd\ne:\n  f  =  g h  \nlast=x\\").expect("parses");
-        let got: Vec<(usize, &str, &str)> = e.iter().map(|x| (x.line, x.key.as_str(), x.value.as_str())).collect();
+        let e =
+            parse_properties("a=1\nb\\\n\nc=3\nd\ne:\n  f  =  g h  \nlast=x\\").expect("parses");
+        let got: Vec<(usize, &str, &str)> = e
+            .iter()
+            .map(|x| (x.line, x.key.as_str(), x.value.as_str()))
+            .collect();
         assert_eq!(
             got,
-            [(1, "a", "1"), (2, "b", ""), (4, "c", "3"), (5, "d", ""), (6, "e", ""), (7, "f", "g h"), (8, "last", "x")]
+            [
+                (1, "a", "1"),
+                (2, "b", ""),
+                (4, "c", "3"),
+                (5, "d", ""),
+                (6, "e", ""),
+                (7, "f", "g h"),
+                (8, "last", "x")
+            ]
         );
         // Escaped backslash at the end does not continue; \u escapes, including surrogate pairs.
         let e = parse_properties("p=a\\\\\nq=\\u00e9\\uD83D\\uDE00\\t!").expect("parses");
@@ -1967,28 +2343,72 @@ mod tests {
             ("clientPort=70000", "clientPort", "1 to 65535"),
             ("clientPort=0", "clientPort", "1 to 65535"),
             ("clientPort=http", "clientPort", "not a port number"),
-            ("clientPortAddress=not a host", "clientPortAddress", "neither a host name nor an IP"),
+            (
+                "clientPortAddress=not a host",
+                "clientPortAddress",
+                "neither a host name nor an IP",
+            ),
             ("maxClientCnxns=-1", "maxClientCnxns", "0 for unlimited"),
-            ("minSessionTimeout=1s", "minSessionTimeout", "not a whole number"),
+            (
+                "minSessionTimeout=1s",
+                "minSessionTimeout",
+                "not a whole number",
+            ),
             ("maxSessionTimeout=-7", "maxSessionTimeout", "out of range"),
             ("initLimit=ten", "initLimit", "not a whole number"),
             ("syncLimit=-1", "syncLimit", "out of range"),
-            ("autopurge.snapRetainCount=x", "autopurge.snapRetainCount", "not a whole number"),
-            ("autopurge.purgeInterval=1h", "autopurge.purgeInterval", "not a whole number"),
-            ("standaloneEnabled=yes", "standaloneEnabled", "use true or false"),
+            (
+                "autopurge.snapRetainCount=x",
+                "autopurge.snapRetainCount",
+                "not a whole number",
+            ),
+            (
+                "autopurge.purgeInterval=1h",
+                "autopurge.purgeInterval",
+                "not a whole number",
+            ),
+            (
+                "standaloneEnabled=yes",
+                "standaloneEnabled",
+                "use true or false",
+            ),
             ("reconfigEnabled=1", "reconfigEnabled", "use true or false"),
             ("electionAlg=0", "electionAlg", "only electionAlg=3"),
             ("peerType=leader", "peerType", "participant or observer"),
             ("dataLogDir=", "dataLogDir", "empty"),
             ("version=xyz", "version", "hexadecimal"),
             ("snapCount=many", "snapCount", "not a whole number"),
-            ("globalOutstandingLimit=0", "globalOutstandingLimit", "out of range"),
-            ("extendedTypesEnabled=yes", "extendedTypesEnabled", "use true or false"),
-            ("readonlymode.enabled=on", "readonlymode.enabled", "use true or false"),
-            ("admin.enableServer=no", "admin.enableServer", "use true or false"),
+            (
+                "globalOutstandingLimit=0",
+                "globalOutstandingLimit",
+                "out of range",
+            ),
+            (
+                "extendedTypesEnabled=yes",
+                "extendedTypesEnabled",
+                "use true or false",
+            ),
+            (
+                "readonlymode.enabled=on",
+                "readonlymode.enabled",
+                "use true or false",
+            ),
+            (
+                "admin.enableServer=no",
+                "admin.enableServer",
+                "use true or false",
+            ),
             ("admin.serverPort=99999", "admin.serverPort", "1 to 65535"),
-            ("DigestAuthenticationProvider.superDigest=nocolon", "DigestAuthenticationProvider.superDigest", "USER:DIGEST"),
-            ("DigestAuthenticationProvider.superDigest=super:not base64!", "DigestAuthenticationProvider.superDigest", "USER:DIGEST"),
+            (
+                "DigestAuthenticationProvider.superDigest=nocolon",
+                "DigestAuthenticationProvider.superDigest",
+                "USER:DIGEST",
+            ),
+            (
+                "DigestAuthenticationProvider.superDigest=super:not base64!",
+                "DigestAuthenticationProvider.superDigest",
+                "USER:DIGEST",
+            ),
             ("group.1=1:2:3", "group.1", "hierarchical quorums"),
             ("weight.1=1", "weight.1", "hierarchical quorums"),
             ("server.x=h:1:2", "server.x", "not a server id"),
@@ -2000,7 +2420,10 @@ mod tests {
             assert_eq!((line, got_key), (3, *key), "{line_text}: {e}");
             assert!(message.contains(expect), "{line_text}: {e}");
             let shown = e.to_string();
-            assert!(shown.contains("zoo.cfg, line 3: ") && shown.contains(key), "{shown}");
+            assert!(
+                shown.contains("zoo.cfg, line 3: ") && shown.contains(key),
+                "{shown}"
+            );
         }
     }
 
@@ -2009,7 +2432,10 @@ mod tests {
         let s = Scratch::new();
         let missing = s.path("nope.cfg");
         let e = Config::from_file(&missing).expect_err("missing");
-        assert!(matches!(e, ConfigError::Io { ref path, .. } if *path == missing), "{e:?}");
+        assert!(
+            matches!(e, ConfigError::Io { ref path, .. } if *path == missing),
+            "{e:?}"
+        );
         assert!(e.to_string().contains("nope.cfg"), "{e}");
         let e = Config::from_file(s.dir.path()).expect_err("a directory");
         assert!(matches!(e, ConfigError::Io { .. }), "{e:?}");
@@ -2024,15 +2450,22 @@ mod tests {
 
     #[test]
     fn min_session_timeout_above_max_is_an_error_naming_the_key() {
-        let e = err("dataDir=@DIR@\nclientPort=1\nminSessionTimeout=5000\nmaxSessionTimeout=4000\n");
+        let e =
+            err("dataDir=@DIR@\nclientPort=1\nminSessionTimeout=5000\nmaxSessionTimeout=4000\n");
         let (line, key, msg) = invalid(&e);
         assert_eq!((line, key), (4, "maxSessionTimeout"));
-        assert!(msg.contains("minSessionTimeout=5000 must not be larger than maxSessionTimeout=4000"), "{msg}");
+        assert!(
+            msg.contains("minSessionTimeout=5000 must not be larger than maxSessionTimeout=4000"),
+            "{msg}"
+        );
         // Against a default: the key that was set is named.
         let e = err("tickTime=1000\ndataDir=@DIR@\nclientPort=1\nminSessionTimeout=30000\n");
         let (line, key, msg) = invalid(&e);
         assert_eq!((line, key), (4, "minSessionTimeout"));
-        assert!(msg.contains("maxSessionTimeout 20000 (the default, 20 × tickTime)"), "{msg}");
+        assert!(
+            msg.contains("maxSessionTimeout 20000 (the default, 20 × tickTime)"),
+            "{msg}"
+        );
     }
 
     #[test]
@@ -2065,9 +2498,23 @@ mod tests {
             ]
         );
         let w = c.warnings();
-        assert!(w[0].ends_with("zoo.cfg, line 3: serverCnxnFactory: unknown setting; ignored"), "{}", w[0]);
-        assert!(w[2].contains("line 5: metricsProvider.className: a ZooKeeper setting Keel does not use; ignored"), "{}", w[2]);
-        assert!(w[6].contains("TickTime: unknown setting; did you mean tickTime?"), "{}", w[6]);
+        assert!(
+            w[0].ends_with("zoo.cfg, line 3: serverCnxnFactory: unknown setting; ignored"),
+            "{}",
+            w[0]
+        );
+        assert!(
+            w[2].contains(
+                "line 5: metricsProvider.className: a ZooKeeper setting Keel does not use; ignored"
+            ),
+            "{}",
+            w[2]
+        );
+        assert!(
+            w[6].contains("TickTime: unknown setting; did you mean tickTime?"),
+            "{}",
+            w[6]
+        );
         assert!(w[7].contains("(empty key)"), "{}", w[7]);
         assert_eq!(c.tick_time_ms, 3000);
     }
@@ -2081,7 +2528,10 @@ mod tests {
             ("zookeeper.snapCount", "20"),
             ("zookeeper.globalOutstandingLimit", "9"),
             ("zookeeper.4lw.commands.whitelist", "mntr,conf"),
-            ("zookeeper.DigestAuthenticationProvider.superDigest", "super:abc="),
+            (
+                "zookeeper.DigestAuthenticationProvider.superDigest",
+                "super:abc=",
+            ),
             ("zookeeper.extendedTypesEnabled", "true"),
             ("readonlymode.enabled", "true"),
             ("jute.maxbuffer", "4194304"),
@@ -2108,12 +2558,16 @@ mod tests {
     #[test]
     fn system_properties_override_the_file() {
         let s = Scratch::new();
-        let path = s.write("zoo.cfg", "dataDir=@DIR@\nclientPort=1\nsnapCount=10\n4lw.commands.whitelist=ruok\n");
+        let path = s.write(
+            "zoo.cfg",
+            "dataDir=@DIR@\nclientPort=1\nsnapCount=10\n4lw.commands.whitelist=ruok\n",
+        );
         let c = Config::load(Some(&path), &props(&[("zookeeper.snapCount", "30")])).expect("valid");
         assert_eq!(c.snap_count, 30);
         assert!(c.is_four_letter_word_enabled("ruok"));
         // Turning read-only on from -D adds isro to the file's list.
-        let c = Config::load(Some(&path), &props(&[("readonlymode.enabled", "true")])).expect("valid");
+        let c =
+            Config::load(Some(&path), &props(&[("readonlymode.enabled", "true")])).expect("valid");
         assert!(c.four_letter_words.contains("isro") && c.four_letter_words.contains("ruok"));
     }
 
@@ -2123,8 +2577,13 @@ mod tests {
         let e = c
             .apply_system_properties(&props(&[("zookeeper.snapCount", "lots")]))
             .expect_err("bad");
-        assert!(matches!(e, ConfigError::Property { ref name, ref value, .. } if name == "zookeeper.snapCount" && value == "lots"));
-        assert!(e.to_string().starts_with("-Dzookeeper.snapCount=lots: "), "{e}");
+        assert!(
+            matches!(e, ConfigError::Property { ref name, ref value, .. } if name == "zookeeper.snapCount" && value == "lots")
+        );
+        assert!(
+            e.to_string().starts_with("-Dzookeeper.snapCount=lots: "),
+            "{e}"
+        );
         for (name, value) in [
             ("jute.maxbuffer", "big"),
             ("readonlymode.enabled", "yes"),
@@ -2133,8 +2592,13 @@ mod tests {
             ("zookeeper.globalOutstandingLimit", "-3"),
             ("zookeeper.DigestAuthenticationProvider.superDigest", ":x"),
         ] {
-            let e = Config::default().apply_system_properties(&props(&[(name, value)])).expect_err(name);
-            assert!(e.to_string().starts_with(&format!("-D{name}={value}: ")), "{e}");
+            let e = Config::default()
+                .apply_system_properties(&props(&[(name, value)]))
+                .expect_err(name);
+            assert!(
+                e.to_string().starts_with(&format!("-D{name}={value}: ")),
+                "{e}"
+            );
         }
     }
 
@@ -2145,7 +2609,10 @@ mod tests {
             ("zookeeper.log.dir", "/var/log/zookeeper"),
             ("zookeeper.log.file", "zookeeper.log"),
             ("zookeeper.root.logger", "INFO,CONSOLE"),
-            ("log4j.configuration", "file:/etc/zookeeper/conf/log4j.properties"),
+            (
+                "log4j.configuration",
+                "file:/etc/zookeeper/conf/log4j.properties",
+            ),
             ("com.sun.management.jmxremote", ""),
             ("com.sun.management.jmxremote.local.only", "false"),
             ("java.net.preferIPv4Stack", "true"),
@@ -2161,15 +2628,26 @@ mod tests {
         assert_eq!(c, Config::default());
 
         c.apply_system_properties(&props(&[
-            ("zookeeper.serverCnxnFactory", "org.apache.zookeeper.server.NettyServerCnxnFactory"),
+            (
+                "zookeeper.serverCnxnFactory",
+                "org.apache.zookeeper.server.NettyServerCnxnFactory",
+            ),
             ("snapCount", "5"),
             ("tickTime", "5"),
         ]))
         .expect("valid");
         let w = c.warnings();
         assert_eq!(w.len(), 3, "{w:?}");
-        assert!(w[0].contains("zookeeper.serverCnxnFactory") && w[0].contains("does not use"), "{}", w[0]);
-        assert!(w[1].contains("did you mean -Dzookeeper.snapCount?"), "{}", w[1]);
+        assert!(
+            w[0].contains("zookeeper.serverCnxnFactory") && w[0].contains("does not use"),
+            "{}",
+            w[0]
+        );
+        assert!(
+            w[1].contains("did you mean -Dzookeeper.snapCount?"),
+            "{}",
+            w[1]
+        );
         assert!(w[2].contains("zoo.cfg setting"), "{}", w[2]);
         assert_eq!(c.snap_count, DEFAULT_SNAP_COUNT);
         assert_eq!(c.tick_time_ms, DEFAULT_TICK_TIME_MS);
@@ -2178,10 +2656,16 @@ mod tests {
     #[test]
     fn empty_super_digest_means_none() {
         let mut c = Config::default();
-        c.apply_system_properties(&props(&[("zookeeper.DigestAuthenticationProvider.superDigest", "super:x")]))
-            .expect("valid");
-        c.apply_system_properties(&props(&[("zookeeper.DigestAuthenticationProvider.superDigest", "")]))
-            .expect("valid");
+        c.apply_system_properties(&props(&[(
+            "zookeeper.DigestAuthenticationProvider.superDigest",
+            "super:x",
+        )]))
+        .expect("valid");
+        c.apply_system_properties(&props(&[(
+            "zookeeper.DigestAuthenticationProvider.superDigest",
+            "",
+        )]))
+        .expect("valid");
         assert_eq!(c.super_digest, None);
     }
 
@@ -2190,18 +2674,37 @@ mod tests {
     #[test]
     fn server_spec_forms() {
         let s = ServerSpec::parse(1, "zk1.example.com:2888:3888").expect("plain");
-        assert_eq!(s.addresses, [PeerAddress { host: "zk1.example.com".into(), quorum_port: 2888, election_port: 3888 }]);
+        assert_eq!(
+            s.addresses,
+            [PeerAddress {
+                host: "zk1.example.com".into(),
+                quorum_port: 2888,
+                election_port: 3888
+            }]
+        );
         assert_eq!((s.role, s.client.clone()), (PeerRole::Participant, None));
         assert_eq!(s.to_string(), "zk1.example.com:2888:3888:participant");
 
         let s = ServerSpec::parse(2, "10.0.0.2:2888:3888:observer;2181").expect("observer + port");
         assert_eq!(s.role, PeerRole::Observer);
-        assert_eq!(s.client, Some(ClientAddress { host: "0.0.0.0".into(), port: 2181 }));
+        assert_eq!(
+            s.client,
+            Some(ClientAddress {
+                host: "0.0.0.0".into(),
+                port: 2181
+            })
+        );
         assert_eq!(s.to_string(), "10.0.0.2:2888:3888:observer;0.0.0.0:2181");
 
         let s = ServerSpec::parse(3, "[::1]:2888:3888:Participant;[::1]:2181").expect("ipv6");
         assert_eq!(s.addresses[0].host, "::1");
-        assert_eq!(s.client, Some(ClientAddress { host: "::1".into(), port: 2181 }));
+        assert_eq!(
+            s.client,
+            Some(ClientAddress {
+                host: "::1".into(),
+                port: 2181
+            })
+        );
         assert_eq!(s.to_string(), "[::1]:2888:3888:participant;[::1]:2181");
 
         let s = ServerSpec::parse(4, "b:1:2|a:3:4;h:5").expect("multi-address");
@@ -2209,13 +2712,31 @@ mod tests {
         assert_eq!(s.to_string(), "a:3:4|b:1:2:participant;h:5");
 
         // Java's split drops a trailing empty part.
-        assert_eq!(ServerSpec::parse(5, "h:1:2;").expect("trailing ;").client, None);
+        assert_eq!(
+            ServerSpec::parse(5, "h:1:2;").expect("trailing ;").client,
+            None
+        );
 
         for bad in [
-            "", "h:1", "h:1:2:3:4", "h:1:2;3;4", "h:x:2", "h:1:70000", "h:5:5", "h:1:2:leader", "[::1:2888:3888",
-            "h:1:2;x", "h:1:2;a:b:c", "a:1:2:observer|b:3:4:participant", " :1:2", "h h:1:2",
+            "",
+            "h:1",
+            "h:1:2:3:4",
+            "h:1:2;3;4",
+            "h:x:2",
+            "h:1:70000",
+            "h:5:5",
+            "h:1:2:leader",
+            "[::1:2888:3888",
+            "h:1:2;x",
+            "h:1:2;a:b:c",
+            "a:1:2:observer|b:3:4:participant",
+            " :1:2",
+            "h h:1:2",
         ] {
-            assert!(ServerSpec::parse(9, bad).is_err(), "`{bad}` should be rejected");
+            assert!(
+                ServerSpec::parse(9, bad).is_err(),
+                "`{bad}` should be rejected"
+            );
         }
     }
 
@@ -2239,35 +2760,56 @@ mod tests {
         let c = r.unwrap_or_else(|e| panic!("{e}"));
         assert!(c.is_distributed());
         assert_eq!(c.server_id, Some(3));
-        assert_eq!(c.servers.iter().map(|s| s.id).collect::<Vec<_>>(), [1, 2, 3, 4]);
+        assert_eq!(
+            c.servers.iter().map(|s| s.id).collect::<Vec<_>>(),
+            [1, 2, 3, 4]
+        );
         assert_eq!(c.servers[0].line, 5);
         assert_eq!(c.this_server().map(|s| s.id), Some(3));
         // The server line's client address is this server's.
-        assert_eq!((c.client_port_address.as_str(), c.client_port), ("127.0.0.1", 2183));
+        assert_eq!(
+            (c.client_port_address.as_str(), c.client_port),
+            ("127.0.0.1", 2183)
+        );
 
         let (_s, r) = ensemble(Some("1"), "clientPort=2181\n");
         let c = r.expect("valid");
-        assert_eq!((c.client_port_address.as_str(), c.client_port), ("0.0.0.0", 2181));
+        assert_eq!(
+            (c.client_port_address.as_str(), c.client_port),
+            ("0.0.0.0", 2181)
+        );
     }
 
     #[test]
     fn ensemble_errors() {
         let (s, r) = ensemble(None, "");
         let e = r.expect_err("no myid");
-        assert!(matches!(e, ConfigError::File { ref path, .. } if *path == s.path("myid")), "{e:?}");
+        assert!(
+            matches!(e, ConfigError::File { ref path, .. } if *path == s.path("myid")),
+            "{e:?}"
+        );
         assert!(e.to_string().contains("myid file is missing"), "{e}");
 
         let (_s, r) = ensemble(Some("three"), "");
         let e = r.expect_err("bad myid");
-        assert!(e.to_string().contains("myid") && e.to_string().contains("`three` is not a server id"), "{e}");
+        assert!(
+            e.to_string().contains("myid") && e.to_string().contains("`three` is not a server id"),
+            "{e}"
+        );
 
         let (_s, r) = ensemble(Some("9"), "");
-        assert!(r.expect_err("unlisted").to_string().contains("server id 9 is not among the server.N lines"));
+        assert!(r
+            .expect_err("unlisted")
+            .to_string()
+            .contains("server id 9 is not among the server.N lines"));
 
         let (_s, r) = ensemble(Some("2"), "clientPort=2181\n");
         let (line, key, msg) = invalid(r.as_ref().expect_err("clash"));
         assert_eq!((line, key), (9, "clientPort"));
-        assert!(msg.contains("differ from this server's client address"), "{msg}");
+        assert!(
+            msg.contains("differ from this server's client address"),
+            "{msg}"
+        );
 
         let s = Scratch::new();
         s.write("myid", "1");
@@ -2280,14 +2822,22 @@ mod tests {
             .expect_err("syncLimit");
         assert!(e.to_string().contains("syncLimit is not set"), "{e}");
 
-        let e = s.cfg("dataDir=@DIR@\nserver.1=a:1:2:observer\n").expect_err("observers only");
+        let e = s
+            .cfg("dataDir=@DIR@\nserver.1=a:1:2:observer\n")
+            .expect_err("observers only");
         assert!(e.to_string().contains("only observers"), "{e}");
-        let e = s.cfg("dataDir=@DIR@\nserver.1=a:1:2\nserver.2=b:1:2:observer\n").expect_err("observer w/o quorum");
+        let e = s
+            .cfg("dataDir=@DIR@\nserver.1=a:1:2\nserver.2=b:1:2:observer\n")
+            .expect_err("observer w/o quorum");
         assert!(e.to_string().contains("observers need a quorum"), "{e}");
-        let e = s.cfg("dataDir=@DIR@\nstandaloneEnabled=false\n").expect_err("no participants");
+        let e = s
+            .cfg("dataDir=@DIR@\nstandaloneEnabled=false\n")
+            .expect_err("no participants");
         assert!(e.to_string().contains("standaloneEnabled=false"), "{e}");
 
-        let e = s.cfg("dataDir=@DIR@\nclientPort=1\nserver.1=a:1\n").expect_err("malformed");
+        let e = s
+            .cfg("dataDir=@DIR@\nclientPort=1\nserver.1=a:1\n")
+            .expect_err("malformed");
         let (line, key, msg) = invalid(&e);
         assert_eq!((line, key), (3, "server.1"));
         assert!(msg.contains("host:quorumPort:electionPort"), "{msg}");
@@ -2299,12 +2849,18 @@ mod tests {
         let e = s.cfg(text).expect_err("255 + ttl");
         let (line, key, _) = invalid(&e);
         assert_eq!((line, key), (6, "extendedTypesEnabled"));
-        let c = s.cfg(&text.replace("extendedTypesEnabled=true\n", "")).expect("255 without ttl");
+        let c = s
+            .cfg(&text.replace("extendedTypesEnabled=true\n", ""))
+            .expect("255 without ttl");
         let mut c2 = c.clone();
         let e = c2
             .apply_system_properties(&props(&[("zookeeper.extendedTypesEnabled", "true")]))
             .expect_err("255 + ttl from -D");
-        assert!(e.to_string().starts_with("-Dzookeeper.extendedTypesEnabled=true: "), "{e}");
+        assert!(
+            e.to_string()
+                .starts_with("-Dzookeeper.extendedTypesEnabled=true: "),
+            "{e}"
+        );
     }
 
     #[test]
@@ -2312,7 +2868,10 @@ mod tests {
         let c = ok("dataDir=@DIR@\nclientPort=2181\nserver.1=localhost:2888:3888\n");
         assert!(!c.is_distributed());
         assert_eq!(c.server_id, None, "no myid needed");
-        assert!(c.warnings().iter().any(|w| w.contains("only one server.N line")));
+        assert!(c
+            .warnings()
+            .iter()
+            .any(|w| w.contains("only one server.N line")));
         // With standaloneEnabled=false it is a one-member ensemble and needs the rest.
         let s = Scratch::new();
         s.write("myid", "1");
@@ -2327,7 +2886,10 @@ mod tests {
     fn dynamic_config_file() {
         let s = Scratch::new();
         s.write("myid", "2");
-        s.write("zoo.cfg.dynamic.100000000", "server.1=a:2888:3888\nserver.2=b:2888:3888;2181\n");
+        s.write(
+            "zoo.cfg.dynamic.100000000",
+            "server.1=a:2888:3888\nserver.2=b:2888:3888;2181\n",
+        );
         let c = s
             .cfg("dataDir=@DIR@\ninitLimit=5\nsyncLimit=2\ndynamicConfigFile=@DIR@/zoo.cfg.dynamic.100000000\n")
             .expect("valid");
@@ -2339,15 +2901,22 @@ mod tests {
         let e = s
             .cfg("dataDir=@DIR@\ndynamicConfigFile=@DIR@/zoo.cfg.dynamic.100000000\nserver.1=a:2888:3888\n")
             .expect_err("servers in both");
-        assert!(e.to_string().contains("must be in the dynamic config file"), "{e}");
+        assert!(
+            e.to_string().contains("must be in the dynamic config file"),
+            "{e}"
+        );
 
         s.write("bad.dynamic", "server.1=a:2888:3888\nversion=5\n");
-        let e = s.cfg("dataDir=@DIR@\ndynamicConfigFile=@DIR@/bad.dynamic\n").expect_err("version inside");
+        let e = s
+            .cfg("dataDir=@DIR@\ndynamicConfigFile=@DIR@/bad.dynamic\n")
+            .expect_err("version inside");
         let (line, key, _) = invalid(&e);
         assert_eq!((line, key), (2, "version"));
         assert!(e.to_string().contains("bad.dynamic"), "{e}");
 
-        let e = s.cfg("dataDir=@DIR@\ndynamicConfigFile=@DIR@/missing.dynamic\n").expect_err("missing");
+        let e = s
+            .cfg("dataDir=@DIR@\ndynamicConfigFile=@DIR@/missing.dynamic\n")
+            .expect_err("missing");
         let (line, key, msg) = invalid(&e);
         assert_eq!((line, key), (2, "dynamicConfigFile"));
         assert!(msg.contains("missing.dynamic"), "{msg}");
@@ -2403,22 +2972,45 @@ mod tests {
 
     #[test]
     fn cli_forms() {
-        assert_eq!(args(&["server"]).expect("ok"), Cli::Server { config: None, props: vec![] });
         assert_eq!(
-            args(&["server", "zoo.cfg"]).expect("ok"),
-            Cli::Server { config: Some("zoo.cfg".into()), props: vec![] }
+            args(&["server"]).expect("ok"),
+            Cli::Server {
+                config: None,
+                props: vec![]
+            }
         );
         assert_eq!(
-            args(&["server", "--config", "/etc/zk/zoo.cfg", "-Dzookeeper.snapCount=5", "-Dreadonlymode.enabled", "-Da=b=c"])
-                .expect("ok"),
+            args(&["server", "zoo.cfg"]).expect("ok"),
+            Cli::Server {
+                config: Some("zoo.cfg".into()),
+                props: vec![]
+            }
+        );
+        assert_eq!(
+            args(&[
+                "server",
+                "--config",
+                "/etc/zk/zoo.cfg",
+                "-Dzookeeper.snapCount=5",
+                "-Dreadonlymode.enabled",
+                "-Da=b=c"
+            ])
+            .expect("ok"),
             Cli::Server {
                 config: Some("/etc/zk/zoo.cfg".into()),
-                props: props(&[("zookeeper.snapCount", "5"), ("readonlymode.enabled", ""), ("a", "b=c")]),
+                props: props(&[
+                    ("zookeeper.snapCount", "5"),
+                    ("readonlymode.enabled", ""),
+                    ("a", "b=c")
+                ]),
             }
         );
         assert_eq!(
             args(&["server", "-Djute.maxbuffer=0x100000", "--config=z.cfg"]).expect("ok"),
-            Cli::Server { config: Some("z.cfg".into()), props: props(&[("jute.maxbuffer", "0x100000")]) }
+            Cli::Server {
+                config: Some("z.cfg".into()),
+                props: props(&[("jute.maxbuffer", "0x100000")])
+            }
         );
         assert_eq!(args(&["version"]).expect("ok"), Cli::Version);
         assert_eq!(args(&["--version"]).expect("ok"), Cli::Version);
@@ -2432,7 +3024,10 @@ mod tests {
         for (argv, expect) in [
             (&[][..], "no command"),
             (&["serve"][..], "unknown command `serve`"),
-            (&["server", "a.cfg", "b.cfg"][..], "more than one config file"),
+            (
+                &["server", "a.cfg", "b.cfg"][..],
+                "more than one config file",
+            ),
             (&["server", "--config"][..], "needs a file name"),
             (&["server", "-D"][..], "-D must be followed"),
             (&["server", "-D=x"][..], "-D must be followed"),
@@ -2451,10 +3046,13 @@ mod tests {
     fn load_combines_file_and_properties() {
         let s = Scratch::new();
         let path = s.write("zoo.cfg", "dataDir=@DIR@\nclientPort=3000\nfoo=bar\n");
-        let Cli::Server { config, props } =
-            args(&["server", path.to_str().expect("utf-8"), "-Dzookeeper.extendedTypesEnabled=true", "-Dzookeeper.bogus=1"])
-                .expect("ok")
-        else {
+        let Cli::Server { config, props } = args(&[
+            "server",
+            path.to_str().expect("utf-8"),
+            "-Dzookeeper.extendedTypesEnabled=true",
+            "-Dzookeeper.bogus=1",
+        ])
+        .expect("ok") else {
             panic!("server expected");
         };
         let c = Config::load(config.as_deref(), &props).expect("valid");
@@ -2462,7 +3060,11 @@ mod tests {
         assert!(c.extended_types);
         let w = c.warnings();
         assert_eq!(w.len(), 2, "{w:?}");
-        assert!(w[0].contains("line 3: foo: unknown setting; ignored"), "{}", w[0]);
+        assert!(
+            w[0].contains("line 3: foo: unknown setting; ignored"),
+            "{}",
+            w[0]
+        );
         assert!(w[1].contains("-Dzookeeper.bogus=1"), "{}", w[1]);
     }
 }

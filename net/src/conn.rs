@@ -25,8 +25,10 @@ pub struct ConnSettings {
 }
 
 /// The four-letter words ZooKeeper knows (`FourLetterCommands`).
-pub const FOUR_LETTER_WORDS: &[&str] =
-    &["conf", "cons", "crst", "dirs", "dump", "envi", "gtmk", "ruok", "stmk", "srvr", "srst", "stat", "wchc", "wchp", "wchs", "mntr", "isro", "hash"];
+pub const FOUR_LETTER_WORDS: &[&str] = &[
+    "conf", "cons", "crst", "dirs", "dump", "envi", "gtmk", "ruok", "stmk", "srvr", "srst", "stat",
+    "wchc", "wchp", "wchs", "mntr", "isro", "hash",
+];
 
 /// Why a connection ended; logged once.
 #[derive(Debug)]
@@ -83,18 +85,32 @@ impl FrameReader {
     }
 }
 
-pub async fn serve(stream: TcpStream, peer: SocketAddr, conn: ConnId, engine: flume::Sender<ToEngine>, settings: Arc<ConnSettings>) {
+pub async fn serve(
+    stream: TcpStream,
+    peer: SocketAddr,
+    conn: ConnId,
+    engine: flume::Sender<ToEngine>,
+    settings: Arc<ConnSettings>,
+) {
     let _ = stream.set_nodelay(true);
     let (tx, rx) = flume::unbounded::<ToConn>();
     let writer = compio::runtime::spawn(write_loop(stream.clone(), rx));
-    let mut reader = FrameReader { stream: stream.clone(), acc: Vec::new(), scratch: Vec::with_capacity(settings.read_buffer) };
+    let mut reader = FrameReader {
+        stream: stream.clone(),
+        acc: Vec::new(),
+        scratch: Vec::with_capacity(settings.read_buffer),
+    };
     let end = read_loop(&mut reader, peer, conn, &engine, &tx, &settings).await;
     match &end {
         End::Eof => debug!(conn, %peer, "client closed the connection"),
         End::Io(e) => debug!(conn, %peer, "connection error: {e}"),
-        End::BadLength(len) => warn!(conn, %peer, "closing connection: frame length {len} is out of range (jute.maxbuffer is {})", settings.max_buffer),
+        End::BadLength(len) => {
+            warn!(conn, %peer, "closing connection: frame length {len} is out of range (jute.maxbuffer is {})", settings.max_buffer)
+        }
         End::Malformed(why) => warn!(conn, %peer, "closing connection: {why}"),
-        End::HandshakeTimeout => info!(conn, %peer, "closing connection: no handshake within {:?}", settings.handshake_timeout),
+        End::HandshakeTimeout => {
+            info!(conn, %peer, "closing connection: no handshake within {:?}", settings.handshake_timeout)
+        }
         End::EngineGone => {}
     }
     let _ = engine.send(ToEngine::Input(Input::Disconnected { conn }));
@@ -126,7 +142,12 @@ async fn read_loop(
         Err(_) => return End::HandshakeTimeout,
         Ok(Err(e)) => return e,
         Ok(Ok(Err(word))) => {
-            let _ = engine.send(ToEngine::FourLetter { conn, cmd: word, tx: tx.clone() });
+            let _ = engine.send(ToEngine::FourLetter {
+                conn,
+                peer,
+                cmd: word,
+                tx: tx.clone(),
+            });
             // The engine answers and closes; wait for the client to go away.
             loop {
                 if let Err(e) = r.fill(r.acc.len() + 1).await {
@@ -141,10 +162,19 @@ async fn read_loop(
         Ok(req) => req,
         Err(e) => return End::Malformed(format!("bad connect request: {e}")),
     };
-    if engine.send(ToEngine::Register { conn, tx: tx.clone() }).is_err() {
+    if engine
+        .send(ToEngine::Register {
+            conn,
+            tx: tx.clone(),
+        })
+        .is_err()
+    {
         return End::EngineGone;
     }
-    if engine.send(ToEngine::Input(Input::Connect { conn, addr: peer.ip(), req })).is_err() {
+    if engine
+        .send(ToEngine::Input(Input::Connect { conn, peer, req }))
+        .is_err()
+    {
         return End::EngineGone;
     }
     loop {
@@ -162,7 +192,15 @@ async fn read_loop(
         let xid = i32::from_be_bytes([frame[0], frame[1], frame[2], frame[3]]);
         let op = i32::from_be_bytes([frame[4], frame[5], frame[6], frame[7]]);
         let body = frame[8..].to_vec();
-        if engine.send(ToEngine::Input(Input::Request { conn, xid, op, body })).is_err() {
+        if engine
+            .send(ToEngine::Input(Input::Request {
+                conn,
+                xid,
+                op,
+                body,
+            }))
+            .is_err()
+        {
             return End::EngineGone;
         }
     }
@@ -171,7 +209,9 @@ async fn read_loop(
 async fn write_loop(mut stream: TcpStream, rx: flume::Receiver<ToConn>) {
     let mut out: Vec<u8> = Vec::with_capacity(64 * 1024);
     loop {
-        let Ok(first) = rx.recv_async().await else { break };
+        let Ok(first) = rx.recv_async().await else {
+            break;
+        };
         let mut close = false;
         let mut next = Some(first);
         while let Some(msg) = next.take() {

@@ -16,7 +16,10 @@ use crate::fourlw::{self, ServerInfo};
 use crate::msg::{ToConn, ToEngine};
 
 pub fn now_ms() -> i64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_millis() as i64).unwrap_or(0)
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or(0)
 }
 
 /// Where the engine's log frames go (the group-commit thread in production).
@@ -47,7 +50,8 @@ impl<L: LogSink> EngineLoop<L> {
         let mut routes: HashMap<ConnId, flume::Sender<ToConn>> = HashMap::new();
         let mut outputs = Vec::new();
         let mut last_snap = self.engine.last_zxid();
-        let tick = Duration::from_millis(((self.engine.config().tick_ms as u64) / 10).clamp(5, 100));
+        let tick =
+            Duration::from_millis(((self.engine.config().tick_ms as u64) / 10).clamp(5, 100));
         loop {
             let first = match self.rx.recv_timeout(tick) {
                 Ok(m) => Some(m),
@@ -72,8 +76,8 @@ impl<L: LogSink> EngineLoop<L> {
                         }
                         self.engine.step(input);
                     }
-                    ToEngine::FourLetter { cmd, tx, .. } => {
-                        let text = fourlw::answer(&cmd, &mut self.engine, &self.info);
+                    ToEngine::FourLetter { cmd, tx, peer, .. } => {
+                        let text = fourlw::answer(&cmd, &mut self.engine, &self.info, peer);
                         let _ = tx.send(ToConn::Frame(text.into_bytes()));
                         let _ = tx.send(ToConn::Close);
                     }
@@ -97,7 +101,11 @@ impl<L: LogSink> EngineLoop<L> {
                             let _ = tx.send(ToConn::Close);
                         }
                     }
-                    Output::Persist { first_zxid, last_zxid, payload } => self.log.submit(first_zxid, last_zxid, payload),
+                    Output::Persist {
+                        first_zxid,
+                        last_zxid,
+                        payload,
+                    } => self.log.submit(first_zxid, last_zxid, payload),
                 }
             }
             if let Some(snap_tx) = &self.snap_tx {
@@ -105,7 +113,12 @@ impl<L: LogSink> EngineLoop<L> {
                     last_snap = self.engine.last_zxid();
                     let started = std::time::Instant::now();
                     let snap = self.engine.snapshot();
-                    info!(zxid = format_args!("0x{:x}", last_snap), nodes = snap.nodes.len(), "snapshot taken in {:?}", started.elapsed());
+                    info!(
+                        zxid = format_args!("0x{:x}", last_snap),
+                        nodes = snap.nodes.len(),
+                        "snapshot taken in {:?}",
+                        started.elapsed()
+                    );
                     let _ = snap_tx.send(snap);
                 }
             }

@@ -24,7 +24,10 @@ pub struct ConnLimits {
 
 impl ConnLimits {
     pub fn new(max_per_ip: usize) -> Arc<ConnLimits> {
-        Arc::new(ConnLimits { max_per_ip, counts: Mutex::new(HashMap::new()) })
+        Arc::new(ConnLimits {
+            max_per_ip,
+            counts: Mutex::new(HashMap::new()),
+        })
     }
 
     fn admit(self: &Arc<Self>, ip: IpAddr) -> Option<ConnGuard> {
@@ -34,7 +37,10 @@ impl ConnLimits {
             return None;
         }
         *n += 1;
-        Some(ConnGuard { limits: self.clone(), ip })
+        Some(ConnGuard {
+            limits: self.clone(),
+            ip,
+        })
     }
 }
 
@@ -120,7 +126,11 @@ pub fn run_core(
                 }
             };
             let Some(guard) = limits.admit(peer.ip()) else {
-                warn!("too many connections from {} - max is {}", peer.ip(), limits.max_per_ip);
+                warn!(
+                    "too many connections from {} - max is {}",
+                    peer.ip(),
+                    limits.max_per_ip
+                );
                 drop(stream);
                 continue;
             };

@@ -21,9 +21,14 @@ Logging: KEEL_LOG (or RUST_LOG) sets the filter, e.g. KEEL_LOG=debug.
 ";
 
 fn main() -> ExitCode {
-    let filter = std::env::var("KEEL_LOG").or_else(|_| std::env::var("RUST_LOG")).unwrap_or_else(|_| "info".into());
+    let filter = std::env::var("KEEL_LOG")
+        .or_else(|_| std::env::var("RUST_LOG"))
+        .unwrap_or_else(|_| "info".into());
     tracing_subscriber::fmt()
-        .with_env_filter(tracing_subscriber::EnvFilter::try_new(&filter).unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")))
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_new(&filter)
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+        )
         .with_writer(std::io::stderr)
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .init();
@@ -40,7 +45,11 @@ fn main() -> ExitCode {
             ExitCode::SUCCESS
         }
         Cli::Version => {
-            println!("keel {} (ZooKeeper {} compatible)", env!("CARGO_PKG_VERSION"), keel_net::fourlw::ZK_COMPAT_VERSION);
+            println!(
+                "keel {} (ZooKeeper {} compatible)",
+                env!("CARGO_PKG_VERSION"),
+                keel_net::fourlw::ZK_COMPAT_VERSION
+            );
             ExitCode::SUCCESS
         }
         Cli::Server { config, props } => {

@@ -7,10 +7,18 @@ use keel_engine::Input;
 /// To the engine thread.
 pub enum ToEngine {
     /// A new connection and the channel its replies go to.
-    Register { conn: ConnId, tx: flume::Sender<ToConn> },
+    Register {
+        conn: ConnId,
+        tx: flume::Sender<ToConn>,
+    },
     Input(Input),
     /// A four-letter word arrived instead of a handshake.
-    FourLetter { conn: ConnId, cmd: String, tx: flume::Sender<ToConn> },
+    FourLetter {
+        conn: ConnId,
+        peer: std::net::SocketAddr,
+        cmd: String,
+        tx: flume::Sender<ToConn>,
+    },
     /// Stop: flush the log and exit the loop.
     Shutdown,
 }

@@ -34,8 +34,8 @@ pub struct ServerOptions {
     pub snap_count: i64,
     pub snap_retain: usize,
     pub four_letter_words: BTreeSet<String>,
-    /// The text `conf` answers.
-    pub conf_text: String,
+    /// The configuration the options came from (`conf` answers it), if any.
+    pub config: Option<crate::config::Config>,
     pub knobs: Knobs,
 }
 
@@ -44,7 +44,10 @@ pub enum StartError {
     #[error("recovering the data directory failed: {0}")]
     Storage(#[from] StorageError),
     #[error("cannot listen on {addr}: {source}")]
-    Bind { addr: SocketAddr, source: std::io::Error },
+    Bind {
+        addr: SocketAddr,
+        source: std::io::Error,
+    },
 }
 
 /// A started server. Dropping it does not stop it; call `shutdown`.
@@ -71,7 +74,12 @@ pub fn start(opts: ServerOptions) -> Result<RunningServer, StartError> {
     let now = now_ms();
     let mut engine = Engine::new(opts.engine.clone(), now);
     let layout = Layout::new(&opts.data_dir, &opts.data_log_dir);
-    let recovered = storage::recover(&layout, &mut engine, opts.knobs.wal_segment_bytes, opts.knobs.wal_preallocate)?;
+    let recovered = storage::recover(
+        &layout,
+        &mut engine,
+        opts.knobs.wal_segment_bytes,
+        opts.knobs.wal_preallocate,
+    )?;
     let wal_backend = format!("{:?}", recovered.log.io_mode());
 
     let (engine_tx, engine_rx) = flume::unbounded::<ToEngine>();
@@ -92,14 +100,29 @@ pub fn start(opts: ServerOptions) -> Result<RunningServer, StartError> {
     // Listeners first, so a bind failure is reported before anything runs.
     let cores = opts.knobs.net_cores.max(1);
     let mut listeners = Vec::with_capacity(cores);
-    let first = listener::bind(opts.client_addr).map_err(|source| StartError::Bind { addr: opts.client_addr, source })?;
-    let local_addr = first.local_addr().map_err(|source| StartError::Bind { addr: opts.client_addr, source })?;
+    let first = listener::bind(opts.client_addr).map_err(|source| StartError::Bind {
+        addr: opts.client_addr,
+        source,
+    })?;
+    let local_addr = first.local_addr().map_err(|source| StartError::Bind {
+        addr: opts.client_addr,
+        source,
+    })?;
     listeners.push(first);
     for _ in 1..cores {
-        listeners.push(listener::bind(local_addr).map_err(|source| StartError::Bind { addr: local_addr, source })?);
+        listeners.push(
+            listener::bind(local_addr).map_err(|source| StartError::Bind {
+                addr: local_addr,
+                source,
+            })?,
+        );
     }
 
-    let settings = Arc::new(ConnSettings { max_buffer: opts.max_buffer, handshake_timeout: opts.handshake_timeout, read_buffer: opts.knobs.read_buffer_bytes });
+    let settings = Arc::new(ConnSettings {
+        max_buffer: opts.max_buffer,
+        handshake_timeout: opts.handshake_timeout,
+        read_buffer: opts.knobs.read_buffer_bytes,
+    });
     let limits = ConnLimits::new(opts.max_client_cnxns);
     let (driver_tx, driver_rx) = std::sync::mpsc::channel();
     let core_ids = keel_tuning::available_cores();
@@ -112,30 +135,52 @@ pub fn start(opts: ServerOptions) -> Result<RunningServer, StartError> {
         std::thread::Builder::new()
             .name(format!("keel-net-{i}"))
             .spawn(move || listener::run_core(i, pin, l, engine_tx, settings, limits, driver_tx))
-            .map_err(|source| StartError::Bind { addr: local_addr, source })?;
+            .map_err(|source| StartError::Bind {
+                addr: local_addr,
+                source,
+            })?;
     }
-    let driver = driver_rx.recv_timeout(Duration::from_secs(5)).unwrap_or_else(|_| "unknown".into());
+    let driver = driver_rx
+        .recv_timeout(Duration::from_secs(5))
+        .unwrap_or_else(|_| "unknown".into());
 
     let durable = Arc::new(AtomicI64::new(engine.last_zxid()));
-    let (snap_tx, _snap_thread) = storage::spawn_snapshot_writer(layout.snap_dir.clone(), durable.clone(), opts.snap_retain.max(3));
+    let (snap_tx, _snap_thread) = storage::spawn_snapshot_writer(
+        layout.snap_dir.clone(),
+        durable.clone(),
+        opts.snap_retain.max(3),
+    );
     let info = Arc::new(ServerInfo {
         allowed: opts.four_letter_words.clone(),
-        conf: opts.conf_text.clone(),
+        config: opts.config.clone(),
+        data_dir: opts.data_dir.clone(),
+        log_dir: opts.data_log_dir.clone(),
         env: environment(&opts),
         driver: driver.clone(),
         wal_backend: wal_backend.clone(),
-        max_client_cnxns: opts.max_client_cnxns,
+        started: std::time::Instant::now(),
     });
     let snap_count = opts.snap_count.max(2);
     let engine_thread = std::thread::Builder::new()
         .name("keel-engine".into())
         .spawn(move || {
             let sink = GroupSink(group);
-            let lp = EngineLoop { engine, rx: engine_rx, log: sink, info, snap_count, snap_tx: Some(snap_tx), durable };
+            let lp = EngineLoop {
+                engine,
+                rx: engine_rx,
+                log: sink,
+                info,
+                snap_count,
+                snap_tx: Some(snap_tx),
+                durable,
+            };
             let GroupSink(group) = lp.run_and_return_sink();
             group
         })
-        .map_err(|source| StartError::Bind { addr: local_addr, source })?;
+        .map_err(|source| StartError::Bind {
+            addr: local_addr,
+            source,
+        })?;
 
     info!(
         "keel {} serving ZooKeeper {} clients on {local_addr} ({cores} network core(s), runtime driver {driver}, log backend {wal_backend}, data dir {})",
@@ -143,29 +188,48 @@ pub fn start(opts: ServerOptions) -> Result<RunningServer, StartError> {
         fourlw::ZK_COMPAT_VERSION,
         opts.data_dir.display()
     );
-    Ok(RunningServer { local_addr, driver, engine_tx, engine_thread: Some(engine_thread) })
+    Ok(RunningServer {
+        local_addr,
+        driver,
+        engine_tx,
+        engine_thread: Some(engine_thread),
+    })
 }
 
 fn environment(opts: &ServerOptions) -> Vec<(String, String)> {
-    let host = std::fs::read_to_string("/proc/sys/kernel/hostname").map(|s| s.trim().to_owned()).unwrap_or_else(|_| "localhost".into());
-    let cwd = std::env::current_dir().map(|p| p.display().to_string()).unwrap_or_default();
+    let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .map(|s| s.trim().to_owned())
+        .unwrap_or_else(|_| "localhost".into());
+    let cwd = std::env::current_dir()
+        .map(|p| p.display().to_string())
+        .unwrap_or_default();
     vec![
-        ("zookeeper.version".into(), format!("{}, built on 01/01/1970 00:00 GMT", fourlw::version_string())),
+        ("zookeeper.version".into(), fourlw::version_string()),
         ("keel.version".into(), env!("CARGO_PKG_VERSION").into()),
         ("host.name".into(), host),
-        ("java.version".into(), "none (keel is written in Rust)".into()),
+        (
+            "java.version".into(),
+            "none (keel is written in Rust)".into(),
+        ),
         ("os.name".into(), std::env::consts::OS.into()),
         ("os.arch".into(), std::env::consts::ARCH.into()),
         ("user.dir".into(), cwd),
         ("keel.dataDir".into(), opts.data_dir.display().to_string()),
-        ("keel.dataLogDir".into(), opts.data_log_dir.display().to_string()),
+        (
+            "keel.dataLogDir".into(),
+            opts.data_log_dir.display().to_string(),
+        ),
     ]
 }
 
 #[derive(Debug, Error)]
 pub enum OptionsError {
     #[error("clientPortAddress {addr:?} with clientPort {port} is not a usable address: {source}")]
-    Address { addr: String, port: u16, source: std::net::AddrParseError },
+    Address {
+        addr: String,
+        port: u16,
+        source: std::net::AddrParseError,
+    },
     #[error("-D{name}={value}: expected a whole number of milliseconds")]
     Property { name: String, value: String },
     #[error("{0}")]
@@ -178,20 +242,30 @@ impl ServerOptions {
     /// Options from a parsed zoo.cfg (plus `-D` properties that only the JVM side of
     /// ZooKeeper reads, such as `znode.container.checkIntervalMs`), with the knobs from
     /// the environment.
-    pub fn from_config(cfg: &crate::config::Config, props: &[(String, String)]) -> Result<ServerOptions, OptionsError> {
+    pub fn from_config(
+        cfg: &crate::config::Config,
+        props: &[(String, String)],
+    ) -> Result<ServerOptions, OptionsError> {
         if cfg.is_distributed() {
             return Err(OptionsError::Ensemble(cfg.servers.len()));
         }
         let host = cfg.client_bind_address();
-        let ip: std::net::IpAddr = host.trim_start_matches('[').trim_end_matches(']').parse().map_err(|source| OptionsError::Address {
-            addr: host.clone(),
-            port: cfg.client_port,
-            source,
-        })?;
+        let ip: std::net::IpAddr = host
+            .trim_start_matches('[')
+            .trim_end_matches(']')
+            .parse()
+            .map_err(|source| OptionsError::Address {
+                addr: host.clone(),
+                port: cfg.client_port,
+                source,
+            })?;
         let prop_ms = |name: &str, default: i64| -> Result<i64, OptionsError> {
             match props.iter().rev().find(|(k, _)| k == name) {
                 None => Ok(default),
-                Some((_, v)) => v.trim().parse().map_err(|_| OptionsError::Property { name: name.into(), value: v.clone() }),
+                Some((_, v)) => v.trim().parse().map_err(|_| OptionsError::Property {
+                    name: name.into(),
+                    value: v.clone(),
+                }),
             }
         };
         let engine = EngineConfig {
@@ -213,11 +287,13 @@ impl ServerOptions {
             engine,
             max_client_cnxns: cfg.max_client_cnxns as usize,
             max_buffer: cfg.jute_max_buffer as usize,
-            handshake_timeout: Duration::from_millis(prop_ms("zookeeper.nio.sessionlessCnxnTimeout", 10_000)?.max(1) as u64),
+            handshake_timeout: Duration::from_millis(
+                prop_ms("zookeeper.nio.sessionlessCnxnTimeout", 10_000)?.max(1) as u64,
+            ),
             snap_count: cfg.snap_count as i64,
             snap_retain: cfg.snap_retain_count as usize,
             four_letter_words: cfg.four_letter_words.clone(),
-            conf_text: cfg.describe_conf(),
+            config: Some(cfg.clone()),
             knobs: Knobs::from_env()?,
         })
     }

@@ -19,9 +19,17 @@ pub enum StorageError {
     #[error("{0}")]
     Wal(#[from] WalError),
     #[error("cannot create data directory {path}: {source}")]
-    Dir { path: PathBuf, source: std::io::Error },
+    Dir {
+        path: PathBuf,
+        source: std::io::Error,
+    },
     #[error("log frame {first:#x}..{last:#x} in {dir} does not decode: {reason}")]
-    BadFrame { dir: PathBuf, first: u64, last: u64, reason: String },
+    BadFrame {
+        dir: PathBuf,
+        first: u64,
+        last: u64,
+        reason: String,
+    },
     #[error("the log in {dir} starts at zxid {first:#x} but the newest snapshot ends at {snap:#x}: transactions in between are missing; refusing to start")]
     Gap { dir: PathBuf, first: u64, snap: u64 },
 }
@@ -33,7 +41,10 @@ pub struct Layout {
 
 impl Layout {
     pub fn new(data_dir: &Path, data_log_dir: &Path) -> Layout {
-        Layout { snap_dir: data_dir.join("snap"), log_dir: data_log_dir.join("wal") }
+        Layout {
+            snap_dir: data_dir.join("snap"),
+            log_dir: data_log_dir.join("wal"),
+        }
     }
 }
 
@@ -44,9 +55,17 @@ pub struct Recovered {
 }
 
 /// Rebuilds the engine's state from disk.
-pub fn recover(layout: &Layout, engine: &mut Engine, segment_bytes: u64, preallocate: bool) -> Result<Recovered, StorageError> {
+pub fn recover(
+    layout: &Layout,
+    engine: &mut Engine,
+    segment_bytes: u64,
+    preallocate: bool,
+) -> Result<Recovered, StorageError> {
     for d in [&layout.snap_dir, &layout.log_dir] {
-        std::fs::create_dir_all(d).map_err(|source| StorageError::Dir { path: d.clone(), source })?;
+        std::fs::create_dir_all(d).map_err(|source| StorageError::Dir {
+            path: d.clone(),
+            source,
+        })?;
     }
     let store = SnapshotStore::new(layout.snap_dir.clone());
     let started = std::time::Instant::now();
@@ -54,29 +73,58 @@ pub fn recover(layout: &Layout, engine: &mut Engine, segment_bytes: u64, preallo
     let snap_zxid = snap.as_ref().map(|s| s.last_zxid).unwrap_or(0);
     if let Some(s) = &snap {
         engine.load_snapshot(s);
-        info!("loaded snapshot at zxid {:#x} ({} nodes, {} sessions) in {:?}", s.last_zxid, s.nodes.len(), s.sessions.len(), started.elapsed());
+        info!(
+            "loaded snapshot at zxid {:#x} ({} nodes, {} sessions) in {:?}",
+            s.last_zxid,
+            s.nodes.len(),
+            s.sessions.len(),
+            started.elapsed()
+        );
     }
-    let (log, rec) = Log::open(LogConfig { dir: layout.log_dir.clone(), segment_bytes, preallocate })?;
+    let (log, rec) = Log::open(LogConfig {
+        dir: layout.log_dir.clone(),
+        segment_bytes,
+        preallocate,
+    })?;
     if rec.truncated_bytes > 0 {
-        warn!("log recovery cut {} bytes of torn tail", rec.truncated_bytes);
+        warn!(
+            "log recovery cut {} bytes of torn tail",
+            rec.truncated_bytes
+        );
     }
     let frames = log.read_after(snap_zxid)?;
     if let Some(f) = frames.first() {
         if f.first_zxid > snap_zxid + 1 {
-            return Err(StorageError::Gap { dir: layout.log_dir.clone(), first: f.first_zxid, snap: snap_zxid });
+            return Err(StorageError::Gap {
+                dir: layout.log_dir.clone(),
+                first: f.first_zxid,
+                snap: snap_zxid,
+            });
         }
     }
     let mut replayed = 0;
     for f in &frames {
-        replayed += engine.replay(&f.payload).map_err(|e| StorageError::BadFrame {
-            dir: layout.log_dir.clone(),
-            first: f.first_zxid,
-            last: f.last_zxid,
-            reason: e.to_string(),
-        })?;
+        replayed += engine
+            .replay(&f.payload)
+            .map_err(|e| StorageError::BadFrame {
+                dir: layout.log_dir.clone(),
+                first: f.first_zxid,
+                last: f.last_zxid,
+                reason: e.to_string(),
+            })?;
     }
-    info!("recovered to zxid {:#x}: snapshot {:#x} + {} transactions from the log, in {:?}", engine.last_zxid(), snap_zxid, replayed, started.elapsed());
-    Ok(Recovered { log, snap_zxid, replayed })
+    info!(
+        "recovered to zxid {:#x}: snapshot {:#x} + {} transactions from the log, in {:?}",
+        engine.last_zxid(),
+        snap_zxid,
+        replayed,
+        started.elapsed()
+    );
+    Ok(Recovered {
+        log,
+        snap_zxid,
+        replayed,
+    })
 }
 
 /// Group commit as the engine loop's log sink.
@@ -95,7 +143,10 @@ pub fn spawn_snapshot_writer(
     snap_dir: PathBuf,
     durable: Arc<AtomicI64>,
     retain: usize,
-) -> (flume::Sender<keel_wal::SnapshotData>, std::thread::JoinHandle<()>) {
+) -> (
+    flume::Sender<keel_wal::SnapshotData>,
+    std::thread::JoinHandle<()>,
+) {
     let (tx, rx) = flume::bounded::<keel_wal::SnapshotData>(1);
     let handle = std::thread::Builder::new()
         .name("keel-snapshot".into())
@@ -107,7 +158,12 @@ pub fn spawn_snapshot_writer(
                 }
                 let started = std::time::Instant::now();
                 match store.write(&snap) {
-                    Ok(bytes) => info!("snapshot {:#x} written: {} bytes in {:?}", snap.last_zxid, bytes, started.elapsed()),
+                    Ok(bytes) => info!(
+                        "snapshot {:#x} written: {} bytes in {:?}",
+                        snap.last_zxid,
+                        bytes,
+                        started.elapsed()
+                    ),
                     Err(e) => {
                         error!("writing snapshot {:#x} failed: {e}", snap.last_zxid);
                         continue;

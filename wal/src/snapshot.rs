@@ -41,7 +41,8 @@ pub struct SnapshotData {
 #[derive(rkyv::Archive, rkyv::Serialize, rkyv::Deserialize, Debug, Clone, PartialEq, Eq)]
 pub struct SnapNode {
     pub path: String,
-    pub data: Vec<u8>,
+    /// `None` for a node whose data is null (distinct from empty, as in ZooKeeper).
+    pub data: Option<Vec<u8>>,
     pub acl: Vec<SnapAcl>,
     pub czxid: i64,
     pub mzxid: i64,

@@ -14,7 +14,7 @@ fn snap(zxid: u64, nodes: usize) -> SnapshotData {
                 } else {
                     format!("/n{i}/child-{zxid}")
                 },
-                data: (0..i % 50).map(|b| b as u8).collect(),
+                data: (i % 7 != 3).then(|| (0..i % 50).map(|b| b as u8).collect()),
                 acl: vec![SnapAcl {
                     perms: 31,
                     scheme: "world".into(),

@@ -1,0 +1,80 @@
+#!/usr/bin/env bash
+# Install what Keel's Python test suite needs on a fresh Debian machine that
+# already has the Rust toolchain and python3/pip:
+#   * Apache ZooKeeper 3.8 (Debian package `zookeeper`, the behavioural oracle)
+#     and a Java runtime (the package depends on default-jre);
+#   * kazoo and pytest, pinned, via pip.
+# Idempotent: skips whatever is already present.  Quiet unless something fails.
+# Exits non-zero on failure.
+set -euo pipefail
+
+KAZOO_VERSION="2.10.0"   # 2.10.0 and 2.11.0 both work on Python 3.8-3.12; neither has addWatch/TTL
+PYTEST_VERSION="8.3.5"
+
+log() { printf 'setup: %s\n' "$*"; }
+die() { printf 'setup: error: %s\n' "$*" >&2; exit 1; }
+
+if [ "$(id -u)" -eq 0 ]; then
+    SUDO=""
+elif command -v sudo >/dev/null 2>&1; then
+    SUDO="sudo -n"
+else
+    SUDO=""
+fi
+
+have_pkg() { dpkg-query -W -f='${Status}' "$1" 2>/dev/null | grep -q "install ok installed"; }
+
+apt_updated=0
+apt_install() {
+    command -v apt-get >/dev/null 2>&1 || die "apt-get not found (this script targets Debian)"
+    if [ "$apt_updated" -eq 0 ]; then
+        $SUDO env DEBIAN_FRONTEND=noninteractive apt-get update -qq >/dev/null \
+            || die "apt-get update failed"
+        apt_updated=1
+    fi
+    log "installing $*"
+    $SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "$@" \
+        >/tmp/keel-setup-apt.log 2>&1 || { tail -20 /tmp/keel-setup-apt.log >&2; die "apt-get install $* failed"; }
+}
+
+# --- ZooKeeper + Java ------------------------------------------------------
+if ! have_pkg zookeeper || [ ! -e /usr/share/java/zookeeper.jar ]; then
+    apt_install zookeeper
+fi
+if ! command -v java >/dev/null 2>&1; then
+    apt_install default-jre-headless
+fi
+[ -e /usr/share/java/zookeeper.jar ] || die "/usr/share/java/zookeeper.jar missing after install"
+[ -e /usr/share/java/slf4j-simple.jar ] || apt_install libslf4j-java
+java -version >/dev/null 2>&1 || die "java does not run"
+
+# --- Python packages ---------------------------------------------------------
+PY="${PYTHON:-python3}"
+command -v "$PY" >/dev/null 2>&1 || die "$PY not found"
+
+py_has() {  # module version
+    "$PY" - "$1" "$2" <<'EOF' >/dev/null 2>&1
+import importlib.metadata as md, sys
+sys.exit(0 if md.version(sys.argv[1]) == sys.argv[2] else 1)
+EOF
+}
+
+want=()
+py_has kazoo "$KAZOO_VERSION" || want+=("kazoo==$KAZOO_VERSION")
+py_has pytest "$PYTEST_VERSION" || want+=("pytest==$PYTEST_VERSION")
+if [ "${#want[@]}" -gt 0 ]; then
+    log "pip installing ${want[*]}"
+    pipargs=(-m pip install --quiet --disable-pip-version-check "${want[@]}")
+    if ! "$PY" "${pipargs[@]}" 2>/tmp/keel-setup-pip.log; then
+        if grep -q externally-managed /tmp/keel-setup-pip.log; then
+            "$PY" "${pipargs[@]}" --break-system-packages 2>/tmp/keel-setup-pip.log \
+                || { cat /tmp/keel-setup-pip.log >&2; die "pip install failed"; }
+        else
+            cat /tmp/keel-setup-pip.log >&2
+            die "pip install failed"
+        fi
+    fi
+fi
+"$PY" -c "import kazoo, pytest" || die "kazoo/pytest not importable by $PY"
+
+log "ok: $(java -version 2>&1 | head -1); zookeeper $(dpkg-query -W -f='${Version}' zookeeper 2>/dev/null); kazoo $KAZOO_VERSION; pytest $PYTEST_VERSION"

@@ -1,0 +1,9 @@
+"""Test harness for Keel: start Apache ZooKeeper or Keel, talk the raw protocol.
+
+Modules:
+  servers  -- start/stop/kill/restart a ZooKeeper or Keel server on a free port
+  rawzk    -- a small synchronous ZooKeeper wire-protocol client (jute codec)
+  kazoo_ext -- opcodes kazoo 2.10 lacks (addWatch, createTTL, createContainer,
+               removeWatches) sent through kazoo's own connection
+  wait     -- polling helpers with deadlines (no fixed sleeps)
+"""
