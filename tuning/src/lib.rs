@@ -266,7 +266,11 @@ impl Knobs {
             knobs.max_batch_txns = parse_count(ENV_MAX_BATCH_TXNS, &v, "transactions")?;
         }
         if let Some(v) = get(ENV_MAX_BATCH_BYTES) {
-            knobs.max_batch_bytes = to_usize(ENV_MAX_BATCH_BYTES, &v, parse_size(ENV_MAX_BATCH_BYTES, &v)?)?;
+            knobs.max_batch_bytes = to_usize(
+                ENV_MAX_BATCH_BYTES,
+                &v,
+                parse_size(ENV_MAX_BATCH_BYTES, &v)?,
+            )?;
         }
         if let Some(v) = get(ENV_WAL_SEGMENT_BYTES) {
             knobs.wal_segment_bytes = parse_size(ENV_WAL_SEGMENT_BYTES, &v)?;
@@ -275,8 +279,11 @@ impl Knobs {
             knobs.wal_preallocate = parse_bool(ENV_WAL_PREALLOCATE, &v)?;
         }
         if let Some(v) = get(ENV_READ_BUFFER_BYTES) {
-            knobs.read_buffer_bytes =
-                to_usize(ENV_READ_BUFFER_BYTES, &v, parse_size(ENV_READ_BUFFER_BYTES, &v)?)?;
+            knobs.read_buffer_bytes = to_usize(
+                ENV_READ_BUFFER_BYTES,
+                &v,
+                parse_size(ENV_READ_BUFFER_BYTES, &v)?,
+            )?;
         }
         knobs.validate_as(true).map_err(|mut e| {
             // Report the variable's text as the user wrote it.
@@ -297,12 +304,21 @@ impl Knobs {
     /// `env_names`: name the environment variable in errors rather than the field.
     fn validate_as(&self, env_names: bool) -> Result<(), KnobError> {
         let err = |field: &str, env: &str, value: String, message: String| KnobError {
-            name: if env_names { env.to_string() } else { field.to_string() },
+            name: if env_names {
+                env.to_string()
+            } else {
+                field.to_string()
+            },
             value,
             message,
         };
         if self.net_cores == 0 {
-            return Err(err("net_cores", ENV_NET_CORES, "0".into(), "at least 1 network core is needed".into()));
+            return Err(err(
+                "net_cores",
+                ENV_NET_CORES,
+                "0".into(),
+                "at least 1 network core is needed".into(),
+            ));
         }
         if self.max_batch_txns == 0 {
             return Err(err(
@@ -387,7 +403,9 @@ pub fn parse_size(name: &str, value: &str) -> Result<u64, KnobError> {
         message: format!("{why}; expected a size in bytes such as 65536, 64KiB, 1MiB or 2GiB"),
     };
     let text = value.trim();
-    let digits_end = text.find(|c: char| !c.is_ascii_digit()).unwrap_or(text.len());
+    let digits_end = text
+        .find(|c: char| !c.is_ascii_digit())
+        .unwrap_or(text.len());
     let (digits, unit) = text.split_at(digits_end);
     if digits.is_empty() {
         return Err(bad("no number"));
@@ -400,7 +418,9 @@ pub fn parse_size(name: &str, value: &str) -> Result<u64, KnobError> {
         "g" | "gb" | "gib" => 1 << 30,
         _ => return Err(bad("unknown unit")),
     };
-    number.checked_mul(multiplier).ok_or_else(|| bad("size too large"))
+    number
+        .checked_mul(multiplier)
+        .ok_or_else(|| bad("size too large"))
 }
 
 fn to_usize(name: &str, value: &str, n: u64) -> Result<usize, KnobError> {
@@ -432,8 +452,10 @@ mod tests {
     use std::collections::HashMap;
 
     fn lookup(vars: &[(&str, &str)]) -> impl Fn(&str) -> Option<String> {
-        let map: HashMap<String, String> =
-            vars.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+        let map: HashMap<String, String> = vars
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
         move |name| map.get(name).cloned()
     }
 
@@ -458,7 +480,11 @@ mod tests {
             p.knobs().validate().unwrap_or_else(|e| panic!("{p}: {e}"));
             assert_eq!(Knobs::for_profile(p), p.knobs());
         }
-        let (b, l, t) = (Profile::Balanced.knobs(), Profile::Latency.knobs(), Profile::Throughput.knobs());
+        let (b, l, t) = (
+            Profile::Balanced.knobs(),
+            Profile::Latency.knobs(),
+            Profile::Throughput.knobs(),
+        );
         assert!(l.max_batch_txns < b.max_batch_txns && b.max_batch_txns < t.max_batch_txns);
         assert!(l.max_batch_bytes < b.max_batch_bytes && b.max_batch_bytes < t.max_batch_bytes);
         assert!(t.wal_segment_bytes > b.wal_segment_bytes);
@@ -475,7 +501,10 @@ mod tests {
         assert_eq!(" Throughput ".parse::<Profile>(), Ok(Profile::Throughput));
         let e = "fast".parse::<Profile>().unwrap_err();
         assert_eq!(e.name, "KEEL_PROFILE");
-        assert!(e.to_string().contains("balanced, latency or throughput"), "{e}");
+        assert!(
+            e.to_string().contains("balanced, latency or throughput"),
+            "{e}"
+        );
         assert_eq!(Profile::default(), Profile::Balanced);
     }
 
@@ -483,7 +512,10 @@ mod tests {
     fn empty_environment_gives_defaults() {
         assert_eq!(Knobs::from_lookup(lookup(&[])), Ok(Knobs::default()));
         // An empty value counts as unset.
-        assert_eq!(Knobs::from_lookup(lookup(&[("KEEL_NET_CORES", " ")])), Ok(Knobs::default()));
+        assert_eq!(
+            Knobs::from_lookup(lookup(&[("KEEL_NET_CORES", " ")])),
+            Ok(Knobs::default())
+        );
     }
 
     #[test]
@@ -514,10 +546,16 @@ mod tests {
 
     #[test]
     fn profile_variable_is_the_base_and_single_knobs_override_it() {
-        let k = Knobs::from_lookup(lookup(&[("KEEL_PROFILE", "throughput"), ("KEEL_MAX_BATCH_TXNS", "10")]))
-            .expect("valid");
+        let k = Knobs::from_lookup(lookup(&[
+            ("KEEL_PROFILE", "throughput"),
+            ("KEEL_MAX_BATCH_TXNS", "10"),
+        ]))
+        .expect("valid");
         assert_eq!(k.max_batch_txns, 10);
-        assert_eq!(k.max_batch_bytes, Profile::Throughput.knobs().max_batch_bytes);
+        assert_eq!(
+            k.max_batch_bytes,
+            Profile::Throughput.knobs().max_batch_bytes
+        );
         assert_eq!(k.wal_segment_bytes, 256 << 20);
     }
 
@@ -534,7 +572,11 @@ mod tests {
             ("KEEL_MAX_BATCH_BYTES", "lots", "no number"),
             ("KEEL_WAL_SEGMENT_BYTES", "5000000", "multiple of 4096"),
             ("KEEL_WAL_SEGMENT_BYTES", "64 parsecs", "unknown unit"),
-            ("KEEL_WAL_SEGMENT_BYTES", "99999999999999999999", "too large"),
+            (
+                "KEEL_WAL_SEGMENT_BYTES",
+                "99999999999999999999",
+                "too large",
+            ),
             ("KEEL_WAL_PREALLOCATE", "2", "true or false"),
             ("KEEL_READ_BUFFER_BYTES", "100", "at least 4096"),
         ];
@@ -548,21 +590,34 @@ mod tests {
 
     #[test]
     fn segment_must_hold_the_largest_batch() {
-        let e = Knobs::from_lookup(lookup(&[("KEEL_MAX_BATCH_BYTES", "8MiB"), ("KEEL_WAL_SEGMENT_BYTES", "4MiB")]))
-            .expect_err("segment smaller than a batch");
+        let e = Knobs::from_lookup(lookup(&[
+            ("KEEL_MAX_BATCH_BYTES", "8MiB"),
+            ("KEEL_WAL_SEGMENT_BYTES", "4MiB"),
+        ]))
+        .expect_err("segment smaller than a batch");
         assert_eq!(e.name, "KEEL_WAL_SEGMENT_BYTES");
         assert!(e.message.contains("largest batch"), "{e}");
 
-        let k = Knobs { wal_segment_bytes: 1 << 20, max_batch_bytes: 2 << 20, ..Knobs::default() };
+        let k = Knobs {
+            wal_segment_bytes: 1 << 20,
+            max_batch_bytes: 2 << 20,
+            ..Knobs::default()
+        };
         let e = k.validate().expect_err("invalid");
         assert_eq!(e.name, "wal_segment_bytes");
     }
 
     #[test]
     fn validate_names_fields() {
-        let k = Knobs { net_cores: 0, ..Knobs::default() };
+        let k = Knobs {
+            net_cores: 0,
+            ..Knobs::default()
+        };
         assert_eq!(k.validate().unwrap_err().name, "net_cores");
-        let k = Knobs { read_buffer_bytes: 10, ..Knobs::default() };
+        let k = Knobs {
+            read_buffer_bytes: 10,
+            ..Knobs::default()
+        };
         assert_eq!(k.validate().unwrap_err().name, "read_buffer_bytes");
     }
 
