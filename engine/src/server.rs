@@ -631,13 +631,13 @@ impl Engine {
                             if failed {
                                 self.apply_error(t)
                             } else {
-                                self.apply_one(t, rec, None, triggers)
+                                self.apply_one(t, rec.zxid, rec.time, None, triggers)
                             }
                         })
                         .collect(),
                 )
             }
-            t => self.apply_one(t, rec, None, triggers),
+            t => self.apply_one(t, rec.zxid, rec.time, None, triggers),
         }
     }
 
@@ -651,11 +651,11 @@ impl Engine {
     fn apply_one(
         &mut self,
         t: &Txn,
-        rec: &TxnRecord,
+        zxid: i64,
+        time: i64,
         undo: Option<&mut Undo>,
         triggers: &mut Vec<Trigger>,
     ) -> Applied {
-        let (zxid, time) = (rec.zxid, rec.time);
         match t {
             Txn::Create {
                 op,
@@ -942,8 +942,7 @@ impl Engine {
             r if r.is_write() => self.write(conn, session, xid, opcode, r),
             r => {
                 let z = self.last_zxid;
-                let mut w = Writer::framed();
-                match self.read(conn, &r, &mut w) {
+                match self.read(conn, &r) {
                     Ok(body) => {
                         let mut out = Writer::framed();
                         proto::reply_header(&mut out, xid, z, 0);
@@ -1045,9 +1044,8 @@ impl Engine {
     }
 
     /// Answers a read into `w` (the reply body), arming watches as ZooKeeper does.
-    fn read(&mut self, conn: ConnId, req: &Request, w: &mut Writer) -> Result<Writer, Code> {
+    fn read(&mut self, conn: ConnId, req: &Request) -> Result<Writer, Code> {
         let mut body = Writer::new();
-        let _ = w;
         match req {
             Request::Exists { path: p, watch } => {
                 if *watch {
@@ -1171,7 +1169,7 @@ impl Engine {
                         ),
                         other => (op::ERROR, other.clone()),
                     };
-                    let res = self.read(conn, &unwatched, &mut Writer::new());
+                    let res = self.read(conn, &unwatched);
                     match res {
                         Ok(r) => {
                             body.i32(t).bool(false).i32(0);
@@ -1220,15 +1218,6 @@ impl Engine {
     fn write(&mut self, conn: ConnId, session: i64, xid: i32, opcode: i32, req: Request) {
         let zxid = self.last_zxid + 1;
         let time = self.now_ms;
-        let probe = TxnRecord {
-            zxid,
-            time,
-            session,
-            cxid: xid,
-            txn: Txn::Check {
-                path: String::new(),
-            },
-        };
         let mut triggers = Vec::new();
         let (txn, applied) = match req {
             Request::Multi(ops) => {
@@ -1241,7 +1230,8 @@ impl Engine {
                         Ok(t) => {
                             results.push(self.apply_one(
                                 &t,
-                                &probe,
+                                zxid,
+                                time,
                                 Some(&mut undo),
                                 &mut triggers,
                             ));
@@ -1277,7 +1267,7 @@ impl Engine {
             }
             other => match self.prep(conn, session, &other) {
                 Ok(t) => {
-                    let a = self.apply_one(&t, &probe, None, &mut triggers);
+                    let a = self.apply_one(&t, zxid, time, None, &mut triggers);
                     (t, a)
                 }
                 Err(code) => (

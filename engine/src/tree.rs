@@ -343,6 +343,7 @@ impl DataTree {
         triggers.push(Trigger::ChildrenChanged(parent_path.to_owned()));
     }
 
+    #[allow(clippy::too_many_arguments)]
     pub fn set_data(
         &mut self,
         p: &str,

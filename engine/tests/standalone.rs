@@ -347,7 +347,7 @@ fn session_expiry_deletes_ephemerals_and_notifies() {
         }));
     }
     assert!(
-        all.iter().any(|o| *o == Output::Close { conn: a }),
+        all.contains(&Output::Close { conn: a }),
         "the expired session's connection is closed"
     );
     assert_eq!(events(&all, b), vec![(2, "/e".to_string())]);

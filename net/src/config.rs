@@ -438,11 +438,13 @@ impl ServerSpec {
                     }
                 };
                 match role {
-                    Some(prev) if prev != this => return Err(format!(
+                    Some(prev) if prev != this => {
+                        return Err(format!(
                         "`{spec}`: all addresses of one server must have the same role ({} vs {})",
                         prev.name(),
                         this.name()
-                    )),
+                    ))
+                    }
                     _ => role = Some(this),
                 }
             }
