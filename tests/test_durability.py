@@ -162,3 +162,35 @@ def test_damaged_log_is_refused_with_file_and_offset(server_kind, server_factory
     text = str(err.value)
     assert os.path.basename(seg) in text, text
     assert "offset" in text, text
+
+
+def test_old_log_segments_are_purged_after_snapshots(server_kind, server_factory, monkeypatch):
+    if server_kind != "keel":
+        pytest.skip("Keel's own data layout")
+    # 1 MiB segments and a snapshot every 20 transactions: a few MiB of writes roll
+    # several segments, and retention (3 snapshots) lets the old ones go.
+    monkeypatch.setenv("KEEL_WAL_SEGMENT_BYTES", "1MiB")
+    monkeypatch.setenv("KEEL_MAX_BATCH_BYTES", "256KiB")
+    s = server_factory(cfg={"snapCount": 20})
+    zk = client(s)
+    blob = b"x" * 100_000
+    for i in range(60):
+        zk.create("/big%02d" % i, blob)
+    zk.stop()
+    zk.close()
+    wal = os.path.join(s.data_dir, "wal")
+
+    def first_segment():
+        segs = sorted(p for p in os.listdir(wal) if p.startswith("log.") and not p.endswith(".tmp"))
+        return segs[0] if segs else None
+
+    wait_until(lambda: first_segment() not in (None, "log.0000000000000001"), timeout=20,
+               what="the first log segment to be purged")
+    s.restart(kill=True)
+    zk = client(s)
+    try:
+        assert len([c for c in zk.get_children("/") if c.startswith("big")]) == 60
+        assert zk.get("/big59")[0] == blob
+    finally:
+        zk.stop()
+        zk.close()

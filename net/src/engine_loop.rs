@@ -25,6 +25,7 @@ pub fn now_ms() -> i64 {
 /// Where the engine's log frames go (the group-commit thread in production).
 pub trait LogSink {
     fn submit(&mut self, first_zxid: i64, last_zxid: i64, payload: Vec<u8>);
+    fn purge_through(&mut self, zxid: i64);
 }
 
 pub struct EngineLoop<L: LogSink> {
@@ -81,6 +82,7 @@ impl<L: LogSink> EngineLoop<L> {
                         let _ = tx.send(ToConn::Frame(text.into_bytes()));
                         let _ = tx.send(ToConn::Close);
                     }
+                    ToEngine::PurgeLog { through_zxid } => self.log.purge_through(through_zxid),
                     ToEngine::Shutdown => stop = true,
                 }
                 budget -= 1;

@@ -10,3 +10,4 @@ pub mod listener;
 pub mod msg;
 pub mod server;
 pub mod storage;
+pub mod walcmd;

@@ -14,6 +14,11 @@ USAGE:
         data dir ./keel-data. FILE is a ZooKeeper zoo.cfg; -D arguments are the
         system properties ZooKeeper's start scripts pass (jute.maxbuffer,
         zookeeper.4lw.commands.whitelist, zookeeper.extendedTypesEnabled, ...).
+    keel wal check DIR
+        Scan a log directory (dataLogDir/wal) without changing it: frames, last zxid,
+        torn tail, or the first damage with its file and byte offset (exit 1).
+    keel wal truncate DIR --after ZXID
+        Operator repair: drop every frame after ZXID (decimal or 0x hex).
     keel version
     keel help
 
@@ -32,7 +37,11 @@ fn main() -> ExitCode {
         .with_writer(std::io::stderr)
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .init();
-    let cli = match config::parse_cli(std::env::args().skip(1)) {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    if args.first().map(String::as_str) == Some("wal") {
+        return keel_net::walcmd::run(&args[1..]);
+    }
+    let cli = match config::parse_cli(args.into_iter()) {
         Ok(c) => c,
         Err(e) => {
             eprintln!("keel: {e}\n\n{USAGE}");

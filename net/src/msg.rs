@@ -19,6 +19,10 @@ pub enum ToEngine {
         cmd: String,
         tx: flume::Sender<ToConn>,
     },
+    /// Delete log segments wholly at or before this zxid (no snapshot needs them).
+    PurgeLog {
+        through_zxid: i64,
+    },
     /// Stop: flush the log and exit the loop.
     Shutdown,
 }

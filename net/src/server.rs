@@ -80,7 +80,11 @@ pub fn start(opts: ServerOptions) -> Result<RunningServer, StartError> {
         opts.knobs.wal_segment_bytes,
         opts.knobs.wal_preallocate,
     )?;
-    let wal_backend = format!("{:?}", recovered.log.io_mode());
+    let wal_backend = format!(
+        "{} ({:?})",
+        recovered.log.backend(),
+        recovered.log.io_mode()
+    );
 
     let (engine_tx, engine_rx) = flume::unbounded::<ToEngine>();
     let durable_tx = engine_tx.clone();
@@ -149,6 +153,7 @@ pub fn start(opts: ServerOptions) -> Result<RunningServer, StartError> {
         layout.snap_dir.clone(),
         durable.clone(),
         opts.snap_retain.max(3),
+        engine_tx.clone(),
     );
     let info = Arc::new(ServerInfo {
         allowed: opts.four_letter_words.clone(),

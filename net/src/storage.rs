@@ -8,7 +8,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use keel_engine::Engine;
-use keel_wal::{GroupCommit, Log, LogConfig, SnapshotStore, WalError};
+use keel_wal::{Backend, GroupCommit, Log, LogConfig, LogOptions, SnapshotStore, WalError};
 use thiserror::Error;
 use tracing::{error, info, warn};
 
@@ -81,11 +81,21 @@ pub fn recover(
             started.elapsed()
         );
     }
-    let (log, rec) = Log::open(LogConfig {
-        dir: layout.log_dir.clone(),
-        segment_bytes,
-        preallocate,
-    })?;
+    let backend = match std::env::var("KEEL_WAL_BACKEND").as_deref() {
+        Ok("pwrite") => Backend::Pwrite,
+        _ => Backend::IoUring,
+    };
+    let (log, rec) = Log::open_with(
+        LogConfig {
+            dir: layout.log_dir.clone(),
+            segment_bytes,
+            preallocate,
+        },
+        LogOptions {
+            backend,
+            ..LogOptions::default()
+        },
+    )?;
     if rec.truncated_bytes > 0 {
         warn!(
             "log recovery cut {} bytes of torn tail",
@@ -134,15 +144,26 @@ impl LogSink for GroupSink {
     fn submit(&mut self, first_zxid: i64, last_zxid: i64, payload: Vec<u8>) {
         self.0.submit(first_zxid as u64, last_zxid as u64, payload);
     }
+
+    fn purge_through(&mut self, zxid: i64) {
+        match self.0.purge_through(zxid as u64) {
+            Ok(0) => {}
+            Ok(n) => info!("purged {n} log segment(s) through zxid {zxid:#x}"),
+            Err(e) => warn!("purging log segments through {zxid:#x} failed: {e}"),
+        }
+    }
 }
 
 /// Writes snapshots handed over by the engine thread, once the log has made their
 /// zxid durable (a snapshot must never hold a write a crash could still take back),
 /// then applies the retention policy.
+/// After retention, segments wholly before the oldest kept snapshot are no longer
+/// needed: `purge` (the engine thread, which owns the log) is asked to delete them.
 pub fn spawn_snapshot_writer(
     snap_dir: PathBuf,
     durable: Arc<AtomicI64>,
     retain: usize,
+    purge: flume::Sender<crate::msg::ToEngine>,
 ) -> (
     flume::Sender<keel_wal::SnapshotData>,
     std::thread::JoinHandle<()>,
@@ -169,8 +190,14 @@ pub fn spawn_snapshot_writer(
                         continue;
                     }
                 }
-                if let Err(e) = store.purge(retain) {
-                    warn!("purging old snapshots failed: {e}");
+                match store.purge(retain) {
+                    Ok(Some(oldest)) => {
+                        let _ = purge.send(crate::msg::ToEngine::PurgeLog {
+                            through_zxid: oldest as i64,
+                        });
+                    }
+                    Ok(None) => {}
+                    Err(e) => warn!("purging old snapshots failed: {e}"),
                 }
             }
         })

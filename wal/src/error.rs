@@ -97,6 +97,29 @@ pub enum WalError {
     )]
     NoValidSnapshot { dir: PathBuf, tried: usize },
 
+    /// An operator asked to truncate a damaged log after a zxid that lies
+    /// beyond the damage: frames up to that zxid cannot all be kept.
+    #[error(
+        "cannot truncate the log after zxid {zxid:#x}: {} is damaged at byte offset {offset} \
+         ({reason}) before that zxid; the last intact zxid before the damage is {last_intact:#x}, \
+         so truncate after that zxid or an earlier one (the frames after it are lost from this \
+         server and must come from the ensemble)",
+        file.display()
+    )]
+    BeyondDamage {
+        zxid: u64,
+        last_intact: u64,
+        file: PathBuf,
+        offset: u64,
+        reason: String,
+    },
+
+    /// The log stopped accepting requests: an earlier write or fsync failed
+    /// (fatal: the process must exit and recover), or the group-commit
+    /// thread is shutting down. Nothing was done.
+    #[error("the write-ahead log is stopped: {reason}; the request was not carried out")]
+    Stopped { reason: String },
+
     /// rkyv could not serialise a snapshot (should not happen for these types;
     /// reported rather than panicking).
     #[error("could not serialise snapshot at zxid {last_zxid:#x}: {reason}")]

@@ -355,6 +355,76 @@ pub(crate) fn scan(
     })
 }
 
+/// The intact frames at the start of a segment, for operator repair: unlike
+/// [`scan`], never an error; it stops at the first byte position that is not
+/// an intact frame following the previous one, and says why unless what
+/// follows is all zero (a clean end).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Prefix {
+    pub frames: Vec<FrameMeta>,
+    /// Just past the last intact frame.
+    pub end: u64,
+    /// Why the prefix stops at `end`, if the rest of the file is not zeros.
+    pub damage: Option<String>,
+}
+
+pub(crate) fn scan_prefix(bytes: &[u8], prev_last: Option<u64>) -> Prefix {
+    let mut frames = Vec::new();
+    let mut last = prev_last;
+    let mut pos = 0usize;
+    let damage = loop {
+        let rest = &bytes[pos..];
+        if all_zero(rest) {
+            break None;
+        }
+        let Some(h) = rest.get(..HEADER_LEN).and_then(parse_header) else {
+            break Some(if rest.len() < HEADER_LEN {
+                "partial frame header at end of file".to_string()
+            } else {
+                "frame header checksum mismatch".to_string()
+            });
+        };
+        if h.magic != MAGIC || h.version != VERSION || h.flags != 0 || h.reserved != 0 {
+            break Some(format!(
+                "unexpected frame header (magic {:02x?}, version {}, flags {:#x})",
+                h.magic, h.version, h.flags
+            ));
+        }
+        if h.first_zxid > h.last_zxid || last.is_some_and(|l| h.first_zxid <= l) {
+            break Some(format!(
+                "frame zxids {:#x}..={:#x} do not follow the previous frame's last zxid {:#x}",
+                h.first_zxid,
+                h.last_zxid,
+                last.unwrap_or(0)
+            ));
+        }
+        let pstart = pos + HEADER_LEN;
+        let pend = pstart + h.payload_len as usize;
+        let Some(payload) = bytes.get(pstart..pend) else {
+            break Some(format!(
+                "frame of {} payload bytes runs past the end of the file",
+                h.payload_len
+            ));
+        };
+        if crc32c::crc32c(payload) != h.payload_crc {
+            break Some("payload checksum mismatch".to_string());
+        }
+        frames.push(FrameMeta {
+            offset: pos as u64,
+            first_zxid: h.first_zxid,
+            last_zxid: h.last_zxid,
+            payload_len: h.payload_len,
+        });
+        last = Some(h.last_zxid);
+        pos = pend;
+    };
+    Prefix {
+        frames,
+        end: pos as u64,
+        damage,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -367,6 +437,24 @@ mod tests {
 
     fn p() -> &'static Path {
         Path::new("log.test")
+    }
+
+    #[test]
+    fn prefix_scan_stops_at_damage_without_failing() {
+        let mut b = frame(1, 1, b"a");
+        let second = b.len();
+        b.extend(frame(2, 2, b"bb"));
+        b.extend(frame(3, 3, b"ccc"));
+        b.resize(4096, 0);
+        let clean = scan_prefix(&b, None);
+        assert_eq!((clean.frames.len(), clean.damage), (3, None));
+        b[second + HEADER_LEN] ^= 1;
+        let p = scan_prefix(&b, None);
+        assert_eq!(p.frames.len(), 1);
+        assert_eq!(p.end, second as u64);
+        assert_eq!(p.damage.as_deref(), Some("payload checksum mismatch"));
+        let p = scan_prefix(&b, Some(1));
+        assert_eq!((p.frames.len(), p.end), (0, 0));
     }
 
     #[test]

@@ -9,10 +9,12 @@
 //! with `flock`. A segment is zero-filled to `segment_bytes` (64 MiB by
 //! default) ahead of time by a helper thread as `log.spare.tmp` (or, failing
 //! that, inline as `log.<hex>.tmp`) and renamed into place at the rollover;
-//! leftover `log.*.tmp` files are deleted at open. Frames are packed back to
-//! back from offset 0 (no padding, even with `O_DIRECT`); the unused remainder
-//! of a segment is zeros. A segment is synced before the log rolls to the next
-//! one, so only the newest segment can end in a torn write. Each frame is a
+//! leftover `log.*.tmp` files are deleted at open; the directory is fsynced
+//! right after the rename, before any frame goes into the new file. Frames are
+//! packed back to back from offset 0 (no padding, even with `O_DIRECT`); the
+//! unused remainder of a segment is zeros. A segment is synced (and every
+//! sync in flight on it waited for) before the log rolls to the next one, so
+//! only the newest segment can end in a torn write. Each frame is a
 //! 40-byte header then the payload, integers little-endian:
 //!
 //! ```text
@@ -40,20 +42,62 @@
 //! archive u32, archive length u64 (little-endian). Written as `<name>.tmp`,
 //! fsynced, renamed, directory fsynced.
 //!
-//! # Threads
+//! # Backends
+//!
+//! Writes and fdatasyncs reach the disk through a [`Backend`] chosen at
+//! [`Log::open_with`] and reported by [`Log::backend`] (and in the "WAL opened"
+//! log line): [`Backend::IoUring`] submits each batch's write and its
+//! fdatasync as one linked io_uring submission; [`Backend::Pwrite`] uses the
+//! `pwrite` and `fdatasync` system calls. Asking for io_uring falls back to
+//! pwrite, with a warning, when no ring can be created (old kernel, seccomp,
+//! `kernel.io_uring_disabled`, or `RLIMIT_MEMLOCK` for an unprivileged user on
+//! kernels that charge rings to it). Independently, [`IoMode`] says whether
+//! `O_DIRECT` is in use. Both backends pass the same test suite.
+//!
+//! Files are reached through a [`LogFs`]: [`OsFs`] in production,
+//! [`fault::FaultFs`] in tests (fails the Nth write, fdatasync or directory
+//! fsync, and models what a power loss would leave).
+//!
+//! # Threads and durability
 //!
 //! A [`Log`] is used by one thread at a time; [`GroupCommit`] gives it a thread
-//! of its own. Errors from `sync` ([`WalError::Fsync`]) are fatal by contract:
-//! the caller exits and recovers from disk rather than retrying.
+//! of its own, which writes batch k+1 while batch k's fdatasync is in flight
+//! (in the kernel with io_uring; on a helper thread, `keel-wal-sync`, with
+//! pwrite), with at most [`MAX_SYNCS_IN_FLIGHT`] syncs outstanding. Durability
+//! is reported in zxid order as the last zxid of the newest batch whose sync
+//! and every earlier one succeeded ([`Log::durable_zxid`]). Log segments are
+//! purged on the WAL thread between batches ([`GroupCommit::purge_through`]).
+//! A helper thread (`keel-wal-prealloc`) zero-fills the next segment.
+//!
+//! Errors from a sync ([`WalError::Fsync`]) are fatal by contract (fail-stop):
+//! the log refuses every later append and sync ([`WalError::Stopped`]), group
+//! commit reports the error once through its `on_fatal` callback and nothing
+//! as durable after it, and the caller exits and recovers from disk rather
+//! than retrying.
+//!
+//! # Operator tools
+//!
+//! [`inspect_dir`] and [`intact_prefix`] read a log directory without
+//! changing it (`keel wal check`); [`truncate_dir_after`] removes the frames
+//! after a zxid, also from a log `open` refuses, when an operator asks
+//! (`keel wal truncate --after`).
 
+mod backend;
 mod error;
+pub mod fault;
 mod frame;
 mod fsio;
 mod group;
 mod log;
+mod repair;
 mod snapshot;
 
+pub use backend::Backend;
 pub use error::WalError;
-pub use group::{DurableFn, FatalFn, GroupCommit, GroupStats};
-pub use log::{check_dir, Frame, IoMode, Log, LogConfig, Recovery};
+pub use fsio::{LogFile, LogFs, OsFile, OsFs};
+pub use group::{DurableFn, FatalFn, GroupCommit, GroupStats, MAX_SYNCS_IN_FLIGHT};
+pub use log::{check_dir, Frame, IoMode, Log, LogConfig, LogOptions, Recovery};
+pub use repair::{
+    inspect_dir, intact_prefix, truncate_dir_after, Damage, IntactPrefix, SegmentInfo, Truncation,
+};
 pub use snapshot::{SnapAcl, SnapNode, SnapSession, SnapshotData, SnapshotStore, SNAP_VERSION};

@@ -3,6 +3,9 @@
 //!
 //! One `Log` owns its directory (an `flock` on `LOCK` keeps a second process
 //! out) and the file descriptor of the newest segment, the only one written.
+//! Writes and syncs go through a [`Backend`] (io_uring, or `pwrite` +
+//! `fdatasync`) chosen at open, on files opened through a [`LogFs`] (the real
+//! filesystem, or a fault-injecting one in tests).
 //! Writes use `O_DIRECT` where the filesystem accepts it and fall back to
 //! buffered writes + `fdatasync` where it does not (reported once with
 //! `tracing::warn!`, and by [`Log::io_mode`]). `O_DIRECT` needs block-aligned
@@ -11,22 +14,25 @@
 //! together with the new frames; the padding past the new end is zeros, which
 //! is what the preallocated file already holds there.
 
+use std::collections::VecDeque;
 use std::fmt;
 use std::fs::{self, File, OpenOptions};
+use std::io;
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::thread::JoinHandle;
+use std::time::Instant;
 
 use rkyv::util::AlignedVec;
 
+use crate::backend::{Backend, Completion, Io, DIRECT_ALIGN};
 use crate::error::WalError;
 use crate::frame::{self, encode_header, frame_len, Scan};
-use crate::fsio::{fsync_dir, open_rw, sync_data, write_zeros, zero_fill_new, DirLock};
-
-/// Alignment of `O_DIRECT` writes: covers 512-byte and 4 KiB logical blocks.
-const DIRECT_ALIGN: usize = 4096;
+use crate::fsio::{
+    open_rw, sync_data, write_zeros, zero_fill_new, DirLock, Doorbell, LogFile, LogFs, OsFs,
+};
 
 /// Name of the zero-filled file prepared ahead of the next rollover.
 const SPARE_NAME: &str = "log.spare.tmp";
@@ -57,6 +63,31 @@ impl Default for LogConfig {
             dir: PathBuf::from("keel-data/log"),
             segment_bytes: 64 << 20,
             preallocate: true,
+        }
+    }
+}
+
+/// How [`Log::open_with`] writes: `O_DIRECT` or buffered, which backend, and
+/// through which file layer.
+#[derive(Debug, Clone)]
+pub struct LogOptions {
+    /// `Direct` still falls back to `Buffered` where the filesystem refuses
+    /// `O_DIRECT` (reported by [`Log::io_mode`]).
+    pub io_mode: IoMode,
+    /// The backend wanted. `IoUring` falls back to `Pwrite`, with a warning,
+    /// where no ring can be created; [`Log::backend`] reports the outcome.
+    pub backend: Backend,
+    /// The files the log writes through: [`OsFs`], or a test layer such as
+    /// [`FaultFs`](crate::fault::FaultFs).
+    pub fs: Arc<dyn LogFs>,
+}
+
+impl Default for LogOptions {
+    fn default() -> Self {
+        LogOptions {
+            io_mode: IoMode::Direct,
+            backend: Backend::IoUring,
+            fs: Arc::new(OsFs),
         }
     }
 }
@@ -94,25 +125,44 @@ pub enum IoMode {
 
 /// In-memory index entry for one segment file.
 #[derive(Debug)]
-struct Segment {
+pub(crate) struct Segment {
     /// First zxid, from the file name (equal to its first frame's first zxid).
-    base: u64,
-    path: PathBuf,
+    pub(crate) base: u64,
+    pub(crate) path: PathBuf,
     /// Only meaningful when `frames > 0`.
-    last_zxid: u64,
-    frames: usize,
+    pub(crate) last_zxid: u64,
+    pub(crate) frames: usize,
     /// Offset just past the last frame.
-    end: u64,
+    pub(crate) end: u64,
 }
 
 /// Write handle on the newest segment.
 struct Writer {
-    file: File,
+    file: Arc<dyn LogFile>,
     /// Direct mode only: the bytes of the partial block `[end - end % 4096, end)`,
     /// rewritten in front of the next append.
     tail: Vec<u8>,
-    /// Data written since the last fdatasync.
+    /// Data written since the last fdatasync was started.
     unsynced: bool,
+}
+
+/// An fdatasync started and not yet accounted for.
+struct PendingSync {
+    ticket: u64,
+    /// Last zxid written before the sync started: durable once it (and
+    /// every sync started before it) succeeded.
+    zxid: u64,
+    path: PathBuf,
+    started: Instant,
+    result: Option<io::Result<()>>,
+}
+
+/// A point at which the log became durable, for group commit's reports.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Durable {
+    pub zxid: u64,
+    /// How long the sync that made it durable took.
+    pub micros: u64,
 }
 
 /// The write-ahead log. See the crate docs for the on-disk format.
@@ -121,7 +171,6 @@ struct Writer {
 /// that must survive a power loss.
 pub struct Log {
     cfg: LogConfig,
-    _lock: DirLock,
     /// Sorted by zxid; never holds a segment without frames except for the
     /// instant between creating one and writing into it.
     segments: Vec<Segment>,
@@ -131,9 +180,24 @@ pub struct Log {
     mode: IoMode,
     /// Staging buffer for appends, aligned for `O_DIRECT` and reused.
     buf: AlignedVec<DIRECT_ALIGN>,
-    /// A segment was created or renamed since the last directory fsync.
-    dir_dirty: bool,
     spare: Option<Spare>,
+    fs: Arc<dyn LogFs>,
+    io: Io,
+    /// Rung by sync completions (and, under group commit, by submitters).
+    bell: Arc<Doorbell>,
+    next_ticket: u64,
+    /// Syncs started, oldest first; completions are applied in this order.
+    inflight: VecDeque<PendingSync>,
+    /// Highest zxid known durable: every sync up to it succeeded.
+    durable: u64,
+    /// Group commit collects durability points here (only when asked to).
+    report: Option<Vec<Durable>>,
+    /// Set by the first failed fsync (or write) of the log: fail-stop, every
+    /// later append or sync is refused with this reason.
+    failed: Option<String>,
+    /// Declared last so that it is released last: after the backend (dropped
+    /// above) has finished the syncs in flight.
+    _lock: DirLock,
 }
 
 /// The next segment's zero-filled file, prepared on a helper thread so that
@@ -162,6 +226,7 @@ impl fmt::Debug for Log {
         f.debug_struct("Log")
             .field("dir", &self.cfg.dir)
             .field("mode", &self.mode)
+            .field("backend", &self.io.backend())
             .field("segments", &self.segments.len())
             .field("last_zxid", &self.last)
             .finish()
@@ -181,14 +246,14 @@ fn parse_hex16(s: &str) -> Option<u64> {
 }
 
 /// What a log directory holds.
-struct Listing {
+pub(crate) struct Listing {
     /// Segment files with their base zxid, sorted by it.
-    segments: Vec<(u64, PathBuf)>,
+    pub(crate) segments: Vec<(u64, PathBuf)>,
     /// Leftover `log.*.tmp` preallocations (never holding frames).
     stale: Vec<PathBuf>,
 }
 
-fn list_dir(dir: &Path) -> Result<Listing, WalError> {
+pub(crate) fn list_dir(dir: &Path) -> Result<Listing, WalError> {
     let mut segs = Vec::new();
     let mut tmps = Vec::new();
     let rd = fs::read_dir(dir).map_err(|e| WalError::io("list directory", dir, e))?;
@@ -212,7 +277,7 @@ fn list_dir(dir: &Path) -> Result<Listing, WalError> {
     })
 }
 
-fn read_file(path: &Path) -> Result<Vec<u8>, WalError> {
+pub(crate) fn read_file(path: &Path) -> Result<Vec<u8>, WalError> {
     fs::read(path).map_err(|e| WalError::io("read", path, e))
 }
 
@@ -226,7 +291,7 @@ fn read_prefix(path: &Path, len: u64) -> Result<Vec<u8>, WalError> {
 }
 
 /// Scans every segment of `dir` without modifying anything.
-fn scan_dir(dir: &Path) -> Result<Vec<(Segment, Scan)>, WalError> {
+pub(crate) fn scan_dir(dir: &Path) -> Result<Vec<(Segment, Scan)>, WalError> {
     let segs = list_dir(dir)?.segments;
     let mut out = Vec::with_capacity(segs.len());
     let mut prev_last = None;
@@ -309,6 +374,22 @@ impl Log {
     /// [`Log::open`] with a chosen write mode. `Direct` still falls back to
     /// `Buffered` where the filesystem refuses `O_DIRECT`.
     pub fn open_with_mode(cfg: LogConfig, mode: IoMode) -> Result<(Log, Recovery), WalError> {
+        Log::open_with(
+            cfg,
+            LogOptions {
+                io_mode: mode,
+                ..LogOptions::default()
+            },
+        )
+    }
+
+    /// [`Log::open`] with a chosen write mode, backend and file layer.
+    pub fn open_with(cfg: LogConfig, opts: LogOptions) -> Result<(Log, Recovery), WalError> {
+        let LogOptions {
+            io_mode: mode,
+            backend,
+            fs,
+        } = opts;
         let dir = cfg.dir.clone();
         fs::create_dir_all(&dir).map_err(|e| WalError::io("create directory", &dir, e))?;
         let lock = DirLock::acquire(&dir)?;
@@ -349,24 +430,38 @@ impl Log {
             }
         }
         if dir_dirty {
-            fsync_dir(&dir)?;
+            fs.sync_dir(&dir).map_err(|source| WalError::Fsync {
+                path: dir.clone(),
+                source,
+            })?;
         }
 
+        let bell =
+            Arc::new(Doorbell::new().map_err(|e| WalError::io("create an eventfd for", &dir, e))?);
+        let last = segments.last().map(|s| s.last_zxid);
         let mut log = Log {
-            last: segments.last().map(|s| s.last_zxid),
+            last,
             cfg,
             _lock: lock,
             segments,
             writer: None,
             mode,
             buf: AlignedVec::new(),
-            dir_dirty: false,
             spare: None,
+            io: Io::new(backend, Arc::clone(&bell)),
+            fs,
+            bell,
+            next_ticket: 1,
+            inflight: VecDeque::new(),
+            durable: 0,
+            report: None,
+            failed: None,
         };
         log.open_writer()?;
         // After a kill -9 the recovered frames may still be only in the page
         // cache; the caller treats them as durable from here on, so make them so.
         log.sync_newest()?;
+        log.durable = log.last.unwrap_or(0);
         log.start_spare();
         tracing::info!(
             dir = %dir.display(),
@@ -374,6 +469,7 @@ impl Log {
             segments = recovery.segments,
             last_zxid = recovery.last_zxid,
             io_mode = ?log.mode,
+            backend = %log.io.backend(),
             "WAL opened"
         );
         Ok((log, recovery))
@@ -382,6 +478,17 @@ impl Log {
     /// How segment writes currently reach the disk (for `srvr`/`mntr`).
     pub fn io_mode(&self) -> IoMode {
         self.mode
+    }
+
+    /// Which backend carries writes and syncs (for `srvr`/`mntr`).
+    pub fn backend(&self) -> Backend {
+        self.io.backend()
+    }
+
+    /// Highest zxid known durable: every sync started up to it succeeded.
+    /// Equal to [`Log::last_zxid`] right after `open` and after [`Log::sync`].
+    pub fn durable_zxid(&self) -> u64 {
+        self.durable
     }
 
     pub fn dir(&self) -> &Path {
@@ -417,6 +524,43 @@ impl Log {
     /// per 8 MiB). Either every frame is checked for order before anything is
     /// written, or an error says why none was. Not durable until [`Log::sync`].
     pub fn append_batch(&mut self, frames: &[(u64, u64, &[u8])]) -> Result<(), WalError> {
+        self.append_inner(frames, false)
+    }
+
+    /// [`Log::append_batch`], then an fdatasync covering it started without
+    /// waiting (linked behind the last write on io_uring). Its outcome is
+    /// collected by [`Log::poll_syncs`]; meanwhile the next batch may be
+    /// written.
+    pub(crate) fn append_and_start_sync(
+        &mut self,
+        frames: &[(u64, u64, &[u8])],
+    ) -> Result<(), WalError> {
+        self.append_inner(frames, true)
+    }
+
+    fn check_live(&self) -> Result<(), WalError> {
+        match &self.failed {
+            Some(reason) => Err(WalError::Stopped {
+                reason: reason.clone(),
+            }),
+            None => Ok(()),
+        }
+    }
+
+    /// Records the first fatal error (fail-stop) and passes it on.
+    fn fail(&mut self, e: WalError) -> WalError {
+        if self.failed.is_none() {
+            self.failed = Some(format!("an earlier write or sync failed: {e}"));
+        }
+        e
+    }
+
+    fn append_inner(
+        &mut self,
+        frames: &[(u64, u64, &[u8])],
+        start_sync: bool,
+    ) -> Result<(), WalError> {
+        self.check_live()?;
         let mut last = self.last;
         for &(first_zxid, last_zxid, payload) in frames {
             if u32::try_from(payload.len()).is_err() {
@@ -454,7 +598,10 @@ impl Log {
                 run += size;
                 j += 1;
             }
-            self.write_run(&frames[i..j])?;
+            let sync_after = start_sync && j == frames.len();
+            if let Err(e) = self.write_run(&frames[i..j], sync_after) {
+                return Err(self.fail(e));
+            }
             i = j;
         }
         Ok(())
@@ -463,23 +610,136 @@ impl Log {
     /// Makes everything appended so far durable: `fdatasync` of the newest
     /// segment, then of the directory if a segment was created since the last
     /// sync. A failure is [`WalError::Fsync`] and is fatal: exit, never retry.
+    ///
+    /// Waits for syncs already in flight first. After a failure every later
+    /// append and sync is refused with [`WalError::Stopped`] (fail-stop).
     pub fn sync(&mut self) -> Result<(), WalError> {
+        self.check_live()?;
+        self.wait_all_syncs()?;
         if self.writer.as_ref().is_some_and(|w| w.unsynced) {
             self.sync_newest()?;
-        }
-        if self.dir_dirty {
-            fsync_dir(&self.cfg.dir)?;
-            self.dir_dirty = false;
         }
         Ok(())
     }
 
+    /// A sync of the newest segment on this thread; everything written is
+    /// durable when it succeeds (older segments were synced when the log
+    /// rolled past them).
     fn sync_newest(&mut self) -> Result<(), WalError> {
-        if let (Some(w), Some(seg)) = (self.writer.as_mut(), self.segments.last()) {
-            sync_data(&w.file, &seg.path)?;
-            w.unsynced = false;
+        let (Some(w), Some(seg)) = (self.writer.as_mut(), self.segments.last()) else {
+            return Ok(());
+        };
+        let started = Instant::now();
+        match self.io.sync_now(&w.file) {
+            Ok(()) => {
+                w.unsynced = false;
+                let zxid = self.last.unwrap_or(0);
+                self.mark_durable(zxid, started);
+                Ok(())
+            }
+            Err(source) => {
+                let e = WalError::Fsync {
+                    path: seg.path.clone(),
+                    source,
+                };
+                Err(self.fail(e))
+            }
+        }
+    }
+
+    fn mark_durable(&mut self, zxid: u64, started: Instant) {
+        if zxid > self.durable {
+            self.durable = zxid;
+            if let Some(r) = self.report.as_mut() {
+                r.push(Durable {
+                    zxid,
+                    micros: started.elapsed().as_micros().min(u64::MAX as u128) as u64,
+                });
+            }
+        }
+    }
+
+    /// Group commit: start collecting durability points for [`Log::take_durable`].
+    pub(crate) fn set_reporting(&mut self, on: bool) {
+        self.report = on.then(Vec::new);
+    }
+
+    /// Durability points reached since the last call, in increasing zxid
+    /// order (only while reporting is on).
+    pub(crate) fn take_durable(&mut self) -> Vec<Durable> {
+        self.report.as_mut().map(std::mem::take).unwrap_or_default()
+    }
+
+    /// The doorbell rung by every sync completion; group commit also has
+    /// submitters ring it, and sleeps on it.
+    pub(crate) fn doorbell(&self) -> Arc<Doorbell> {
+        Arc::clone(&self.bell)
+    }
+
+    pub(crate) fn syncs_in_flight(&self) -> usize {
+        self.inflight.len()
+    }
+
+    /// Applies finished syncs, waiting for at least one first if `block`
+    /// (and one is in flight). Durability advances over the oldest syncs
+    /// while they succeeded; the first failure is returned as
+    /// [`WalError::Fsync`] and stops the log: nothing after it is ever
+    /// reported durable, even syncs that completed fine later.
+    pub(crate) fn poll_syncs(&mut self, block: bool) -> Result<(), WalError> {
+        self.check_live()?;
+        let mut got: Vec<Completion> = Vec::new();
+        if block && !self.inflight.is_empty() {
+            self.io.wait(&mut got);
+            if got.is_empty() {
+                let e = WalError::Stopped {
+                    reason: "internal error: a sync in flight produced no completion".into(),
+                };
+                return Err(self.fail(e));
+            }
+        } else {
+            self.io.reap(&mut got);
+        }
+        for (ticket, r) in got {
+            if let Some(p) = self
+                .inflight
+                .iter_mut()
+                .find(|p| p.ticket == ticket && p.result.is_none())
+            {
+                p.result = Some(r);
+            }
+        }
+        while self.inflight.front().is_some_and(|p| p.result.is_some()) {
+            let Some(p) = self.inflight.pop_front() else {
+                break;
+            };
+            match p.result {
+                Some(Err(source)) => {
+                    let e = WalError::Fsync {
+                        path: p.path,
+                        source,
+                    };
+                    return Err(self.fail(e));
+                }
+                _ => self.mark_durable(p.zxid, p.started),
+            }
         }
         Ok(())
+    }
+
+    fn wait_all_syncs(&mut self) -> Result<(), WalError> {
+        while !self.inflight.is_empty() {
+            self.poll_syncs(true)?;
+        }
+        Ok(())
+    }
+
+    fn sync_dir(&mut self) -> Result<(), WalError> {
+        self.fs
+            .sync_dir(&self.cfg.dir)
+            .map_err(|source| WalError::Fsync {
+                path: self.cfg.dir.clone(),
+                source,
+            })
     }
 
     /// Every frame whose `last_zxid > after`, in order, checksums verified
@@ -522,9 +782,11 @@ impl Log {
     /// told to TRUNC). A frame with `first_zxid <= zxid < last_zxid` cannot be
     /// split: [`WalError::Straddle`], and nothing is changed.
     pub fn truncate_after(&mut self, zxid: u64) -> Result<(), WalError> {
+        self.check_live()?;
         if self.last.is_none_or(|l| l <= zxid) {
             return Ok(());
         }
+        self.wait_all_syncs()?;
         // Newest segment that keeps at least one frame.
         let keep_idx = self
             .segments
@@ -575,7 +837,7 @@ impl Log {
         while self.segments.len() > keep_segments {
             if let Some(seg) = self.segments.pop() {
                 fs::remove_file(&seg.path).map_err(|e| WalError::io("remove", &seg.path, e))?;
-                fsync_dir(&self.cfg.dir)?;
+                self.sync_dir()?;
             }
         }
         if let (Some((frames, end, last_zxid)), Some(seg)) = (cut, self.segments.last_mut()) {
@@ -587,6 +849,9 @@ impl Log {
             seg.last_zxid = last_zxid;
         }
         self.last = self.segments.last().map(|s| s.last_zxid);
+        // Everything kept is on disk: older segments were synced at their
+        // rollover, the cut one just now.
+        self.durable = self.last.unwrap_or(0);
         self.open_writer()
     }
 
@@ -601,7 +866,7 @@ impl Log {
             n += 1;
         }
         if n > 0 {
-            fsync_dir(&self.cfg.dir)?;
+            self.sync_dir()?;
         }
         Ok(n)
     }
@@ -609,9 +874,9 @@ impl Log {
     /// Opens `path` for segment writes in the current mode, dropping to
     /// buffered writes (once, with a warning) if the filesystem refuses
     /// `O_DIRECT`.
-    fn open_segment(&mut self, path: &Path) -> Result<File, WalError> {
+    fn open_segment(&mut self, path: &Path) -> Result<Arc<dyn LogFile>, WalError> {
         if self.mode == IoMode::Direct {
-            match open_rw(path, true) {
+            match self.fs.open_segment(path, true) {
                 Ok(f) => return Ok(f),
                 Err(e) if e.raw_os_error() == Some(libc::EINVAL) => {
                     self.fall_back(path, &e);
@@ -619,7 +884,9 @@ impl Log {
                 Err(e) => return Err(WalError::io("open", path, e)),
             }
         }
-        open_rw(path, false).map_err(|e| WalError::io("open", path, e))
+        self.fs
+            .open_segment(path, false)
+            .map_err(|e| WalError::io("open", path, e))
     }
 
     fn fall_back(&mut self, path: &Path, why: &std::io::Error) {
@@ -668,6 +935,8 @@ impl Log {
     /// Seals the newest segment (synced, so that only the newest segment can
     /// ever hold a torn write) and starts a new one named for `base`.
     fn roll(&mut self, base: u64) -> Result<(), WalError> {
+        // Every sync in flight is on the segment being sealed.
+        self.wait_all_syncs()?;
         if self.writer.as_ref().is_some_and(|w| w.unsynced) {
             self.sync_newest()?;
         }
@@ -701,7 +970,11 @@ impl Log {
                 .open(&path)
                 .map_err(|e| WalError::io("create segment", &path, e))?;
         }
-        self.dir_dirty = true;
+        // The new name is made durable before any frame goes into the file,
+        // so a frame reported durable is never in a file a crash unnames.
+        if let Err(e) = self.sync_dir() {
+            return Err(self.fail(e));
+        }
         let file = self.open_segment(&path)?;
         self.segments.push(Segment {
             base,
@@ -763,8 +1036,13 @@ impl Log {
     }
 
     /// Writes `frames` (already checked for order and size, and known to
-    /// belong in the newest segment) with one positioned write.
-    fn write_run(&mut self, frames: &[(u64, u64, &[u8])]) -> Result<(), WalError> {
+    /// belong in the newest segment) with one positioned write, then, if
+    /// `sync_after`, starts an fdatasync covering it.
+    fn write_run(
+        &mut self,
+        frames: &[(u64, u64, &[u8])],
+        sync_after: bool,
+    ) -> Result<(), WalError> {
         let (Some(seg), Some(w)) = (self.segments.last_mut(), self.writer.as_mut()) else {
             // append_batch rolls before calling us, so both exist.
             return Err(WalError::io(
@@ -794,27 +1072,35 @@ impl Log {
         if direct {
             self.buf.resize(logical.next_multiple_of(DIRECT_ALIGN), 0);
         }
-
-        match w.file.write_all_at(&self.buf, start) {
+        let ticket = sync_after.then(|| {
+            let t = self.next_ticket;
+            self.next_ticket += 1;
+            t
+        });
+        let whole = 0..self.buf.len();
+        match self.io.write(&w.file, &mut self.buf, whole, start, ticket) {
             Ok(()) => {}
             Err(e) if direct && e.raw_os_error() == Some(libc::EINVAL) => {
                 // Alignment stricter than 4 KiB, or O_DIRECT refused at write
-                // time: rewrite the same bytes through the page cache.
+                // time: rewrite the same bytes through the page cache. (No
+                // sync was started for the failed write.)
                 tracing::warn!(
                     file = %seg.path.display(),
                     error = %e,
                     "O_DIRECT write refused; the WAL falls back to buffered writes + fdatasync"
                 );
                 self.mode = IoMode::Buffered;
-                w.file =
-                    open_rw(&seg.path, false).map_err(|e| WalError::io("open", &seg.path, e))?;
-                w.file
-                    .write_all_at(&self.buf[w.tail.len()..logical], seg.end)
+                w.file = self
+                    .fs
+                    .open_segment(&seg.path, false)
+                    .map_err(|e| WalError::io("open", &seg.path, e))?;
+                let fresh = w.tail.len()..logical;
+                self.io
+                    .write(&w.file, &mut self.buf, fresh, seg.end, ticket)
                     .map_err(|e| WalError::io("write", &seg.path, e))?;
             }
             Err(e) => return Err(WalError::io("write", &seg.path, e)),
         }
-        w.unsynced = true;
         seg.end = start + logical as u64;
         w.tail.clear();
         if self.mode == IoMode::Direct {
@@ -826,6 +1112,19 @@ impl Log {
         if let Some(&(_, last, _)) = frames.last() {
             seg.last_zxid = last;
             self.last = Some(last);
+        }
+        match ticket {
+            Some(ticket) => {
+                w.unsynced = false;
+                self.inflight.push_back(PendingSync {
+                    ticket,
+                    zxid: seg.last_zxid,
+                    path: seg.path.clone(),
+                    started: Instant::now(),
+                    result: None,
+                });
+            }
+            None => w.unsynced = true,
         }
         Ok(())
     }

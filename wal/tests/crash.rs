@@ -9,7 +9,7 @@ use std::fs;
 use std::path::Path;
 
 use common::*;
-use keel_wal::{check_dir, Frame, IoMode, LogConfig};
+use keel_wal::{check_dir, Backend, Frame, IoMode, LogConfig};
 use proptest::prelude::*;
 
 #[derive(Debug, Clone)]
@@ -64,13 +64,20 @@ fn nonzero_end(b: &[u8]) -> usize {
     b.iter().rposition(|&x| x != 0).map_or(0, |i| i + 1)
 }
 
-fn run(ops: Vec<Op>, crash: Crash, segment_bytes: u64, preallocate: bool, mode: IoMode) {
+fn run(
+    ops: Vec<Op>,
+    crash: Crash,
+    segment_bytes: u64,
+    preallocate: bool,
+    mode: IoMode,
+    b: Backend,
+) {
     let tmp = tempfile::tempdir().expect("tempdir");
     let cfg = LogConfig {
         preallocate,
         ..cfg(tmp.path(), segment_bytes)
     };
-    let (mut log, _) = open(&cfg, mode);
+    let (mut log, _) = open(&cfg, mode, b);
     let mut appended: Vec<Frame> = Vec::new();
     let mut synced = 0usize;
     let mut synced_image = snapshot_dir(&cfg.dir);
@@ -137,7 +144,7 @@ fn run(ops: Vec<Op>, crash: Crash, segment_bytes: u64, preallocate: bool, mode: 
     }
 
     let checked = check_dir(&cfg.dir).expect("check after crash");
-    let (mut log, rec) = open(&cfg, mode);
+    let (mut log, rec) = open(&cfg, mode, b);
     assert_eq!(rec, checked);
     let got = read_all(&log);
     assert!(
@@ -166,7 +173,7 @@ fn run(ops: Vec<Op>, crash: Crash, segment_bytes: u64, preallocate: bool, mode: 
     append(&mut log, &f);
     sync(&mut log);
     drop(log);
-    let (log, rec) = open(&cfg, mode);
+    let (log, rec) = open(&cfg, mode, b);
     assert_eq!(rec.truncated_bytes, 0);
     let again = read_all(&log);
     assert_eq!(again.len(), got.len() + 1);
@@ -183,8 +190,10 @@ proptest! {
         segment_bytes in prop_oneof![Just(2048u64), Just(8192u64), Just(1u64 << 20)],
         preallocate in any::<bool>(),
         direct in any::<bool>(),
+        uring in any::<bool>(),
     ) {
         let mode = if direct { IoMode::Direct } else { IoMode::Buffered };
-        run(ops, crash, segment_bytes, preallocate, mode);
+        let b = if uring { Backend::IoUring } else { Backend::Pwrite };
+        run(ops, crash, segment_bytes, preallocate, mode, b);
     }
 }

@@ -8,14 +8,13 @@ use std::os::unix::fs::FileExt;
 use std::path::Path;
 
 use common::*;
-use keel_wal::{check_dir, IoMode, Log, LogConfig, Recovery, WalError};
+use keel_wal::{check_dir, Backend, IoMode, Log, LogConfig, LogOptions, Recovery, WalError};
 
-#[test]
-fn append_sync_reopen_round_trip() {
+fn append_sync_reopen_round_trip(b: Backend) {
     for mode in MODES {
         let tmp = tempfile::tempdir().expect("tempdir");
         let cfg = cfg(tmp.path(), 1 << 20);
-        let (mut log, rec) = open(&cfg, mode);
+        let (mut log, rec) = open(&cfg, mode, b);
         assert_eq!(rec, Recovery::default());
         assert_eq!(log.last_zxid(), 0);
         let frames: Vec<_> = (1..=10).map(|z| frame(z, z, z as usize * 13)).collect();
@@ -27,7 +26,7 @@ fn append_sync_reopen_round_trip() {
         assert_eq!(read_all(&log), frames);
         drop(log);
 
-        let (mut log, rec) = open(&cfg, mode);
+        let (mut log, rec) = open(&cfg, mode, b);
         assert_eq!(
             rec,
             Recovery {
@@ -50,7 +49,7 @@ fn append_sync_reopen_round_trip() {
         log.append_batch(&refs).expect("batch");
         sync(&mut log);
         drop(log);
-        let (log, rec) = open(&cfg, mode);
+        let (log, rec) = open(&cfg, mode, b);
         assert_eq!(rec.frames, 14);
         assert_eq!(rec.segments, 1);
         let all: Vec<_> = frames.iter().chain(&more).cloned().collect();
@@ -59,19 +58,17 @@ fn append_sync_reopen_round_trip() {
     }
 }
 
-#[test]
-fn direct_io_is_used_on_this_filesystem_or_falls_back() {
+fn direct_io_is_used_on_this_filesystem_or_falls_back(b: Backend) {
     let tmp = tempfile::tempdir().expect("tempdir");
-    let (log, _) = open(&cfg(tmp.path(), 1 << 16), IoMode::Direct);
+    let (log, _) = open(&cfg(tmp.path(), 1 << 16), IoMode::Direct, b);
     // Either is correct; print which, so the test log says what was exercised.
-    println!("io mode: {:?}", log.io_mode());
+    println!("io mode: {:?}, backend: {}", log.io_mode(), log.backend());
 }
 
-#[test]
-fn rejects_out_of_order_and_second_opener() {
+fn rejects_out_of_order_and_second_opener(b: Backend) {
     let tmp = tempfile::tempdir().expect("tempdir");
     let cfg = cfg(tmp.path(), 1 << 16);
-    let (mut log, _) = open(&cfg, IoMode::Direct);
+    let (mut log, _) = open(&cfg, IoMode::Direct, b);
     append(&mut log, &frame(5, 7, 10));
     for (f, l) in [(7, 8), (6, 9), (9, 8)] {
         let e = log.append(f, l, b"x").expect_err("out of order");
@@ -87,18 +84,23 @@ fn rejects_out_of_order_and_second_opener() {
 
     let e = Log::open(cfg.clone()).expect_err("locked");
     assert!(matches!(e, WalError::Locked { .. }), "{e}");
+    let opts = LogOptions {
+        backend: b,
+        ..LogOptions::default()
+    };
+    let e = Log::open_with(cfg.clone(), opts).expect_err("locked");
+    assert!(matches!(e, WalError::Locked { .. }), "{e}");
     drop(log);
-    let (log, rec) = open(&cfg, IoMode::Direct);
+    let (log, rec) = open(&cfg, IoMode::Direct, b);
     assert_eq!(rec.frames, 1);
     assert_eq!(log.last_zxid(), 7);
 }
 
-#[test]
-fn rollover_across_segments() {
+fn rollover_across_segments(b: Backend) {
     for mode in MODES {
         let tmp = tempfile::tempdir().expect("tempdir");
         let cfg = cfg(tmp.path(), 4096);
-        let (mut log, _) = open(&cfg, mode);
+        let (mut log, _) = open(&cfg, mode, b);
         let mut frames = Vec::new();
         let mut z = 1;
         for i in 0..40u64 {
@@ -136,7 +138,7 @@ fn rollover_across_segments() {
         let mid = frames[20].last_zxid;
         assert_eq!(log.read_after(mid).expect("read"), frames[21..].to_vec());
         drop(log);
-        let (log, rec) = open(&cfg, mode);
+        let (log, rec) = open(&cfg, mode, b);
         assert_eq!(rec.frames, frames.len());
         assert_eq!(rec.segments, segs.len());
         assert_eq!(rec.last_zxid, frames[frames.len() - 1].last_zxid);
@@ -146,8 +148,13 @@ fn rollover_across_segments() {
 
 /// Builds a synced log of `n` frames in one segment, returns the frames and
 /// the byte offset of each frame.
-fn build(cfg: &LogConfig, mode: IoMode, lens: &[usize]) -> (Vec<keel_wal::Frame>, Vec<u64>) {
-    let (mut log, _) = open(cfg, mode);
+fn build(
+    cfg: &LogConfig,
+    mode: IoMode,
+    b: Backend,
+    lens: &[usize],
+) -> (Vec<keel_wal::Frame>, Vec<u64>) {
+    let (mut log, _) = open(cfg, mode, b);
     let mut frames = Vec::new();
     let mut offsets = Vec::new();
     let mut off = 0u64;
@@ -169,8 +176,7 @@ fn seg_file(cfg: &LogConfig) -> std::path::PathBuf {
     segs[0].clone()
 }
 
-#[test]
-fn cut_at_every_byte_of_last_frame_recovers_previous_frames() {
+fn cut_at_every_byte_of_last_frame_recovers_previous_frames(b: Backend) {
     let tmp = tempfile::tempdir().expect("tempdir");
     // Not preallocated, so that a cut file stays cut (with preallocation the
     // recovered file is zero-filled back to full size, which is slower here).
@@ -178,7 +184,7 @@ fn cut_at_every_byte_of_last_frame_recovers_previous_frames() {
         preallocate: false,
         ..cfg(tmp.path(), 1 << 16)
     };
-    let (frames, offsets) = build(&cfg, IoMode::Buffered, &[100, 3, 700]);
+    let (frames, offsets) = build(&cfg, IoMode::Buffered, b, &[100, 3, 700]);
     let path = seg_file(&cfg);
     let full = fs::read(&path).expect("read");
     let start = offsets[2] as usize;
@@ -187,7 +193,7 @@ fn cut_at_every_byte_of_last_frame_recovers_previous_frames() {
     for cut in start..end {
         fs::write(&path, &full[..cut]).expect("cut");
         let checked = check_dir(&cfg.dir).expect("check");
-        let (log, rec) = open(&cfg, IoMode::Buffered);
+        let (log, rec) = open(&cfg, IoMode::Buffered, b);
         assert_eq!(rec, checked, "cut at {cut}");
         assert_eq!(rec.frames, 2, "cut at {cut}");
         assert_eq!(rec.last_zxid, frames[1].last_zxid);
@@ -201,22 +207,21 @@ fn cut_at_every_byte_of_last_frame_recovers_previous_frames() {
         drop(log);
     }
     // After recovery the log appends and reopens cleanly.
-    let (mut log, _) = open(&cfg, IoMode::Direct);
+    let (mut log, _) = open(&cfg, IoMode::Direct, b);
     append(&mut log, &frame(100, 100, 50));
     sync(&mut log);
     drop(log);
-    let (log, rec) = open(&cfg, IoMode::Direct);
+    let (log, rec) = open(&cfg, IoMode::Direct, b);
     assert_eq!(rec.truncated_bytes, 0);
     assert_eq!(rec.frames, 3);
     assert_eq!(read_all(&log)[2], frame(100, 100, 50));
 }
 
-#[test]
-fn zeroed_and_garbage_tails_are_cut() {
+fn zeroed_and_garbage_tails_are_cut(b: Backend) {
     for mode in MODES {
         let tmp = tempfile::tempdir().expect("tempdir");
         let cfg = cfg(tmp.path(), 1 << 14);
-        let (frames, offsets) = build(&cfg, mode, &[100, 200, 3000]);
+        let (frames, offsets) = build(&cfg, mode, b, &[100, 200, 3000]);
         let path = seg_file(&cfg);
         let full = fs::read(&path).expect("read");
         let start = offsets[2] as usize;
@@ -229,7 +234,7 @@ fn zeroed_and_garbage_tails_are_cut() {
             let mut img = full.clone();
             img[zero_from..].fill(0);
             fs::write(&path, &img).expect("write");
-            let (log, rec) = open(&cfg, mode);
+            let (log, rec) = open(&cfg, mode, b);
             assert_eq!(rec.frames, 2, "zeroed from {zero_from}");
             assert_eq!(rec.truncated_bytes, (zero_from - start) as u64);
             assert_eq!(read_all(&log), frames[..2].to_vec());
@@ -244,7 +249,7 @@ fn zeroed_and_garbage_tails_are_cut() {
         let mut img = full.clone();
         img[first_boundary + 512..first_boundary + 1024].fill(0);
         fs::write(&path, &img).expect("write");
-        let (_, rec) = open(&cfg, mode);
+        let (_, rec) = open(&cfg, mode, b);
         assert_eq!(rec.frames, 2);
         assert_eq!(rec.truncated_bytes, (end - start) as u64);
 
@@ -253,17 +258,21 @@ fn zeroed_and_garbage_tails_are_cut() {
         img.resize(full.len(), 0);
         img[end + 100..end + 110].fill(0xAB);
         fs::write(&path, &img).expect("write");
-        let (log, rec) = open(&cfg, mode);
+        let (log, rec) = open(&cfg, mode, b);
         assert_eq!(rec.frames, 3);
         assert_eq!(rec.truncated_bytes, 110);
         assert_eq!(read_all(&log), frames);
     }
 }
 
-fn expect_corrupt(cfg: &LogConfig, file: &Path, offset: u64, what: &str) {
+fn expect_corrupt(cfg: &LogConfig, file: &Path, offset: u64, what: &str, b: Backend) {
     let e = check_dir(&cfg.dir).expect_err(what);
     assert_corrupt(&e, file, offset, what);
-    let e = Log::open(cfg.clone()).expect_err(what);
+    let opts = LogOptions {
+        backend: b,
+        ..LogOptions::default()
+    };
+    let e = Log::open_with(cfg.clone(), opts).expect_err(what);
     assert_corrupt(&e, file, offset, what);
 }
 
@@ -282,11 +291,10 @@ fn assert_corrupt(e: &WalError, file: &Path, offset: u64, what: &str) {
     assert!(msg.contains(&format!("offset {offset}")), "{msg}");
 }
 
-#[test]
-fn bit_flip_in_a_frame_is_corruption_naming_file_and_offset() {
+fn bit_flip_in_a_frame_is_corruption_naming_file_and_offset(b: Backend) {
     let tmp = tempfile::tempdir().expect("tempdir");
     let cfg = cfg(tmp.path(), 1 << 14);
-    let (_, offsets) = build(&cfg, IoMode::Direct, &[100, 200, 300, 50]);
+    let (_, offsets) = build(&cfg, IoMode::Direct, b, &[100, 200, 300, 50]);
     let path = seg_file(&cfg);
     let full = fs::read(&path).expect("read");
     let fields = [
@@ -313,7 +321,7 @@ fn bit_flip_in_a_frame_is_corruption_naming_file_and_offset() {
                 img[base + at] ^= 1 << bit;
                 fs::write(&path, &img).expect("write");
                 let what = format!("frame {frame_idx} {name} bit {bit}");
-                expect_corrupt(&cfg, &path, base as u64, &what);
+                expect_corrupt(&cfg, &path, base as u64, &what, b);
             }
         }
     }
@@ -322,19 +330,18 @@ fn bit_flip_in_a_frame_is_corruption_naming_file_and_offset() {
     let base = offsets[1] as usize;
     img[base..base + HEADER].fill(0);
     fs::write(&path, &img).expect("write");
-    expect_corrupt(&cfg, &path, base as u64, "zeroed middle header");
+    expect_corrupt(&cfg, &path, base as u64, "zeroed middle header", b);
 
     // Untouched, it opens.
     fs::write(&path, &full).expect("restore");
-    let (_, rec) = open(&cfg, IoMode::Direct);
+    let (_, rec) = open(&cfg, IoMode::Direct, b);
     assert_eq!(rec.frames, 4);
 }
 
-#[test]
-fn damage_in_an_older_segment_is_corruption_even_at_its_end() {
+fn damage_in_an_older_segment_is_corruption_even_at_its_end(b: Backend) {
     let tmp = tempfile::tempdir().expect("tempdir");
     let cfg = cfg(tmp.path(), 2048);
-    let (mut log, _) = open(&cfg, IoMode::Direct);
+    let (mut log, _) = open(&cfg, IoMode::Direct, b);
     for z in 1..=12 {
         append(&mut log, &frame(z, z, 600));
     }
@@ -352,15 +359,14 @@ fn damage_in_an_older_segment_is_corruption_even_at_its_end() {
     let zero_from = (last_off / 512 + 1) * 512;
     img[zero_from..].fill(0);
     fs::write(first, &img).expect("write");
-    expect_corrupt(&cfg, first, last_off as u64, "torn older segment");
+    expect_corrupt(&cfg, first, last_off as u64, "torn older segment", b);
 }
 
-#[test]
-fn truncate_after_removes_later_frames_durably() {
+fn truncate_after_removes_later_frames_durably(b: Backend) {
     for mode in MODES {
         let tmp = tempfile::tempdir().expect("tempdir");
         let cfg = cfg(tmp.path(), 4096);
-        let (mut log, _) = open(&cfg, mode);
+        let (mut log, _) = open(&cfg, mode, b);
         let frames: Vec<_> = (1..=30).map(|z| frame(z, z, 500)).collect();
         for f in &frames {
             append(&mut log, f);
@@ -380,7 +386,7 @@ fn truncate_after_removes_later_frames_durably() {
         sync(&mut log);
         drop(log);
 
-        let (mut log, rec) = open(&cfg, mode);
+        let (mut log, rec) = open(&cfg, mode, b);
         assert_eq!(rec.last_zxid, 20);
         assert_eq!(rec.truncated_bytes, 0);
         let mut expect = frames[..17].to_vec();
@@ -410,17 +416,16 @@ fn truncate_after_removes_later_frames_durably() {
         append(&mut log, &frame(3, 3, 10));
         sync(&mut log);
         drop(log);
-        let (log, rec) = open(&cfg, mode);
+        let (log, rec) = open(&cfg, mode, b);
         assert_eq!(rec.frames, 1);
         assert_eq!(read_all(&log), vec![frame(3, 3, 10)]);
     }
 }
 
-#[test]
-fn purge_through_deletes_whole_old_segments_only() {
+fn purge_through_deletes_whole_old_segments_only(b: Backend) {
     let tmp = tempfile::tempdir().expect("tempdir");
     let cfg = cfg(tmp.path(), 2048);
-    let (mut log, _) = open(&cfg, IoMode::Direct);
+    let (mut log, _) = open(&cfg, IoMode::Direct, b);
     let frames: Vec<_> = (1..=20).map(|z| frame(z, z, 600)).collect();
     for f in &frames {
         append(&mut log, f);
@@ -440,17 +445,16 @@ fn purge_through_deletes_whole_old_segments_only() {
     append(&mut log, &frame(21, 21, 5));
     sync(&mut log);
     drop(log);
-    let (log, rec) = open(&cfg, IoMode::Direct);
+    let (log, rec) = open(&cfg, IoMode::Direct, b);
     assert_eq!(rec.frames, 3);
     assert_eq!(rec.last_zxid, 21);
     assert_eq!(log.first_zxid(), Some(19));
 }
 
-#[test]
-fn empty_newest_segment_from_a_crash_at_rollover_is_dropped() {
+fn empty_newest_segment_from_a_crash_at_rollover_is_dropped(b: Backend) {
     let tmp = tempfile::tempdir().expect("tempdir");
     let cfg = cfg(tmp.path(), 2048);
-    let (mut log, _) = open(&cfg, IoMode::Direct);
+    let (mut log, _) = open(&cfg, IoMode::Direct, b);
     for z in 1..=3 {
         append(&mut log, &frame(z, z, 600));
     }
@@ -460,7 +464,7 @@ fn empty_newest_segment_from_a_crash_at_rollover_is_dropped() {
     // half-written preallocation.
     fs::write(cfg.dir.join("log.0000000000000004"), vec![0u8; 2048]).expect("write");
     fs::write(cfg.dir.join("log.0000000000000005.tmp"), vec![0u8; 100]).expect("write");
-    let (mut log, rec) = open(&cfg, IoMode::Direct);
+    let (mut log, rec) = open(&cfg, IoMode::Direct, b);
     assert_eq!(rec.segments, 1);
     assert_eq!(rec.frames, 3);
     assert_eq!(segments(&cfg.dir).len(), 1);
@@ -471,24 +475,22 @@ fn empty_newest_segment_from_a_crash_at_rollover_is_dropped() {
     assert!(cfg.dir.join("log.0000000000000009").exists());
 }
 
-#[test]
-fn segment_name_must_match_first_frame() {
+fn segment_name_must_match_first_frame(b: Backend) {
     let tmp = tempfile::tempdir().expect("tempdir");
     let cfg = cfg(tmp.path(), 1 << 14);
-    build(&cfg, IoMode::Direct, &[10, 10]);
+    build(&cfg, IoMode::Direct, b, &[10, 10]);
     let path = seg_file(&cfg);
     let renamed = cfg.dir.join("log.0000000000000002");
     fs::rename(&path, &renamed).expect("rename");
-    expect_corrupt(&cfg, &renamed, 0, "misnamed segment");
+    expect_corrupt(&cfg, &renamed, 0, "misnamed segment", b);
 }
 
-#[test]
-fn direct_writes_keep_earlier_frames_in_the_shared_block() {
+fn direct_writes_keep_earlier_frames_in_the_shared_block(b: Backend) {
     // Many tiny frames share 4 KiB blocks; each append rewrites the block's
     // head. Read the raw file and check nothing before the end changed.
     let tmp = tempfile::tempdir().expect("tempdir");
     let cfg = cfg(tmp.path(), 1 << 16);
-    let (mut log, _) = open(&cfg, IoMode::Direct);
+    let (mut log, _) = open(&cfg, IoMode::Direct, b);
     let mut frames = Vec::new();
     for z in 1..=300u64 {
         let f = frame(z, z, (z as usize * 37) % 90);
@@ -507,7 +509,23 @@ fn direct_writes_keep_earlier_frames_in_the_shared_block() {
     assert_eq!(raw, again);
     assert_eq!(read_all(&log), frames);
     drop(log);
-    let (log, rec) = open(&cfg, IoMode::Direct);
+    let (log, rec) = open(&cfg, IoMode::Direct, b);
     assert_eq!(rec.frames, 300);
     assert_eq!(read_all(&log), frames);
 }
+
+on_both_backends!(
+    append_sync_reopen_round_trip,
+    direct_io_is_used_on_this_filesystem_or_falls_back,
+    rejects_out_of_order_and_second_opener,
+    rollover_across_segments,
+    cut_at_every_byte_of_last_frame_recovers_previous_frames,
+    zeroed_and_garbage_tails_are_cut,
+    bit_flip_in_a_frame_is_corruption_naming_file_and_offset,
+    damage_in_an_older_segment_is_corruption_even_at_its_end,
+    truncate_after_removes_later_frames_durably,
+    purge_through_deletes_whole_old_segments_only,
+    empty_newest_segment_from_a_crash_at_rollover_is_dropped,
+    segment_name_must_match_first_frame,
+    direct_writes_keep_earlier_frames_in_the_shared_block,
+);
