@@ -100,4 +100,6 @@ pub use log::{check_dir, Frame, IoMode, Log, LogConfig, LogOptions, Recovery};
 pub use repair::{
     inspect_dir, intact_prefix, truncate_dir_after, Damage, IntactPrefix, SegmentInfo, Truncation,
 };
-pub use snapshot::{SnapAcl, SnapNode, SnapSession, SnapshotData, SnapshotStore, SNAP_VERSION};
+pub use snapshot::{
+    validate_file, SnapAcl, SnapNode, SnapSession, SnapshotData, SnapshotStore, SNAP_VERSION,
+};

@@ -162,7 +162,12 @@ impl Drop for Mapped {
 }
 
 /// Why one snapshot file was rejected (logged, then the next older is tried).
-fn load_file(path: &Path, zxid: u64) -> Result<SnapshotData, String> {
+/// Maps a snapshot file, checks its trailer and CRC32C and validates the archive,
+/// then hands the validated archive to `f`. Nothing is copied or parsed before `f`.
+fn with_archive<R>(
+    path: &Path,
+    f: impl FnOnce(&ArchivedSnapshotData) -> Result<R, String>,
+) -> Result<R, String> {
     let file = File::open(path).map_err(|e| format!("cannot open: {e}"))?;
     let size = file
         .metadata()
@@ -208,8 +213,14 @@ fn load_file(path: &Path, zxid: u64) -> Result<SnapshotData, String> {
     // The mapping is page-aligned, so the archive root meets rkyv's alignment.
     let archived = rkyv::access::<ArchivedSnapshotData, rkyv::rancor::Error>(body)
         .map_err(|e| format!("archive failed validation: {e}"))?;
-    let snap = rkyv::deserialize::<SnapshotData, rkyv::rancor::Error>(archived)
-        .map_err(|e| format!("archive failed to deserialise: {e}"))?;
+    f(archived)
+}
+
+fn load_file(path: &Path, zxid: u64) -> Result<SnapshotData, String> {
+    let snap = with_archive(path, |archived| {
+        rkyv::deserialize::<SnapshotData, rkyv::rancor::Error>(archived)
+            .map_err(|e| format!("archive failed to deserialise: {e}"))
+    })?;
     if snap.last_zxid != zxid {
         return Err(format!(
             "file is named for zxid {zxid:#x} but holds zxid {:#x}",
@@ -217,6 +228,19 @@ fn load_file(path: &Path, zxid: u64) -> Result<SnapshotData, String> {
         ));
     }
     Ok(snap)
+}
+
+/// Opens one snapshot file by mmap and validates it (trailer, CRC32C, rkyv checks)
+/// without deserialising: what a restart pays before it can read the archive in
+/// place. Returns the snapshot's last zxid and node count.
+pub fn validate_file(path: &Path) -> Result<(u64, usize), WalError> {
+    with_archive(path, |a| Ok((a.last_zxid.to_native(), a.nodes.len()))).map_err(|reason| {
+        WalError::Corrupt {
+            file: path.to_path_buf(),
+            offset: 0,
+            reason,
+        }
+    })
 }
 
 impl SnapshotStore {
