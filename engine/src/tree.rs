@@ -97,8 +97,35 @@ pub enum Trigger {
     ChildrenChanged(String),
 }
 
-/// The previous value of a node touched by an uncommitted multi, to roll it back.
-pub type Undo = Vec<(String, Option<Node>)>;
+/// How to take back one change of an uncommitted multi. Each records only what the
+/// change touched, so neither the change nor its undo copies a parent's children.
+#[derive(Debug)]
+pub enum UndoOp {
+    Created {
+        path: String,
+        parent: String,
+        cversion: i32,
+        pzxid: i64,
+    },
+    Deleted {
+        path: String,
+        node: Node,
+        parent: String,
+        pzxid: i64,
+    },
+    DataSet {
+        path: String,
+        data: Option<Vec<u8>>,
+        stat: NodeStat,
+    },
+    AclSet {
+        path: String,
+        acl: Arc<Vec<Acl>>,
+        stat: NodeStat,
+    },
+}
+
+pub type Undo = Vec<UndoOp>;
 
 #[derive(Debug, Clone)]
 pub struct DataTree {
@@ -254,17 +281,67 @@ impl DataTree {
         }
     }
 
-    fn remember(&self, undo: &mut Option<&mut Undo>, path: &str) {
-        if let Some(u) = undo.as_deref_mut() {
-            u.push((path.to_owned(), self.nodes.get(path).cloned()));
+    /// Takes back the changes of an aborted multi, newest first.
+    pub fn rollback(&mut self, undo: Undo) {
+        for op in undo.into_iter().rev() {
+            match op {
+                UndoOp::Created {
+                    path: p,
+                    parent,
+                    cversion,
+                    pzxid,
+                } => {
+                    self.put(p.clone(), None);
+                    if let Some(par) = self.nodes.get_mut(&parent) {
+                        par.children.remove(path::name(&p));
+                        par.stat.cversion = cversion;
+                        par.stat.pzxid = pzxid;
+                    }
+                }
+                UndoOp::Deleted {
+                    path: p,
+                    node,
+                    parent,
+                    pzxid,
+                } => {
+                    if let Some(par) = self.nodes.get_mut(&parent) {
+                        par.children.insert(path::name(&p).to_owned());
+                        par.stat.pzxid = pzxid;
+                    }
+                    self.put(p, Some(node));
+                }
+                UndoOp::DataSet {
+                    path: p,
+                    data,
+                    stat,
+                } => {
+                    self.replace_data(&p, data, stat);
+                }
+                UndoOp::AclSet { path: p, acl, stat } => {
+                    if let Some(n) = self.nodes.get_mut(&p) {
+                        n.acl = acl;
+                        n.stat = stat;
+                    }
+                }
+            }
         }
     }
 
-    /// Restores the nodes an aborted multi touched, newest first.
-    pub fn rollback(&mut self, undo: Undo) {
-        for (path, node) in undo.into_iter().rev() {
-            self.put(path, node);
-        }
+    /// Swaps a node's data and stat in place, keeping the size estimate right; returns
+    /// the previous data and stat.
+    fn replace_data(
+        &mut self,
+        p: &str,
+        data: Option<Vec<u8>>,
+        stat: NodeStat,
+    ) -> Option<(Option<Vec<u8>>, NodeStat)> {
+        let n = self.nodes.get_mut(p)?;
+        let old_len = n.data_len();
+        let old = std::mem::replace(&mut n.data, data);
+        let new_len = n.data_len();
+        let old_stat = std::mem::replace(&mut n.stat, stat);
+        self.data_size = (self.data_size + new_len).saturating_sub(old_len);
+        Some((old, old_stat))
     }
 
     #[allow(clippy::too_many_arguments)]
@@ -277,17 +354,23 @@ impl DataTree {
         parent_cversion: i32,
         zxid: i64,
         time: i64,
-        mut undo: Option<&mut Undo>,
+        undo: Option<&mut Undo>,
         triggers: &mut Vec<Trigger>,
     ) {
         let Some(parent_path) = path::parent(p) else {
             return;
         };
-        self.remember(&mut undo, parent_path);
-        self.remember(&mut undo, p);
-        let Some(mut parent) = self.nodes.get(parent_path).cloned() else {
+        let Some(parent) = self.nodes.get_mut(parent_path) else {
             return;
         };
+        if let Some(u) = undo {
+            u.push(UndoOp::Created {
+                path: p.to_owned(),
+                parent: parent_path.to_owned(),
+                cversion: parent.stat.cversion,
+                pzxid: parent.stat.pzxid,
+            });
+        }
         parent.children.insert(path::name(p).to_owned());
         if parent_cversion > parent.stat.cversion {
             parent.stat.cversion = parent_cversion;
@@ -302,7 +385,6 @@ impl DataTree {
             ephemeral_owner: owner,
             ..Default::default()
         };
-        self.put(parent_path.to_owned(), Some(parent));
         self.put(
             p.to_owned(),
             Some(Node {
@@ -320,24 +402,30 @@ impl DataTree {
         &mut self,
         p: &str,
         zxid: i64,
-        mut undo: Option<&mut Undo>,
+        undo: Option<&mut Undo>,
         triggers: &mut Vec<Trigger>,
     ) {
         let Some(parent_path) = path::parent(p) else {
             return;
         };
-        if !self.nodes.contains_key(p) {
+        let Some(node) = self.put(p.to_owned(), None) else {
             return;
-        }
-        self.remember(&mut undo, parent_path);
-        self.remember(&mut undo, p);
-        self.put(p.to_owned(), None);
-        if let Some(mut parent) = self.nodes.get(parent_path).cloned() {
+        };
+        let mut prev_pzxid = 0;
+        if let Some(parent) = self.nodes.get_mut(parent_path) {
+            prev_pzxid = parent.stat.pzxid;
             parent.children.remove(path::name(p));
             if zxid > parent.stat.pzxid {
                 parent.stat.pzxid = zxid;
             }
-            self.put(parent_path.to_owned(), Some(parent));
+        }
+        if let Some(u) = undo {
+            u.push(UndoOp::Deleted {
+                path: p.to_owned(),
+                node,
+                parent: parent_path.to_owned(),
+                pzxid: prev_pzxid,
+            });
         }
         triggers.push(Trigger::Deleted(p.to_owned()));
         triggers.push(Trigger::ChildrenChanged(parent_path.to_owned()));
@@ -351,35 +439,42 @@ impl DataTree {
         version: i32,
         zxid: i64,
         time: i64,
-        mut undo: Option<&mut Undo>,
+        undo: Option<&mut Undo>,
         triggers: &mut Vec<Trigger>,
     ) {
-        self.remember(&mut undo, p);
-        let Some(mut n) = self.nodes.get(p).cloned() else {
-            return;
+        let Some(n) = self.nodes.get(p) else { return };
+        let stat = NodeStat {
+            version,
+            mzxid: zxid,
+            mtime: time,
+            ..n.stat
         };
-        n.data = data;
-        n.stat.version = version;
-        n.stat.mzxid = zxid;
-        n.stat.mtime = time;
-        self.put(p.to_owned(), Some(n));
+        if let Some((old, old_stat)) = self.replace_data(p, data, stat) {
+            if let Some(u) = undo {
+                u.push(UndoOp::DataSet {
+                    path: p.to_owned(),
+                    data: old,
+                    stat: old_stat,
+                });
+            }
+        }
         triggers.push(Trigger::DataChanged(p.to_owned()));
     }
 
-    pub fn set_acl(
-        &mut self,
-        p: &str,
-        acl: Arc<Vec<Acl>>,
-        aversion: i32,
-        mut undo: Option<&mut Undo>,
-    ) {
-        self.remember(&mut undo, p);
-        let Some(mut n) = self.nodes.get(p).cloned() else {
+    pub fn set_acl(&mut self, p: &str, acl: Arc<Vec<Acl>>, aversion: i32, undo: Option<&mut Undo>) {
+        let Some(n) = self.nodes.get_mut(p) else {
             return;
         };
-        n.acl = acl;
+        let old_stat = n.stat;
+        let old_acl = std::mem::replace(&mut n.acl, acl);
         n.stat.aversion = aversion;
-        self.put(p.to_owned(), Some(n));
+        if let Some(u) = undo {
+            u.push(UndoOp::AclSet {
+                path: p.to_owned(),
+                acl: old_acl,
+                stat: old_stat,
+            });
+        }
     }
 }
 
