@@ -37,6 +37,9 @@ pub struct EngineLoop<L: LogSink> {
     pub snap_tx: Option<flume::Sender<keel_wal::SnapshotData>>,
     /// Highest zxid the log reported durable (shared with the snapshot thread).
     pub durable: Arc<AtomicI64>,
+    /// Most inputs taken in one turn (`KEEL_MAX_BATCH_TXNS`): bounds how long replies
+    /// already durable wait behind a burst of new requests.
+    pub max_batch: usize,
 }
 
 impl<L: LogSink> EngineLoop<L> {
@@ -62,7 +65,7 @@ impl<L: LogSink> EngineLoop<L> {
             self.engine.step(Input::Tick { now_ms: now_ms() });
             let mut stop = false;
             let mut next = first;
-            let mut budget = 8192;
+            let mut budget = self.max_batch.max(1);
             while let Some(m) = next.take() {
                 match m {
                     ToEngine::Register { conn, tx } => {

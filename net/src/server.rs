@@ -166,6 +166,7 @@ pub fn start(opts: ServerOptions) -> Result<RunningServer, StartError> {
         started: std::time::Instant::now(),
     });
     let snap_count = opts.snap_count.max(2);
+    let max_batch = opts.knobs.max_batch_txns;
     let engine_thread = std::thread::Builder::new()
         .name("keel-engine".into())
         .spawn(move || {
@@ -178,6 +179,7 @@ pub fn start(opts: ServerOptions) -> Result<RunningServer, StartError> {
                 snap_count,
                 snap_tx: Some(snap_tx),
                 durable,
+                max_batch,
             };
             let GroupSink(group) = lp.run_and_return_sink();
             group
