@@ -1,0 +1,286 @@
+//! The `keel-bench` command.
+
+use std::io::Write as _;
+use std::net::{SocketAddr, ToSocketAddrs};
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use keel_bench::compare::{self, CompareOptions, Mode, ServerKind};
+use keel_bench::{run, RunConfig, Workload};
+
+const USAGE: &str = "\
+keel-bench — a ZooKeeper-protocol load generator and a side-by-side harness
+
+USAGE:
+    keel-bench run [OPTIONS]
+        Load one ZooKeeper-compatible server or ensemble and report ops/s and latency.
+        --connect HOST:PORT[,HOST:PORT...]   servers; sessions are spread over them
+                                             (default 127.0.0.1:2181)
+        --sessions N          sessions (connections)                     [8]
+        --inflight K          requests outstanding per session           [8]
+        --duration D          measured time, e.g. 10s, 500ms, 2m         [10s]
+        --warmup D            unmeasured time before it                  [2s]
+        --value-size B        bytes per znode value                      [128]
+        --keys N              znodes the set/get/mixed/multi/delete
+                              workloads use                              [10000]
+        --workload W          create | set | get | delete | mixed:R (R% reads)
+                              | multi:K (K setData per transaction) | watch   [set]
+        --rate OPS            open loop: OPS requests/s over all sessions, latency
+                              measured from each request's intended send time
+        --requests N          stop after exactly N requests (no warm-up)
+        --root PATH           znode to work under [/keel-bench/run-<time>-<pid>]
+        --hist-out FILE       write an HdrHistogram interval log (V2, compressed)
+        --session-timeout D   session timeout to ask for                 [30s]
+        --quiet               no progress lines
+    Progress goes to stderr once a second; the summary and, last, one JSON line to stdout.
+
+    keel-bench compare (--short | --full) [OPTIONS]
+        Start Apache ZooKeeper 3.8 (Debian package) and Keel standalone on loopback with
+        the same settings, run the same matrix against each, and write results.md,
+        results.jsonl and SVG plots.
+        --out-dir DIR         where to write                  [docs/benchmarks]
+        --keel-bin PATH       Keel binary   [$KEEL_BIN or target/release/keel]
+        --work-dir DIR        parent of the temporary data dirs   [system temp dir]
+        --servers LIST        zookeeper,keel (either or both)     [zookeeper,keel]
+        --keep                keep the data dirs and server logs
+        ZooKeeper: ZK_JAVA, ZK_CLASSPATH and ZK_JVMFLAGS override java, the classpath
+        and the JVM flags.
+
+    keel-bench help
+";
+
+fn main() -> ExitCode {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let result = match args.first().map(String::as_str) {
+        Some("run") => cmd_run(&args[1..]),
+        Some("compare") => cmd_compare(&args[1..]),
+        Some("help" | "--help" | "-h") | None => {
+            print!("{USAGE}");
+            return ExitCode::SUCCESS;
+        }
+        Some(other) => Err(format!("unknown command `{other}`")),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("keel-bench: {e}");
+            if e.starts_with("usage:") || e.contains("unknown") || e.contains("expects") {
+                eprintln!("\n{USAGE}");
+            }
+            ExitCode::from(2)
+        }
+    }
+}
+
+/// `10s`, `500ms`, `2m`, `1.5s`, `100us`, or a plain number of seconds.
+pub fn parse_duration(s: &str) -> Result<Duration, String> {
+    let s = s.trim();
+    let split = s
+        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+        .unwrap_or(s.len());
+    let (num, unit) = s.split_at(split);
+    let v: f64 = num
+        .parse()
+        .map_err(|_| format!("`{s}` is not a duration (use e.g. 10s, 500ms, 2m)"))?;
+    let secs = match unit {
+        "" | "s" => v,
+        "ms" => v / 1e3,
+        "us" | "µs" => v / 1e6,
+        "m" | "min" => v * 60.0,
+        "h" => v * 3600.0,
+        _ => {
+            return Err(format!(
+                "`{s}`: unknown unit `{unit}` (use h, m, s, ms, us)"
+            ))
+        }
+    };
+    if !secs.is_finite() || secs < 0.0 {
+        return Err(format!("`{s}` is not a duration"));
+    }
+    Ok(Duration::from_secs_f64(secs))
+}
+
+fn parse_connect(s: &str) -> Result<Vec<SocketAddr>, String> {
+    if s.contains('/') {
+        return Err(format!(
+            "--connect `{s}`: a chroot suffix is not supported; use --root"
+        ));
+    }
+    let mut out = Vec::new();
+    for part in s.split(',').map(str::trim).filter(|p| !p.is_empty()) {
+        let with_port = if part
+            .rsplit_once(':')
+            .map(|(_, p)| p.parse::<u16>().is_ok())
+            .unwrap_or(false)
+        {
+            part.to_string()
+        } else {
+            format!("{part}:2181")
+        };
+        let addr = with_port
+            .to_socket_addrs()
+            .map_err(|e| format!("--connect `{part}`: {e}"))?
+            .next()
+            .ok_or_else(|| format!("--connect `{part}`: no address"))?;
+        out.push(addr);
+    }
+    if out.is_empty() {
+        return Err("--connect: no servers given".into());
+    }
+    Ok(out)
+}
+
+fn num<T: std::str::FromStr>(flag: &str, v: &str) -> Result<T, String> {
+    v.parse()
+        .map_err(|_| format!("{flag} expects a number, not `{v}`"))
+}
+
+fn cmd_run(args: &[String]) -> Result<(), String> {
+    let stamp = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0);
+    let mut cfg = RunConfig {
+        root: format!("/keel-bench/run-{stamp}-{}", std::process::id()),
+        progress: true,
+        ..RunConfig::default()
+    };
+    let mut it = args.iter();
+    while let Some(flag) = it.next() {
+        if flag == "--quiet" {
+            cfg.progress = false;
+            continue;
+        }
+        let (flag, inline) = match flag.split_once('=') {
+            Some((f, v)) if f.starts_with("--") => (f, Some(v.to_string())),
+            _ => (flag.as_str(), None),
+        };
+        let mut value = || -> Result<String, String> {
+            match &inline {
+                Some(v) => Ok(v.clone()),
+                None => it
+                    .next()
+                    .cloned()
+                    .ok_or_else(|| format!("{flag} expects a value")),
+            }
+        };
+        match flag {
+            "--connect" => cfg.connect = parse_connect(&value()?)?,
+            "--sessions" => cfg.sessions = num(flag, &value()?)?,
+            "--inflight" => cfg.inflight = num(flag, &value()?)?,
+            "--duration" => cfg.duration = parse_duration(&value()?)?,
+            "--warmup" => cfg.warmup = parse_duration(&value()?)?,
+            "--value-size" => cfg.value_size = num(flag, &value()?)?,
+            "--keys" => cfg.keys = num(flag, &value()?)?,
+            "--workload" => cfg.workload = Workload::parse(&value()?)?,
+            "--rate" => cfg.rate = Some(num(flag, &value()?)?),
+            "--requests" => cfg.requests = Some(num(flag, &value()?)?),
+            "--root" => cfg.root = value()?,
+            "--hist-out" => cfg.hist_out = Some(PathBuf::from(value()?)),
+            "--session-timeout" => cfg.session_timeout = parse_duration(&value()?)?,
+            other => return Err(format!("run: unknown option `{other}`")),
+        }
+    }
+    let res = run(&cfg)?;
+    // A closed stdout (`| head`) is not an error worth a panic.
+    let mut out = std::io::stdout().lock();
+    let _ = write!(out, "{}", res.summary());
+    if let Some(p) = &cfg.hist_out {
+        let _ = writeln!(out, "  histogram  {}", p.display());
+    }
+    let _ = writeln!(out, "{}", res.json());
+    let _ = out.flush();
+    Ok(())
+}
+
+fn cmd_compare(args: &[String]) -> Result<(), String> {
+    let repo_root = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from("."));
+    let mut mode = None;
+    let mut out_dir = None;
+    let mut keel_bin = std::env::var("KEEL_BIN")
+        .ok()
+        .filter(|s| !s.is_empty())
+        .map(PathBuf::from);
+    let mut work_dir = None;
+    let mut servers = vec![ServerKind::ZooKeeper, ServerKind::Keel];
+    let mut keep = false;
+    let mut it = args.iter();
+    while let Some(flag) = it.next() {
+        let mut value = || {
+            it.next()
+                .cloned()
+                .ok_or_else(|| format!("{flag} expects a value"))
+        };
+        match flag.as_str() {
+            "--short" => mode = Some(Mode::Short),
+            "--full" => mode = Some(Mode::Full),
+            "--keep" => keep = true,
+            "--out-dir" => out_dir = Some(PathBuf::from(value()?)),
+            "--keel-bin" => keel_bin = Some(PathBuf::from(value()?)),
+            "--work-dir" => work_dir = Some(PathBuf::from(value()?)),
+            "--servers" => {
+                servers = value()?
+                    .split(',')
+                    .map(|s| ServerKind::parse(s.trim()))
+                    .collect::<Result<_, _>>()?
+            }
+            other => return Err(format!("compare: unknown option `{other}`")),
+        }
+    }
+    let mode = mode.ok_or("usage: keel-bench compare --short | --full")?;
+    let keel_bin = keel_bin.unwrap_or_else(|| repo_root.join("target/release/keel"));
+    let keel_bin = if keel_bin.is_absolute() {
+        keel_bin
+    } else {
+        std::env::current_dir()
+            .map(|d| d.join(&keel_bin))
+            .unwrap_or(keel_bin)
+    };
+    let opts = CompareOptions {
+        mode,
+        out_dir: out_dir.unwrap_or_else(|| repo_root.join("docs/benchmarks")),
+        keel_bin,
+        work_dir,
+        servers,
+        keep,
+        command_line: std::iter::once("keel-bench compare".to_string())
+            .chain(args.iter().cloned())
+            .collect::<Vec<_>>()
+            .join(" "),
+    };
+    let md = compare::compare(&opts)?;
+    let _ = writeln!(
+        std::io::stdout().lock(),
+        "{}",
+        std::fs::read_to_string(&md).unwrap_or_default()
+    );
+    eprintln!("wrote {}", md.display());
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations() {
+        assert_eq!(parse_duration("10s"), Ok(Duration::from_secs(10)));
+        assert_eq!(parse_duration("500ms"), Ok(Duration::from_millis(500)));
+        assert_eq!(parse_duration("2m"), Ok(Duration::from_secs(120)));
+        assert_eq!(parse_duration("3"), Ok(Duration::from_secs(3)));
+        assert!(parse_duration("x").is_err());
+        assert!(parse_duration("5y").is_err());
+    }
+
+    #[test]
+    fn connect_strings() {
+        let v = parse_connect("127.0.0.1:2181,127.0.0.1").expect("parse");
+        assert_eq!(v.len(), 2);
+        assert_eq!(v[1].port(), 2181);
+        assert!(parse_connect("127.0.0.1:2181/chroot").is_err());
+    }
+}
