@@ -1,4 +1,4 @@
-//! Property: random appends and syncs, then a simulated power loss that
+//! Property: random appends, syncs and operator truncations, then a simulated power loss that
 //! damages the newest segment beyond what was synced (the file cut short, or
 //! whole sectors never written); recovery must yield a prefix of what was
 //! appended that contains every frame synced before the crash.
@@ -14,9 +14,16 @@ use proptest::prelude::*;
 
 #[derive(Debug, Clone)]
 enum Op {
-    Append { gap: u64, span: u64, len: usize },
+    Append {
+        gap: u64,
+        span: u64,
+        len: usize,
+    },
     Batch(Vec<(u64, u64, usize)>),
     Sync,
+    /// `truncate_after` the last zxid of the frame at this fraction of those appended
+    /// (0.0 keeps nothing); it is durable, so everything kept counts as synced.
+    Truncate(f64),
 }
 
 fn op() -> impl Strategy<Value = Op> {
@@ -24,6 +31,7 @@ fn op() -> impl Strategy<Value = Op> {
         6 => (0..3u64, 0..4u64, 1..700usize).prop_map(|(gap, span, len)| Op::Append { gap, span, len }),
         2 => prop::collection::vec((0..3u64, 0..4u64, 1..400usize), 1..6).prop_map(Op::Batch),
         2 => Just(Op::Sync),
+        1 => (0.0..1.0f64).prop_map(Op::Truncate),
     ]
 }
 
@@ -105,6 +113,20 @@ fn run(
             }
             Op::Sync => {
                 sync(&mut log);
+                synced = appended.len();
+                synced_image = snapshot_dir(&cfg.dir);
+            }
+            Op::Truncate(frac) => {
+                let keep = (appended.len() as f64 * frac) as usize;
+                let zxid = if keep == 0 {
+                    0
+                } else {
+                    appended[keep - 1].last_zxid
+                };
+                log.truncate_after(zxid)
+                    .expect("truncate at a frame boundary");
+                appended.truncate(keep);
+                assert_eq!(log.last_zxid(), zxid);
                 synced = appended.len();
                 synced_image = snapshot_dir(&cfg.dir);
             }
