@@ -304,7 +304,7 @@ impl Engine {
             }
         }
         for n in &snap.nodes {
-            let acl = n
+            let acl: Vec<Acl> = n
                 .acl
                 .iter()
                 .map(|a| Acl {
@@ -314,7 +314,7 @@ impl Engine {
                 .collect();
             let node = tree::Node {
                 data: n.data.clone(),
-                acl: Arc::new(acl),
+                acl: tree.intern_acl(&acl),
                 stat: tree::NodeStat {
                     czxid: n.czxid,
                     mzxid: n.mzxid,
@@ -665,10 +665,11 @@ impl Engine {
                 owner,
                 parent_cversion,
             } => {
+                let acl = self.tree.intern_acl(acl);
                 self.tree.create(
                     p,
                     data.clone(),
-                    Arc::new(acl.clone()),
+                    acl,
                     *owner,
                     *parent_cversion,
                     zxid,
@@ -703,7 +704,8 @@ impl Engine {
                 acl,
                 aversion,
             } => {
-                self.tree.set_acl(p, Arc::new(acl.clone()), *aversion, undo);
+                let acl = self.tree.intern_acl(acl);
+                self.tree.set_acl(p, acl, *aversion, undo);
                 Applied::Set {
                     stat: self.stat_of(p),
                 }

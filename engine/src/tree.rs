@@ -135,6 +135,9 @@ pub struct DataTree {
     ttls: BTreeSet<String>,
     /// Approximate bytes of paths and data, for `mntr`.
     data_size: usize,
+    /// Every distinct ACL once: nearly all nodes share a handful, so nodes hold an `Arc`
+    /// to the shared copy instead of their own (as ZooKeeper's ReferenceCountedACLCache).
+    acls: HashMap<Vec<Acl>, Arc<Vec<Acl>>>,
 }
 
 impl Default for DataTree {
@@ -153,6 +156,7 @@ impl DataTree {
             containers: BTreeSet::new(),
             ttls: BTreeSet::new(),
             data_size: 0,
+            acls: HashMap::new(),
         };
         let open = Arc::new(Acl::world_all());
         let mk = |acl: &Arc<Vec<Acl>>, children: &[&str]| Node {
@@ -179,7 +183,19 @@ impl DataTree {
             containers: BTreeSet::new(),
             ttls: BTreeSet::new(),
             data_size: 0,
+            acls: HashMap::new(),
         }
+    }
+
+    /// The shared copy of an ACL (unused entries are kept: the set of distinct ACLs in a
+    /// tree is small).
+    pub fn intern_acl(&mut self, acl: &[Acl]) -> Arc<Vec<Acl>> {
+        if let Some(a) = self.acls.get(acl) {
+            return a.clone();
+        }
+        let a = Arc::new(acl.to_vec());
+        self.acls.insert(acl.to_vec(), a.clone());
+        a
     }
 
     pub fn get(&self, path: &str) -> Option<&Node> {
