@@ -1,11 +1,16 @@
 //! keel-bench: a ZooKeeper-protocol load generator ([`run`]), the client it is built on
 //! ([`client`]) and the side-by-side harness that runs the same matrix against Apache
-//! ZooKeeper and Keel ([`compare`]).
+//! ZooKeeper and Keel ([`compare`]), and the footprint measurements: memory per znode
+//! ([`memory`]) and restart time ([`restart`]), both loading with [`load`].
 
 pub mod client;
 pub mod compare;
+pub mod load;
+pub mod memory;
 pub mod plot;
 pub mod report;
+pub mod restart;
 pub mod run;
 
 pub use run::{run, RunConfig, RunResult, Workload};
+pub mod wal;

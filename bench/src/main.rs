@@ -47,6 +47,26 @@ USAGE:
         ZooKeeper: ZK_JAVA, ZK_CLASSPATH and ZK_JVMFLAGS override java, the classpath
         and the JVM flags.
 
+    keel-bench memory --connect HOST:PORT --pid PID --znodes N [OPTIONS]
+        Memory per znode: the server's RSS (/proc/PID/status) before and after loading
+        N znodes with pipelined creates.
+        --value-size B [128]   --inflight K [256]   --root PATH   --settle MS [1000]
+
+    keel-bench restart --cmd \"SHELL COMMAND\" --connect HOST:PORT [OPTIONS]
+        Restart time: start the server (sh -c, own process group), load N znodes,
+        SIGKILL it, start it again and time spawn -> first successful read of the
+        last znode loaded.
+        --znodes N [10000]  --value-size B [128]  --inflight K [256]  --root PATH
+        --deadline SECS [120]  --log FILE (server output; default discarded)
+    Both print a summary and, last, one JSON line to stdout.
+
+    keel-bench wal [--dir DIR] [--appenders N] [--record-size B] [--duration D]
+                   [--backend io_uring|pwrite] [--quiet]
+        The write-ahead log end to end: N threads each commit one record at a time
+        through group commit; records/s and commit p50/p99 against the disk's raw
+        4 KiB write+fdatasync floor measured in the same run (DIR on the disk to test,
+        default ./keel-bench-wal).
+
     keel-bench help
 ";
 
@@ -55,6 +75,9 @@ fn main() -> ExitCode {
     let result = match args.first().map(String::as_str) {
         Some("run") => cmd_run(&args[1..]),
         Some("compare") => cmd_compare(&args[1..]),
+        Some("memory") => cmd_memory(&args[1..]),
+        Some("restart") => cmd_restart(&args[1..]),
+        Some("wal") => cmd_wal(&args[1..]),
         Some("help" | "--help" | "-h") | None => {
             print!("{USAGE}");
             return ExitCode::SUCCESS;
@@ -190,6 +213,91 @@ fn cmd_run(args: &[String]) -> Result<(), String> {
         let _ = writeln!(out, "  histogram  {}", p.display());
     }
     let _ = writeln!(out, "{}", res.json());
+    let _ = out.flush();
+    Ok(())
+}
+
+fn cmd_memory(args: &[String]) -> Result<(), String> {
+    let opts = keel_bench::memory::parse_args(args)?;
+    let res = keel_bench::memory::measure(&opts)?;
+    let mut out = std::io::stdout().lock();
+    let _ = write!(out, "{}", res.summary());
+    let _ = writeln!(out, "{}", res.json());
+    let _ = out.flush();
+    Ok(())
+}
+
+fn cmd_restart(args: &[String]) -> Result<(), String> {
+    let opts = keel_bench::restart::parse_args(args)?;
+    let res = keel_bench::restart::measure(&opts)?;
+    let mut out = std::io::stdout().lock();
+    let _ = write!(out, "{}", res.summary());
+    let _ = writeln!(out, "{}", res.json());
+    let _ = out.flush();
+    Ok(())
+}
+
+fn cmd_wal(args: &[String]) -> Result<(), String> {
+    let mut cfg = keel_bench::wal::WalBenchConfig {
+        dir: PathBuf::from("keel-bench-wal"),
+        appenders: 16,
+        record_bytes: 128,
+        duration: Duration::from_secs(5),
+        backend: keel_wal::Backend::IoUring,
+        quiet: false,
+    };
+    let mut it = args.iter();
+    while let Some(a) = it.next() {
+        let mut val = || {
+            it.next()
+                .cloned()
+                .ok_or_else(|| format!("usage: {a} expects a value"))
+        };
+        match a.as_str() {
+            "--dir" => cfg.dir = PathBuf::from(val()?),
+            "--appenders" => {
+                cfg.appenders = val()?
+                    .parse()
+                    .map_err(|_| "usage: --appenders expects a number".to_string())?
+            }
+            "--record-size" => {
+                cfg.record_bytes = val()?
+                    .parse()
+                    .map_err(|_| "usage: --record-size expects bytes".to_string())?
+            }
+            "--duration" => cfg.duration = parse_duration(&val()?)?,
+            "--backend" => {
+                cfg.backend = match val()?.as_str() {
+                    "io_uring" => keel_wal::Backend::IoUring,
+                    "pwrite" => keel_wal::Backend::Pwrite,
+                    other => {
+                        return Err(format!(
+                            "usage: --backend expects io_uring or pwrite, not {other}"
+                        ))
+                    }
+                }
+            }
+            "--quiet" => cfg.quiet = true,
+            other => return Err(format!("unknown option `{other}` for wal")),
+        }
+    }
+    let res = keel_bench::wal::run(&cfg)?;
+    let q = |h: &hdrhistogram::Histogram<u64>, x: f64| h.value_at_quantile(x);
+    let mut out = std::io::stdout().lock();
+    let _ = writeln!(
+        out,
+        "wal {}: {} appenders x {} B: {:.0} records/s; commit p50 {} us p99 {} us; raw 4 KiB write+fdatasync p50 {} us p99 {} us ({:.2}x the floor)",
+        res.backend,
+        cfg.appenders,
+        cfg.record_bytes,
+        res.records_per_sec(),
+        q(&res.commit, 0.5),
+        q(&res.commit, 0.99),
+        q(&res.floor, 0.5),
+        q(&res.floor, 0.99),
+        q(&res.commit, 0.5) as f64 / q(&res.floor, 0.5).max(1) as f64
+    );
+    let _ = writeln!(out, "{}", res.json(&cfg));
     let _ = out.flush();
     Ok(())
 }

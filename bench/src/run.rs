@@ -101,33 +101,34 @@ impl Workload {
             a.parse::<u64>()
                 .map_err(|_| format!("workload `{s}`: `{a}` is not a whole number"))
         };
-        let w =
-            match name {
-                "create" => Workload::Create,
-                "set" => Workload::Set,
-                "get" => Workload::Get,
-                "delete" => Workload::Delete,
-                "watch" => Workload::Watch,
-                "mixed" => {
-                    let r = num("a read percentage")?;
-                    if r > 100 {
-                        return Err(format!(
-                            "workload `{s}`: the read percentage must be 0..=100"
-                        ));
-                    }
-                    Workload::Mixed { read_pct: r as u32 }
+        let w = match name {
+            "create" => Workload::Create,
+            "set" => Workload::Set,
+            "get" => Workload::Get,
+            "delete" => Workload::Delete,
+            "watch" => Workload::Watch,
+            "mixed" => {
+                let r = num("a read percentage")?;
+                if r > 100 {
+                    return Err(format!(
+                        "workload `{s}`: the read percentage must be 0..=100"
+                    ));
                 }
-                "multi" => {
-                    let k = num("an op count")?;
-                    if k == 0 || k > 10_000 {
-                        return Err(format!("workload `{s}`: the op count must be 1..=10000"));
-                    }
-                    Workload::Multi { ops: k as usize }
+                Workload::Mixed { read_pct: r as u32 }
+            }
+            "multi" => {
+                let k = num("an op count")?;
+                if k == 0 || k > 10_000 {
+                    return Err(format!("workload `{s}`: the op count must be 1..=10000"));
                 }
-                _ => return Err(format!(
+                Workload::Multi { ops: k as usize }
+            }
+            _ => {
+                return Err(format!(
                     "unknown workload `{s}` (create, set, get, delete, mixed:R, multi:K, watch)"
-                )),
-            };
+                ))
+            }
+        };
         if arg.is_some() && !matches!(w, Workload::Mixed { .. } | Workload::Multi { .. }) {
             return Err(format!("workload `{name}` takes no argument"));
         }

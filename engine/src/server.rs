@@ -13,7 +13,6 @@
 
 use std::collections::{HashMap, VecDeque};
 use std::net::SocketAddr;
-use std::sync::Arc;
 
 use tracing::{debug, info, warn};
 

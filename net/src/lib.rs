@@ -4,6 +4,7 @@
 
 pub mod config;
 pub mod conn;
+pub mod doctor;
 pub mod engine_loop;
 pub mod fourlw;
 pub mod listener;

@@ -19,6 +19,9 @@ USAGE:
         torn tail, or the first damage with its file and byte offset (exit 1).
     keel wal truncate DIR --after ZXID
         Operator repair: drop every frame after ZXID (decimal or 0x hex).
+    keel doctor [--data-dir DIR]
+        Check the host and the data dir (io_uring, limits, CPUs, O_DIRECT, fdatasync
+        latency, filesystem, free space) and say what to change. Exit 1 if a check fails.
     keel version
     keel help
 
@@ -40,6 +43,9 @@ fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
     if args.first().map(String::as_str) == Some("wal") {
         return keel_net::walcmd::run(&args[1..]);
+    }
+    if args.first().map(String::as_str) == Some("doctor") {
+        return keel_net::doctor::run(&args[1..]);
     }
     let cli = match config::parse_cli(args.into_iter()) {
         Ok(c) => c,

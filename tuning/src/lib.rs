@@ -32,6 +32,8 @@
 //! `M`/`MiB`, `G`/`GiB` (case-insensitive; `KB`, `MB`, `GB` are read as binary units too), for
 //! example `65536`, `64KiB`, `64k`, `1MiB`, `8M`.
 
+pub mod doctor;
+
 use std::fmt;
 use std::str::FromStr;
 

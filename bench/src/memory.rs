@@ -1,0 +1,177 @@
+//! `keel-bench memory`: memory per znode. Reads a server's resident set size (`VmRSS` in
+//! `/proc/PID/status`) before and after loading N znodes with pipelined creates, and reports
+//! the growth per znode created. Works for any server whose pid is known (Keel, a ZooKeeper
+//! JVM); for a JVM the number includes heap growth the collector has not given back.
+
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use crate::load::{load_znodes, parse_addr, rss_bytes, LoadOptions};
+
+/// `keel-bench memory` options.
+#[derive(Debug, Clone)]
+pub struct MemoryOptions {
+    pub load: LoadOptions,
+    pub pid: u32,
+    /// Wait after the load before reading RSS again.
+    pub settle: Duration,
+}
+
+/// What `keel-bench memory` measured.
+#[derive(Debug, Clone, PartialEq)]
+pub struct MemoryResult {
+    pub znodes: u64,
+    pub created: u64,
+    pub value_size: usize,
+    pub rss_before: u64,
+    pub rss_after: u64,
+    pub load_secs: f64,
+}
+
+impl MemoryResult {
+    /// RSS growth divided by the znodes created.
+    pub fn bytes_per_znode(&self) -> f64 {
+        if self.created == 0 {
+            return 0.0;
+        }
+        (self.rss_after as f64 - self.rss_before as f64) / self.created as f64
+    }
+
+    pub fn summary(&self) -> String {
+        let mib = |b: u64| b as f64 / (1 << 20) as f64;
+        format!(
+            "memory: {} znodes of {} B created in {:.2} s ({:.0} creates/s)\n  rss before  {:.1} MiB\n  rss after   {:.1} MiB\n  per znode   {:.0} B (value {} B)\n",
+            self.created,
+            self.value_size,
+            self.load_secs,
+            self.created as f64 / self.load_secs.max(1e-9),
+            mib(self.rss_before),
+            mib(self.rss_after),
+            self.bytes_per_znode(),
+            self.value_size
+        )
+    }
+
+    pub fn json(&self) -> String {
+        format!(
+            "{{\"kind\":\"memory\",\"znodes\":{},\"created\":{},\"value_size\":{},\"rss_before\":{},\"rss_after\":{},\"bytes_per_znode\":{:.1},\"load_secs\":{:.3}}}",
+            self.znodes,
+            self.created,
+            self.value_size,
+            self.rss_before,
+            self.rss_after,
+            self.bytes_per_znode(),
+            self.load_secs
+        )
+    }
+}
+
+/// Reads `--connect HOST:PORT --pid PID --znodes N [--value-size B] [--inflight K]
+/// [--root PATH] [--settle D]`.
+pub fn parse_args(args: &[String]) -> Result<MemoryOptions, String> {
+    let stamp = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0);
+    let (mut addr, mut pid, mut znodes) = (None, None, None);
+    let mut load = LoadOptions {
+        addr: ([127, 0, 0, 1], 2181).into(),
+        root: format!("/keel-bench/mem-{stamp}-{}", std::process::id()),
+        znodes: 0,
+        value_size: 128,
+        inflight: 256,
+        reply_timeout: Duration::from_secs(30),
+    };
+    let mut settle = Duration::from_secs(1);
+    let mut it = args.iter();
+    while let Some(flag) = it.next() {
+        let mut value = || it.next().ok_or_else(|| format!("{flag} expects a value"));
+        let num = |v: &String| -> Result<u64, String> {
+            v.parse()
+                .map_err(|_| format!("{flag} expects a number, not `{v}`"))
+        };
+        match flag.as_str() {
+            "--connect" => addr = Some(parse_addr(value()?)?),
+            "--pid" => pid = Some(num(value()?)? as u32),
+            "--znodes" => znodes = Some(num(value()?)?),
+            "--value-size" => load.value_size = num(value()?)? as usize,
+            "--inflight" => load.inflight = num(value()?)?.max(1) as usize,
+            "--root" => load.root = value()?.clone(),
+            "--settle" => settle = Duration::from_millis(num(value()?)?),
+            other => return Err(format!("memory: unknown option `{other}`")),
+        }
+    }
+    load.addr = addr.ok_or("usage: keel-bench memory --connect HOST:PORT --pid PID --znodes N")?;
+    load.znodes = znodes.ok_or("usage: memory needs --znodes N")?;
+    let pid = pid.ok_or("usage: memory needs --pid PID (the server's process id)")?;
+    Ok(MemoryOptions { load, pid, settle })
+}
+
+/// Measures: RSS, load, wait `settle`, RSS again.
+pub fn measure(o: &MemoryOptions) -> Result<MemoryResult, String> {
+    let rss_before = rss_bytes(o.pid)?;
+    let loaded = load_znodes(&o.load)?;
+    std::thread::sleep(o.settle);
+    let rss_after = rss_bytes(o.pid)?;
+    if loaded.created == 0 {
+        return Err(format!(
+            "no znode was created ({} existed already under {}): use a fresh --root",
+            loaded.existed, o.load.root
+        ));
+    }
+    Ok(MemoryResult {
+        znodes: o.load.znodes,
+        created: loaded.created,
+        value_size: o.load.value_size,
+        rss_before,
+        rss_after,
+        load_secs: loaded.elapsed.as_secs_f64(),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn s(v: &[&str]) -> Vec<String> {
+        v.iter().map(|x| x.to_string()).collect()
+    }
+
+    #[test]
+    fn args_and_output() {
+        let o = parse_args(&s(&[
+            "--connect",
+            "127.0.0.1:2999",
+            "--pid",
+            "42",
+            "--znodes",
+            "10",
+            "--value-size",
+            "64",
+        ]))
+        .expect("parse");
+        assert_eq!(
+            (o.pid, o.load.znodes, o.load.value_size, o.load.addr.port()),
+            (42, 10, 64, 2999)
+        );
+        assert!(parse_args(&s(&["--pid", "1", "--znodes", "1"])).is_err());
+        assert!(parse_args(&s(&["--connect", "127.0.0.1", "--znodes", "1"]))
+            .unwrap_err()
+            .contains("--pid"));
+        assert!(parse_args(&s(&["--bogus"])).is_err());
+        let r = MemoryResult {
+            znodes: 100,
+            created: 100,
+            value_size: 128,
+            rss_before: 1000,
+            rss_after: 51_000,
+            load_secs: 0.5,
+        };
+        assert_eq!(r.bytes_per_znode(), 500.0);
+        assert!(
+            r.json().contains("\"bytes_per_znode\":500.0"),
+            "{}",
+            r.json()
+        );
+        assert!(r.summary().contains("per znode   500 B"), "{}", r.summary());
+    }
+}
