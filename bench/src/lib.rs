@@ -11,6 +11,7 @@ pub mod plot;
 pub mod report;
 pub mod restart;
 pub mod run;
+pub mod sweep;
 
 pub use run::{run, RunConfig, RunResult, Workload};
 pub mod wal;

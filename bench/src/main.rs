@@ -60,6 +60,12 @@ USAGE:
         --deadline SECS [120]  --log FILE (server output; default discarded)
     Both print a summary and, last, one JSON line to stdout.
 
+    keel-bench sweep [--workload W] [--sessions N] [--inflight K] [--duration D]
+                     [--warmup D] [--keel-bin PATH] [--work-dir DIR]
+        Start Keel once per knob setting (KEEL_PROFILE balanced|latency|throughput x
+        KEEL_WAL_BACKEND io_uring|pwrite), run the workload against each, and report
+        the best settings by ops/s and by p99.
+
     keel-bench wal [--dir DIR] [--appenders N] [--record-size B] [--duration D]
                    [--backend io_uring|pwrite] [--quiet]
         The write-ahead log end to end: N threads each commit one record at a time
@@ -78,6 +84,7 @@ fn main() -> ExitCode {
         Some("memory") => cmd_memory(&args[1..]),
         Some("restart") => cmd_restart(&args[1..]),
         Some("wal") => cmd_wal(&args[1..]),
+        Some("sweep") => cmd_sweep(&args[1..]),
         Some("help" | "--help" | "-h") | None => {
             print!("{USAGE}");
             return ExitCode::SUCCESS;
@@ -234,6 +241,55 @@ fn cmd_restart(args: &[String]) -> Result<(), String> {
     let _ = write!(out, "{}", res.summary());
     let _ = writeln!(out, "{}", res.json());
     let _ = out.flush();
+    Ok(())
+}
+
+fn cmd_sweep(args: &[String]) -> Result<(), String> {
+    let mut opts = keel_bench::sweep::SweepOptions {
+        keel_bin: std::env::var("KEEL_BIN")
+            .map(PathBuf::from)
+            .unwrap_or_else(|_| PathBuf::from("target/release/keel")),
+        work_dir: std::env::temp_dir(),
+        workload: Workload::parse("set")?,
+        sessions: 16,
+        inflight: 8,
+        duration: Duration::from_secs(5),
+        warmup: Duration::from_secs(1),
+    };
+    let mut it = args.iter();
+    while let Some(a) = it.next() {
+        let mut val = || {
+            it.next()
+                .cloned()
+                .ok_or_else(|| format!("usage: {a} expects a value"))
+        };
+        match a.as_str() {
+            "--keel-bin" => opts.keel_bin = PathBuf::from(val()?),
+            "--work-dir" => opts.work_dir = PathBuf::from(val()?),
+            "--workload" => opts.workload = Workload::parse(&val()?)?,
+            "--sessions" => {
+                opts.sessions = val()?
+                    .parse()
+                    .map_err(|_| "usage: --sessions expects a number".to_string())?
+            }
+            "--inflight" => {
+                opts.inflight = val()?
+                    .parse()
+                    .map_err(|_| "usage: --inflight expects a number".to_string())?
+            }
+            "--duration" => opts.duration = parse_duration(&val()?)?,
+            "--warmup" => opts.warmup = parse_duration(&val()?)?,
+            other => return Err(format!("unknown option `{other}` for sweep")),
+        }
+    }
+    opts.keel_bin = std::fs::canonicalize(&opts.keel_bin).map_err(|e| {
+        format!(
+            "keel binary {}: {e} (build it, or pass --keel-bin / KEEL_BIN)",
+            opts.keel_bin.display()
+        )
+    })?;
+    let rows = keel_bench::sweep::sweep(&opts)?;
+    print!("{}", keel_bench::sweep::report(&rows));
     Ok(())
 }
 
