@@ -145,13 +145,36 @@ mod tests {
     #[test]
     fn report_names_the_best_settings_by_throughput_and_by_p99() {
         let rows = vec![
-            SweepRow { profile: "balanced", backend: "io_uring", result: result(1000, 1, 500) },
-            SweepRow { profile: "latency", backend: "pwrite", result: result(500, 1, 100) },
-            SweepRow { profile: "throughput", backend: "io_uring", result: result(800, 1, 900) },
+            SweepRow {
+                profile: "balanced",
+                backend: "io_uring",
+                result: result(1000, 1, 500),
+            },
+            SweepRow {
+                profile: "latency",
+                backend: "pwrite",
+                result: result(500, 1, 100),
+            },
+            SweepRow {
+                profile: "throughput",
+                backend: "io_uring",
+                result: result(800, 1, 900),
+            },
         ];
         let text = report(&rows);
-        assert!(text.contains("best throughput: KEEL_PROFILE=balanced KEEL_WAL_BACKEND=io_uring"), "{text}");
-        assert!(text.contains("best p99:        KEEL_PROFILE=latency KEEL_WAL_BACKEND=pwrite"), "{text}");
-        assert_eq!(text.lines().filter(|l| l.starts_with("| ") && !l.starts_with("| KEEL")).count(), 3);
+        assert!(
+            text.contains("best throughput: KEEL_PROFILE=balanced KEEL_WAL_BACKEND=io_uring"),
+            "{text}"
+        );
+        assert!(
+            text.contains("best p99:        KEEL_PROFILE=latency KEEL_WAL_BACKEND=pwrite"),
+            "{text}"
+        );
+        assert_eq!(
+            text.lines()
+                .filter(|l| l.starts_with("| ") && !l.starts_with("| KEEL"))
+                .count(),
+            3
+        );
     }
 }
