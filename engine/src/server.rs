@@ -225,6 +225,59 @@ pub struct Engine {
     pub counters: Counters,
 }
 
+/// A consistent, copy-on-write view of the state for a snapshot: taken in O(1) on the
+/// engine thread, turned into the archive's form (O(n)) on the snapshot thread.
+pub struct SnapshotView {
+    last_zxid: i64,
+    nodes: tree::PersistentNodes,
+    sessions: Vec<keel_wal::SnapSession>,
+}
+
+impl SnapshotView {
+    pub fn last_zxid(&self) -> i64 {
+        self.last_zxid
+    }
+
+    pub fn node_count(&self) -> usize {
+        self.nodes.len()
+    }
+
+    pub fn into_data(self) -> keel_wal::SnapshotData {
+        let mut nodes: Vec<keel_wal::SnapNode> = self
+            .nodes
+            .iter()
+            .map(|(p, n)| keel_wal::SnapNode {
+                path: p.clone(),
+                data: n.data.clone(),
+                acl: n
+                    .acl
+                    .iter()
+                    .map(|a| keel_wal::SnapAcl {
+                        perms: a.perms,
+                        scheme: a.id.scheme.clone(),
+                        id: a.id.id.clone(),
+                    })
+                    .collect(),
+                czxid: n.stat.czxid,
+                mzxid: n.stat.mzxid,
+                pzxid: n.stat.pzxid,
+                ctime: n.stat.ctime,
+                mtime: n.stat.mtime,
+                version: n.stat.version,
+                cversion: n.stat.cversion,
+                aversion: n.stat.aversion,
+                ephemeral_owner: n.stat.ephemeral_owner,
+            })
+            .collect();
+        nodes.sort_by(|a, b| a.path.cmp(&b.path));
+        keel_wal::SnapshotData {
+            last_zxid: self.last_zxid as u64,
+            nodes,
+            sessions: self.sessions,
+        }
+    }
+}
+
 /// What applying one transaction produced, for building the reply.
 #[derive(Debug)]
 enum Applied {
@@ -367,35 +420,10 @@ impl Engine {
         Ok(n)
     }
 
-    /// The tree and sessions as of `last_zxid`, consistent (taken between transactions).
-    pub fn snapshot(&self) -> keel_wal::SnapshotData {
-        let mut nodes: Vec<keel_wal::SnapNode> = self
-            .tree
-            .nodes()
-            .map(|(p, n)| keel_wal::SnapNode {
-                path: p.clone(),
-                data: n.data.clone(),
-                acl: n
-                    .acl
-                    .iter()
-                    .map(|a| keel_wal::SnapAcl {
-                        perms: a.perms,
-                        scheme: a.id.scheme.clone(),
-                        id: a.id.id.clone(),
-                    })
-                    .collect(),
-                czxid: n.stat.czxid,
-                mzxid: n.stat.mzxid,
-                pzxid: n.stat.pzxid,
-                ctime: n.stat.ctime,
-                mtime: n.stat.mtime,
-                version: n.stat.version,
-                cversion: n.stat.cversion,
-                aversion: n.stat.aversion,
-                ephemeral_owner: n.stat.ephemeral_owner,
-            })
-            .collect();
-        nodes.sort_by(|a, b| a.path.cmp(&b.path));
+    /// The tree and sessions as of `last_zxid`, consistent (taken between
+    /// transactions). O(1) in the tree's size: the node map is persistent, so this
+    /// shares it; writes that follow copy only the nodes they touch.
+    pub fn snapshot_view(&self) -> SnapshotView {
         let mut sessions: Vec<keel_wal::SnapSession> = self
             .sessions
             .iter()
@@ -406,11 +434,16 @@ impl Engine {
             })
             .collect();
         sessions.sort_by_key(|s| s.id);
-        keel_wal::SnapshotData {
-            last_zxid: self.last_zxid as u64,
-            nodes,
+        SnapshotView {
+            last_zxid: self.last_zxid,
+            nodes: self.tree.persistent_nodes(),
             sessions,
         }
+    }
+
+    /// `snapshot_view().into_data()`: the whole snapshot in the archive's form.
+    pub fn snapshot(&self) -> keel_wal::SnapshotData {
+        self.snapshot_view().into_data()
     }
 
     // ---------------------------------------------------------------- the loop

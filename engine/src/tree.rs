@@ -5,6 +5,8 @@
 //! changed as `Trigger`s so the watch manager can fire events in ZooKeeper's order.
 
 use std::collections::{BTreeSet, HashMap};
+
+use imbl::{HashMap as PersistentMap, OrdSet};
 use std::sync::Arc;
 
 use crate::path;
@@ -52,7 +54,8 @@ pub struct Node {
     pub data: Option<Vec<u8>>,
     pub acl: Arc<Vec<Acl>>,
     pub stat: NodeStat,
-    pub children: BTreeSet<String>,
+    /// Persistent, so cloning a node (for a snapshot) never copies its child list.
+    pub children: OrdSet<String>,
 }
 
 impl Node {
@@ -97,6 +100,9 @@ pub enum Trigger {
     ChildrenChanged(String),
 }
 
+/// The node map, shareable in O(1) (see `DataTree::persistent_nodes`).
+pub type PersistentNodes = PersistentMap<String, Node>;
+
 /// How to take back one change of an uncommitted multi. Each records only what the
 /// change touched, so neither the change nor its undo copies a parent's children.
 #[derive(Debug)]
@@ -129,7 +135,9 @@ pub type Undo = Vec<UndoOp>;
 
 #[derive(Debug, Clone)]
 pub struct DataTree {
-    nodes: HashMap<String, Node>,
+    /// Persistent: a snapshot clones this map in O(1) and converts it on another
+    /// thread, while writes continue and copy only the nodes they touch.
+    nodes: PersistentMap<String, Node>,
     ephemerals: HashMap<i64, BTreeSet<String>>,
     containers: BTreeSet<String>,
     ttls: BTreeSet<String>,
@@ -151,7 +159,7 @@ impl DataTree {
     /// `/zookeeper/config`, all with zeroed stats.
     pub fn new() -> DataTree {
         let mut t = DataTree {
-            nodes: HashMap::new(),
+            nodes: PersistentMap::new(),
             ephemerals: HashMap::new(),
             containers: BTreeSet::new(),
             ttls: BTreeSet::new(),
@@ -178,7 +186,7 @@ impl DataTree {
     /// An empty tree (for loading a snapshot).
     pub fn empty() -> DataTree {
         DataTree {
-            nodes: HashMap::new(),
+            nodes: PersistentMap::new(),
             ephemerals: HashMap::new(),
             containers: BTreeSet::new(),
             ttls: BTreeSet::new(),
@@ -196,6 +204,11 @@ impl DataTree {
         let a = Arc::new(acl.to_vec());
         self.acls.insert(acl.to_vec(), a.clone());
         a
+    }
+
+    /// The whole node map, shared: O(1), and later writes copy only what they touch.
+    pub fn persistent_nodes(&self) -> PersistentNodes {
+        self.nodes.clone()
     }
 
     pub fn get(&self, path: &str) -> Option<&Node> {
@@ -407,7 +420,7 @@ impl DataTree {
                 data,
                 acl,
                 stat,
-                children: BTreeSet::new(),
+                children: OrdSet::new(),
             }),
         );
         triggers.push(Trigger::Created(p.to_owned()));

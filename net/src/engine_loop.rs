@@ -34,7 +34,7 @@ pub struct EngineLoop<L: LogSink> {
     pub log: L,
     pub info: Arc<ServerInfo>,
     pub snap_count: i64,
-    pub snap_tx: Option<flume::Sender<keel_wal::SnapshotData>>,
+    pub snap_tx: Option<flume::Sender<keel_engine::server::SnapshotView>>,
     /// Highest zxid the log reported durable (shared with the snapshot thread).
     pub durable: Arc<AtomicI64>,
     /// Most inputs taken in one turn (`KEEL_MAX_BATCH_TXNS`): bounds how long replies
@@ -115,16 +115,20 @@ impl<L: LogSink> EngineLoop<L> {
             }
             if let Some(snap_tx) = &self.snap_tx {
                 if self.engine.last_zxid() - last_snap >= self.snap_count {
-                    last_snap = self.engine.last_zxid();
+                    // O(1): a copy-on-write view. Never block here: if the snapshot
+                    // thread is still busy, try again on a later turn.
                     let started = std::time::Instant::now();
-                    let snap = self.engine.snapshot();
-                    info!(
-                        zxid = format_args!("0x{:x}", last_snap),
-                        nodes = snap.nodes.len(),
-                        "snapshot taken in {:?}",
-                        started.elapsed()
-                    );
-                    let _ = snap_tx.send(snap);
+                    let view = self.engine.snapshot_view();
+                    let (zxid, nodes) = (view.last_zxid(), view.node_count());
+                    if snap_tx.try_send(view).is_ok() {
+                        last_snap = zxid;
+                        info!(
+                            zxid = format_args!("0x{zxid:x}"),
+                            nodes,
+                            "snapshot view taken in {:?}",
+                            started.elapsed()
+                        );
+                    }
                 }
             }
             if stop {

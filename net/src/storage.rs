@@ -165,15 +165,22 @@ pub fn spawn_snapshot_writer(
     retain: usize,
     purge: flume::Sender<crate::msg::ToEngine>,
 ) -> (
-    flume::Sender<keel_wal::SnapshotData>,
+    flume::Sender<keel_engine::server::SnapshotView>,
     std::thread::JoinHandle<()>,
 ) {
-    let (tx, rx) = flume::bounded::<keel_wal::SnapshotData>(1);
+    let (tx, rx) = flume::bounded::<keel_engine::server::SnapshotView>(1);
     let handle = std::thread::Builder::new()
         .name("keel-snapshot".into())
         .spawn(move || {
             let store = SnapshotStore::new(snap_dir);
-            for snap in rx.iter() {
+            for view in rx.iter() {
+                let started = std::time::Instant::now();
+                let snap = view.into_data();
+                tracing::debug!(
+                    "snapshot {:#x} converted in {:?}",
+                    snap.last_zxid,
+                    started.elapsed()
+                );
                 while durable.load(Ordering::Acquire) < snap.last_zxid as i64 {
                     std::thread::sleep(Duration::from_millis(2));
                 }
