@@ -225,6 +225,14 @@ pub struct Engine {
     pub counters: Counters,
 }
 
+/// One node as a snapshot holds it, borrowed from whichever form it was read in.
+struct SnapNodeRef<'a> {
+    path: &'a str,
+    data: Option<&'a [u8]>,
+    acl: Vec<Acl>,
+    stat: tree::NodeStat,
+}
+
 /// A consistent, copy-on-write view of the state for a snapshot: taken in O(1) on the
 /// engine thread, turned into the archive's form (O(n)) on the snapshot thread.
 pub struct SnapshotView {
@@ -345,63 +353,119 @@ impl Engine {
 
     /// Replaces the state with a snapshot (before replaying the log after it).
     pub fn load_snapshot(&mut self, snap: &keel_wal::SnapshotData) {
-        let mut tree = DataTree::empty();
-        let mut children: HashMap<String, Vec<String>> = HashMap::new();
-        for n in &snap.nodes {
-            if let Some(p) = path::parent(&n.path) {
-                children
-                    .entry(p.to_owned())
-                    .or_default()
-                    .push(path::name(&n.path).to_owned());
-            }
-        }
-        for n in &snap.nodes {
-            let acl: Vec<Acl> = n
+        let nodes = snap.nodes.iter().map(|n| SnapNodeRef {
+            path: &n.path,
+            data: n.data.as_deref(),
+            acl: n
                 .acl
                 .iter()
                 .map(|a| Acl {
                     perms: a.perms,
                     id: Id::new(&a.scheme, &a.id),
                 })
-                .collect();
+                .collect(),
+            stat: tree::NodeStat {
+                czxid: n.czxid,
+                mzxid: n.mzxid,
+                pzxid: n.pzxid,
+                ctime: n.ctime,
+                mtime: n.mtime,
+                version: n.version,
+                cversion: n.cversion,
+                aversion: n.aversion,
+                ephemeral_owner: n.ephemeral_owner,
+            },
+        });
+        let sessions = snap
+            .sessions
+            .iter()
+            .map(|s| (s.id, s.timeout_ms, s.password.clone()));
+        self.load_nodes(snap.last_zxid as i64, nodes, sessions);
+    }
+
+    /// Replaces the state with a snapshot read in place from its validated archive (no
+    /// intermediate copy): what a restart does.
+    pub fn load_archived(&mut self, snap: &keel_wal::ArchivedSnapshotData) {
+        let nodes = snap.nodes.iter().map(|n| SnapNodeRef {
+            path: n.path.as_str(),
+            data: n.data.as_ref().map(|d| d.as_slice()),
+            acl: n
+                .acl
+                .iter()
+                .map(|a| Acl {
+                    perms: a.perms.to_native(),
+                    id: Id::new(a.scheme.as_str(), a.id.as_str()),
+                })
+                .collect(),
+            stat: tree::NodeStat {
+                czxid: n.czxid.to_native(),
+                mzxid: n.mzxid.to_native(),
+                pzxid: n.pzxid.to_native(),
+                ctime: n.ctime.to_native(),
+                mtime: n.mtime.to_native(),
+                version: n.version.to_native(),
+                cversion: n.cversion.to_native(),
+                aversion: n.aversion.to_native(),
+                ephemeral_owner: n.ephemeral_owner.to_native(),
+            },
+        });
+        let sessions = snap.sessions.iter().map(|s| {
+            (
+                s.id.to_native(),
+                s.timeout_ms.to_native(),
+                s.password.as_slice().to_vec(),
+            )
+        });
+        self.load_nodes(snap.last_zxid.to_native() as i64, nodes, sessions);
+    }
+
+    /// The one way state is loaded from a snapshot, whatever form it is read from.
+    fn load_nodes<'a>(
+        &mut self,
+        last_zxid: i64,
+        nodes: impl Iterator<Item = SnapNodeRef<'a>>,
+        sessions: impl Iterator<Item = (i64, i32, Vec<u8>)>,
+    ) {
+        let mut tree = DataTree::empty();
+        let mut children: HashMap<String, Vec<String>> = HashMap::new();
+        let mut loaded = Vec::new();
+        for n in nodes {
+            if let Some(p) = path::parent(n.path) {
+                children
+                    .entry(p.to_owned())
+                    .or_default()
+                    .push(path::name(n.path).to_owned());
+            }
+            loaded.push(n);
+        }
+        for n in loaded {
             let node = tree::Node {
-                data: n.data.clone(),
-                acl: tree.intern_acl(&acl),
-                stat: tree::NodeStat {
-                    czxid: n.czxid,
-                    mzxid: n.mzxid,
-                    pzxid: n.pzxid,
-                    ctime: n.ctime,
-                    mtime: n.mtime,
-                    version: n.version,
-                    cversion: n.cversion,
-                    aversion: n.aversion,
-                    ephemeral_owner: n.ephemeral_owner,
-                },
+                data: n.data.map(|d| d.to_vec()),
+                acl: tree.intern_acl(&n.acl),
+                stat: n.stat,
                 children: children
-                    .remove(&n.path)
+                    .remove(n.path)
                     .unwrap_or_default()
                     .into_iter()
                     .collect(),
             };
-            tree.put(n.path.clone(), Some(node));
+            tree.put(n.path.to_owned(), Some(node));
         }
         self.tree = tree;
         self.sessions = Sessions::new(self.cfg.server_id, self.now_ms);
-        for s in &snap.sessions {
+        for (id, timeout_ms, password) in sessions {
             self.sessions.insert(Session {
-                id: s.id,
-                timeout_ms: s.timeout_ms,
-                password: s.password.clone(),
-                expires_at: self.now_ms + s.timeout_ms as i64,
+                id,
+                timeout_ms,
+                password,
+                expires_at: self.now_ms + timeout_ms as i64,
                 conn: None,
                 closing: false,
             });
         }
-        self.last_zxid = snap.last_zxid as i64;
-        self.durable_zxid = self.last_zxid;
+        self.last_zxid = last_zxid;
+        self.durable_zxid = last_zxid;
     }
-
     /// Re-applies one log frame's transactions (those after the current zxid).
     pub fn replay(&mut self, payload: &[u8]) -> Result<usize, JuteError> {
         let records = txn::decode_batch(payload)?;

@@ -69,15 +69,16 @@ pub fn recover(
     }
     let store = SnapshotStore::new(layout.snap_dir.clone());
     let started = std::time::Instant::now();
-    let snap = store.load_latest()?;
-    let snap_zxid = snap.as_ref().map(|s| s.last_zxid).unwrap_or(0);
-    if let Some(s) = &snap {
-        engine.load_snapshot(s);
+    // The tree is built straight from the validated, mmap'd archive: no parse into an
+    // intermediate copy first.
+    let loaded = store.visit_latest(|a| {
+        engine.load_archived(a);
+        (a.last_zxid.to_native(), a.nodes.len(), a.sessions.len())
+    })?;
+    let snap_zxid = loaded.map(|(z, _, _)| z).unwrap_or(0);
+    if let Some((zxid, nodes, sessions)) = loaded {
         info!(
-            "loaded snapshot at zxid {:#x} ({} nodes, {} sessions) in {:?}",
-            s.last_zxid,
-            s.nodes.len(),
-            s.sessions.len(),
+            "loaded snapshot at zxid {zxid:#x} ({nodes} nodes, {sessions} sessions) in {:?}",
             started.elapsed()
         );
     }

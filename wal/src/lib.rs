@@ -101,5 +101,6 @@ pub use repair::{
     inspect_dir, intact_prefix, truncate_dir_after, Damage, IntactPrefix, SegmentInfo, Truncation,
 };
 pub use snapshot::{
-    validate_file, SnapAcl, SnapNode, SnapSession, SnapshotData, SnapshotStore, SNAP_VERSION,
+    validate_file, ArchivedSnapAcl, ArchivedSnapNode, ArchivedSnapSession, ArchivedSnapshotData,
+    SnapAcl, SnapNode, SnapSession, SnapshotData, SnapshotStore, SNAP_VERSION,
 };

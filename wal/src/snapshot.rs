@@ -319,6 +319,43 @@ impl SnapshotStore {
         }
     }
 
+    /// Like `load_latest`, but nothing is deserialised: the newest snapshot that passes
+    /// the CRC32C and rkyv validation is handed to `f` in place, in its mmap. A restart
+    /// builds its tree from it directly, paying a validation pass and one traversal.
+    pub fn visit_latest<R>(
+        &self,
+        mut f: impl FnMut(&ArchivedSnapshotData) -> R,
+    ) -> Result<Option<R>, WalError> {
+        let snaps = list_snapshots(&self.dir)?;
+        for (zxid, path) in &snaps {
+            let res = with_archive(path, |a| {
+                let got = a.last_zxid.to_native();
+                if got != *zxid {
+                    return Err(format!(
+                        "file is named for zxid {zxid:#x} but holds zxid {got:#x}"
+                    ));
+                }
+                Ok(f(a))
+            });
+            match res {
+                Ok(r) => return Ok(Some(r)),
+                Err(reason) => tracing::warn!(
+                    file = %path.display(),
+                    %reason,
+                    "snapshot is damaged; trying the previous one"
+                ),
+            }
+        }
+        if snaps.is_empty() {
+            Ok(None)
+        } else {
+            Err(WalError::NoValidSnapshot {
+                dir: self.dir.clone(),
+                tried: snaps.len(),
+            })
+        }
+    }
+
     /// Keeps the newest `retain` snapshots (at least 3, so that two damaged
     /// ones can still be skipped) and deletes the rest. Returns the zxid of
     /// the oldest kept one: the log may be purged through it, since any kept

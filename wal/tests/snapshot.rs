@@ -150,3 +150,33 @@ fn purge_keeps_at_least_three_and_returns_oldest_kept() {
     assert_eq!(store.purge(10).expect("purge"), Some(5));
     assert_eq!(store.load_latest().expect("load"), Some(snap(9, 2)));
 }
+
+#[test]
+fn visit_latest_sees_what_load_latest_loads_and_falls_back_alike() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let store = SnapshotStore::new(tmp.path().to_path_buf());
+    assert_eq!(
+        store.visit_latest(|a| a.nodes.len()).expect("empty dir"),
+        None
+    );
+    store.write(&snap(10, 5)).expect("write 10");
+    store.write(&snap(20, 7)).expect("write 20");
+    let seen = store
+        .visit_latest(|a| (a.last_zxid.to_native(), a.nodes.len()))
+        .expect("visit");
+    let loaded = store.load_latest().expect("load").expect("a snapshot");
+    assert_eq!(seen, Some((20, loaded.nodes.len())));
+    // Damage the newest: both fall back to the previous one.
+    let newest = tmp.path().join(format!("snapshot.{:016x}", 20));
+    let mut bytes = std::fs::read(&newest).expect("read");
+    bytes[10] ^= 0xff;
+    std::fs::write(&newest, bytes).expect("damage");
+    let seen = store
+        .visit_latest(|a| a.last_zxid.to_native())
+        .expect("visit after damage");
+    assert_eq!(seen, Some(10));
+    assert_eq!(
+        store.load_latest().expect("load").map(|s| s.last_zxid),
+        Some(10)
+    );
+}
