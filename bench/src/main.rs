@@ -224,23 +224,26 @@ fn cmd_run(args: &[String]) -> Result<(), String> {
     Ok(())
 }
 
+/// The human summary, then the one JSON line, last. A closed stdout (`| head`) is not
+/// an error worth a panic.
+fn print_result(summary: &str, json: &str) {
+    let mut out = std::io::stdout().lock();
+    let _ = write!(out, "{summary}");
+    let _ = writeln!(out, "{json}");
+    let _ = out.flush();
+}
+
 fn cmd_memory(args: &[String]) -> Result<(), String> {
     let opts = keel_bench::memory::parse_args(args)?;
     let res = keel_bench::memory::measure(&opts)?;
-    let mut out = std::io::stdout().lock();
-    let _ = write!(out, "{}", res.summary());
-    let _ = writeln!(out, "{}", res.json());
-    let _ = out.flush();
+    print_result(&res.summary(), &res.json());
     Ok(())
 }
 
 fn cmd_restart(args: &[String]) -> Result<(), String> {
     let opts = keel_bench::restart::parse_args(args)?;
     let res = keel_bench::restart::measure(&opts)?;
-    let mut out = std::io::stdout().lock();
-    let _ = write!(out, "{}", res.summary());
-    let _ = writeln!(out, "{}", res.json());
-    let _ = out.flush();
+    print_result(&res.summary(), &res.json());
     Ok(())
 }
 

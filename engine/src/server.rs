@@ -1296,10 +1296,7 @@ impl Engine {
         const ALL: &[Mode] = &[Standard, Persistent, PersistentRecursive];
         let (data, child) = (kind != 1, kind != 2);
         if !remove {
-            let watched = |t: &crate::watch::Table| {
-                t.by_path()
-                    .any(|(path, conns)| path == p && !conns.is_empty())
-            };
+            let watched = |t: &crate::watch::Table| t.watches_path(p);
             return (data && watched(&self.watches.data))
                 || (child && watched(&self.watches.child));
         }

@@ -150,6 +150,11 @@ impl Table {
         }
     }
 
+    /// Whether any connection watches `path` in this table.
+    pub fn watches_path(&self, path: &str) -> bool {
+        self.by_path.get(path).is_some_and(|e| !e.is_empty())
+    }
+
     pub fn watch_count(&self) -> usize {
         self.by_path.values().map(|e| e.len()).sum()
     }

@@ -41,15 +41,27 @@ enum End {
     EngineGone,
 }
 
+/// Bytes read but not yet consumed are `acc[start..]`. Consuming a frame only moves
+/// `start`; the buffer is compacted before a read needs room, so pipelined frames that
+/// arrive together are not shifted once per frame.
 struct FrameReader {
     stream: TcpStream,
     acc: Vec<u8>,
+    start: usize,
     scratch: Vec<u8>,
 }
 
 impl FrameReader {
+    fn buffered(&self) -> usize {
+        self.acc.len() - self.start
+    }
+
     async fn fill(&mut self, want: usize) -> Result<(), End> {
-        while self.acc.len() < want {
+        while self.buffered() < want {
+            if self.start > 0 {
+                self.acc.drain(..self.start);
+                self.start = 0;
+            }
             let mut buf = std::mem::take(&mut self.scratch);
             buf.clear();
             let BufResult(res, buf) = self.stream.read(buf).await;
@@ -63,9 +75,16 @@ impl FrameReader {
         Ok(())
     }
 
-    fn take(&mut self, n: usize) -> Vec<u8> {
-        let rest = self.acc.split_off(n);
-        std::mem::replace(&mut self.acc, rest)
+    /// Consumes `n` buffered bytes (the caller has `fill`ed them) and returns them.
+    fn take(&mut self, n: usize) -> &[u8] {
+        let at = self.start;
+        self.start += n;
+        &self.acc[at..at + n]
+    }
+
+    /// Drops everything buffered.
+    fn discard(&mut self) {
+        self.start = self.acc.len();
     }
 
     /// The next frame's 4-byte length prefix, raw.
@@ -75,7 +94,9 @@ impl FrameReader {
         Ok([b[0], b[1], b[2], b[3]])
     }
 
-    async fn body(&mut self, prefix: [u8; 4], max: usize) -> Result<Vec<u8>, End> {
+    /// The body of a frame whose prefix was read, checked against `max`, borrowed from
+    /// the buffer until the next read.
+    async fn body(&mut self, prefix: [u8; 4], max: usize) -> Result<&[u8], End> {
         let len = i32::from_be_bytes(prefix);
         if len < 0 || len as usize > max {
             return Err(End::BadLength(len as i64));
@@ -96,6 +117,7 @@ pub async fn serve(
     let (tx, rx) = flume::unbounded::<ToConn>();
     let writer = compio::runtime::spawn(write_loop(stream.clone(), rx));
     let mut reader = FrameReader {
+        start: 0,
         stream: stream.clone(),
         acc: Vec::new(),
         scratch: Vec::with_capacity(settings.read_buffer),
@@ -134,7 +156,7 @@ async fn read_loop(
                 return Ok(Err(word.to_owned()));
             }
         }
-        let body = r.body(prefix, settings.max_buffer).await?;
+        let body = r.body(prefix, settings.max_buffer).await?.to_vec();
         Ok::<_, End>(Ok(body))
     })
     .await;
@@ -150,10 +172,10 @@ async fn read_loop(
             });
             // The engine answers and closes; wait for the client to go away.
             loop {
-                if let Err(e) = r.fill(r.acc.len() + 1).await {
+                if let Err(e) = r.fill(r.buffered() + 1).await {
                     return e;
                 }
-                r.acc.clear();
+                r.discard();
             }
         }
         Ok(Ok(Ok(body))) => body,
@@ -191,6 +213,7 @@ async fn read_loop(
         }
         let xid = i32::from_be_bytes([frame[0], frame[1], frame[2], frame[3]]);
         let op = i32::from_be_bytes([frame[4], frame[5], frame[6], frame[7]]);
+        // The one copy of the body: out of the read buffer, to the engine.
         let body = frame[8..].to_vec();
         if engine
             .send(ToEngine::Input(Input::Request {
