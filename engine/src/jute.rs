@@ -19,6 +19,8 @@ pub enum JuteError {
     UnknownOp(i32),
     #[error("{0} trailing bytes after the record")]
     Trailing(usize),
+    #[error("invalid record: {0}")]
+    Invalid(String),
 }
 
 pub type Result<T> = std::result::Result<T, JuteError>;

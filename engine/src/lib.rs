@@ -6,11 +6,13 @@
 pub mod acl;
 pub mod jute;
 pub mod path;
+mod prep;
 pub mod proto;
 pub mod server;
 pub mod session;
 pub mod tree;
 pub mod txn;
 pub mod watch;
+pub mod zab;
 
 pub use server::{Engine, EngineConfig, Input, Output};

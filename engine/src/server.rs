@@ -19,15 +19,19 @@ use tracing::{debug, info, warn};
 use crate::acl;
 use crate::jute::{JuteError, Writer};
 use crate::path;
+use crate::prep::{self, apply_error, apply_one, write_reply, Applied};
 use crate::proto::{
-    self, event, op, perm, state, xid, Acl, Code, ConnectRequest, CreateMode, Id, Request,
-    SetWatches, Stat,
+    self, event, op, perm, state, xid, Acl, Code, ConnectRequest, Id, Request, SetWatches,
 };
 use crate::session::{self, Session, Sessions};
 use crate::tree::Node;
-use crate::tree::{self, DataTree, Trigger, Undo};
+use crate::tree::{self, DataTree, Trigger};
 use crate::txn::{self, Txn, TxnRecord};
 use crate::watch::{ConnId, Mode, Watches};
+
+mod replicated;
+pub use replicated::SessionTouch;
+pub(crate) use replicated::{decode_create_session, forward_ids};
 
 /// Settings the engine needs (the rest of the configuration lives in `net`).
 #[derive(Debug, Clone)]
@@ -223,6 +227,8 @@ pub struct Engine {
     next_expiry_scan: i64,
     next_container_scan: i64,
     pub counters: Counters,
+    /// Ensemble mode (see `replicated.rs`); `None` when standalone.
+    repl: Option<replicated::Repl>,
 }
 
 /// One node as a snapshot holds it, borrowed from whichever form it was read in.
@@ -286,18 +292,6 @@ impl SnapshotView {
     }
 }
 
-/// What applying one transaction produced, for building the reply.
-#[derive(Debug)]
-enum Applied {
-    Created { op: i32, path: String, stat: Stat },
-    Deleted,
-    Set { stat: Stat },
-    Checked,
-    Error(Code),
-    Multi(Vec<Applied>),
-    Session,
-}
-
 impl Engine {
     pub fn new(cfg: EngineConfig, now_ms: i64) -> Engine {
         let sessions = Sessions::new(cfg.server_id, now_ms);
@@ -317,6 +311,7 @@ impl Engine {
             current_request: None,
             next_expiry_scan: now_ms,
             counters: Counters::default(),
+            repl: None,
         }
     }
 
@@ -631,6 +626,10 @@ impl Engine {
 
     fn tick(&mut self, now_ms: i64) {
         self.now_ms = now_ms.max(self.now_ms);
+        if self.repl.is_some() {
+            // Expiry and container reaping are the leader's, proposed like any write.
+            return;
+        }
         if self.now_ms >= self.next_expiry_scan {
             self.next_expiry_scan = self.now_ms + (self.cfg.tick_ms as i64 / 4).clamp(10, 500);
             for id in self.sessions.expired(self.now_ms) {
@@ -725,97 +724,16 @@ impl Engine {
                     txns.iter()
                         .map(|t| {
                             if failed {
-                                self.apply_error(t)
+                                apply_error(t)
                             } else {
-                                self.apply_one(t, rec.zxid, rec.time, None, triggers)
+                                apply_one(&mut self.tree, t, rec.zxid, rec.time, None, triggers)
                             }
                         })
                         .collect(),
                 )
             }
-            t => self.apply_one(t, rec.zxid, rec.time, None, triggers),
+            t => apply_one(&mut self.tree, t, rec.zxid, rec.time, None, triggers),
         }
-    }
-
-    fn apply_error(&self, t: &Txn) -> Applied {
-        match t {
-            Txn::Error { code } => Applied::Error(code_from(*code)),
-            _ => Applied::Error(Code::Ok),
-        }
-    }
-
-    fn apply_one(
-        &mut self,
-        t: &Txn,
-        zxid: i64,
-        time: i64,
-        undo: Option<&mut Undo>,
-        triggers: &mut Vec<Trigger>,
-    ) -> Applied {
-        match t {
-            Txn::Create {
-                op,
-                path: p,
-                data,
-                acl,
-                owner,
-                parent_cversion,
-            } => {
-                let acl = self.tree.intern_acl(acl);
-                self.tree.create(
-                    p,
-                    data.clone(),
-                    acl,
-                    *owner,
-                    *parent_cversion,
-                    zxid,
-                    time,
-                    undo,
-                    triggers,
-                );
-                let stat = self.tree.get(p).map(|n| n.full_stat()).unwrap_or_default();
-                Applied::Created {
-                    op: *op,
-                    path: p.clone(),
-                    stat,
-                }
-            }
-            Txn::Delete { path: p } => {
-                self.tree.delete(p, zxid, undo, triggers);
-                Applied::Deleted
-            }
-            Txn::SetData {
-                path: p,
-                data,
-                version,
-            } => {
-                self.tree
-                    .set_data(p, data.clone(), *version, zxid, time, undo, triggers);
-                Applied::Set {
-                    stat: self.stat_of(p),
-                }
-            }
-            Txn::SetAcl {
-                path: p,
-                acl,
-                aversion,
-            } => {
-                let acl = self.tree.intern_acl(acl);
-                self.tree.set_acl(p, acl, *aversion, undo);
-                Applied::Set {
-                    stat: self.stat_of(p),
-                }
-            }
-            Txn::Check { .. } => Applied::Checked,
-            Txn::Error { code } => Applied::Error(code_from(*code)),
-            Txn::CreateSession { .. } | Txn::CloseSession | Txn::Multi(_) => {
-                Applied::Error(Code::MarshallingError)
-            }
-        }
-    }
-
-    fn stat_of(&self, p: &str) -> Stat {
-        self.tree.get(p).map(|n| n.full_stat()).unwrap_or_default()
     }
 
     // ---------------------------------------------------------------- sessions
@@ -823,6 +741,11 @@ impl Engine {
     fn connect(&mut self, conn: ConnId, peer: SocketAddr, req: ConnectRequest) {
         self.counters.packets_received += 1;
         let addr = peer.ip();
+        if self.repl.as_ref().is_some_and(|_| !self.is_serving()) {
+            // As ZooKeeper: a server that is not in broadcast refuses clients.
+            self.emit(Output::Close { conn });
+            return;
+        }
         if req.last_zxid_seen > self.last_zxid {
             warn!(
                 "refusing session request for client {addr}: it has seen zxid 0x{:x}, our last zxid is 0x{:x}; the client must try another server",
@@ -837,6 +760,10 @@ impl Engine {
         );
         let ro = req.has_read_only;
         if req.session_id == 0 {
+            if self.repl.is_some() {
+                self.repl_create_session(conn, peer, timeout, ro);
+                return;
+            }
             let id = self.sessions.allocate_id();
             let password = session::password(id, self.cfg.secret);
             let rec = self.log(
@@ -883,6 +810,7 @@ impl Engine {
             s.expires_at = self.now_ms + timeout as i64;
         }
         self.conns.insert(conn, self.new_conn(peer, id, timeout));
+        self.repl_touch(id);
         let password = req.password;
         self.send(conn, connect_response(timeout, id, &password, ro));
     }
@@ -963,6 +891,9 @@ impl Engine {
         c.stats.last_zxid = last_zxid;
         let session = c.session;
         self.sessions.touch(session, self.now_ms);
+        if self.repl_queue(conn, session, xid, opcode, body) {
+            return;
+        }
         if !proto::is_client_op(opcode) {
             // ZooKeeper's UnimplementedRequestProcessor: answer, then close.
             warn!("received packet of unknown type {opcode} from session 0x{session:x}; closing the connection");
@@ -985,6 +916,22 @@ impl Engine {
             self.counters.writes += 1;
         } else {
             self.counters.reads += 1;
+        }
+        if self.repl.is_some() {
+            let sync = match &req {
+                Request::Sync { path } => Some(path.clone()),
+                _ => None,
+            };
+            let forward = sync.is_some()
+                || matches!(
+                    req,
+                    Request::CloseSession | Request::Reconfig | Request::Multi(_)
+                )
+                || (req.is_write() && !matches!(req, Request::Check { .. }));
+            if forward {
+                self.repl_forward(conn, session, xid, opcode, body, sync);
+                return;
+            }
         }
         match req {
             Request::Ping => {
@@ -1314,203 +1261,27 @@ impl Engine {
         let zxid = self.last_zxid + 1;
         let time = self.now_ms;
         let mut triggers = Vec::new();
-        let (txn, applied) = match req {
-            Request::Multi(ops) => {
-                let mut undo = Undo::new();
-                let mut txns = Vec::with_capacity(ops.len());
-                let mut results = Vec::with_capacity(ops.len());
-                let mut failed = None;
-                for (i, o) in ops.iter().enumerate() {
-                    match self.prep(conn, session, o) {
-                        Ok(t) => {
-                            results.push(self.apply_one(
-                                &t,
-                                zxid,
-                                time,
-                                Some(&mut undo),
-                                &mut triggers,
-                            ));
-                            txns.push(t);
-                        }
-                        Err(code) => {
-                            failed = Some((i, code));
-                            break;
-                        }
-                    }
-                }
-                match failed {
-                    None => (Txn::Multi(txns), Applied::Multi(results)),
-                    Some((at, code)) => {
-                        self.tree.rollback(undo);
-                        triggers.clear();
-                        let errs: Vec<Txn> = (0..ops.len())
-                            .map(|i| Txn::Error {
-                                code: match i.cmp(&at) {
-                                    std::cmp::Ordering::Less => Code::Ok.as_i32(),
-                                    std::cmp::Ordering::Equal => code.as_i32(),
-                                    std::cmp::Ordering::Greater => {
-                                        Code::RuntimeInconsistency.as_i32()
-                                    }
-                                },
-                            })
-                            .collect();
-                        let applied =
-                            Applied::Multi(errs.iter().map(|t| self.apply_error(t)).collect());
-                        (Txn::Multi(errs), applied)
-                    }
-                }
-            }
-            other => match self.prep(conn, session, &other) {
-                Ok(t) => {
-                    let a = self.apply_one(&t, zxid, time, None, &mut triggers);
-                    (t, a)
-                }
-                Err(code) => (
-                    Txn::Error {
-                        code: code.as_i32(),
-                    },
-                    Applied::Error(code),
-                ),
-            },
-        };
+        let ids = self
+            .conns
+            .get(&conn)
+            .map(|c| c.auth.as_slice())
+            .unwrap_or(&[]);
+        let (txn, applied) = prep::prep_and_apply(
+            &mut self.tree,
+            &self.cfg,
+            ids,
+            session,
+            zxid,
+            time,
+            req,
+            &mut triggers,
+        );
         let rec = self.log(session, xid, txn);
         debug_assert_eq!(rec.zxid, zxid);
         self.fire(&triggers);
         self.log_batch.push(rec);
         let frame = write_reply(xid, zxid, opcode, &applied);
         self.send(conn, frame);
-    }
-
-    /// Validates one write against the tree (`PrepRequestProcessor`), in ZooKeeper's order
-    /// of checks, producing the transaction or the error code.
-    fn prep(&self, conn: ConnId, session: i64, req: &Request) -> Result<Txn, Code> {
-        let ids = self.ids(conn);
-        match req {
-            Request::Create {
-                op: opc,
-                path: p,
-                data,
-                acl: acls,
-                flags,
-                ttl,
-            } => {
-                let mode = CreateMode::from_flags(*flags).ok_or(Code::BadArguments)?;
-                if mode.is_ttl() && !self.cfg.extended_types {
-                    return Err(Code::Unimplemented);
-                }
-                if mode.is_ttl() {
-                    if *ttl <= 0 || *ttl > tree::MAX_TTL {
-                        return Err(Code::BadArguments);
-                    }
-                } else if *ttl >= 0 {
-                    return Err(Code::BadArguments);
-                }
-                let parent_path = match p.rfind('/') {
-                    Some(0) => "/",
-                    Some(i) => &p[..i],
-                    None => return Err(Code::BadArguments),
-                };
-                if p.contains('\0') {
-                    return Err(Code::BadArguments);
-                }
-                let acl = acl::fixup(acls, ids)?;
-                let parent = self.tree.get(parent_path).ok_or(Code::NoNode)?;
-                acl::check(&parent.acl, perm::CREATE, ids)?;
-                let mut full = if p == "/" && mode.is_sequential() {
-                    String::from("/")
-                } else {
-                    p.clone()
-                };
-                if mode.is_sequential() {
-                    full.push_str(&format!("{:010}", parent.stat.cversion));
-                }
-                path::validate(&full).map_err(|_| Code::BadArguments)?;
-                if self.tree.get(&full).is_some() {
-                    return Err(Code::NodeExists);
-                }
-                if tree::is_session_owner(parent.stat.ephemeral_owner) {
-                    return Err(Code::NoChildrenForEphemerals);
-                }
-                let owner = if *opc == op::CREATE_CONTAINER {
-                    tree::CONTAINER_OWNER
-                } else if *opc == op::CREATE_TTL {
-                    tree::ttl_owner(*ttl)
-                } else if mode.is_ephemeral() {
-                    session
-                } else {
-                    0
-                };
-                Ok(Txn::Create {
-                    op: *opc,
-                    path: full,
-                    data: data.clone(),
-                    acl,
-                    owner,
-                    parent_cversion: parent.stat.cversion + 1,
-                })
-            }
-            Request::Delete { path: p, version } => {
-                if !p.contains('/') || p.contains('\0') || path::is_special(p) {
-                    return Err(Code::BadArguments);
-                }
-                let parent_path = path::parent(p).ok_or(Code::BadArguments)?;
-                let parent = self.tree.get(parent_path).ok_or(Code::NoNode)?;
-                acl::check(&parent.acl, perm::DELETE, ids)?;
-                let n = self.tree.get(p).ok_or(Code::NoNode)?;
-                if *version != -1 && *version != n.stat.version {
-                    return Err(Code::BadVersion);
-                }
-                if !n.children.is_empty() {
-                    return Err(Code::NotEmpty);
-                }
-                Ok(Txn::Delete { path: p.clone() })
-            }
-            Request::SetData {
-                path: p,
-                data,
-                version,
-            } => {
-                path::validate(p).map_err(|_| Code::BadArguments)?;
-                let n = self.tree.get(p).ok_or(Code::NoNode)?;
-                acl::check(&n.acl, perm::WRITE, ids)?;
-                if *version != -1 && *version != n.stat.version {
-                    return Err(Code::BadVersion);
-                }
-                Ok(Txn::SetData {
-                    path: p.clone(),
-                    data: data.clone(),
-                    version: n.stat.version.wrapping_add(1),
-                })
-            }
-            Request::SetAcl {
-                path: p,
-                acl: acls,
-                version,
-            } => {
-                path::validate(p).map_err(|_| Code::BadArguments)?;
-                let acl = acl::fixup(acls, ids)?;
-                let n = self.tree.get(p).ok_or(Code::NoNode)?;
-                acl::check(&n.acl, perm::ADMIN, ids)?;
-                if *version != -1 && *version != n.stat.aversion {
-                    return Err(Code::BadVersion);
-                }
-                Ok(Txn::SetAcl {
-                    path: p.clone(),
-                    acl,
-                    aversion: n.stat.aversion.wrapping_add(1),
-                })
-            }
-            Request::Check { path: p, version } => {
-                path::validate(p).map_err(|_| Code::BadArguments)?;
-                let n = self.tree.get(p).ok_or(Code::NoNode)?;
-                acl::check(&n.acl, perm::READ, ids)?;
-                if *version != -1 && *version != n.stat.version {
-                    return Err(Code::BadVersion);
-                }
-                Ok(Txn::Check { path: p.clone() })
-            }
-            _ => Err(Code::BadArguments),
-        }
     }
 }
 
@@ -1545,7 +1316,7 @@ fn op_name(code: i32) -> &'static str {
     }
 }
 
-fn is_multi_write_op(r: &Request) -> bool {
+pub(crate) fn is_multi_write_op(r: &Request) -> bool {
     matches!(
         r,
         Request::Create { .. }
@@ -1566,116 +1337,11 @@ fn is_multi_read_op(r: &Request) -> bool {
     )
 }
 
-fn code_from(v: i32) -> Code {
-    use Code::*;
-    const ALL: &[Code] = &[
-        Ok,
-        SystemError,
-        RuntimeInconsistency,
-        DataInconsistency,
-        ConnectionLoss,
-        MarshallingError,
-        Unimplemented,
-        OperationTimeout,
-        BadArguments,
-        UnknownSession,
-        NewConfigNoQuorum,
-        ReconfigInProgress,
-        ApiError,
-        NoNode,
-        NoAuth,
-        BadVersion,
-        NoChildrenForEphemerals,
-        NodeExists,
-        NotEmpty,
-        SessionExpired,
-        InvalidCallback,
-        InvalidAcl,
-        AuthFailed,
-        SessionMoved,
-        NotReadOnly,
-        EphemeralOnLocalSession,
-        NoWatcher,
-        RequestTimeout,
-        ReconfigDisabled,
-        SessionClosedRequireSaslAuth,
-        QuotaExceeded,
-        ThrottledOp,
-    ];
-    ALL.iter()
-        .copied()
-        .find(|c| c.as_i32() == v)
-        .unwrap_or(SystemError)
-}
-
 fn connect_response(timeout: i32, session: i64, password: &[u8], with_read_only: bool) -> Vec<u8> {
     let mut w = Writer::framed();
     w.i32(0).i32(timeout).i64(session).buffer(password);
     if with_read_only {
         w.bool(false);
-    }
-    w.finish_frame()
-}
-
-/// The reply to a write: header, then the body its opcode calls for.
-fn write_reply(xid: i32, zxid: i64, opcode: i32, applied: &Applied) -> Vec<u8> {
-    let mut w = Writer::framed();
-    match applied {
-        Applied::Error(code) => {
-            proto::reply_header(&mut w, xid, zxid, code.as_i32());
-            return w.finish_frame();
-        }
-        Applied::Multi(results) => {
-            proto::reply_header(&mut w, xid, zxid, 0);
-            for r in results {
-                match r {
-                    Applied::Created {
-                        op: o,
-                        path: p,
-                        stat,
-                    } => {
-                        if *o == op::CREATE || *o == op::CREATE2 {
-                            w.i32(op::CREATE).bool(false).i32(0).string(p);
-                        } else {
-                            w.i32(op::CREATE2).bool(false).i32(0).string(p);
-                            stat.write(&mut w);
-                        }
-                    }
-                    Applied::Deleted => {
-                        w.i32(op::DELETE).bool(false).i32(0);
-                    }
-                    Applied::Checked => {
-                        w.i32(op::CHECK).bool(false).i32(0);
-                    }
-                    Applied::Set { stat } => {
-                        w.i32(op::SET_DATA).bool(false).i32(0);
-                        stat.write(&mut w);
-                    }
-                    Applied::Error(code) => {
-                        w.i32(op::ERROR)
-                            .bool(false)
-                            .i32(code.as_i32())
-                            .i32(code.as_i32());
-                    }
-                    Applied::Multi(_) | Applied::Session => {}
-                }
-            }
-            w.i32(-1).bool(true).i32(-1);
-            return w.finish_frame();
-        }
-        _ => {}
-    }
-    proto::reply_header(&mut w, xid, zxid, 0);
-    match (opcode, applied) {
-        (op::CREATE, Applied::Created { path: p, .. }) => {
-            w.string(p);
-        }
-        (_, Applied::Created { path: p, stat, .. }) => {
-            w.string(p);
-            stat.write(&mut w);
-        }
-        (_, Applied::Set { stat }) => stat.write(&mut w),
-        _ => {}
     }
     w.finish_frame()
 }

@@ -1,0 +1,412 @@
+//! The engine in an ensemble ("replicated mode"): the tree only ever holds committed
+//! transactions. Writes, session creation and close, and `sync` are handed to the
+//! leader as [`Forward`]s; committed transactions come back through
+//! [`Engine::apply_committed`], which applies them through the one apply path, fires
+//! watches and answers this server's own clients. Reads are answered locally, after
+//! the same session's earlier requests (a per-session FIFO), as in ZooKeeper.
+//!
+//! Session expiry is the leader's decision: in this mode `tick` expires nothing; the
+//! replica asks [`Engine::expired_sessions`] when it leads and proposes the closes.
+
+use std::collections::{HashMap, HashSet, VecDeque};
+use std::net::SocketAddr;
+
+use tracing::debug;
+
+use super::{connect_response, Engine, Output};
+use crate::jute::Writer;
+use crate::proto::{self, op, Code, Id};
+use crate::session;
+use crate::txn::{Txn, TxnRecord};
+use crate::watch::ConnId;
+use crate::zab::msg::{Forward, FWD_CLOSE_SESSION, FWD_CREATE_SESSION, FWD_SYNC};
+
+/// Sessions active since the last report, for the leader's expiry clock.
+pub type SessionTouch = Vec<i64>;
+
+/// A request of one session waiting for the leader, or queued behind one.
+#[derive(Debug)]
+enum Pending {
+    /// A new session, waiting for its createSession to commit.
+    Connect {
+        conn: ConnId,
+        timeout: i32,
+        password: Vec<u8>,
+        read_only: bool,
+    },
+    /// A forwarded write (or close), waiting for the commit of (session, xid).
+    Write { conn: ConnId, xid: i32, opcode: i32 },
+    /// A forwarded `sync`, waiting for the leader's answer.
+    Sync {
+        conn: ConnId,
+        xid: i32,
+        path: String,
+    },
+    /// Any request that arrived while an earlier one of its session was pending.
+    Queued {
+        conn: ConnId,
+        xid: i32,
+        opcode: i32,
+        body: Vec<u8>,
+    },
+}
+
+#[derive(Debug, Default)]
+pub(super) struct Repl {
+    /// Whether clients are served (the replica is in its broadcast phase).
+    serving: bool,
+    pending: HashMap<i64, VecDeque<Pending>>,
+    forwards: Vec<Forward>,
+    touched: HashSet<i64>,
+}
+
+impl Engine {
+    /// Switches this engine to replicated mode (before any client connects).
+    pub fn set_replicated(&mut self) {
+        self.repl = Some(Repl::default());
+        self.durable_zxid = self.last_zxid;
+    }
+
+    pub fn is_replicated(&self) -> bool {
+        self.repl.is_some()
+    }
+
+    /// Starts or stops serving clients. Stopping closes every connection (their
+    /// sessions live on: clients reconnect, here or elsewhere) and forgets pending
+    /// requests, whose outcome the clients learn by reading.
+    pub fn set_serving(&mut self, serving: bool) {
+        let Some(r) = self.repl.as_mut() else {
+            return;
+        };
+        r.serving = serving;
+        if serving {
+            return;
+        }
+        r.pending.clear();
+        r.forwards.clear();
+        let conns: Vec<ConnId> = self.conns.keys().copied().collect();
+        for c in conns {
+            self.drop_conn(c);
+            self.emit(Output::Close { conn: c });
+        }
+    }
+
+    pub fn is_serving(&self) -> bool {
+        self.repl.as_ref().is_some_and(|r| r.serving)
+    }
+
+    /// Requests for the leader produced since the last call.
+    pub fn take_forwards(&mut self) -> Vec<Forward> {
+        self.repl
+            .as_mut()
+            .map(|r| std::mem::take(&mut r.forwards))
+            .unwrap_or_default()
+    }
+
+    /// Sessions whose clients were active since the last call.
+    pub fn take_touched(&mut self) -> SessionTouch {
+        let Some(r) = self.repl.as_mut() else {
+            return Vec::new();
+        };
+        let mut v: Vec<i64> = r.touched.drain().collect();
+        v.sort_unstable();
+        v
+    }
+
+    /// The leader heard that these sessions are alive (from a follower's ping).
+    pub fn touch_sessions(&mut self, ids: &[i64]) {
+        for id in ids {
+            self.sessions.touch(*id, self.now_ms);
+        }
+    }
+
+    /// A new leader gives every session a fresh timeout and forgets undecided closes
+    /// (the old leader's may never have been proposed).
+    pub fn restart_session_clocks(&mut self) {
+        self.sessions.reset_deadlines(self.now_ms);
+        let ids: Vec<i64> = self.sessions.iter().map(|s| s.id).collect();
+        for id in ids {
+            if let Some(s) = self.sessions.get_mut(id) {
+                s.closing = false;
+            }
+        }
+    }
+
+    /// Sessions past their deadline, marked closing so they are reported once.
+    pub fn expired_sessions(&mut self) -> Vec<i64> {
+        let ids = self.sessions.expired(self.now_ms);
+        for id in &ids {
+            if let Some(s) = self.sessions.get_mut(*id) {
+                s.closing = true;
+            }
+            self.counters.sessions_expired += 1;
+        }
+        ids
+    }
+
+    /// Applies one committed transaction (in zxid order, once), fires its watches and
+    /// answers the local client that asked for it.
+    pub fn apply_committed(&mut self, rec: &TxnRecord) {
+        let mut triggers = Vec::new();
+        let applied = self.apply(rec, &mut triggers);
+        self.last_zxid = rec.zxid;
+        self.durable_zxid = rec.zxid;
+        self.fire(&triggers);
+        let Some(r) = self.repl.as_mut() else {
+            return;
+        };
+        let Some(q) = r.pending.get_mut(&rec.session) else {
+            if matches!(rec.txn, Txn::CloseSession) {
+                self.close_local_session(rec.session);
+            }
+            return;
+        };
+        match (q.front(), &rec.txn) {
+            (
+                Some(Pending::Connect {
+                    conn,
+                    timeout,
+                    password,
+                    read_only,
+                }),
+                Txn::CreateSession { .. },
+            ) => {
+                let (conn, timeout, ro) = (*conn, *timeout, *read_only);
+                let frame = connect_response(timeout, rec.session, password, ro);
+                q.pop_front();
+                if let Some(s) = self.sessions.get_mut(rec.session) {
+                    s.conn = Some(conn);
+                }
+                if let Some(c) = self.conns.get_mut(&conn) {
+                    c.session = rec.session;
+                    c.stats.session = rec.session;
+                }
+                self.send(conn, frame);
+            }
+            (Some(Pending::Write { conn, xid, opcode }), _) if *xid == rec.cxid => {
+                let (conn, xid, opcode) = (*conn, *xid, *opcode);
+                q.pop_front();
+                if opcode == op::CLOSE_SESSION {
+                    self.send(conn, proto::empty_reply(xid, rec.zxid, Code::Ok));
+                } else {
+                    let frame = super::write_reply(xid, rec.zxid, opcode, &applied);
+                    self.send(conn, frame);
+                }
+            }
+            _ => {}
+        }
+        if matches!(rec.txn, Txn::CloseSession) {
+            self.close_local_session(rec.session);
+        } else {
+            self.advance(rec.session);
+        }
+    }
+
+    /// The leader answered the forwarded `sync` of (`session`, `cxid`): everything it
+    /// had proposed before is applied here.
+    pub fn sync_done(&mut self, session: i64, cxid: i32) {
+        let Some(q) = self.repl.as_mut().and_then(|r| r.pending.get_mut(&session)) else {
+            return;
+        };
+        if let Some(Pending::Sync { conn, xid, path }) = q.front() {
+            if *xid == cxid {
+                let mut w = Writer::framed();
+                proto::reply_header(&mut w, *xid, self.last_zxid, 0);
+                w.string(path);
+                let conn = *conn;
+                q.pop_front();
+                self.send(conn, w.finish_frame());
+                self.advance(session);
+            }
+        }
+    }
+
+    fn close_local_session(&mut self, id: i64) {
+        if let Some(r) = self.repl.as_mut() {
+            r.pending.remove(&id);
+        }
+        let conns: Vec<ConnId> = self
+            .conns
+            .iter()
+            .filter(|(_, c)| c.session == id)
+            .map(|(k, _)| *k)
+            .collect();
+        for c in conns {
+            self.drop_conn(c);
+            self.emit(Output::Close { conn: c });
+        }
+    }
+
+    /// Runs the session's queued requests until one has to wait again.
+    fn advance(&mut self, session: i64) {
+        let Some(r) = self.repl.as_mut() else {
+            return;
+        };
+        let Some(q) = r.pending.get_mut(&session) else {
+            return;
+        };
+        if q.front()
+            .is_some_and(|p| !matches!(p, Pending::Queued { .. }))
+        {
+            return;
+        }
+        let rest = std::mem::take(q);
+        for p in rest {
+            let busy = self
+                .repl
+                .as_ref()
+                .and_then(|r| r.pending.get(&session))
+                .is_some_and(|q| !q.is_empty());
+            match p {
+                Pending::Queued {
+                    conn,
+                    xid,
+                    opcode,
+                    body,
+                } if !busy => {
+                    if self.conns.contains_key(&conn) {
+                        self.request(conn, xid, opcode, &body);
+                    }
+                }
+                other => self.push_pending(session, other),
+            }
+        }
+        if let Some(r) = self.repl.as_mut() {
+            if r.pending.get(&session).is_some_and(|q| q.is_empty()) {
+                r.pending.remove(&session);
+            }
+        }
+    }
+
+    fn push_pending(&mut self, session: i64, p: Pending) {
+        if let Some(r) = self.repl.as_mut() {
+            r.pending.entry(session).or_default().push_back(p);
+        }
+    }
+
+    /// Replicated mode, before decoding: a request behind a pending one of its session
+    /// waits its turn. Returns whether it was queued.
+    pub(super) fn repl_queue(
+        &mut self,
+        conn: ConnId,
+        session: i64,
+        xid: i32,
+        opcode: i32,
+        body: &[u8],
+    ) -> bool {
+        let Some(r) = self.repl.as_mut() else {
+            return false;
+        };
+        r.touched.insert(session);
+        let busy = r.pending.get(&session).is_some_and(|q| !q.is_empty());
+        if busy {
+            r.pending
+                .entry(session)
+                .or_default()
+                .push_back(Pending::Queued {
+                    conn,
+                    xid,
+                    opcode,
+                    body: body.to_vec(),
+                });
+        }
+        busy
+    }
+
+    /// Replicated mode: hands a write, close or sync to the leader.
+    pub(super) fn repl_forward(
+        &mut self,
+        conn: ConnId,
+        session: i64,
+        xid: i32,
+        opcode: i32,
+        body: &[u8],
+        sync_path: Option<String>,
+    ) {
+        let auth: Vec<(String, String)> = self
+            .conns
+            .get(&conn)
+            .map(|c| {
+                c.auth
+                    .iter()
+                    .map(|i| (i.scheme.clone(), i.id.clone()))
+                    .collect()
+            })
+            .unwrap_or_default();
+        let (fwd_op, pending) = match (opcode, sync_path) {
+            (_, Some(path)) => (FWD_SYNC, Pending::Sync { conn, xid, path }),
+            (op::CLOSE_SESSION, None) => (FWD_CLOSE_SESSION, Pending::Write { conn, xid, opcode }),
+            (o, None) => (o, Pending::Write { conn, xid, opcode }),
+        };
+        if fwd_op == FWD_CLOSE_SESSION {
+            if let Some(s) = self.sessions.get_mut(session) {
+                s.closing = true;
+            }
+        }
+        self.push_pending(session, pending);
+        if let Some(r) = self.repl.as_mut() {
+            r.forwards.push(Forward {
+                session,
+                cxid: xid,
+                opcode: fwd_op,
+                body: body.to_vec(),
+                auth,
+            });
+        }
+    }
+
+    /// Replicated mode: a new session is created by the leader; the id and password
+    /// are chosen here (ids carry this server's id, so they never collide).
+    pub(super) fn repl_create_session(
+        &mut self,
+        conn: ConnId,
+        peer: SocketAddr,
+        timeout: i32,
+        read_only: bool,
+    ) {
+        let id = self.sessions.allocate_id();
+        let password = session::password(id, self.cfg.secret);
+        let mut body = Writer::new();
+        body.i32(timeout).buffer(&password);
+        debug!("forwarding createSession 0x{id:x} (timeout {timeout}) for {peer}");
+        self.conns.insert(conn, self.new_conn(peer, id, timeout));
+        self.push_pending(
+            id,
+            Pending::Connect {
+                conn,
+                timeout,
+                password,
+                read_only,
+            },
+        );
+        if let Some(r) = self.repl.as_mut() {
+            r.forwards.push(Forward {
+                session: id,
+                cxid: 0,
+                opcode: FWD_CREATE_SESSION,
+                body: body.buf,
+                auth: Vec::new(),
+            });
+        }
+    }
+
+    /// The connection's session, for the replica to note activity.
+    pub(super) fn repl_touch(&mut self, session: i64) {
+        if let Some(r) = self.repl.as_mut() {
+            r.touched.insert(session);
+        }
+    }
+}
+
+/// Decodes a forwarded createSession body: (timeout, password).
+pub fn decode_create_session(body: &[u8]) -> Option<(i32, Vec<u8>)> {
+    let mut r = crate::jute::Reader::new(body);
+    let t = r.i32().ok()?;
+    let p = r.bytes().ok()?;
+    Some((t, p))
+}
+
+/// The authenticated ids of a forwarded request.
+pub fn forward_ids(f: &Forward) -> Vec<Id> {
+    f.auth.iter().map(|(s, i)| Id::new(s, i)).collect()
+}

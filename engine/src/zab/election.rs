@@ -1,0 +1,213 @@
+//! Leader election, after ZooKeeper's FastLeaderElection: each looking server votes
+//! for the best server it has heard of, ordered by (current epoch, last logged zxid,
+//! id), and re-broadcasts when its vote changes. A server decides once a quorum of
+//! voters agrees with its vote and no better vote arrived for a short wait; a server
+//! that joins an ensemble already running follows the leader a quorum reports.
+
+use std::collections::HashMap;
+
+use super::{PeerMsg, PeerState, ReplicaConfig, ReplicaOutput, Sid, Vote};
+
+pub(super) struct Election {
+    round: i64,
+    vote: Option<Vote>,
+    /// Votes of looking voters in this round (ours included when we vote).
+    votes: HashMap<Sid, Vote>,
+    /// What servers outside the election report (whom they follow or that they lead).
+    others: HashMap<Sid, Vote>,
+    decide_at: Option<i64>,
+    next_broadcast: i64,
+}
+
+impl Election {
+    pub fn new(_cfg: &ReplicaConfig) -> Election {
+        Election {
+            round: 0,
+            vote: None,
+            votes: HashMap::new(),
+            others: HashMap::new(),
+            decide_at: None,
+            next_broadcast: 0,
+        }
+    }
+
+    pub fn round(&self) -> i64 {
+        self.round
+    }
+
+    fn own_vote(&self, cfg: &ReplicaConfig, me: (i64, i64)) -> Vote {
+        Vote {
+            leader: cfg.my_id,
+            zxid: me.1,
+            peer_epoch: me.0,
+            round: self.round,
+            state: PeerState::Looking,
+        }
+    }
+
+    /// Starts a new round voting for ourselves.
+    pub fn start(
+        &mut self,
+        cfg: &ReplicaConfig,
+        me: (i64, i64),
+        now: i64,
+        out: &mut Vec<ReplicaOutput>,
+    ) {
+        self.round += 1;
+        self.votes.clear();
+        self.others.clear();
+        self.decide_at = None;
+        let v = self.own_vote(cfg, me);
+        self.set_vote(cfg, v);
+        self.broadcast(cfg, now, out);
+    }
+
+    fn set_vote(&mut self, cfg: &ReplicaConfig, v: Vote) {
+        let v = Vote {
+            round: self.round,
+            state: PeerState::Looking,
+            ..v
+        };
+        self.vote = Some(v);
+        if !cfg.is_observer() {
+            self.votes.insert(cfg.my_id, v);
+        }
+    }
+
+    fn broadcast(&mut self, cfg: &ReplicaConfig, now: i64, out: &mut Vec<ReplicaOutput>) {
+        self.next_broadcast = now + cfg.tick_ms.max(1);
+        let Some(v) = self.vote else { return };
+        for p in cfg.peers() {
+            out.push(ReplicaOutput::Peer {
+                to: p,
+                msg: PeerMsg::Vote(v),
+            });
+        }
+    }
+
+    fn finalize_wait(cfg: &ReplicaConfig) -> i64 {
+        (cfg.tick_ms / 2).clamp(1, 200)
+    }
+
+    /// Re-broadcasts now and then (messages may be lost) and decides when the wait
+    /// after reaching agreement is over.
+    pub fn tick(
+        &mut self,
+        cfg: &ReplicaConfig,
+        me: (i64, i64),
+        now: i64,
+        out: &mut Vec<ReplicaOutput>,
+    ) -> Option<Sid> {
+        if self.vote.is_none() {
+            self.start(cfg, me, now, out);
+        }
+        if now >= self.next_broadcast {
+            self.broadcast(cfg, now, out);
+        }
+        match self.decide_at {
+            Some(t) if now >= t && self.agreed(cfg) => self.vote.map(|v| v.leader),
+            _ => None,
+        }
+    }
+
+    fn agreed(&self, cfg: &ReplicaConfig) -> bool {
+        let Some(v) = self.vote else { return false };
+        let n = cfg
+            .voters
+            .iter()
+            .filter(|s| self.votes.get(s).is_some_and(|x| x.key() == v.key()))
+            .count();
+        n >= cfg.quorum()
+    }
+
+    /// Handles a vote from `from`. `current` is what we report when not looking.
+    /// Returns the leader to follow when this vote settles the election.
+    #[allow(clippy::too_many_arguments)]
+    pub fn on_vote(
+        &mut self,
+        cfg: &ReplicaConfig,
+        from: Sid,
+        v: Vote,
+        me: (i64, i64),
+        current: Option<Vote>,
+        now: i64,
+        out: &mut Vec<ReplicaOutput>,
+    ) -> Option<Sid> {
+        if let Some(cur) = current {
+            // Not looking: tell a looking server where things stand.
+            if v.state == PeerState::Looking {
+                out.push(ReplicaOutput::Peer {
+                    to: from,
+                    msg: PeerMsg::Vote(cur),
+                });
+            }
+            return None;
+        }
+        if self.vote.is_none() {
+            self.start(cfg, me, now, out);
+        }
+        let voter = cfg.voters.contains(&from);
+        if v.state == PeerState::Looking {
+            let mine = self.vote?;
+            if !voter || v.round < self.round {
+                out.push(ReplicaOutput::Peer {
+                    to: from,
+                    msg: PeerMsg::Vote(mine),
+                });
+                return None;
+            }
+            let mut changed = false;
+            if v.round > self.round {
+                self.round = v.round;
+                self.votes.clear();
+                let own = self.own_vote(cfg, me);
+                let best = if v.key() > own.key() || cfg.is_observer() {
+                    v
+                } else {
+                    own
+                };
+                self.set_vote(cfg, best);
+                changed = true;
+            } else if v.key() > mine.key() && cfg.voters.contains(&v.leader) {
+                self.set_vote(cfg, v);
+                changed = true;
+            }
+            self.votes.insert(from, v);
+            if changed {
+                self.decide_at = None;
+                self.broadcast(cfg, now, out);
+            }
+            if self.agreed(cfg) {
+                if self.decide_at.is_none() {
+                    self.decide_at = Some(now + Self::finalize_wait(cfg));
+                }
+            } else {
+                self.decide_at = None;
+            }
+            return None;
+        }
+        // From a server that follows or leads: join an established leader once a
+        // quorum of voters reports it and it says it leads.
+        if voter {
+            self.others.insert(from, v);
+        }
+        let l = v.leader;
+        let reports = cfg
+            .voters
+            .iter()
+            .filter(|s| {
+                self.others
+                    .get(s)
+                    .is_some_and(|x| x.leader == l && x.peer_epoch == v.peer_epoch)
+            })
+            .count();
+        let leads = self
+            .others
+            .get(&l)
+            .is_some_and(|x| x.state == PeerState::Leading && x.leader == l);
+        if leads && reports >= cfg.quorum() {
+            return Some(l);
+        }
+        None
+    }
+}

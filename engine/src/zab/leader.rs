@@ -1,0 +1,646 @@
+//! The leader: discovery (choosing a new epoch above every accepted epoch of a
+//! quorum), synchronisation of each follower (DIFF, TRUNC or SNAP, then `NewLeader`),
+//! and broadcast: prep of every request against a speculative tree (the committed tree
+//! plus the outstanding proposals), batching into log frames, counting durable acks
+//! and announcing commits.
+//!
+//! The speculative tree is a clone of the committed tree taken when the epoch is
+//! established: the node map and child lists are persistent (`imbl`), so that clone
+//! shares structure, and from then on every accepted write is applied to it at prep.
+//! Nothing a client sees comes from it: replies and watch events come from the
+//! committed tree when the transaction commits.
+
+use std::collections::{HashMap, HashSet, VecDeque};
+
+use tracing::{info, warn};
+
+use super::msg::{FWD_CLOSE_SESSION, FWD_CREATE_SESSION, FWD_SYNC};
+use super::replica::{frame_txns, new_frame};
+use super::*;
+use crate::prep;
+use crate::proto::{op, Code, Request};
+use crate::server::{decode_create_session, forward_ids};
+use crate::tree::DataTree;
+use crate::txn::{self, Txn, TxnRecord};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+enum Phase {
+    /// Collecting `FollowerInfo` from a quorum to choose the epoch.
+    Discovery,
+    /// `LeaderInfo` sent; collecting `AckEpoch` from a quorum.
+    AckEpoch,
+    /// Followers synchronised; waiting for a quorum to have it durable.
+    Sync,
+    /// Established: proposing and committing.
+    Broadcast,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+enum Stage {
+    /// Sent `FollowerInfo`.
+    Info,
+    /// Acked the epoch, reporting its current epoch and last zxid.
+    EpochAcked,
+    /// Sent `Sync` and `NewLeader`; receives proposals and commits from now on.
+    Syncing,
+    /// Acked `NewLeader`: its acks count.
+    Synced,
+}
+
+#[derive(Debug)]
+struct PeerInfo {
+    stage: Stage,
+    accepted_epoch: i64,
+    current_epoch: i64,
+    last_zxid: i64,
+    observer: bool,
+    acked: i64,
+    last_heard: i64,
+}
+
+pub(super) struct Leader {
+    epoch: i64,
+    phase: Phase,
+    peers: HashMap<Sid, PeerInfo>,
+    deadline: i64,
+    spec: DataTree,
+    spec_sessions: HashSet<i64>,
+    /// The last zxid handed out.
+    last_zxid: i64,
+    batch: Vec<TxnRecord>,
+    /// Forwarded `sync`s: answered once everything proposed before them commits.
+    syncs: VecDeque<(i64, Option<Sid>, i64, i32)>,
+    exhausted: bool,
+}
+
+impl Leader {
+    pub fn new(r: &Replica) -> Leader {
+        info!(
+            id = r.cfg.my_id,
+            "leading: discovering a new epoch (accepted {})", r.epochs.accepted
+        );
+        Leader {
+            epoch: 0,
+            phase: Phase::Discovery,
+            peers: HashMap::new(),
+            deadline: r.now_ms + r.cfg.init_limit * r.cfg.tick_ms,
+            spec: DataTree::empty(),
+            spec_sessions: HashSet::new(),
+            last_zxid: 0,
+            batch: Vec::new(),
+            syncs: VecDeque::new(),
+            exhausted: false,
+        }
+    }
+
+    fn count_voters(r: &Replica, l: &Leader, min: Stage) -> usize {
+        let me = usize::from(r.cfg.voters.contains(&r.cfg.my_id));
+        me + l
+            .peers
+            .iter()
+            .filter(|(s, p)| p.stage >= min && !p.observer && r.cfg.voters.contains(s))
+            .count()
+    }
+
+    /// Moves through the establishment phases as far as the quorum allows.
+    fn progress(r: &mut Replica) {
+        let Some(l) = r.leader.as_mut() else { return };
+        if l.phase == Phase::Discovery {
+            if Self::count_voters(r, r.leader.as_ref().unwrap(), Stage::Info) < r.cfg.quorum() {
+                return;
+            }
+            let l = r.leader.as_mut().unwrap();
+            let max = l
+                .peers
+                .values()
+                .filter(|p| !p.observer)
+                .map(|p| p.accepted_epoch)
+                .chain(std::iter::once(r.epochs.accepted))
+                .max()
+                .unwrap_or(0);
+            l.epoch = max + 1;
+            l.phase = Phase::AckEpoch;
+            let epoch = l.epoch;
+            let to: Vec<Sid> = l.peers.keys().copied().collect();
+            r.epochs.accepted = epoch;
+            r.save_epochs();
+            info!(id = r.cfg.my_id, epoch, "proposing epoch");
+            for p in to {
+                r.out.push(ReplicaOutput::Peer {
+                    to: p,
+                    msg: PeerMsg::LeaderInfo { epoch },
+                });
+            }
+        }
+        let l = r.leader.as_ref().unwrap();
+        if l.phase == Phase::AckEpoch {
+            if Self::count_voters(r, l, Stage::EpochAcked) < r.cfg.quorum() {
+                return;
+            }
+            r.leader.as_mut().unwrap().phase = Phase::Sync;
+            let ready: Vec<Sid> = r
+                .leader
+                .as_ref()
+                .unwrap()
+                .peers
+                .iter()
+                .filter(|(_, p)| p.stage == Stage::EpochAcked)
+                .map(|(s, _)| *s)
+                .collect();
+            for p in ready {
+                Self::send_sync(r, p);
+            }
+        }
+        let l = r.leader.as_ref().unwrap();
+        if l.phase == Phase::Sync {
+            let me_durable = r.durable >= r.last_logged;
+            let synced = l
+                .peers
+                .iter()
+                .filter(|(s, p)| {
+                    p.stage == Stage::Synced && !p.observer && r.cfg.voters.contains(s)
+                })
+                .count()
+                + usize::from(me_durable);
+            if synced < r.cfg.quorum() {
+                return;
+            }
+            Self::establish(r);
+        }
+    }
+
+    /// A quorum holds our history durably: it is committed; broadcast begins.
+    fn establish(r: &mut Replica) {
+        let epoch = r.leader.as_ref().map_or(0, |l| l.epoch);
+        r.epochs.current = epoch;
+        r.save_epochs();
+        r.committed = r.last_logged;
+        r.apply_through(r.committed);
+        let spec = r.engine.tree().clone();
+        let sessions: HashSet<i64> = r.engine.sessions().iter().map(|s| s.id).collect();
+        r.engine.restart_session_clocks();
+        let now = r.now_ms;
+        let commit = r.committed;
+        let Some(l) = r.leader.as_mut() else { return };
+        l.spec = spec;
+        l.spec_sessions = sessions;
+        l.last_zxid = epoch << 32;
+        l.phase = Phase::Broadcast;
+        let mut to = Vec::new();
+        for (s, p) in l.peers.iter_mut() {
+            p.last_heard = now;
+            if p.stage == Stage::Synced {
+                to.push(*s);
+            }
+        }
+        info!(
+            id = r.cfg.my_id,
+            epoch,
+            commit = format_args!("0x{commit:x}"),
+            "established; serving"
+        );
+        for p in to {
+            r.out.push(ReplicaOutput::Peer {
+                to: p,
+                msg: PeerMsg::UpToDate { commit },
+            });
+        }
+        r.engine.set_serving(true);
+        r.set_role_leading();
+    }
+
+    /// Brings `peer`'s log in line with ours: DIFF when its last zxid ends one of our
+    /// frames (same zxid, same history), TRUNC when it has more of an epoch we also
+    /// have, SNAP otherwise.
+    fn send_sync(r: &mut Replica, peer: Sid) {
+        let Some(l) = r.leader.as_mut() else { return };
+        let Some(p) = l.peers.get_mut(&peer) else {
+            return;
+        };
+        let f = p.last_zxid;
+        p.stage = Stage::Syncing;
+        let epoch = l.epoch;
+        let after = |z: i64, log: &VecDeque<LogFrame>| -> Vec<LogFrame> {
+            log.iter().filter(|fr| fr.first > z).cloned().collect()
+        };
+        let (mode, frames) = if f == r.last_logged {
+            (SyncMode::Diff, Vec::new())
+        } else if f == r.base || r.log.iter().any(|fr| fr.last == f) {
+            (SyncMode::Diff, after(f, &r.log))
+        } else if let Some(x) = r
+            .log
+            .iter()
+            .filter(|fr| fr.last >> 32 == f >> 32)
+            .map(|fr| fr.last)
+            .max()
+            .filter(|x| *x < f)
+        {
+            (SyncMode::Trunc { zxid: x }, after(x, &r.log))
+        } else {
+            let snap = r.engine.snapshot();
+            let zxid = snap.last_zxid as i64;
+            match snap.to_bytes() {
+                Ok(data) => (SyncMode::Snap { zxid, data }, after(zxid, &r.log)),
+                Err(e) => {
+                    warn!(
+                        id = r.cfg.my_id,
+                        peer, "cannot encode a snapshot for a follower: {e}"
+                    );
+                    return;
+                }
+            }
+        };
+        info!(
+            id = r.cfg.my_id,
+            peer,
+            "synchronising 0x{f:x} by {} with {} frames",
+            match &mode {
+                SyncMode::Diff => "DIFF".to_string(),
+                SyncMode::Trunc { zxid } => format!("TRUNC 0x{zxid:x}"),
+                SyncMode::Snap { zxid, .. } => format!("SNAP 0x{zxid:x}"),
+            },
+            frames.len()
+        );
+        r.out.push(ReplicaOutput::Peer {
+            to: peer,
+            msg: PeerMsg::Sync { mode, frames },
+        });
+        r.out.push(ReplicaOutput::Peer {
+            to: peer,
+            msg: PeerMsg::NewLeader {
+                epoch,
+                zxid: r.last_logged,
+            },
+        });
+    }
+
+    pub fn on_msg(r: &mut Replica, from: Sid, msg: PeerMsg) {
+        let member = r.cfg.voters.contains(&from) || r.cfg.observers.contains(&from);
+        if !member {
+            return;
+        }
+        let now = r.now_ms;
+        let Some(l) = r.leader.as_mut() else { return };
+        if let Some(p) = l.peers.get_mut(&from) {
+            p.last_heard = now;
+        }
+        match msg {
+            PeerMsg::FollowerInfo {
+                accepted_epoch,
+                last_zxid,
+                observer,
+            } => {
+                if l.peers.get(&from).is_some_and(|p| p.stage > Stage::Info) {
+                    // A re-sent FollowerInfo after we moved on: start over with it.
+                    l.peers.remove(&from);
+                }
+                l.peers.insert(
+                    from,
+                    PeerInfo {
+                        stage: Stage::Info,
+                        accepted_epoch,
+                        current_epoch: 0,
+                        last_zxid,
+                        observer: observer || r.cfg.observers.contains(&from),
+                        acked: 0,
+                        last_heard: now,
+                    },
+                );
+                if l.phase == Phase::Discovery {
+                    Self::progress(r);
+                } else {
+                    let epoch = l.epoch;
+                    r.out.push(ReplicaOutput::Peer {
+                        to: from,
+                        msg: PeerMsg::LeaderInfo { epoch },
+                    });
+                }
+            }
+            PeerMsg::AckEpoch {
+                current_epoch,
+                last_zxid,
+            } => {
+                let Some(p) = l.peers.get_mut(&from) else {
+                    return;
+                };
+                if p.stage != Stage::Info || l.phase == Phase::Discovery {
+                    return;
+                }
+                if l.phase < Phase::Broadcast
+                    && !p.observer
+                    && (current_epoch, last_zxid) > (r.epochs.current, r.last_logged)
+                {
+                    warn!(
+                        id = r.cfg.my_id,
+                        "follower {from} is ahead of us ({current_epoch}, 0x{last_zxid:x}) > ({}, 0x{:x}); giving up leadership",
+                        r.epochs.current,
+                        r.last_logged
+                    );
+                    l.exhausted = true;
+                    return;
+                }
+                p.stage = Stage::EpochAcked;
+                p.current_epoch = current_epoch;
+                p.last_zxid = last_zxid;
+                if l.phase >= Phase::Sync {
+                    Self::send_sync(r, from);
+                } else {
+                    Self::progress(r);
+                }
+            }
+            PeerMsg::AckNewLeader { zxid } => {
+                let Some(p) = l.peers.get_mut(&from) else {
+                    return;
+                };
+                if p.stage != Stage::Syncing {
+                    return;
+                }
+                p.stage = Stage::Synced;
+                p.acked = zxid.min(r.last_logged);
+                if l.phase == Phase::Broadcast {
+                    let commit = r.committed;
+                    r.out.push(ReplicaOutput::Peer {
+                        to: from,
+                        msg: PeerMsg::UpToDate { commit },
+                    });
+                    Self::recompute_commit(r);
+                } else {
+                    Self::progress(r);
+                }
+            }
+            PeerMsg::Ack { zxid } => {
+                let Some(p) = l.peers.get_mut(&from) else {
+                    return;
+                };
+                if p.stage == Stage::Synced {
+                    p.acked = p.acked.max(zxid.min(r.last_logged));
+                    if l.phase == Phase::Broadcast {
+                        Self::recompute_commit(r);
+                    }
+                }
+            }
+            PeerMsg::Request(fwd) => {
+                let known = l
+                    .peers
+                    .get(&from)
+                    .is_some_and(|p| p.stage >= Stage::Syncing);
+                if l.phase == Phase::Broadcast && known {
+                    Self::propose(r, Some(from), fwd);
+                }
+            }
+            PeerMsg::Ping { sessions } => r.engine.touch_sessions(&sessions),
+            _ => {}
+        }
+    }
+
+    pub fn on_peer_down(r: &mut Replica, peer: Sid) {
+        if let Some(l) = r.leader.as_mut() {
+            l.peers.remove(&peer);
+        }
+    }
+
+    pub fn on_self_durable(r: &mut Replica) {
+        match r.leader.as_ref().map(|l| l.phase) {
+            Some(Phase::Sync) => Self::progress(r),
+            Some(Phase::Broadcast) => Self::recompute_commit(r),
+            _ => {}
+        }
+    }
+
+    /// Commits through the highest zxid a quorum of voters has durable.
+    fn recompute_commit(r: &mut Replica) {
+        let Some(l) = r.leader.as_ref() else { return };
+        let mut acks: Vec<i64> = l
+            .peers
+            .iter()
+            .filter(|(s, p)| p.stage == Stage::Synced && !p.observer && r.cfg.voters.contains(s))
+            .map(|(_, p)| p.acked)
+            .collect();
+        if r.cfg.voters.contains(&r.cfg.my_id) {
+            acks.push(r.durable);
+        }
+        let q = r.cfg.quorum();
+        if acks.len() < q {
+            return;
+        }
+        acks.sort_unstable_by(|a, b| b.cmp(a));
+        let candidate = acks[q - 1];
+        if candidate <= r.committed {
+            return;
+        }
+        let to: Vec<Sid> = l
+            .peers
+            .iter()
+            .filter(|(_, p)| p.stage >= Stage::Syncing)
+            .map(|(s, _)| *s)
+            .collect();
+        r.committed = candidate;
+        r.apply_through(candidate);
+        for p in to {
+            r.out.push(ReplicaOutput::Peer {
+                to: p,
+                msg: PeerMsg::Commit { zxid: candidate },
+            });
+        }
+        Self::answer_syncs(r);
+    }
+
+    fn answer_syncs(r: &mut Replica) {
+        loop {
+            let Some(l) = r.leader.as_mut() else { return };
+            match l.syncs.front() {
+                Some(&(z, origin, session, cxid)) if z <= r.committed => {
+                    l.syncs.pop_front();
+                    match origin {
+                        Some(p) => r.out.push(ReplicaOutput::Peer {
+                            to: p,
+                            msg: PeerMsg::SyncDone {
+                                session,
+                                cxid,
+                                zxid: z,
+                            },
+                        }),
+                        None => r.engine.sync_done(session, cxid),
+                    }
+                }
+                _ => return,
+            }
+        }
+    }
+
+    /// Preps one request into a transaction of the current batch.
+    pub fn propose(r: &mut Replica, origin: Option<Sid>, fwd: Forward) {
+        let Some(l) = r.leader.as_mut() else { return };
+        if l.phase != Phase::Broadcast || l.exhausted {
+            return;
+        }
+        if fwd.opcode == FWD_SYNC {
+            l.syncs
+                .push_back((l.last_zxid.max(r.committed), origin, fwd.session, fwd.cxid));
+            Self::answer_syncs(r);
+            return;
+        }
+        if l.last_zxid & 0xffff_ffff >= 0xffff_fffe {
+            warn!(
+                id = r.cfg.my_id,
+                "zxid counter exhausted in epoch {}; electing a new epoch", l.epoch
+            );
+            l.exhausted = true;
+            return;
+        }
+        let zxid = l.last_zxid + 1;
+        let time = r.now_ms;
+        let session = fwd.session;
+        let mut triggers = Vec::new();
+        let err = |c: Code| Txn::Error { code: c.as_i32() };
+        let txn = match fwd.opcode {
+            FWD_CREATE_SESSION => match decode_create_session(&fwd.body) {
+                Some((timeout_ms, password)) => {
+                    l.spec_sessions.insert(session);
+                    Txn::CreateSession {
+                        timeout_ms,
+                        password,
+                    }
+                }
+                None => return,
+            },
+            FWD_CLOSE_SESSION => {
+                l.spec_sessions.remove(&session);
+                let doomed: Vec<String> = l.spec.ephemerals_of(session).cloned().collect();
+                for p in doomed {
+                    l.spec.delete(&p, zxid, None, &mut triggers);
+                }
+                Txn::CloseSession
+            }
+            op::RECONFIG => err(Code::ReconfigDisabled),
+            opcode => match Request::decode(opcode, &fwd.body) {
+                Err(_) => err(Code::MarshallingError),
+                Ok(_) if !l.spec_sessions.contains(&session) => err(Code::SessionExpired),
+                Ok(Request::Multi(ops)) if !ops.iter().all(crate::server::is_multi_write_op) => {
+                    err(Code::MarshallingError)
+                }
+                Ok(req) => {
+                    let ids = forward_ids(&fwd);
+                    prep::prep_and_apply(
+                        &mut l.spec,
+                        r.engine.config(),
+                        &ids,
+                        session,
+                        zxid,
+                        time,
+                        req,
+                        &mut triggers,
+                    )
+                    .0
+                }
+            },
+        };
+        l.last_zxid = zxid;
+        l.batch.push(TxnRecord {
+            zxid,
+            time,
+            session,
+            cxid: fwd.cxid,
+            txn,
+        });
+        if l.batch.len() >= r.cfg.max_batch_txns.max(1) {
+            l.flush(&mut r.log, &mut r.log_txns, &mut r.last_logged, &mut r.out);
+        }
+    }
+
+    /// Turns the batch into one log frame: appended here and proposed to followers.
+    pub fn flush(
+        &mut self,
+        log: &mut VecDeque<LogFrame>,
+        log_txns: &mut usize,
+        last_logged: &mut i64,
+        out: &mut Vec<ReplicaOutput>,
+    ) {
+        if self.batch.is_empty() {
+            return;
+        }
+        let first = self.batch[0].zxid;
+        let last = self.batch[self.batch.len() - 1].zxid;
+        let frame = new_frame(first, last, txn::encode_batch(&self.batch));
+        self.batch.clear();
+        *last_logged = last;
+        *log_txns += frame_txns(&frame);
+        out.push(ReplicaOutput::Persist(frame.clone()));
+        for (s, p) in &self.peers {
+            if p.stage >= Stage::Syncing {
+                out.push(ReplicaOutput::Peer {
+                    to: *s,
+                    msg: PeerMsg::Proposal(frame.clone()),
+                });
+            }
+        }
+        log.push_back(frame);
+    }
+
+    /// Heartbeats, quorum check, session expiry. False: give up leadership.
+    pub fn tick(r: &mut Replica) -> bool {
+        let now = r.now_ms;
+        let Some(l) = r.leader.as_ref() else {
+            return false;
+        };
+        if l.exhausted {
+            return false;
+        }
+        if l.phase != Phase::Broadcast {
+            if now > l.deadline {
+                warn!(id = r.cfg.my_id, "no quorum established the epoch in time");
+                return false;
+            }
+            return true;
+        }
+        let limit = r.cfg.sync_limit * r.cfg.tick_ms;
+        let heard = usize::from(r.cfg.voters.contains(&r.cfg.my_id))
+            + l.peers
+                .iter()
+                .filter(|(s, p)| {
+                    p.stage == Stage::Synced
+                        && !p.observer
+                        && r.cfg.voters.contains(s)
+                        && now - p.last_heard <= limit
+                })
+                .count();
+        if heard < r.cfg.quorum() {
+            warn!(id = r.cfg.my_id, "lost the quorum; electing again");
+            return false;
+        }
+        let to: Vec<Sid> = l
+            .peers
+            .iter()
+            .filter(|(_, p)| p.stage >= Stage::Syncing)
+            .map(|(s, _)| *s)
+            .collect();
+        for p in to {
+            r.out.push(ReplicaOutput::Peer {
+                to: p,
+                msg: PeerMsg::Ping {
+                    sessions: Vec::new(),
+                },
+            });
+        }
+        r.engine.take_touched();
+        for id in r.engine.expired_sessions() {
+            info!(
+                id = r.cfg.my_id,
+                session = format_args!("0x{id:x}"),
+                "session expired"
+            );
+            Self::propose(
+                r,
+                None,
+                Forward {
+                    session: id,
+                    cxid: 0,
+                    opcode: FWD_CLOSE_SESSION,
+                    body: Vec::new(),
+                    auth: Vec::new(),
+                },
+            );
+        }
+        true
+    }
+}

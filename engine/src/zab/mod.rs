@@ -1,0 +1,176 @@
+//! The ensemble: ZAB-style atomic broadcast around the data engine, as a sans-I/O state
+//! machine. A [`Replica`] owns one [`Engine`](crate::Engine) in replicated mode (its
+//! tree only ever holds committed transactions) and the protocol state: election,
+//! discovery, synchronisation and broadcast. The caller feeds [`ReplicaInput`]s and
+//! carries out [`ReplicaOutput`]s: sockets, the log and the clock live outside, in
+//! `net` in production and in the simulator (`keel-sim`) under test.
+//!
+//! Phases, as in ZooKeeper:
+//! 1. **Election** (`Looking`): votes ordered by (current epoch, last logged zxid, id);
+//!    a server follows the vote a quorum of voters agrees on.
+//! 2. **Discovery**: followers send `FollowerInfo`; the leader picks an epoch above
+//!    every accepted epoch it heard from a quorum (`LeaderInfo`); followers persist it
+//!    as their accepted epoch and answer `AckEpoch`.
+//! 3. **Synchronisation**: the leader sends each follower `Sync` (DIFF, TRUNC or SNAP,
+//!    then frames) and `NewLeader`; once a quorum has it durable (`AckNewLeader`) the
+//!    leader's whole log is committed and `UpToDate` starts broadcast.
+//! 4. **Broadcast**: the leader preps requests against a speculative copy of the tree
+//!    (committed state plus its outstanding proposals), batches the transactions into
+//!    one log frame, appends it and sends it as a `Proposal`; it commits a frame when a
+//!    quorum of voters (itself included) has acked it durable, and announces `Commit`.
+//!    Every server applies committed frames in zxid order through the one apply path
+//!    and answers its own clients from the result.
+//!
+//! Contracts for the caller:
+//! - Outputs are carried out in the order they are drained. `TruncateLog`,
+//!   `InstallSnapshot` and `SaveEpochs` are synchronous and durable before the caller
+//!   handles the next output; `Persist` is asynchronous, reported by `Durable`.
+//! - `Durable { zxid }` means every frame persisted with `last_zxid <= zxid` (and still
+//!   in the log) is on disk.
+//! - A broken peer link is reported with `PeerDown`; messages on a link arrive in the
+//!   order sent, or not at all after a `PeerDown` (the protocol re-synchronises).
+//! - A log or snapshot I/O error is fail-stop: the process exits.
+
+mod election;
+mod leader;
+pub mod msg;
+mod replica;
+
+pub use msg::{Forward, LogFrame, PeerMsg, PeerState, Sid, SyncMode, Vote};
+pub use replica::Replica;
+
+use crate::server::{Input, Output};
+
+/// Ensemble settings (from `zoo.cfg`).
+#[derive(Debug, Clone)]
+pub struct ReplicaConfig {
+    /// This server's id (`myid`).
+    pub my_id: Sid,
+    /// Voting members (`server.N=...` participants), this one included if it votes.
+    pub voters: Vec<Sid>,
+    /// Non-voting members that receive commits (`:observer`).
+    pub observers: Vec<Sid>,
+    /// `tickTime` in ms.
+    pub tick_ms: i64,
+    /// `initLimit` in ticks: how long discovery and synchronisation may take.
+    pub init_limit: i64,
+    /// `syncLimit` in ticks: how long a follower may go unheard (and a leader without a
+    /// quorum) before giving up its role.
+    pub sync_limit: i64,
+    /// Most transactions in one proposal frame.
+    pub max_batch_txns: usize,
+    /// Transactions of recent frames kept in memory to synchronise followers by DIFF;
+    /// a follower further behind gets a snapshot.
+    pub history_txns: usize,
+    /// Record every applied (zxid, digest) for [`Replica::take_applied`] (simulator).
+    pub record_applied: bool,
+}
+
+impl ReplicaConfig {
+    pub fn new(my_id: Sid, voters: Vec<Sid>) -> ReplicaConfig {
+        ReplicaConfig {
+            my_id,
+            voters,
+            observers: Vec::new(),
+            tick_ms: 2000,
+            init_limit: 10,
+            sync_limit: 5,
+            max_batch_txns: 1000,
+            history_txns: 100_000,
+            record_applied: false,
+        }
+    }
+
+    pub fn is_observer(&self) -> bool {
+        self.observers.contains(&self.my_id)
+    }
+
+    /// Everyone but this server.
+    pub fn peers(&self) -> impl Iterator<Item = Sid> + '_ {
+        self.voters
+            .iter()
+            .chain(self.observers.iter())
+            .copied()
+            .filter(move |s| *s != self.my_id)
+    }
+
+    pub fn quorum(&self) -> usize {
+        self.voters.len() / 2 + 1
+    }
+}
+
+/// The two epochs ZAB persists (ZooKeeper's `acceptedEpoch` and `currentEpoch` files).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Epochs {
+    /// The newest epoch this server promised to follow (`LeaderInfo` accepted).
+    pub accepted: i64,
+    /// The epoch of the newest leader this server completed synchronisation with.
+    pub current: i64,
+}
+
+/// What a server is doing.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Role {
+    Looking,
+    /// Following `leader`, not yet serving (discovery or synchronisation).
+    Syncing {
+        leader: Sid,
+    },
+    /// Broadcast phase as a follower or observer: serving clients.
+    Following {
+        leader: Sid,
+    },
+    /// Won the election, establishing the epoch (discovery, synchronisation).
+    Establishing,
+    /// Broadcast phase as the leader: serving clients.
+    Leading,
+}
+
+impl Role {
+    pub fn is_serving(&self) -> bool {
+        matches!(self, Role::Following { .. } | Role::Leading)
+    }
+
+    /// The name ZooKeeper's `srvr` / `mntr` use for the server's state.
+    pub fn zk_name(&self, observer: bool) -> &'static str {
+        match self {
+            Role::Leading => "leader",
+            _ if observer => "observer",
+            Role::Following { .. } => "follower",
+            Role::Syncing { .. } | Role::Establishing | Role::Looking => "looking",
+        }
+    }
+}
+
+#[derive(Debug)]
+pub enum ReplicaInput {
+    /// The wall clock, in ms since the epoch. Feed it before each batch of inputs.
+    Tick { now_ms: i64 },
+    /// A client connection's event (`Connect`, `Request` or `Disconnected`).
+    Client(Input),
+    /// A message from another server.
+    Peer { from: Sid, msg: PeerMsg },
+    /// The link to `peer` broke: messages sent to it since may be lost.
+    PeerDown { peer: Sid },
+    /// The log has made everything through `zxid` durable.
+    Durable { zxid: i64 },
+}
+
+#[derive(Debug)]
+pub enum ReplicaOutput {
+    /// A frame for a client connection, or a close (`Send` / `Close`).
+    Client(Output),
+    /// A message for another server.
+    Peer { to: Sid, msg: PeerMsg },
+    /// Append this frame to the log (asynchronous; reported by `Durable`).
+    Persist(LogFrame),
+    /// Remove every log frame after `after` (synchronous, durable).
+    TruncateLog { after: i64 },
+    /// Make this the newest snapshot, remove any newer one, and empty the log
+    /// (synchronous, durable): the leader's state replaces ours.
+    InstallSnapshot { data: keel_wal::SnapshotData },
+    /// Persist the epochs (synchronous, durable).
+    SaveEpochs(Epochs),
+    /// The role changed (for logs, `srvr` and tests).
+    Role { role: Role, epoch: i64 },
+}

@@ -1,0 +1,434 @@
+//! Messages between the servers of an ensemble and their byte encoding.
+//!
+//! The engine produces and consumes these values; the transport in `net` (or the
+//! simulator) carries their encoding. A frame on the peer link is `u32 length` followed
+//! by `encode()`'s bytes. Proposal payloads are the exact log-frame bytes the leader
+//! appended to its own log, so a follower appends them unchanged.
+
+use crate::jute::{JuteError, Reader, Result, Writer};
+
+/// A server id (`myid`, the N of `server.N`).
+pub type Sid = u64;
+
+/// What a server says it is doing, in a vote.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PeerState {
+    Looking = 0,
+    Following = 1,
+    Leading = 2,
+    Observing = 3,
+}
+
+/// A leader-election notification: "I propose `leader`, whose last logged zxid is
+/// `zxid` and current epoch `peer_epoch`", in election round `round`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Vote {
+    pub leader: Sid,
+    pub zxid: i64,
+    pub peer_epoch: i64,
+    pub round: i64,
+    pub state: PeerState,
+}
+
+impl Vote {
+    /// Votes are ordered by (epoch, last zxid, server id): the greatest wins.
+    pub fn key(&self) -> (i64, i64, Sid) {
+        (self.peer_epoch, self.zxid, self.leader)
+    }
+}
+
+/// How a leader brings a follower's log in line with its own before broadcast.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SyncMode {
+    /// The follower's log is a prefix of the leader's: only the frames after it follow.
+    Diff,
+    /// The follower holds frames the leader does not: drop every frame after `zxid`.
+    Trunc { zxid: i64 },
+    /// Too far behind (or diverged inside a frame): replace state with this snapshot
+    /// (an rkyv archive of `keel_wal::SnapshotData`).
+    Snap { zxid: i64, data: Vec<u8> },
+}
+
+/// One log frame: the zxid range it holds and its payload (`txn::encode_batch`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LogFrame {
+    pub first: i64,
+    pub last: i64,
+    pub payload: std::sync::Arc<Vec<u8>>,
+}
+
+/// A write or session request a server hands to the leader.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Forward {
+    pub session: i64,
+    pub cxid: i32,
+    pub opcode: i32,
+    /// The request body as the client sent it (undecoded), or for `createSession`
+    /// `i32 timeout` + `buffer password` (see `Forward::create_session`).
+    pub body: Vec<u8>,
+    /// The connection's authenticated ids (`scheme`, `id`), for the leader's ACL checks.
+    pub auth: Vec<(String, String)>,
+}
+
+/// Opcode of a forwarded session creation (ZooKeeper's `createSession`).
+pub const FWD_CREATE_SESSION: i32 = -10;
+/// Opcode of a forwarded session close (ZooKeeper's `closeSession`).
+pub const FWD_CLOSE_SESSION: i32 = -11;
+/// Opcode of a forwarded `sync`: answered by `SyncDone` once the leader has committed
+/// everything it had proposed when it got it.
+pub const FWD_SYNC: i32 = 9;
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PeerMsg {
+    /// Leader election (any state to any voter).
+    Vote(Vote),
+    /// Follower → leader, first message of discovery.
+    FollowerInfo {
+        accepted_epoch: i64,
+        last_zxid: i64,
+        observer: bool,
+    },
+    /// Leader → follower: the epoch it proposes to establish.
+    LeaderInfo { epoch: i64 },
+    /// Follower → leader: accepted; what it has.
+    AckEpoch { current_epoch: i64, last_zxid: i64 },
+    /// Leader → follower: how to synchronise, then the frames that follow.
+    Sync {
+        mode: SyncMode,
+        frames: Vec<LogFrame>,
+    },
+    /// Leader → follower: the end of synchronisation; the follower takes `epoch` as its
+    /// current epoch once what it was sent is durable.
+    NewLeader { epoch: i64, zxid: i64 },
+    /// Follower → leader: synced and durable through `zxid`.
+    AckNewLeader { zxid: i64 },
+    /// Leader → follower: broadcast begins; everything through `commit` is committed.
+    UpToDate { commit: i64 },
+    /// Leader → follower: one batch of transactions (a whole log frame).
+    Proposal(LogFrame),
+    /// Follower → leader: everything through `zxid` is durable here (cumulative).
+    Ack { zxid: i64 },
+    /// Leader → follower: everything through `zxid` is committed (cumulative).
+    Commit { zxid: i64 },
+    /// Follower → leader: a write or session request from one of its clients.
+    Request(Forward),
+    /// Leader → follower: the forwarded `sync` of (`session`, `cxid`) is answered.
+    SyncDone { session: i64, cxid: i32, zxid: i64 },
+    /// Heartbeat both ways; from a follower it carries the sessions that were active
+    /// since its last ping, so the leader can keep them alive.
+    Ping { sessions: Vec<i64> },
+}
+
+const T_VOTE: i32 = 1;
+const T_FOLLOWER_INFO: i32 = 2;
+const T_LEADER_INFO: i32 = 3;
+const T_ACK_EPOCH: i32 = 4;
+const T_SYNC: i32 = 5;
+const T_NEW_LEADER: i32 = 6;
+const T_ACK_NEW_LEADER: i32 = 7;
+const T_UP_TO_DATE: i32 = 8;
+const T_PROPOSAL: i32 = 9;
+const T_ACK: i32 = 10;
+const T_COMMIT: i32 = 11;
+const T_REQUEST: i32 = 12;
+const T_SYNC_DONE: i32 = 13;
+const T_PING: i32 = 14;
+
+fn write_frame(w: &mut Writer, f: &LogFrame) {
+    w.i64(f.first).i64(f.last).buffer(&f.payload);
+}
+
+fn read_frame(r: &mut Reader) -> Result<LogFrame> {
+    Ok(LogFrame {
+        first: r.i64()?,
+        last: r.i64()?,
+        payload: std::sync::Arc::new(r.bytes()?),
+    })
+}
+
+impl PeerMsg {
+    /// A short name for logs.
+    pub fn name(&self) -> &'static str {
+        match self {
+            PeerMsg::Vote(_) => "vote",
+            PeerMsg::FollowerInfo { .. } => "followerinfo",
+            PeerMsg::LeaderInfo { .. } => "leaderinfo",
+            PeerMsg::AckEpoch { .. } => "ackepoch",
+            PeerMsg::Sync { .. } => "sync",
+            PeerMsg::NewLeader { .. } => "newleader",
+            PeerMsg::AckNewLeader { .. } => "acknewleader",
+            PeerMsg::UpToDate { .. } => "uptodate",
+            PeerMsg::Proposal(_) => "proposal",
+            PeerMsg::Ack { .. } => "ack",
+            PeerMsg::Commit { .. } => "commit",
+            PeerMsg::Request(_) => "request",
+            PeerMsg::SyncDone { .. } => "syncdone",
+            PeerMsg::Ping { .. } => "ping",
+        }
+    }
+
+    pub fn encode(&self) -> Vec<u8> {
+        let mut w = Writer::new();
+        match self {
+            PeerMsg::Vote(v) => {
+                w.i32(T_VOTE)
+                    .i64(v.leader as i64)
+                    .i64(v.zxid)
+                    .i64(v.peer_epoch)
+                    .i64(v.round)
+                    .i32(v.state as i32);
+            }
+            PeerMsg::FollowerInfo {
+                accepted_epoch,
+                last_zxid,
+                observer,
+            } => {
+                w.i32(T_FOLLOWER_INFO)
+                    .i64(*accepted_epoch)
+                    .i64(*last_zxid)
+                    .bool(*observer);
+            }
+            PeerMsg::LeaderInfo { epoch } => {
+                w.i32(T_LEADER_INFO).i64(*epoch);
+            }
+            PeerMsg::AckEpoch {
+                current_epoch,
+                last_zxid,
+            } => {
+                w.i32(T_ACK_EPOCH).i64(*current_epoch).i64(*last_zxid);
+            }
+            PeerMsg::Sync { mode, frames } => {
+                w.i32(T_SYNC);
+                match mode {
+                    SyncMode::Diff => {
+                        w.i32(0);
+                    }
+                    SyncMode::Trunc { zxid } => {
+                        w.i32(1).i64(*zxid);
+                    }
+                    SyncMode::Snap { zxid, data } => {
+                        w.i32(2).i64(*zxid).buffer(data);
+                    }
+                }
+                w.i32(frames.len() as i32);
+                for f in frames {
+                    write_frame(&mut w, f);
+                }
+            }
+            PeerMsg::NewLeader { epoch, zxid } => {
+                w.i32(T_NEW_LEADER).i64(*epoch).i64(*zxid);
+            }
+            PeerMsg::AckNewLeader { zxid } => {
+                w.i32(T_ACK_NEW_LEADER).i64(*zxid);
+            }
+            PeerMsg::UpToDate { commit } => {
+                w.i32(T_UP_TO_DATE).i64(*commit);
+            }
+            PeerMsg::Proposal(f) => {
+                w.i32(T_PROPOSAL);
+                write_frame(&mut w, f);
+            }
+            PeerMsg::Ack { zxid } => {
+                w.i32(T_ACK).i64(*zxid);
+            }
+            PeerMsg::Commit { zxid } => {
+                w.i32(T_COMMIT).i64(*zxid);
+            }
+            PeerMsg::Request(f) => {
+                w.i32(T_REQUEST)
+                    .i64(f.session)
+                    .i32(f.cxid)
+                    .i32(f.opcode)
+                    .buffer(&f.body)
+                    .i32(f.auth.len() as i32);
+                for (s, id) in &f.auth {
+                    w.string(s).string(id);
+                }
+            }
+            PeerMsg::SyncDone {
+                session,
+                cxid,
+                zxid,
+            } => {
+                w.i32(T_SYNC_DONE).i64(*session).i32(*cxid).i64(*zxid);
+            }
+            PeerMsg::Ping { sessions } => {
+                w.i32(T_PING).i32(sessions.len() as i32);
+                for s in sessions {
+                    w.i64(*s);
+                }
+            }
+        }
+        w.buf
+    }
+
+    pub fn decode(buf: &[u8]) -> Result<PeerMsg> {
+        let mut r = Reader::new(buf);
+        let t = r.i32()?;
+        let m = match t {
+            T_VOTE => PeerMsg::Vote(Vote {
+                leader: r.i64()? as Sid,
+                zxid: r.i64()?,
+                peer_epoch: r.i64()?,
+                round: r.i64()?,
+                state: match r.i32()? {
+                    0 => PeerState::Looking,
+                    1 => PeerState::Following,
+                    2 => PeerState::Leading,
+                    3 => PeerState::Observing,
+                    other => return Err(JuteError::Invalid(format!("peer state {other}"))),
+                },
+            }),
+            T_FOLLOWER_INFO => PeerMsg::FollowerInfo {
+                accepted_epoch: r.i64()?,
+                last_zxid: r.i64()?,
+                observer: r.bool()?,
+            },
+            T_LEADER_INFO => PeerMsg::LeaderInfo { epoch: r.i64()? },
+            T_ACK_EPOCH => PeerMsg::AckEpoch {
+                current_epoch: r.i64()?,
+                last_zxid: r.i64()?,
+            },
+            T_SYNC => {
+                let mode = match r.i32()? {
+                    0 => SyncMode::Diff,
+                    1 => SyncMode::Trunc { zxid: r.i64()? },
+                    2 => SyncMode::Snap {
+                        zxid: r.i64()?,
+                        data: r.bytes()?,
+                    },
+                    other => return Err(JuteError::Invalid(format!("sync mode {other}"))),
+                };
+                let n = r.vec_len(20)?;
+                let mut frames = Vec::with_capacity(n);
+                for _ in 0..n {
+                    frames.push(read_frame(&mut r)?);
+                }
+                PeerMsg::Sync { mode, frames }
+            }
+            T_NEW_LEADER => PeerMsg::NewLeader {
+                epoch: r.i64()?,
+                zxid: r.i64()?,
+            },
+            T_ACK_NEW_LEADER => PeerMsg::AckNewLeader { zxid: r.i64()? },
+            T_UP_TO_DATE => PeerMsg::UpToDate { commit: r.i64()? },
+            T_PROPOSAL => PeerMsg::Proposal(read_frame(&mut r)?),
+            T_ACK => PeerMsg::Ack { zxid: r.i64()? },
+            T_COMMIT => PeerMsg::Commit { zxid: r.i64()? },
+            T_REQUEST => {
+                let session = r.i64()?;
+                let cxid = r.i32()?;
+                let opcode = r.i32()?;
+                let body = r.bytes()?;
+                let n = r.vec_len(8)?;
+                let mut auth = Vec::with_capacity(n);
+                for _ in 0..n {
+                    auth.push((r.string()?, r.string()?));
+                }
+                PeerMsg::Request(Forward {
+                    session,
+                    cxid,
+                    opcode,
+                    body,
+                    auth,
+                })
+            }
+            T_SYNC_DONE => PeerMsg::SyncDone {
+                session: r.i64()?,
+                cxid: r.i32()?,
+                zxid: r.i64()?,
+            },
+            T_PING => {
+                let n = r.vec_len(8)?;
+                let mut sessions = Vec::with_capacity(n);
+                for _ in 0..n {
+                    sessions.push(r.i64()?);
+                }
+                PeerMsg::Ping { sessions }
+            }
+            other => return Err(JuteError::Invalid(format!("peer message type {other}"))),
+        };
+        r.finish()?;
+        Ok(m)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_message_round_trips() {
+        let frame = LogFrame {
+            first: 5,
+            last: 7,
+            payload: std::sync::Arc::new(vec![1, 2, 3]),
+        };
+        let msgs = vec![
+            PeerMsg::Vote(Vote {
+                leader: 3,
+                zxid: 1 << 32 | 9,
+                peer_epoch: 1,
+                round: 4,
+                state: PeerState::Looking,
+            }),
+            PeerMsg::FollowerInfo {
+                accepted_epoch: 2,
+                last_zxid: 77,
+                observer: true,
+            },
+            PeerMsg::LeaderInfo { epoch: 3 },
+            PeerMsg::AckEpoch {
+                current_epoch: 2,
+                last_zxid: 9,
+            },
+            PeerMsg::Sync {
+                mode: SyncMode::Diff,
+                frames: vec![frame.clone()],
+            },
+            PeerMsg::Sync {
+                mode: SyncMode::Trunc { zxid: 4 },
+                frames: vec![],
+            },
+            PeerMsg::Sync {
+                mode: SyncMode::Snap {
+                    zxid: 4,
+                    data: vec![9; 10],
+                },
+                frames: vec![frame.clone(), frame.clone()],
+            },
+            PeerMsg::NewLeader { epoch: 3, zxid: 8 },
+            PeerMsg::AckNewLeader { zxid: 8 },
+            PeerMsg::UpToDate { commit: 8 },
+            PeerMsg::Proposal(frame),
+            PeerMsg::Ack { zxid: 8 },
+            PeerMsg::Commit { zxid: 8 },
+            PeerMsg::Request(Forward {
+                session: 0x100,
+                cxid: 3,
+                opcode: 5,
+                body: vec![0, 1],
+                auth: vec![("ip".into(), "127.0.0.1".into())],
+            }),
+            PeerMsg::SyncDone {
+                session: 1,
+                cxid: 2,
+                zxid: 3,
+            },
+            PeerMsg::Ping {
+                sessions: vec![1, 2, 3],
+            },
+        ];
+        for m in msgs {
+            let bytes = m.encode();
+            assert_eq!(PeerMsg::decode(&bytes).unwrap(), m, "{}", m.name());
+        }
+    }
+
+    #[test]
+    fn garbage_is_an_error_not_a_panic() {
+        assert!(PeerMsg::decode(&[0, 0, 0, 99]).is_err());
+        assert!(PeerMsg::decode(&[0, 0]).is_err());
+        assert!(PeerMsg::decode(&PeerMsg::Ack { zxid: 1 }.encode()[..6]).is_err());
+    }
+}

@@ -1,0 +1,716 @@
+//! The replica: one server of an ensemble. It owns the engine (committed state, client
+//! sessions), the frames of its log kept in memory, its epochs, and the protocol state
+//! of whichever role it holds: election (`election.rs`), following, or leading
+//! (`leader.rs`). See the module documentation of `zab` for the phases and contracts.
+
+use std::collections::VecDeque;
+use std::sync::Arc;
+
+use tracing::{info, warn};
+
+use super::election::Election;
+use super::leader::Leader;
+use super::*;
+use crate::txn;
+use crate::Engine;
+
+/// What a follower is waiting for from its leader.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum FollowPhase {
+    /// Sent `FollowerInfo`, waiting for `LeaderInfo`.
+    Discovery,
+    /// Acked the epoch, waiting for `Sync`/`NewLeader`.
+    Sync,
+    /// Got `NewLeader`; acks it once the synced log is durable, then waits `UpToDate`.
+    NewLeader { epoch: i64, acked: bool },
+    /// Broadcast: serving clients.
+    Broadcast,
+}
+
+#[derive(Debug)]
+struct Follower {
+    leader: Sid,
+    phase: FollowPhase,
+    last_heard: i64,
+    /// When discovery and synchronisation must be done by.
+    deadline: i64,
+    /// Highest durable zxid acked to the leader.
+    acked: i64,
+    next_info_resend: i64,
+}
+
+pub struct Replica {
+    pub(super) cfg: ReplicaConfig,
+    pub(super) engine: Engine,
+    pub(super) now_ms: i64,
+    pub(super) epochs: Epochs,
+    role: Role,
+    /// Frames in memory: everything after `base` (applied or not), in zxid order.
+    pub(super) log: VecDeque<LogFrame>,
+    pub(super) log_txns: usize,
+    /// The zxid just before the first frame in `log` (a snapshot's, or a purged frame's).
+    pub(super) base: i64,
+    pub(super) last_logged: i64,
+    pub(super) durable: i64,
+    pub(super) committed: i64,
+    election: Election,
+    follower: Option<Follower>,
+    pub(super) leader: Option<Leader>,
+    pub(super) out: Vec<ReplicaOutput>,
+    applied_log: Vec<(i64, u64)>,
+}
+
+impl Replica {
+    /// A replica restored from disk: `engine` holds the newest snapshot's state (or is
+    /// empty), `frames` are the log frames after that snapshot in zxid order, `epochs`
+    /// the persisted epochs. It starts `Looking`.
+    pub fn new(
+        cfg: ReplicaConfig,
+        mut engine: Engine,
+        epochs: Epochs,
+        frames: Vec<LogFrame>,
+        now_ms: i64,
+    ) -> Replica {
+        engine.set_replicated();
+        engine.step(crate::Input::Tick { now_ms });
+        let base = engine.last_zxid();
+        let mut log = VecDeque::new();
+        let mut last = base;
+        let mut txns = 0;
+        for f in frames {
+            if f.last <= last {
+                continue;
+            }
+            last = f.last;
+            txns += (f.last - f.first + 1).max(1) as usize;
+            log.push_back(f);
+        }
+        let mut r = Replica {
+            election: Election::new(&cfg),
+            cfg,
+            engine,
+            now_ms,
+            epochs,
+            role: Role::Looking,
+            log,
+            log_txns: txns,
+            base,
+            last_logged: last,
+            durable: last,
+            committed: base,
+            follower: None,
+            leader: None,
+            out: Vec::new(),
+            applied_log: Vec::new(),
+        };
+        r.look();
+        r
+    }
+
+    pub fn step(&mut self, input: ReplicaInput) {
+        match input {
+            ReplicaInput::Tick { now_ms } => {
+                self.now_ms = now_ms.max(self.now_ms);
+                self.engine.step(crate::Input::Tick {
+                    now_ms: self.now_ms,
+                });
+                self.tick();
+            }
+            ReplicaInput::Client(i) => self.engine.step(i),
+            ReplicaInput::Peer { from, msg } => self.peer(from, msg),
+            ReplicaInput::PeerDown { peer } => self.peer_down(peer),
+            ReplicaInput::Durable { zxid } => self.on_durable(zxid),
+        }
+        self.after_step();
+    }
+
+    /// Moves every output ready now into `out`, in the order they must be carried out.
+    pub fn drain(&mut self, out: &mut Vec<ReplicaOutput>) {
+        if let Some(l) = self.leader.as_mut() {
+            l.flush(
+                &mut self.log,
+                &mut self.log_txns,
+                &mut self.last_logged,
+                &mut self.out,
+            );
+        }
+        let mut eo = Vec::new();
+        self.engine.drain(&mut eo);
+        // Engine outputs first: they answer what was applied before this drain, and
+        // nothing the engine emits depends on the log outputs after it.
+        out.extend(eo.into_iter().map(ReplicaOutput::Client));
+        out.append(&mut self.out);
+    }
+
+    pub fn role(&self) -> Role {
+        self.role
+    }
+    pub fn epochs(&self) -> Epochs {
+        self.epochs
+    }
+    /// The last zxid in this server's log (durable or not).
+    pub fn last_logged_zxid(&self) -> i64 {
+        self.last_logged
+    }
+    /// The highest zxid this server knows to be committed.
+    pub fn committed_zxid(&self) -> i64 {
+        self.committed
+    }
+    /// The highest zxid applied to the tree (what reads see).
+    pub fn applied_zxid(&self) -> i64 {
+        self.engine.last_zxid()
+    }
+    pub fn engine(&self) -> &Engine {
+        &self.engine
+    }
+    pub fn engine_mut(&mut self) -> &mut Engine {
+        &mut self.engine
+    }
+    pub fn config(&self) -> &ReplicaConfig {
+        &self.cfg
+    }
+    /// The leader this server follows (itself when leading), if any.
+    pub fn leader_id(&self) -> Option<Sid> {
+        match self.role {
+            Role::Leading | Role::Establishing => Some(self.cfg.my_id),
+            Role::Following { leader } | Role::Syncing { leader } => Some(leader),
+            Role::Looking => None,
+        }
+    }
+    /// With `record_applied`: every transaction applied since the last call, as
+    /// (zxid, digest of its encoded record), in order.
+    pub fn take_applied(&mut self) -> Vec<(i64, u64)> {
+        std::mem::take(&mut self.applied_log)
+    }
+
+    // ------------------------------------------------------------------ roles
+
+    fn set_role(&mut self, role: Role) {
+        if self.role != role {
+            info!(
+                id = self.cfg.my_id,
+                "role {:?} -> {:?} (epochs {:?}, last zxid 0x{:x})",
+                self.role,
+                role,
+                self.epochs,
+                self.last_logged
+            );
+            self.role = role;
+            self.out.push(ReplicaOutput::Role {
+                role,
+                epoch: self.epochs.current,
+            });
+        }
+    }
+
+    /// Gives up any role and starts an election.
+    pub(super) fn look(&mut self) {
+        self.engine.set_serving(false);
+        self.leader = None;
+        self.follower = None;
+        self.set_role(Role::Looking);
+        let me = self.my_vote_key();
+        self.election
+            .start(&self.cfg, me, self.now_ms, &mut self.out);
+    }
+
+    fn my_vote_key(&self) -> (i64, i64) {
+        (self.epochs.current, self.last_logged)
+    }
+
+    fn decided(&mut self, leader: Sid) {
+        if leader == self.cfg.my_id {
+            self.set_role(Role::Establishing);
+            self.leader = Some(Leader::new(self));
+        } else {
+            let deadline = self.now_ms + self.cfg.init_limit * self.cfg.tick_ms;
+            self.follower = Some(Follower {
+                leader,
+                phase: FollowPhase::Discovery,
+                last_heard: self.now_ms,
+                deadline,
+                acked: 0,
+                next_info_resend: self.now_ms,
+            });
+            self.set_role(Role::Syncing { leader });
+            self.send_follower_info();
+        }
+    }
+
+    fn send_follower_info(&mut self) {
+        let Some(f) = self.follower.as_mut() else {
+            return;
+        };
+        f.next_info_resend = self.now_ms + self.cfg.tick_ms;
+        let to = f.leader;
+        self.out.push(ReplicaOutput::Peer {
+            to,
+            msg: PeerMsg::FollowerInfo {
+                accepted_epoch: self.epochs.accepted,
+                last_zxid: self.last_logged,
+                observer: self.cfg.is_observer(),
+            },
+        });
+    }
+
+    pub(super) fn set_role_leading(&mut self) {
+        self.set_role(Role::Leading);
+    }
+
+    pub(super) fn save_epochs(&mut self) {
+        self.out.push(ReplicaOutput::SaveEpochs(self.epochs));
+    }
+
+    // ------------------------------------------------------------------ inputs
+
+    fn tick(&mut self) {
+        let now = self.now_ms;
+        match self.role {
+            Role::Looking => {
+                let me = self.my_vote_key();
+                if let Some(l) = self.election.tick(&self.cfg, me, now, &mut self.out) {
+                    self.decided(l);
+                }
+            }
+            Role::Syncing { .. } | Role::Following { .. } => {
+                let limit = self.cfg.sync_limit * self.cfg.tick_ms;
+                let Some(f) = self.follower.as_ref() else {
+                    return self.look();
+                };
+                let give_up = match f.phase {
+                    FollowPhase::Broadcast => now - f.last_heard > limit,
+                    _ => now > f.deadline,
+                };
+                if give_up {
+                    warn!(
+                        id = self.cfg.my_id,
+                        leader = f.leader,
+                        "leader unheard or synchronisation too slow; electing again"
+                    );
+                    return self.look();
+                }
+                if f.phase == FollowPhase::Discovery && now >= f.next_info_resend {
+                    self.send_follower_info();
+                }
+            }
+            Role::Establishing | Role::Leading => {
+                if !Leader::tick(self) {
+                    self.look();
+                }
+            }
+        }
+    }
+
+    fn peer(&mut self, from: Sid, msg: PeerMsg) {
+        if let PeerMsg::Vote(v) = msg {
+            let me = self.my_vote_key();
+            let current = self.current_vote();
+            if let Some(l) =
+                self.election
+                    .on_vote(&self.cfg, from, v, me, current, self.now_ms, &mut self.out)
+            {
+                if self.role == Role::Looking {
+                    self.decided(l);
+                }
+            }
+            return;
+        }
+        match self.role {
+            Role::Looking => {}
+            Role::Establishing | Role::Leading => Leader::on_msg(self, from, msg),
+            Role::Syncing { leader } | Role::Following { leader } => {
+                if from == leader {
+                    self.follower_msg(msg);
+                }
+            }
+        }
+    }
+
+    /// The vote to tell a peer that asks while this server is not looking.
+    fn current_vote(&self) -> Option<Vote> {
+        let (leader, state) = match self.role {
+            Role::Looking => return None,
+            Role::Establishing | Role::Leading => (self.cfg.my_id, PeerState::Leading),
+            Role::Syncing { leader } | Role::Following { leader } => (
+                leader,
+                if self.cfg.is_observer() {
+                    PeerState::Observing
+                } else {
+                    PeerState::Following
+                },
+            ),
+        };
+        Some(Vote {
+            leader,
+            zxid: self.last_logged,
+            peer_epoch: self.epochs.current,
+            round: self.election.round(),
+            state,
+        })
+    }
+
+    fn peer_down(&mut self, peer: Sid) {
+        match self.role {
+            Role::Syncing { leader } | Role::Following { leader } if leader == peer => {
+                warn!(id = self.cfg.my_id, leader, "lost the link to the leader");
+                self.look();
+            }
+            Role::Establishing | Role::Leading => Leader::on_peer_down(self, peer),
+            _ => {}
+        }
+    }
+
+    fn on_durable(&mut self, zxid: i64) {
+        let z = zxid.min(self.last_logged);
+        if z <= self.durable {
+            return;
+        }
+        self.durable = z;
+        match self.role {
+            Role::Establishing | Role::Leading => Leader::on_self_durable(self),
+            Role::Syncing { .. } | Role::Following { .. } => self.follower_durable(),
+            Role::Looking => {}
+        }
+    }
+
+    /// Hands the engine's requests to the leader, after every input.
+    fn after_step(&mut self) {
+        let fwds = self.engine.take_forwards();
+        if fwds.is_empty() {
+            return;
+        }
+        match self.role {
+            Role::Leading => {
+                for f in fwds {
+                    Leader::propose(self, None, f);
+                }
+            }
+            Role::Following { leader } => {
+                for f in fwds {
+                    self.out.push(ReplicaOutput::Peer {
+                        to: leader,
+                        msg: PeerMsg::Request(f),
+                    });
+                }
+            }
+            _ => {}
+        }
+    }
+
+    // ------------------------------------------------------------------ following
+
+    fn follower_msg(&mut self, msg: PeerMsg) {
+        let now = self.now_ms;
+        let Some(f) = self.follower.as_mut() else {
+            return;
+        };
+        f.last_heard = now;
+        let leader = f.leader;
+        let phase = f.phase;
+        match msg {
+            PeerMsg::LeaderInfo { epoch } => {
+                if phase != FollowPhase::Discovery && phase != FollowPhase::Sync {
+                    return;
+                }
+                if epoch < self.epochs.accepted {
+                    warn!(
+                        id = self.cfg.my_id,
+                        "leader {leader} proposes epoch {epoch}, below our accepted epoch {}",
+                        self.epochs.accepted
+                    );
+                    return self.look();
+                }
+                if epoch > self.epochs.accepted {
+                    self.epochs.accepted = epoch;
+                    self.save_epochs();
+                }
+                if let Some(f) = self.follower.as_mut() {
+                    f.phase = FollowPhase::Sync;
+                }
+                self.out.push(ReplicaOutput::Peer {
+                    to: leader,
+                    msg: PeerMsg::AckEpoch {
+                        current_epoch: self.epochs.current,
+                        last_zxid: self.last_logged,
+                    },
+                });
+            }
+            PeerMsg::Sync { mode, frames } => {
+                if phase != FollowPhase::Sync {
+                    return self.look();
+                }
+                if !self.apply_sync(mode) {
+                    return self.look();
+                }
+                for fr in frames {
+                    if !self.append(fr) {
+                        return self.look();
+                    }
+                }
+            }
+            PeerMsg::NewLeader { epoch, .. } => {
+                if phase != FollowPhase::Sync {
+                    return self.look();
+                }
+                if let Some(f) = self.follower.as_mut() {
+                    f.phase = FollowPhase::NewLeader {
+                        epoch,
+                        acked: false,
+                    };
+                }
+                self.follower_durable();
+            }
+            PeerMsg::UpToDate { commit } => {
+                if !matches!(phase, FollowPhase::NewLeader { acked: true, .. }) {
+                    return self.look();
+                }
+                if let Some(f) = self.follower.as_mut() {
+                    f.phase = FollowPhase::Broadcast;
+                }
+                self.committed = self.committed.max(commit);
+                self.apply_through(self.committed);
+                self.set_role(Role::Following { leader });
+                self.engine.set_serving(true);
+            }
+            PeerMsg::Proposal(fr) => {
+                if !matches!(
+                    phase,
+                    FollowPhase::NewLeader { .. } | FollowPhase::Broadcast
+                ) {
+                    return self.look();
+                }
+                if !self.append(fr) {
+                    return self.look();
+                }
+            }
+            PeerMsg::Commit { zxid } => {
+                if zxid > self.last_logged {
+                    warn!(
+                        id = self.cfg.my_id,
+                        "commit of 0x{zxid:x} beyond our log (0x{:x}); resynchronising",
+                        self.last_logged
+                    );
+                    return self.look();
+                }
+                self.committed = self.committed.max(zxid);
+                if phase == FollowPhase::Broadcast {
+                    self.apply_through(self.committed);
+                }
+            }
+            PeerMsg::SyncDone { session, cxid, .. } => {
+                self.engine.sync_done(session, cxid);
+            }
+            PeerMsg::Ping { .. } => {
+                let sessions = self.engine.take_touched();
+                self.out.push(ReplicaOutput::Peer {
+                    to: leader,
+                    msg: PeerMsg::Ping { sessions },
+                });
+            }
+            other => {
+                warn!(
+                    id = self.cfg.my_id,
+                    "unexpected {} from leader {leader}; ignored",
+                    other.name()
+                );
+            }
+        }
+    }
+
+    /// Carries out the leader's synchronisation mode. False: cannot (resynchronise).
+    fn apply_sync(&mut self, mode: SyncMode) -> bool {
+        match mode {
+            SyncMode::Diff => true,
+            SyncMode::Trunc { zxid } => {
+                if zxid < self.engine.last_zxid() {
+                    warn!(
+                        id = self.cfg.my_id,
+                        "told to truncate to 0x{zxid:x} below what we applied (0x{:x})",
+                        self.engine.last_zxid()
+                    );
+                    return false;
+                }
+                while let Some(b) = self.log.back() {
+                    if b.first > zxid {
+                        self.log_txns -= frame_txns(b);
+                        self.log.pop_back();
+                    } else if b.last > zxid {
+                        warn!(
+                            id = self.cfg.my_id,
+                            "truncation point 0x{zxid:x} splits a frame"
+                        );
+                        return false;
+                    } else {
+                        break;
+                    }
+                }
+                self.last_logged = self.log.back().map_or(self.base, |b| b.last);
+                self.durable = self.durable.min(self.last_logged);
+                self.out.push(ReplicaOutput::TruncateLog { after: zxid });
+                true
+            }
+            SyncMode::Snap { zxid, data } => {
+                let snap = match keel_wal::SnapshotData::from_bytes(&data) {
+                    Ok(s) => s,
+                    Err(e) => {
+                        warn!(id = self.cfg.my_id, "leader's snapshot refused: {e}");
+                        return false;
+                    }
+                };
+                if snap.last_zxid as i64 != zxid {
+                    return false;
+                }
+                self.engine.load_snapshot(&snap);
+                self.log.clear();
+                self.log_txns = 0;
+                self.base = zxid;
+                self.last_logged = zxid;
+                self.durable = zxid;
+                self.committed = zxid;
+                self.out.push(ReplicaOutput::InstallSnapshot { data: snap });
+                true
+            }
+        }
+    }
+
+    /// Appends a frame the leader sent. False when it does not follow our log.
+    fn append(&mut self, fr: LogFrame) -> bool {
+        if fr.last <= self.last_logged {
+            return true; // a duplicate
+        }
+        let epoch_start = (fr.first >> 32) << 32 | 1;
+        let follows = fr.first == self.last_logged + 1
+            || (fr.first == epoch_start && (self.last_logged >> 32) < (fr.first >> 32));
+        if !follows || fr.first > fr.last {
+            warn!(
+                id = self.cfg.my_id,
+                "frame 0x{:x}..0x{:x} does not follow our log (last 0x{:x}); resynchronising",
+                fr.first,
+                fr.last,
+                self.last_logged
+            );
+            return false;
+        }
+        self.last_logged = fr.last;
+        self.log_txns += frame_txns(&fr);
+        self.out.push(ReplicaOutput::Persist(fr.clone()));
+        self.log.push_back(fr);
+        true
+    }
+
+    fn follower_durable(&mut self) {
+        let Some(f) = self.follower.as_mut() else {
+            return;
+        };
+        match f.phase {
+            FollowPhase::NewLeader {
+                epoch,
+                acked: false,
+            } if self.durable >= self.last_logged => {
+                f.phase = FollowPhase::NewLeader { epoch, acked: true };
+                f.acked = self.durable;
+                let leader = f.leader;
+                if epoch > self.epochs.current {
+                    self.epochs.current = epoch;
+                    self.epochs.accepted = self.epochs.accepted.max(epoch);
+                    self.save_epochs();
+                }
+                self.out.push(ReplicaOutput::Peer {
+                    to: leader,
+                    msg: PeerMsg::AckNewLeader { zxid: self.durable },
+                });
+            }
+            FollowPhase::NewLeader { acked: true, .. } | FollowPhase::Broadcast
+                if self.durable > f.acked && !self.cfg.is_observer() =>
+            {
+                f.acked = self.durable;
+                let leader = f.leader;
+                self.out.push(ReplicaOutput::Peer {
+                    to: leader,
+                    msg: PeerMsg::Ack { zxid: self.durable },
+                });
+            }
+            _ => {}
+        }
+    }
+
+    // ------------------------------------------------------------------ the log
+
+    /// Applies every logged transaction through `zxid` not applied yet, in order.
+    pub(super) fn apply_through(&mut self, zxid: i64) {
+        let target = zxid.min(self.last_logged);
+        let mut applied = self.engine.last_zxid();
+        if target <= applied {
+            return;
+        }
+        for fr in self.log.iter() {
+            if fr.last <= applied {
+                continue;
+            }
+            if fr.first > target {
+                break;
+            }
+            let recs = match txn::decode_batch(&fr.payload) {
+                Ok(r) => r,
+                Err(e) => {
+                    // The frame passed the log's CRC (or came from the leader's own
+                    // encoder): undecodable means a bug, and applying around it would
+                    // fork the state. Fail-stop.
+                    panic!(
+                        "log frame 0x{:x}..0x{:x} does not decode: {e}",
+                        fr.first, fr.last
+                    );
+                }
+            };
+            for rec in &recs {
+                if rec.zxid <= applied || rec.zxid > target {
+                    continue;
+                }
+                self.engine.apply_committed(rec);
+                applied = rec.zxid;
+                if self.cfg.record_applied {
+                    let bytes = txn::encode_batch(std::slice::from_ref(rec));
+                    self.applied_log.push((rec.zxid, fnv1a(&bytes)));
+                }
+            }
+        }
+        self.trim_log();
+    }
+
+    /// Forgets applied frames beyond the in-memory history budget.
+    fn trim_log(&mut self) {
+        let applied = self.engine.last_zxid();
+        while self.log_txns > self.cfg.history_txns {
+            match self.log.front() {
+                Some(f) if f.last <= applied => {
+                    self.log_txns -= frame_txns(f);
+                    self.base = f.last;
+                    self.log.pop_front();
+                }
+                _ => break,
+            }
+        }
+    }
+}
+
+pub(super) fn frame_txns(f: &LogFrame) -> usize {
+    // Within a frame zxids are consecutive.
+    (f.last - f.first + 1).max(1) as usize
+}
+
+fn fnv1a(b: &[u8]) -> u64 {
+    let mut h: u64 = 0xcbf29ce484222325;
+    for x in b {
+        h ^= *x as u64;
+        h = h.wrapping_mul(0x100000001b3);
+    }
+    h
+}
+
+pub(super) fn new_frame(first: i64, last: i64, payload: Vec<u8>) -> LogFrame {
+    LogFrame {
+        first,
+        last,
+        payload: Arc::new(payload),
+    }
+}

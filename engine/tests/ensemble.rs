@@ -1,0 +1,413 @@
+//! A small ensemble on a perfect in-memory network with disks that are durable at
+//! once: the protocol's happy paths (election, sync, broadcast, forwarding, leader
+//! failover, a restarted member catching up). Faults are the simulator's job
+//! (`keel-sim`).
+
+use std::collections::{BTreeMap, VecDeque};
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+
+use keel_engine::jute::{Reader, Writer};
+use keel_engine::proto::{op, write_acls, Acl, ConnectRequest};
+use keel_engine::zab::{
+    Epochs, LogFrame, PeerMsg, Replica, ReplicaConfig, ReplicaInput, ReplicaOutput, Role, Sid,
+};
+use keel_engine::{Engine, EngineConfig, Input, Output};
+
+const LOCAL: SocketAddr = SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), 40000);
+const TICK: i64 = 100;
+
+#[derive(Default)]
+struct Disk {
+    frames: Vec<LogFrame>,
+    epochs: Epochs,
+    snapshot: Option<keel_wal::SnapshotData>,
+}
+
+struct Node {
+    r: Option<Replica>,
+    disk: Disk,
+    replies: Vec<(u64, Vec<u8>)>,
+}
+
+struct Cluster {
+    nodes: BTreeMap<Sid, Node>,
+    net: VecDeque<(Sid, Sid, PeerMsg)>,
+    now: i64,
+    ids: Vec<Sid>,
+}
+
+fn engine(id: Sid, now: i64) -> Engine {
+    Engine::new(
+        EngineConfig {
+            server_id: id as i64,
+            tick_ms: TICK as i32,
+            min_session_timeout_ms: 2000,
+            max_session_timeout_ms: 20000,
+            ..Default::default()
+        },
+        now,
+    )
+}
+
+impl Cluster {
+    fn new(n: u64) -> Cluster {
+        let ids: Vec<Sid> = (1..=n).collect();
+        let mut c = Cluster {
+            nodes: BTreeMap::new(),
+            net: VecDeque::new(),
+            now: 1_000_000,
+            ids: ids.clone(),
+        };
+        for id in ids {
+            c.nodes.insert(
+                id,
+                Node {
+                    r: None,
+                    disk: Disk::default(),
+                    replies: vec![],
+                },
+            );
+            c.start(id);
+        }
+        c
+    }
+
+    fn cfg(&self, id: Sid) -> ReplicaConfig {
+        let mut cfg = ReplicaConfig::new(id, self.ids.clone());
+        cfg.tick_ms = TICK;
+        cfg.history_txns = 20;
+        cfg.record_applied = true;
+        cfg
+    }
+
+    fn start(&mut self, id: Sid) {
+        let cfg = self.cfg(id);
+        let now = self.now;
+        let n = self.nodes.get_mut(&id).unwrap();
+        let mut e = engine(id, now);
+        if let Some(s) = &n.disk.snapshot {
+            e.load_snapshot(s);
+        }
+        let base = e.last_zxid();
+        let frames = n
+            .disk
+            .frames
+            .iter()
+            .filter(|f| f.first > base)
+            .cloned()
+            .collect();
+        n.r = Some(Replica::new(cfg, e, n.disk.epochs, frames, now));
+        self.drain(id);
+    }
+
+    fn crash(&mut self, id: Sid) {
+        self.nodes.get_mut(&id).unwrap().r = None;
+        self.net.retain(|(f, t, _)| *f != id && *t != id);
+        for other in self.ids.clone() {
+            if other != id {
+                self.input(other, ReplicaInput::PeerDown { peer: id });
+            }
+        }
+    }
+
+    fn input(&mut self, id: Sid, i: ReplicaInput) {
+        let Some(r) = self.nodes.get_mut(&id).unwrap().r.as_mut() else {
+            return;
+        };
+        r.step(i);
+        self.drain(id);
+    }
+
+    fn drain(&mut self, id: Sid) {
+        let mut out = Vec::new();
+        let n = self.nodes.get_mut(&id).unwrap();
+        let Some(r) = n.r.as_mut() else { return };
+        r.drain(&mut out);
+        let mut durable = None;
+        for o in out {
+            match o {
+                ReplicaOutput::Peer { to, msg } => self.net.push_back((id, to, msg)),
+                ReplicaOutput::Persist(f) => {
+                    durable = Some(f.last);
+                    n.disk.frames.push(f);
+                }
+                ReplicaOutput::TruncateLog { after } => n.disk.frames.retain(|f| f.first <= after),
+                ReplicaOutput::InstallSnapshot { data } => {
+                    n.disk.snapshot = Some(data);
+                    n.disk.frames.clear();
+                }
+                ReplicaOutput::SaveEpochs(e) => n.disk.epochs = e,
+                ReplicaOutput::Client(Output::Send { conn, frame }) => {
+                    n.replies.push((conn, frame))
+                }
+                ReplicaOutput::Client(Output::Close { .. }) => {}
+                ReplicaOutput::Client(Output::Persist { .. }) => {
+                    panic!("engine persisted directly")
+                }
+                ReplicaOutput::Role { .. } => {}
+            }
+        }
+        if let Some(z) = durable {
+            self.input(id, ReplicaInput::Durable { zxid: z });
+        }
+    }
+
+    /// Delivers messages and advances time by `ms` in ticks.
+    fn run(&mut self, ms: i64) {
+        let end = self.now + ms;
+        while self.now < end {
+            while let Some((from, to, msg)) = self.net.pop_front() {
+                if self.nodes[&to].r.is_some() {
+                    self.input(to, ReplicaInput::Peer { from, msg });
+                }
+            }
+            self.now += 10;
+            for id in self.ids.clone() {
+                let now = self.now;
+                self.input(id, ReplicaInput::Tick { now_ms: now });
+            }
+        }
+    }
+
+    fn run_until(&mut self, what: &str, mut f: impl FnMut(&Cluster) -> bool) {
+        for _ in 0..2000 {
+            if f(self) {
+                return;
+            }
+            self.run(10);
+        }
+        panic!("timed out waiting for {what}");
+    }
+
+    fn leader(&self) -> Option<Sid> {
+        self.nodes
+            .iter()
+            .find(|(_, n)| n.r.as_ref().is_some_and(|r| r.role() == Role::Leading))
+            .map(|(id, _)| *id)
+    }
+
+    fn serving(&self) -> usize {
+        self.nodes
+            .values()
+            .filter(|n| n.r.as_ref().is_some_and(|r| r.role().is_serving()))
+            .count()
+    }
+
+    fn replica(&self, id: Sid) -> &Replica {
+        self.nodes[&id].r.as_ref().unwrap()
+    }
+
+    fn connect(&mut self, id: Sid, conn: u64) -> i64 {
+        let req = ConnectRequest {
+            protocol_version: 0,
+            last_zxid_seen: 0,
+            timeout_ms: 6000,
+            session_id: 0,
+            password: vec![0; 16],
+            read_only: false,
+            has_read_only: false,
+        };
+        self.input(
+            id,
+            ReplicaInput::Client(Input::Connect {
+                conn,
+                peer: LOCAL,
+                req,
+            }),
+        );
+        self.run_until("a connect response", |c| {
+            c.nodes[&id].replies.iter().any(|(c2, _)| *c2 == conn)
+        });
+        let n = self.nodes.get_mut(&id).unwrap();
+        let i = n.replies.iter().position(|(c, _)| *c == conn).unwrap();
+        let (_, frame) = n.replies.remove(i);
+        let mut r = Reader::new(&frame[4..]);
+        r.i32().unwrap();
+        r.i32().unwrap();
+        r.i64().unwrap()
+    }
+
+    /// Sends a request and waits for its reply: (zxid, err, body).
+    fn call(
+        &mut self,
+        id: Sid,
+        conn: u64,
+        xid: i32,
+        opcode: i32,
+        body: Writer,
+    ) -> (i64, i32, Vec<u8>) {
+        self.input(
+            id,
+            ReplicaInput::Client(Input::Request {
+                conn,
+                xid,
+                op: opcode,
+                body: body.buf,
+            }),
+        );
+        let mut got = None;
+        self.run_until("a reply", |c| {
+            c.nodes[&id]
+                .replies
+                .iter()
+                .any(|(c2, f)| *c2 == conn && f[4..8] == xid.to_be_bytes())
+        });
+        let n = self.nodes.get_mut(&id).unwrap();
+        let i = n
+            .replies
+            .iter()
+            .position(|(c, f)| *c == conn && f[4..8] == xid.to_be_bytes())
+            .unwrap();
+        let (_, frame) = n.replies.remove(i);
+        let mut r = Reader::new(&frame[4..]);
+        r.i32().unwrap();
+        let zxid = r.i64().unwrap();
+        let err = r.i32().unwrap();
+        got.get_or_insert((zxid, err, frame[20..].to_vec()));
+        got.unwrap()
+    }
+}
+
+fn create(path: &str, data: &[u8]) -> Writer {
+    let mut w = Writer::new();
+    w.string(path).buffer(data);
+    write_acls(&mut w, &Acl::world_all());
+    w.i32(0);
+    w
+}
+
+fn get(path: &str) -> Writer {
+    let mut w = Writer::new();
+    w.string(path).bool(false);
+    w
+}
+
+fn data_of(body: &[u8]) -> Vec<u8> {
+    Reader::new(body).bytes().unwrap()
+}
+
+#[test]
+fn three_servers_elect_one_leader_and_replicate_writes() {
+    let mut c = Cluster::new(3);
+    c.run_until("a leader and two followers serving", |c| c.serving() == 3);
+    let leader = c.leader().unwrap();
+    let follower = c.ids.iter().copied().find(|i| *i != leader).unwrap();
+    c.connect(follower, 1);
+    let (z, err, _) = c.call(follower, 1, 1, op::CREATE, create("/a", b"one"));
+    assert_eq!(err, 0);
+    assert!(z >> 32 >= 1, "zxid 0x{z:x} carries the epoch");
+    // Read your write on the same server, then on every other one after a sync.
+    let (_, err, body) = c.call(follower, 1, 2, op::GET_DATA, get("/a"));
+    assert_eq!((err, data_of(&body)), (0, b"one".to_vec()));
+    c.run(200);
+    for id in c.ids.clone() {
+        let r = c.replica(id);
+        assert_eq!(r.applied_zxid(), z, "server {id} applied the write");
+        assert_eq!(
+            r.engine().tree().get("/a").unwrap().data.as_deref(),
+            Some(&b"one"[..])
+        );
+    }
+}
+
+#[test]
+fn the_leader_dies_a_new_one_is_elected_and_nothing_acknowledged_is_lost() {
+    let mut c = Cluster::new(3);
+    c.run_until("all serving", |c| c.serving() == 3);
+    let old = c.leader().unwrap();
+    let f = c.ids.iter().copied().find(|i| *i != old).unwrap();
+    c.connect(f, 1);
+    for i in 0..30 {
+        let (_, err, _) = c.call(f, 1, i + 1, op::CREATE, create(&format!("/n{i}"), b"x"));
+        assert_eq!(err, 0);
+    }
+    c.crash(old);
+    c.run_until("a new leader", |c| {
+        c.leader().is_some_and(|l| l != old) && c.serving() == 2
+    });
+    let g = c.ids.iter().copied().find(|i| *i != old).unwrap();
+    c.connect(g, 2);
+    let (z, err, _) = c.call(g, 2, 1, op::CREATE, create("/after", b"y"));
+    assert_eq!(err, 0);
+    assert!(z >> 32 >= 2, "a new epoch: 0x{z:x}");
+    for i in 0..30 {
+        assert!(c
+            .replica(g)
+            .engine()
+            .tree()
+            .get(&format!("/n{i}"))
+            .is_some());
+    }
+    // The old leader comes back, synchronises (its history is a prefix) and serves.
+    c.start(old);
+    c.run_until("three serving", |c| c.serving() == 3);
+    c.run(300);
+    assert!(c.replica(old).engine().tree().get("/after").is_some());
+    assert_eq!(c.replica(old).applied_zxid(), c.replica(g).applied_zxid());
+}
+
+#[test]
+fn a_member_far_behind_gets_a_snapshot_and_one_ahead_is_truncated() {
+    let mut c = Cluster::new(3);
+    c.run_until("all serving", |c| c.serving() == 3);
+    let leader = c.leader().unwrap();
+    let lagger = c.ids.iter().copied().find(|i| *i != leader).unwrap();
+    c.crash(lagger);
+    c.connect(leader, 1);
+    for i in 0..60 {
+        let (_, err, _) = c.call(
+            leader,
+            1,
+            i + 1,
+            op::CREATE,
+            create(&format!("/s{i}"), b"x"),
+        );
+        assert_eq!(err, 0);
+    }
+    c.start(lagger);
+    c.run_until("three serving", |c| c.serving() == 3);
+    c.run(300);
+    assert_eq!(
+        c.replica(lagger).applied_zxid(),
+        c.replica(leader).applied_zxid()
+    );
+    assert!(
+        c.nodes[&lagger].disk.snapshot.is_some(),
+        "history of 20 txns forces a SNAP"
+    );
+    assert_eq!(
+        c.replica(lagger).engine().tree().len(),
+        c.replica(leader).engine().tree().len()
+    );
+}
+
+#[test]
+fn all_servers_restart_at_once_and_keep_every_acknowledged_write() {
+    let mut c = Cluster::new(3);
+    c.run_until("all serving", |c| c.serving() == 3);
+    let l = c.leader().unwrap();
+    c.connect(l, 1);
+    let mut last = 0;
+    for i in 0..10 {
+        let (z, err, _) = c.call(l, 1, i + 1, op::CREATE, create(&format!("/r{i}"), b"x"));
+        assert_eq!(err, 0);
+        last = z;
+    }
+    for id in c.ids.clone() {
+        c.crash(id);
+    }
+    for id in c.ids.clone() {
+        c.start(id);
+    }
+    c.run_until("all serving again", |c| c.serving() == 3);
+    let l = c.leader().unwrap();
+    assert!(c.replica(l).applied_zxid() >= last);
+    for i in 0..10 {
+        assert!(c
+            .replica(l)
+            .engine()
+            .tree()
+            .get(&format!("/r{i}"))
+            .is_some());
+    }
+}
