@@ -411,3 +411,29 @@ fn all_servers_restart_at_once_and_keep_every_acknowledged_write() {
             .is_some());
     }
 }
+
+#[test]
+fn a_single_voter_ensemble_leads_alone() {
+    let mut c = Cluster::new(1);
+    c.run_until("serving", |c| c.serving() == 1);
+    c.connect(1, 1);
+    let (_, err, _) = c.call(1, 1, 1, op::CREATE, create("/solo", b"x"));
+    assert_eq!(err, 0);
+}
+
+#[test]
+fn five_servers_survive_two_failures() {
+    let mut c = Cluster::new(5);
+    c.run_until("all serving", |c| c.serving() == 5);
+    let l = c.leader().unwrap();
+    let others: Vec<Sid> = c.ids.iter().copied().filter(|i| *i != l).collect();
+    c.crash(l);
+    c.crash(others[0]);
+    c.run_until("three serving", |c| {
+        c.serving() == 3 && c.leader().is_some()
+    });
+    let g = others[1];
+    c.connect(g, 1);
+    let (_, err, _) = c.call(g, 1, 1, op::CREATE, create("/five", b"x"));
+    assert_eq!(err, 0);
+}

@@ -104,6 +104,9 @@ impl Election {
         if now >= self.next_broadcast {
             self.broadcast(cfg, now, out);
         }
+        if self.decide_at.is_none() && self.agreed(cfg) {
+            self.decide_at = Some(now + Self::finalize_wait(cfg));
+        }
         match self.decide_at {
             Some(t) if now >= t && self.agreed(cfg) => self.vote.map(|v| v.leader),
             _ => None,

@@ -103,7 +103,7 @@ impl Leader {
     }
 
     /// Moves through the establishment phases as far as the quorum allows.
-    fn progress(r: &mut Replica) {
+    pub fn progress(r: &mut Replica) {
         let Some(l) = r.leader.as_mut() else { return };
         if l.phase == Phase::Discovery {
             if Self::count_voters(r, r.leader.as_ref().unwrap(), Stage::Info) < r.cfg.quorum() {

@@ -222,6 +222,8 @@ impl Replica {
         if leader == self.cfg.my_id {
             self.set_role(Role::Establishing);
             self.leader = Some(Leader::new(self));
+            // A one-voter ensemble needs no one else to establish its epoch.
+            Leader::progress(self);
         } else {
             let deadline = self.now_ms + self.cfg.init_limit * self.cfg.tick_ms;
             self.follower = Some(Follower {
