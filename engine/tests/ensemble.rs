@@ -34,6 +34,7 @@ struct Cluster {
     net: VecDeque<(Sid, Sid, PeerMsg)>,
     now: i64,
     ids: Vec<Sid>,
+    observers: Vec<Sid>,
 }
 
 fn engine(id: Sid, now: i64) -> Engine {
@@ -51,12 +52,18 @@ fn engine(id: Sid, now: i64) -> Engine {
 
 impl Cluster {
     fn new(n: u64) -> Cluster {
-        let ids: Vec<Sid> = (1..=n).collect();
+        Cluster::with_observers(n, 0)
+    }
+
+    /// `n` voters (ids 1..=n) and `o` observers (the ids after them).
+    fn with_observers(n: u64, o: u64) -> Cluster {
+        let ids: Vec<Sid> = (1..=n + o).collect();
         let mut c = Cluster {
             nodes: BTreeMap::new(),
             net: VecDeque::new(),
             now: 1_000_000,
             ids: ids.clone(),
+            observers: (n + 1..=n + o).collect(),
         };
         for id in ids {
             c.nodes.insert(
@@ -73,7 +80,14 @@ impl Cluster {
     }
 
     fn cfg(&self, id: Sid) -> ReplicaConfig {
-        let mut cfg = ReplicaConfig::new(id, self.ids.clone());
+        let voters = self
+            .ids
+            .iter()
+            .copied()
+            .filter(|i| !self.observers.contains(i))
+            .collect();
+        let mut cfg = ReplicaConfig::new(id, voters);
+        cfg.observers = self.observers.clone();
         cfg.tick_ms = TICK;
         cfg.history_txns = 20;
         cfg.record_applied = true;
@@ -156,7 +170,13 @@ impl Cluster {
     fn run(&mut self, ms: i64) {
         let end = self.now + ms;
         while self.now < end {
+            let mut delivered = 0;
             while let Some((from, to, msg)) = self.net.pop_front() {
+                delivered += 1;
+                assert!(
+                    delivered < 100_000,
+                    "message storm: servers echo each other forever"
+                );
                 if self.nodes[&to].r.is_some() {
                     self.input(to, ReplicaInput::Peer { from, msg });
                 }
@@ -436,4 +456,27 @@ fn five_servers_survive_two_failures() {
     c.connect(g, 1);
     let (_, err, _) = c.call(g, 1, 1, op::CREATE, create("/five", b"x"));
     assert_eq!(err, 0);
+}
+
+#[test]
+fn observers_serve_but_do_not_vote() {
+    let mut c = Cluster::with_observers(3, 2);
+    c.run_until("all five serving", |c| c.serving() == 5);
+    let l = c.leader().unwrap();
+    assert!(l <= 3, "an observer never leads");
+    c.connect(5, 1);
+    let (z, err, _) = c.call(5, 1, 1, op::CREATE, create("/obs", b"x"));
+    assert_eq!(err, 0);
+    c.run(100);
+    assert!(c.replica(4).applied_zxid() >= z);
+    // Two voters down: the observers cannot make a quorum, so no one serves writes.
+    let voters: Vec<Sid> = (1..=3).filter(|i| *i != l).collect();
+    c.crash(voters[0]);
+    c.crash(voters[1]);
+    c.run(3000);
+    assert_eq!(
+        c.serving(),
+        0,
+        "a leader without a quorum of voters steps down"
+    );
 }

@@ -153,10 +153,19 @@ impl Election {
         if v.state == PeerState::Looking {
             let mine = self.vote?;
             if !voter || v.round < self.round {
-                out.push(ReplicaOutput::Peer {
-                    to: from,
-                    msg: PeerMsg::Vote(mine),
-                });
+                // Tell a non-voter or a voter in an older round what we think. An
+                // observer never answers, so two observers cannot echo forever.
+                if !cfg.is_observer() {
+                    out.push(ReplicaOutput::Peer {
+                        to: from,
+                        msg: PeerMsg::Vote(mine),
+                    });
+                }
+                if !voter {
+                    return None;
+                }
+            }
+            if v.round < self.round {
                 return None;
             }
             let mut changed = false;
