@@ -742,8 +742,13 @@ impl Engine {
         self.counters.packets_received += 1;
         let addr = peer.ip();
         if self.repl.as_ref().is_some_and(|_| !self.is_serving()) {
-            // As ZooKeeper: a server that is not in broadcast refuses clients.
-            self.emit(Output::Close { conn });
+            // As ZooKeeper: a server that is not in broadcast refuses clients, unless
+            // it is in read-only mode and the client accepts that.
+            if self.is_read_only() && req.read_only {
+                self.ro_connect(conn, peer, req);
+            } else {
+                self.emit(Output::Close { conn });
+            }
             return;
         }
         if req.last_zxid_seen > self.last_zxid {
@@ -892,6 +897,9 @@ impl Engine {
         let session = c.session;
         self.sessions.touch(session, self.now_ms);
         if self.repl_queue(conn, session, xid, opcode, body) {
+            return;
+        }
+        if self.is_read_only() && self.ro_refuse(conn, session, xid, opcode) {
             return;
         }
         if !proto::is_client_op(opcode) {
@@ -1338,10 +1346,22 @@ fn is_multi_read_op(r: &Request) -> bool {
 }
 
 fn connect_response(timeout: i32, session: i64, password: &[u8], with_read_only: bool) -> Vec<u8> {
+    connect_response_ro(timeout, session, password, with_read_only, false)
+}
+
+/// The connect response; `read_only` is ZooKeeper's `ConnectedReadOnly` flag, sent
+/// only to clients whose request carried the field.
+fn connect_response_ro(
+    timeout: i32,
+    session: i64,
+    password: &[u8],
+    with_read_only: bool,
+    read_only: bool,
+) -> Vec<u8> {
     let mut w = Writer::framed();
     w.i32(0).i32(timeout).i64(session).buffer(password);
     if with_read_only {
-        w.bool(false);
+        w.bool(read_only);
     }
     w.finish_frame()
 }

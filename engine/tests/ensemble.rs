@@ -35,6 +35,7 @@ struct Cluster {
     now: i64,
     ids: Vec<Sid>,
     observers: Vec<Sid>,
+    read_only: bool,
 }
 
 fn engine(id: Sid, now: i64) -> Engine {
@@ -64,6 +65,7 @@ impl Cluster {
             now: 1_000_000,
             ids: ids.clone(),
             observers: (n + 1..=n + o).collect(),
+            read_only: false,
         };
         for id in ids {
             c.nodes.insert(
@@ -91,6 +93,7 @@ impl Cluster {
         cfg.tick_ms = TICK;
         cfg.history_txns = 20;
         cfg.record_applied = true;
+        cfg.read_only_mode = self.read_only;
         cfg
     }
 
@@ -479,4 +482,78 @@ fn observers_serve_but_do_not_vote() {
         0,
         "a leader without a quorum of voters steps down"
     );
+}
+
+#[test]
+fn a_member_cut_off_serves_read_only_clients_until_the_quorum_returns() {
+    let mut c = Cluster::new(3);
+    c.read_only = true;
+    for id in c.ids.clone() {
+        c.crash(id);
+        c.start(id);
+    }
+    c.run_until("all serving", |c| c.serving() == 3);
+    let l = c.leader().unwrap();
+    c.connect(l, 1);
+    let (_, err, _) = c.call(l, 1, 1, op::CREATE, create("/ro", b"v"));
+    assert_eq!(err, 0);
+    c.run(200);
+    let survivor = c.ids.iter().copied().find(|i| *i != l).unwrap();
+    let gone: Vec<Sid> = c.ids.iter().copied().filter(|i| *i != survivor).collect();
+    for id in &gone {
+        c.crash(*id);
+    }
+    c.run_until("read-only mode", |c| {
+        c.replica(survivor).engine().is_read_only()
+    });
+    // A client that does not accept read-only service is turned away.
+    let plain = ConnectRequest {
+        protocol_version: 0,
+        last_zxid_seen: 0,
+        timeout_ms: 6000,
+        session_id: 0,
+        password: vec![0; 16],
+        read_only: false,
+        has_read_only: true,
+    };
+    c.input(
+        survivor,
+        ReplicaInput::Client(Input::Connect {
+            conn: 7,
+            peer: LOCAL,
+            req: plain.clone(),
+        }),
+    );
+    assert!(c.nodes[&survivor].replies.iter().all(|(c2, _)| *c2 != 7));
+    // One that does is connected read-only, reads, and cannot write.
+    let ro = ConnectRequest {
+        read_only: true,
+        ..plain
+    };
+    c.input(
+        survivor,
+        ReplicaInput::Client(Input::Connect {
+            conn: 8,
+            peer: LOCAL,
+            req: ro,
+        }),
+    );
+    let n = c.nodes.get_mut(&survivor).unwrap();
+    let i = n
+        .replies
+        .iter()
+        .position(|(c2, _)| *c2 == 8)
+        .expect("a connect response");
+    let (_, frame) = n.replies.remove(i);
+    assert_eq!(*frame.last().unwrap(), 1, "ConnectedReadOnly");
+    let (_, err, body) = c.call(survivor, 8, 1, op::GET_DATA, get("/ro"));
+    assert_eq!((err, data_of(&body)), (0, b"v".to_vec()));
+    let (_, err, _) = c.call(survivor, 8, 2, op::CREATE, create("/nope", b""));
+    assert_eq!(err, -119, "NotReadOnly");
+    // The quorum returns: read-only mode ends.
+    for id in gone {
+        c.start(id);
+    }
+    c.run_until("all serving", |c| c.serving() == 3);
+    assert!(!c.replica(survivor).engine().is_read_only());
 }

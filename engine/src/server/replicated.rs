@@ -13,7 +13,7 @@ use std::net::SocketAddr;
 
 use tracing::debug;
 
-use super::{connect_response, Engine, Output};
+use super::{connect_response, connect_response_ro, Engine, Output};
 use crate::jute::Writer;
 use crate::proto::{self, op, Code, Id};
 use crate::session;
@@ -55,6 +55,13 @@ enum Pending {
 pub(super) struct Repl {
     /// Whether clients are served (the replica is in its broadcast phase).
     serving: bool,
+    /// Read-only mode: cut off from the quorum, serving reads to clients that asked
+    /// for read-only sessions.
+    read_only: bool,
+    /// Sessions created in read-only mode: local to this server, never replicated
+    /// (a client moving to a read-write server starts a new session, as ZooKeeper's
+    /// clients do when they have not seen one before).
+    ro_sessions: HashMap<i64, (i32, Vec<u8>)>,
     pending: HashMap<i64, VecDeque<Pending>>,
     forwards: Vec<Forward>,
     touched: HashSet<i64>,
@@ -79,9 +86,11 @@ impl Engine {
             return;
         };
         r.serving = serving;
-        if serving {
+        if serving && !r.read_only {
             return;
         }
+        r.read_only = false;
+        r.ro_sessions.clear();
         r.pending.clear();
         r.forwards.clear();
         let conns: Vec<ConnId> = self.conns.keys().copied().collect();
@@ -93,6 +102,95 @@ impl Engine {
 
     pub fn is_serving(&self) -> bool {
         self.repl.as_ref().is_some_and(|r| r.serving)
+    }
+
+    /// Enters read-only mode (`readonlymode.enabled`, the replica cut off from the
+    /// quorum): clients that accept it may connect and read; writes are refused with
+    /// `NotReadOnly`. Leaving it (`set_serving`) closes those connections.
+    pub fn set_read_only(&mut self) {
+        self.set_serving(false);
+        if let Some(r) = self.repl.as_mut() {
+            r.read_only = true;
+        }
+    }
+
+    pub fn is_read_only(&self) -> bool {
+        self.repl.as_ref().is_some_and(|r| r.read_only)
+    }
+
+    /// A client that accepts read-only service connects while we are read-only.
+    pub(super) fn ro_connect(
+        &mut self,
+        conn: ConnId,
+        peer: SocketAddr,
+        req: crate::proto::ConnectRequest,
+    ) {
+        let timeout = req.timeout_ms.clamp(
+            self.cfg.min_session_timeout_ms,
+            self.cfg.max_session_timeout_ms,
+        );
+        let (id, password) = if req.session_id == 0 {
+            let id = self.sessions.allocate_id();
+            let pw = session::password(id, self.cfg.secret);
+            if let Some(r) = self.repl.as_mut() {
+                r.ro_sessions.insert(id, (timeout, pw.clone()));
+            }
+            (id, pw)
+        } else {
+            let id = req.session_id;
+            let known = self
+                .sessions
+                .get(id)
+                .is_some_and(|s| s.password == req.password)
+                || self
+                    .repl
+                    .as_ref()
+                    .and_then(|r| r.ro_sessions.get(&id))
+                    .is_some_and(|(_, p)| *p == req.password);
+            if !known {
+                self.send(conn, connect_response(0, 0, &[0; 16], req.has_read_only));
+                self.emit(Output::Close { conn });
+                return;
+            }
+            (id, req.password.clone())
+        };
+        debug!("read-only session 0x{id:x} for {peer}");
+        self.conns.insert(conn, self.new_conn(peer, id, timeout));
+        let frame = connect_response_ro(timeout, id, &password, req.has_read_only, true);
+        self.send(conn, frame);
+    }
+
+    /// Read-only mode: answers what it must refuse (writes, `sync`: `NotReadOnly`)
+    /// or handles locally (close). Returns whether the request was dealt with.
+    pub(super) fn ro_refuse(&mut self, conn: ConnId, session: i64, xid: i32, opcode: i32) -> bool {
+        let z = self.last_zxid;
+        match opcode {
+            op::CLOSE_SESSION => {
+                if let Some(r) = self.repl.as_mut() {
+                    r.ro_sessions.remove(&session);
+                }
+                self.send(conn, proto::empty_reply(xid, z, Code::Ok));
+                self.drop_conn(conn);
+                self.emit(Output::Close { conn });
+                true
+            }
+            op::CREATE
+            | op::CREATE2
+            | op::CREATE_CONTAINER
+            | op::CREATE_TTL
+            | op::DELETE
+            | op::DELETE_CONTAINER
+            | op::SET_DATA
+            | op::SET_ACL
+            | op::MULTI
+            | op::CHECK
+            | op::RECONFIG
+            | op::SYNC => {
+                self.send(conn, proto::empty_reply(xid, z, Code::NotReadOnly));
+                true
+            }
+            _ => false,
+        }
     }
 
     /// Requests for the leader produced since the last call.

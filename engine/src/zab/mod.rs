@@ -64,6 +64,9 @@ pub struct ReplicaConfig {
     pub history_txns: usize,
     /// Record every applied (zxid, digest) for [`Replica::take_applied`] (simulator).
     pub record_applied: bool,
+    /// `readonlymode.enabled`: while cut off from a quorum, serve reads to clients
+    /// that asked for read-only sessions.
+    pub read_only_mode: bool,
 }
 
 impl ReplicaConfig {
@@ -78,6 +81,7 @@ impl ReplicaConfig {
             max_batch_txns: 1000,
             history_txns: 100_000,
             record_applied: false,
+            read_only_mode: false,
         }
     }
 

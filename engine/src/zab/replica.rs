@@ -58,6 +58,8 @@ pub struct Replica {
     pub(super) leader: Option<Leader>,
     pub(super) out: Vec<ReplicaOutput>,
     applied_log: Vec<(i64, u64)>,
+    /// When this server last started looking (read-only mode starts a while after).
+    looking_since: i64,
 }
 
 impl Replica {
@@ -102,6 +104,7 @@ impl Replica {
             leader: None,
             out: Vec::new(),
             applied_log: Vec::new(),
+            looking_since: now_ms,
         };
         r.look();
         r
@@ -209,6 +212,7 @@ impl Replica {
         self.leader = None;
         self.follower = None;
         self.set_role(Role::Looking);
+        self.looking_since = self.now_ms;
         let me = self.my_vote_key();
         self.election
             .start(&self.cfg, me, self.now_ms, &mut self.out);
@@ -269,6 +273,15 @@ impl Replica {
         let now = self.now_ms;
         match self.role {
             Role::Looking => {
+                // Read-only mode begins once an election has had a fair chance (two
+                // ticks), so a quick re-election does not bounce clients twice.
+                if self.cfg.read_only_mode
+                    && !self.engine.is_read_only()
+                    && now - self.looking_since >= 2 * self.cfg.tick_ms
+                {
+                    info!(id = self.cfg.my_id, "no quorum: serving read-only clients");
+                    self.engine.set_read_only();
+                }
                 let me = self.my_vote_key();
                 if let Some(l) = self.election.tick(&self.cfg, me, now, &mut self.out) {
                     self.decided(l);
