@@ -1497,6 +1497,8 @@ struct FileParse<'a> {
     /// server.N entries of the main file: id -> (line, key, value).
     server_lines: BTreeMap<u64, (usize, String, String)>,
     whitelist: Option<String>,
+    /// `peerType`, with its line.
+    peer_type: Option<(usize, PeerRole)>,
 }
 
 impl<'a> FileParse<'a> {
@@ -1514,6 +1516,7 @@ impl<'a> FileParse<'a> {
             dynamic_file: None,
             server_lines: BTreeMap::new(),
             whitelist: None,
+            peer_type: None,
         }
     }
 
@@ -1681,7 +1684,14 @@ impl<'a> FileParse<'a> {
                         format!("unknown peer type `{value}`; use participant or observer"),
                     ));
                 }
-                // As in ZooKeeper, the role in this server's server.N line is what counts.
+                // As in ZooKeeper, the role in this server's server.N line is what
+                // counts; a peerType that disagrees with it is a warning (setup_ensemble).
+                let role = if value.eq_ignore_ascii_case("observer") {
+                    PeerRole::Observer
+                } else {
+                    PeerRole::Participant
+                };
+                self.peer_type = Some((line, role));
             }
             "dynamicConfigFile" => {
                 if value.is_empty() {
@@ -1944,6 +1954,19 @@ impl<'a> FileParse<'a> {
                         ),
                     });
                 }
+            }
+        }
+
+        if let (Some((line, role)), Some(me)) = (self.peer_type, self.cfg.this_server()) {
+            if me.role != role {
+                self.cfg.notes.push(format!(
+                    "{}, line {line}: peerType: peerType={} but this server's server.{} line makes it {}; using the server.{} line, as ZooKeeper does",
+                    self.path.display(),
+                    role.name(),
+                    me.id,
+                    if me.role == PeerRole::Observer { "an observer" } else { "a participant" },
+                    me.id
+                ));
             }
         }
 
@@ -2863,6 +2886,48 @@ mod tests {
                 .starts_with("-Dzookeeper.extendedTypesEnabled=true: "),
             "{e}"
         );
+    }
+
+    #[test]
+    fn peer_type_that_disagrees_with_the_server_line_is_a_warning() {
+        let (_s, r) = ensemble(Some("4"), "peerType=observer\n");
+        let c = r.expect("valid");
+        assert_eq!(c.this_server().map(|s| s.role), Some(PeerRole::Observer));
+        assert!(
+            c.warnings().iter().all(|w| !w.contains("peerType")),
+            "{:?}",
+            c.warnings()
+        );
+
+        let (_s, r) = ensemble(Some("1"), "peerType=observer\n");
+        let c = r.expect("valid");
+        // The server.N line wins, as in ZooKeeper.
+        assert_eq!(c.this_server().map(|s| s.role), Some(PeerRole::Participant));
+        let w = c.warnings();
+        assert!(
+            w.iter()
+                .any(|w| w.contains("line 9: peerType") && w.contains("using the server.1 line")),
+            "{w:?}"
+        );
+        let (_s, r) = ensemble(Some("4"), "peerType=participant\n");
+        assert!(r
+            .expect("valid")
+            .warnings()
+            .iter()
+            .any(|w| w.contains("peerType=participant")));
+    }
+
+    #[test]
+    fn empty_or_garbage_myid_is_named() {
+        for bad in ["", "\n", "1x", "-1", "256", "0x1"] {
+            let (s, r) = ensemble(Some(bad), "");
+            let e = r.expect_err(bad);
+            assert!(
+                matches!(e, ConfigError::File { ref path, .. } if *path == s.path("myid")),
+                "{bad:?}: {e:?}"
+            );
+            assert!(e.to_string().contains("is not a server id"), "{e}");
+        }
     }
 
     #[test]

@@ -86,6 +86,10 @@ impl<L: LogSink> EngineLoop<L> {
                         let _ = tx.send(ToConn::Close);
                     }
                     ToEngine::PurgeLog { through_zxid } => self.log.purge_through(through_zxid),
+                    // Ensemble traffic never reaches a standalone server.
+                    ToEngine::Peer { .. }
+                    | ToEngine::PeerDown { .. }
+                    | ToEngine::Durable { .. } => {}
                     ToEngine::Shutdown => stop = true,
                 }
                 budget -= 1;

@@ -44,16 +44,74 @@ pub struct ServerInfo {
     pub started: std::time::Instant,
 }
 
+/// What ZooKeeper's 4lw say when the server is not serving (an ensemble member looking
+/// for, or synchronising with, a leader).
+pub const ZK_NOT_SERVING: &str = "This ZooKeeper instance is not currently serving requests";
+
+/// The server's place in an ensemble, for `srvr`, `stat` and `mntr`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Mode {
+    /// `standalone`, `leader`, `follower`, `observer` (or `looking`).
+    pub name: &'static str,
+    /// Whether clients are served (ZooKeeper's `isZKServerRunning`).
+    pub serving: bool,
+    /// Leader only: sizes of proposals in bytes, last/min/max (`-1` before the first).
+    pub proposal_sizes: Option<(i64, i64, i64)>,
+    /// Ensemble: (epoch, last logged zxid, committed zxid, durable zxid) for `mntr`.
+    pub replica: Option<(i64, i64, i64, i64)>,
+}
+
+impl Mode {
+    pub const STANDALONE: Mode = Mode {
+        name: "standalone",
+        serving: true,
+        proposal_sizes: None,
+        replica: None,
+    };
+
+    /// ZooKeeper's `zk_peer_state` (`QuorumPeer.getDetailedPeerState`).
+    fn peer_state(&self) -> &'static str {
+        match self.name {
+            "leader" => "leading - broadcast",
+            "follower" => "following - broadcast",
+            "observer" => "observing - broadcast",
+            _ => "looking",
+        }
+    }
+}
+
+/// A standalone server's answer.
 pub fn answer(cmd: &str, engine: &mut Engine, info: &ServerInfo, me: SocketAddr) -> String {
+    answer_in(cmd, engine, info, me, &Mode::STANDALONE)
+}
+
+/// The answer of a server in `mode`. As in ZooKeeper, the words that read the server's
+/// state answer [`ZK_NOT_SERVING`] while it is not serving; `ruok` still says `imok`.
+pub fn answer_in(
+    cmd: &str,
+    engine: &mut Engine,
+    info: &ServerInfo,
+    me: SocketAddr,
+    mode: &Mode,
+) -> String {
     if !info.allowed.contains("*") && !info.allowed.contains(cmd) {
         return format!("{cmd} is not executed because it is not in the whitelist.\n");
+    }
+    if !mode.serving {
+        match cmd {
+            "ruok" => return "imok".to_owned(),
+            // IsroCommand prints "null" when there is no running server.
+            "isro" => return "null".to_owned(),
+            "envi" | "gtmk" | "stmk" => {}
+            _ => return format!("{ZK_NOT_SERVING}\n"),
+        }
     }
     match cmd {
         "ruok" => "imok".to_owned(),
         "isro" => "rw".to_owned(),
-        "srvr" => srvr(engine, None),
-        "stat" => srvr(engine, Some(me)),
-        "mntr" => mntr(engine, info),
+        "srvr" => srvr(engine, None, mode),
+        "stat" => srvr(engine, Some(me), mode),
+        "mntr" => mntr(engine, info, mode),
         "conf" => conf(info),
         "envi" => {
             let mut s = String::from("Environment:\n");
@@ -105,7 +163,7 @@ fn zk_node_count(e: &Engine) -> usize {
     e.tree().len() + 1
 }
 
-fn srvr(e: &Engine, clients_of: Option<SocketAddr>) -> String {
+fn srvr(e: &Engine, clients_of: Option<SocketAddr>, mode: &Mode) -> String {
     let mut s = String::new();
     let _ = writeln!(s, "Zookeeper version: {}", version_string());
     if let Some(me) = clients_of {
@@ -126,8 +184,11 @@ fn srvr(e: &Engine, clients_of: Option<SocketAddr>) -> String {
     let _ = writeln!(s, "Connections: {}", e.connection_count() + 1);
     let _ = writeln!(s, "Outstanding: {}", e.outstanding());
     let _ = writeln!(s, "Zxid: 0x{:x}", e.last_zxid());
-    let _ = writeln!(s, "Mode: standalone");
+    let _ = writeln!(s, "Mode: {}", mode.name);
     let _ = writeln!(s, "Node count: {}", zk_node_count(e));
+    if let Some((last, min, max)) = mode.proposal_sizes {
+        let _ = writeln!(s, "Proposal sizes last/min/max: {last}/{min}/{max}");
+    }
     s
 }
 
@@ -281,14 +342,14 @@ fn dump(e: &Engine) -> String {
     s
 }
 
-fn mntr(e: &Engine, info: &ServerInfo) -> String {
+fn mntr(e: &Engine, info: &ServerInfo, mode: &Mode) -> String {
     let mut s = String::new();
     let c = &e.counters;
     let mut kv = |k: &str, v: String| {
         let _ = writeln!(s, "{k}\t{v}");
     };
     kv("zk_version", version_string());
-    kv("zk_server_state", "standalone".into());
+    kv("zk_server_state", mode.name.into());
     kv(
         "zk_ephemerals_count",
         e.tree().ephemeral_count().to_string(),
@@ -312,8 +373,23 @@ fn mntr(e: &Engine, info: &ServerInfo) -> String {
     kv("zk_approximate_data_size", e.tree().data_size().to_string());
     kv("zk_uptime", info.started.elapsed().as_millis().to_string());
     kv("zk_last_zxid", format!("0x{:x}", e.last_zxid()));
-    kv("zk_durable_zxid", format!("0x{:x}", e.durable_zxid()));
+    let durable = mode
+        .replica
+        .map(|r| r.3)
+        .unwrap_or_else(|| e.durable_zxid());
+    kv("zk_durable_zxid", format!("0x{durable:x}"));
     kv("zk_sessions_expired", c.sessions_expired.to_string());
+    if let Some((epoch, logged, committed, _)) = mode.replica {
+        kv("zk_peer_state", mode.peer_state().into());
+        kv("zk_keel_epoch", epoch.to_string());
+        kv("zk_keel_logged_zxid", format!("0x{logged:x}"));
+        kv("zk_keel_committed_zxid", format!("0x{committed:x}"));
+    }
+    if let Some((last, min, max)) = mode.proposal_sizes {
+        kv("zk_last_proposal_size", last.to_string());
+        kv("zk_min_proposal_size", min.to_string());
+        kv("zk_max_proposal_size", max.to_string());
+    }
     kv("zk_keel_runtime_driver", info.driver.clone());
     kv("zk_keel_wal_backend", info.wal_backend.clone());
     s
@@ -405,6 +481,76 @@ fn max_fds() -> u64 {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn info() -> ServerInfo {
+        ServerInfo {
+            allowed: BTreeSet::from(["*".to_string()]),
+            config: None,
+            data_dir: PathBuf::from("/nonexistent"),
+            log_dir: PathBuf::from("/nonexistent"),
+            env: vec![],
+            driver: "Poll".into(),
+            wal_backend: "pwrite".into(),
+            started: std::time::Instant::now(),
+        }
+    }
+
+    #[test]
+    fn ensemble_modes() {
+        let mut e = Engine::new(Default::default(), 0);
+        let me: SocketAddr = "127.0.0.1:5".parse().unwrap();
+        let looking = Mode {
+            name: "looking",
+            serving: false,
+            proposal_sizes: None,
+            replica: Some((0, 0, 0, 0)),
+        };
+        for w in [
+            "srvr", "stat", "mntr", "cons", "conf", "dump", "wchs", "dirs", "crst",
+        ] {
+            assert_eq!(
+                answer_in(w, &mut e, &info(), me, &looking),
+                "This ZooKeeper instance is not currently serving requests\n",
+                "{w}"
+            );
+        }
+        assert_eq!(answer_in("ruok", &mut e, &info(), me, &looking), "imok");
+        assert_eq!(answer_in("isro", &mut e, &info(), me, &looking), "null");
+        assert!(answer_in("envi", &mut e, &info(), me, &looking).starts_with("Environment:"));
+
+        let leader = Mode {
+            name: "leader",
+            serving: true,
+            proposal_sizes: Some((36, 32, 288)),
+            replica: Some((2, 0x2_0000_0003, 0x2_0000_0002, 0x2_0000_0003)),
+        };
+        let s = answer_in("srvr", &mut e, &info(), me, &leader);
+        assert!(
+            s.contains("\nMode: leader\nNode count: ")
+                && s.ends_with("Proposal sizes last/min/max: 36/32/288\n"),
+            "{s}"
+        );
+        let m = answer_in("mntr", &mut e, &info(), me, &leader);
+        assert!(m.contains("zk_server_state\tleader\n"), "{m}");
+        assert!(m.contains("zk_peer_state\tleading - broadcast\n"), "{m}");
+        assert!(m.contains("zk_max_proposal_size\t288\n"), "{m}");
+        assert!(m.contains("zk_keel_committed_zxid\t0x200000002\n"), "{m}");
+        assert!(m.contains("zk_durable_zxid\t0x200000003\n"), "{m}");
+        let follower = Mode {
+            name: "follower",
+            serving: true,
+            proposal_sizes: None,
+            replica: Some((2, 5, 5, 5)),
+        };
+        let s = answer_in("srvr", &mut e, &info(), me, &follower);
+        assert!(
+            s.contains("\nMode: follower\n") && !s.contains("Proposal"),
+            "{s}"
+        );
+        // Standalone output is unchanged.
+        let m = answer("mntr", &mut e, &info(), me);
+        assert!(m.contains("zk_server_state\tstandalone\n") && !m.contains("zk_peer_state"));
+    }
 
     #[test]
     fn java_dates() {

@@ -2,13 +2,16 @@
 //! runtime per core) own the client connections; one engine thread owns the state
 //! machine; the log has its own thread. They talk only through channels (`msg`).
 
+pub mod cluster;
 pub mod config;
 pub mod conn;
 pub mod doctor;
 pub mod engine_loop;
+pub mod ensemble;
 pub mod fourlw;
 pub mod listener;
 pub mod msg;
+pub mod peer;
 pub mod server;
 pub mod storage;
 pub mod walcmd;

@@ -1,4 +1,5 @@
-//! The `keel` command: `keel server [--config zoo.cfg] [-Dname=value ...]`.
+//! The `keel` command: `keel server [--config zoo.cfg] [-Dname=value ...]`, `keel cluster`,
+//! `keel wal`, `keel doctor`.
 
 use std::process::ExitCode;
 
@@ -10,10 +11,15 @@ keel — a ZooKeeper-compatible coordination service
 
 USAGE:
     keel server [--config FILE | FILE] [-Dname=value ...]
-        Start a standalone server. With no config it serves on port 2181 with the
-        data dir ./keel-data. FILE is a ZooKeeper zoo.cfg; -D arguments are the
-        system properties ZooKeeper's start scripts pass (jute.maxbuffer,
-        zookeeper.4lw.commands.whitelist, zookeeper.extendedTypesEnabled, ...).
+        Start a server. With no config it serves standalone on port 2181 with the
+        data dir ./keel-data. FILE is a ZooKeeper zoo.cfg; with several server.N
+        lines (and dataDir/myid) the server is a member of that ensemble. -D
+        arguments are the system properties ZooKeeper's start scripts pass
+        (jute.maxbuffer, zookeeper.4lw.commands.whitelist, ...).
+    keel cluster --nodes N [--base-port P] [--data-dir DIR] [--tick-time MS]
+        Start a local N-server ensemble on 127.0.0.1 and print its connect string
+        (clients on P.., default 2181; peers on P+1000..; data in DIR/nodeI,
+        default ./keel-cluster). SIGTERM/SIGINT stop every server.
     keel wal check DIR
         Scan a log directory (dataLogDir/wal) without changing it: frames, last zxid,
         torn tail, or the first damage with its file and byte offset (exit 1).
@@ -46,6 +52,9 @@ fn main() -> ExitCode {
     }
     if args.first().map(String::as_str) == Some("doctor") {
         return keel_net::doctor::run(&args[1..]);
+    }
+    if args.first().map(String::as_str) == Some("cluster") {
+        return keel_net::cluster::run(&args[1..]);
     }
     let cli = match config::parse_cli(args.into_iter()) {
         Ok(c) => c,

@@ -2,6 +2,7 @@
 //! never share state with the engine: they talk through these channels.
 
 use keel_engine::watch::ConnId;
+use keel_engine::zab::{PeerMsg, Sid};
 use keel_engine::Input;
 
 /// To the engine thread.
@@ -22,6 +23,22 @@ pub enum ToEngine {
     /// Delete log segments wholly at or before this zxid (no snapshot needs them).
     PurgeLog {
         through_zxid: i64,
+    },
+    /// Ensemble: a message from another server (from the peer transport).
+    Peer {
+        from: Sid,
+        msg: PeerMsg,
+    },
+    /// Ensemble: the link to `peer` broke; messages sent to it since may be lost.
+    PeerDown {
+        peer: Sid,
+    },
+    /// Ensemble: group commit made every frame through `zxid` durable. `generation`
+    /// names the group-commit thread that reported it: the loop replaces that thread
+    /// to truncate the log, and reports of a replaced one are stale.
+    Durable {
+        generation: u64,
+        zxid: i64,
     },
     /// Stop: flush the log and exit the loop.
     Shutdown,

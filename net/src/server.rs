@@ -1,5 +1,6 @@
-//! Assembles a standalone server: recovery, the group-commit log thread, the engine
-//! thread, the snapshot thread and the network cores; and takes it down again.
+//! Assembles a server: recovery, the group-commit log thread, the engine thread (an
+//! `Engine` standalone, a `Replica` in an ensemble, with the peer transport), the
+//! snapshot thread and the network cores; and takes it down again.
 
 use std::collections::BTreeSet;
 use std::net::SocketAddr;
@@ -14,11 +15,15 @@ use keel_wal::GroupCommit;
 use thiserror::Error;
 use tracing::{error, info};
 
+use keel_engine::zab::{Epochs, Replica, ReplicaConfig, Role};
+
 use crate::conn::ConnSettings;
 use crate::engine_loop::{now_ms, EngineLoop};
+use crate::ensemble::{self, ReplicaLoop};
 use crate::fourlw::{self, ServerInfo};
 use crate::listener::{self, ConnLimits};
 use crate::msg::ToEngine;
+use crate::peer::{self, PeerEvent, PeerNet};
 use crate::storage::{self, GroupSink, Layout, StorageError};
 
 /// Everything a standalone server needs to start.
@@ -37,6 +42,32 @@ pub struct ServerOptions {
     /// The configuration the options came from (`conf` answers it), if any.
     pub config: Option<crate::config::Config>,
     pub knobs: Knobs,
+    /// Set for a member of an ensemble; `None` runs standalone.
+    pub ensemble: Option<EnsembleOptions>,
+}
+
+/// What an ensemble member needs beyond a standalone server's options.
+#[derive(Debug, Clone)]
+pub struct EnsembleOptions {
+    /// This server's id (`myid`).
+    pub my_id: u64,
+    /// Every member, this one included.
+    pub members: Vec<Member>,
+    /// `tickTime` in ms.
+    pub tick_ms: i64,
+    /// `initLimit` in ticks.
+    pub init_limit: i64,
+    /// `syncLimit` in ticks.
+    pub sync_limit: i64,
+}
+
+/// One `server.N` line, as the ensemble uses it.
+#[derive(Debug, Clone)]
+pub struct Member {
+    pub id: u64,
+    pub observer: bool,
+    /// `host:quorumPort`: where its peer links are accepted.
+    pub peer_addr: String,
 }
 
 #[derive(Debug, Error)]
@@ -48,6 +79,11 @@ pub enum StartError {
         addr: SocketAddr,
         source: std::io::Error,
     },
+    #[error("cannot listen for peers on {addr} (this server's quorum port): {source}")]
+    PeerBind {
+        addr: String,
+        source: std::io::Error,
+    },
 }
 
 /// A started server. Dropping it does not stop it; call `shutdown`.
@@ -55,7 +91,8 @@ pub struct RunningServer {
     pub local_addr: SocketAddr,
     pub driver: String,
     engine_tx: flume::Sender<ToEngine>,
-    engine_thread: Option<std::thread::JoinHandle<GroupCommit>>,
+    engine_thread: Option<std::thread::JoinHandle<Option<GroupCommit>>>,
+    peers: Option<Arc<PeerNet>>,
 }
 
 impl RunningServer {
@@ -63,43 +100,169 @@ impl RunningServer {
     pub fn shutdown(mut self) {
         let _ = self.engine_tx.send(ToEngine::Shutdown);
         if let Some(h) = self.engine_thread.take() {
-            if let Ok(gc) = h.join() {
+            if let Ok(Some(gc)) = h.join() {
                 let _ = gc.shutdown();
             }
         }
+        if let Some(peers) = self.peers.take() {
+            if let Ok(peers) = Arc::try_unwrap(peers) {
+                peers.shutdown();
+            }
+        }
     }
+}
+
+/// What recovery produced, by mode.
+enum Core {
+    Standalone {
+        engine: Box<Engine>,
+        group: GroupCommit,
+    },
+    Member {
+        replica: Box<Replica>,
+        group: GroupCommit,
+        peers: Arc<PeerNet>,
+        epochs: Epochs,
+        observer: bool,
+    },
 }
 
 pub fn start(opts: ServerOptions) -> Result<RunningServer, StartError> {
     let now = now_ms();
     let mut engine = Engine::new(opts.engine.clone(), now);
     let layout = Layout::new(&opts.data_dir, &opts.data_log_dir);
-    let recovered = storage::recover(
-        &layout,
-        &mut engine,
-        opts.knobs.wal_segment_bytes,
-        opts.knobs.wal_preallocate,
-    )?;
-    let wal_backend = format!(
-        "{} ({:?})",
-        recovered.log.backend(),
-        recovered.log.io_mode()
-    );
-
     let (engine_tx, engine_rx) = flume::unbounded::<ToEngine>();
-    let durable_tx = engine_tx.clone();
-    let group = GroupCommit::spawn(
-        recovered.log,
-        Box::new(move |zxid| {
-            let _ = durable_tx.send(ToEngine::Input(Input::Durable { zxid: zxid as i64 }));
-        }),
-        Box::new(|e| {
-            // fsync errors are not retried (fsyncgate): memory may now be ahead of what
-            // the disk can give back, so the only safe move is to stop.
-            error!("FATAL: the write-ahead log failed: {e}; exiting so no unlogged write is ever acknowledged");
-            std::process::exit(70);
-        }),
-    );
+    let (core, wal_backend) = match &opts.ensemble {
+        None => {
+            let recovered = storage::recover(
+                &layout,
+                &mut engine,
+                opts.knobs.wal_segment_bytes,
+                opts.knobs.wal_preallocate,
+            )?;
+            let wal_backend = format!(
+                "{} ({:?})",
+                recovered.log.backend(),
+                recovered.log.io_mode()
+            );
+            let durable_tx = engine_tx.clone();
+            let group = GroupCommit::spawn(
+                recovered.log,
+                Box::new(move |zxid| {
+                    let _ = durable_tx.send(ToEngine::Input(Input::Durable { zxid: zxid as i64 }));
+                }),
+                Box::new(|e| {
+                    // fsync errors are not retried (fsyncgate): memory may now be ahead of what
+                    // the disk can give back, so the only safe move is to stop.
+                    error!("FATAL: the write-ahead log failed: {e}; exiting so no unlogged write is ever acknowledged");
+                    std::process::exit(70);
+                }),
+            );
+            (
+                Core::Standalone {
+                    engine: Box::new(engine),
+                    group,
+                },
+                wal_backend,
+            )
+        }
+        Some(ens) => {
+            let recovered = storage::recover_member(
+                &layout,
+                &opts.data_dir,
+                &mut engine,
+                opts.knobs.wal_segment_bytes,
+                opts.knobs.wal_preallocate,
+            )?;
+            let wal_backend = format!(
+                "{} ({:?})",
+                recovered.log.backend(),
+                recovered.log.io_mode()
+            );
+            let me = ens
+                .members
+                .iter()
+                .find(|m| m.id == ens.my_id)
+                .cloned()
+                .ok_or_else(|| StartError::PeerBind {
+                    addr: format!("server.{}", ens.my_id),
+                    source: std::io::Error::new(
+                        std::io::ErrorKind::NotFound,
+                        "this server's id is not among the members",
+                    ),
+                })?;
+            let quorum =
+                peer::bind_quorum(&me.peer_addr).map_err(|source| StartError::PeerBind {
+                    addr: me.peer_addr.clone(),
+                    source,
+                })?;
+            let mut rcfg = ReplicaConfig::new(
+                ens.my_id,
+                ens.members
+                    .iter()
+                    .filter(|m| !m.observer)
+                    .map(|m| m.id)
+                    .collect(),
+            );
+            rcfg.observers = ens
+                .members
+                .iter()
+                .filter(|m| m.observer)
+                .map(|m| m.id)
+                .collect();
+            rcfg.tick_ms = ens.tick_ms;
+            rcfg.init_limit = ens.init_limit;
+            rcfg.sync_limit = ens.sync_limit;
+            rcfg.max_batch_txns = opts.knobs.max_batch_txns.max(1);
+            let peer_tx = engine_tx.clone();
+            let mut settings = peer::PeerSettings::new(
+                ens.my_id,
+                ens.members
+                    .iter()
+                    .filter(|m| m.id != ens.my_id)
+                    .map(|m| peer::PeerAddr {
+                        id: m.id,
+                        addr: m.peer_addr.clone(),
+                    })
+                    .collect(),
+            );
+            settings.write_timeout = Duration::from_millis(
+                (ens.tick_ms * ens.init_limit.max(ens.sync_limit)).clamp(5_000, 120_000) as u64,
+            );
+            let replica = Replica::new(rcfg, engine, recovered.epochs, recovered.frames, now_ms());
+            let peers = PeerNet::start(
+                settings,
+                quorum,
+                Arc::new(move |e| {
+                    let _ = peer_tx.send(match e {
+                        PeerEvent::Msg { from, msg } => ToEngine::Peer { from, msg },
+                        PeerEvent::Down { peer } => ToEngine::PeerDown { peer },
+                    });
+                }),
+            )
+            .map_err(|source| StartError::PeerBind {
+                addr: me.peer_addr.clone(),
+                source,
+            })?;
+            info!(
+                "ensemble member {} of {}: peer links on {} (quorum port)",
+                ens.my_id,
+                ens.members.len(),
+                peers.local_addr()
+            );
+            let group = ensemble::spawn_group(recovered.log, 0, engine_tx.clone());
+            (
+                Core::Member {
+                    replica: Box::new(replica),
+                    group,
+                    peers: Arc::new(peers),
+                    epochs: recovered.epochs,
+                    observer: me.observer,
+                },
+                wal_backend,
+            )
+        }
+    };
 
     // Listeners first, so a bind failure is reported before anything runs.
     let cores = opts.knobs.net_cores.max(1);
@@ -148,7 +311,11 @@ pub fn start(opts: ServerOptions) -> Result<RunningServer, StartError> {
         .recv_timeout(Duration::from_secs(5))
         .unwrap_or_else(|_| "unknown".into());
 
-    let durable = Arc::new(AtomicI64::new(engine.last_zxid()));
+    let applied = match &core {
+        Core::Standalone { engine, .. } => engine.last_zxid(),
+        Core::Member { replica, .. } => replica.engine().last_zxid(),
+    };
+    let durable = Arc::new(AtomicI64::new(applied));
     let (snap_tx, _snap_thread) = storage::spawn_snapshot_writer(
         layout.snap_dir.clone(),
         durable.clone(),
@@ -167,12 +334,12 @@ pub fn start(opts: ServerOptions) -> Result<RunningServer, StartError> {
     });
     let snap_count = opts.snap_count.max(2);
     let max_batch = opts.knobs.max_batch_txns;
-    let engine_thread = std::thread::Builder::new()
-        .name("keel-engine".into())
-        .spawn(move || {
+    let mut peers_handle = None;
+    let thread_body: Box<dyn FnOnce() -> Option<GroupCommit> + Send> = match core {
+        Core::Standalone { engine, group } => Box::new(move || {
             let sink = GroupSink(group);
             let lp = EngineLoop {
-                engine,
+                engine: *engine,
                 rx: engine_rx,
                 log: sink,
                 info,
@@ -182,24 +349,72 @@ pub fn start(opts: ServerOptions) -> Result<RunningServer, StartError> {
                 max_batch,
             };
             let GroupSink(group) = lp.run_and_return_sink();
-            group
-        })
+            Some(group)
+        }),
+        Core::Member {
+            replica,
+            group,
+            peers,
+            epochs,
+            observer,
+        } => {
+            peers_handle = Some(peers.clone());
+            let tx = engine_tx.clone();
+            let data_dir = opts.data_dir.clone();
+            let snap_dir = layout.snap_dir.clone();
+            Box::new(move || {
+                let lp = ReplicaLoop {
+                    replica: *replica,
+                    rx: engine_rx,
+                    tx,
+                    group: Some(group),
+                    generation: 0,
+                    peers,
+                    info,
+                    data_dir,
+                    snap_dir,
+                    snap_count,
+                    snap_tx: Some(snap_tx),
+                    durable,
+                    max_batch,
+                    epochs,
+                    observer,
+                    role: Role::Looking,
+                    epoch: 0,
+                };
+                lp.run()
+            })
+        }
+    };
+    let engine_thread = std::thread::Builder::new()
+        .name("keel-engine".into())
+        .spawn(thread_body)
         .map_err(|source| StartError::Bind {
             addr: local_addr,
             source,
         })?;
 
-    info!(
-        "keel {} serving ZooKeeper {} clients on {local_addr} ({cores} network core(s), runtime driver {driver}, log backend {wal_backend}, data dir {})",
-        env!("CARGO_PKG_VERSION"),
-        fourlw::ZK_COMPAT_VERSION,
-        opts.data_dir.display()
-    );
+    match &opts.ensemble {
+        None => info!(
+            "keel {} serving ZooKeeper {} clients on {local_addr} ({cores} network core(s), runtime driver {driver}, log backend {wal_backend}, data dir {})",
+            env!("CARGO_PKG_VERSION"),
+            fourlw::ZK_COMPAT_VERSION,
+            opts.data_dir.display()
+        ),
+        Some(ens) => info!(
+            "keel {} ensemble member {} listening for ZooKeeper {} clients on {local_addr}; it serves them once it follows or leads ({cores} network core(s), runtime driver {driver}, log backend {wal_backend}, data dir {})",
+            env!("CARGO_PKG_VERSION"),
+            ens.my_id,
+            fourlw::ZK_COMPAT_VERSION,
+            opts.data_dir.display()
+        ),
+    }
     Ok(RunningServer {
         local_addr,
         driver,
         engine_tx,
         engine_thread: Some(engine_thread),
+        peers: peers_handle,
     })
 }
 
@@ -241,8 +456,12 @@ pub enum OptionsError {
     Property { name: String, value: String },
     #[error("{0}")]
     Knobs(#[from] keel_tuning::KnobError),
-    #[error("this build runs standalone servers only; the config names {0} server.N lines (ensembles are not built yet)")]
-    Ensemble(usize),
+    #[error("server.{id}: cannot use {host:?} as a peer address: {reason}")]
+    Peer {
+        id: u64,
+        host: String,
+        reason: String,
+    },
 }
 
 impl ServerOptions {
@@ -253,9 +472,11 @@ impl ServerOptions {
         cfg: &crate::config::Config,
         props: &[(String, String)],
     ) -> Result<ServerOptions, OptionsError> {
-        if cfg.is_distributed() {
-            return Err(OptionsError::Ensemble(cfg.servers.len()));
-        }
+        let ensemble = if cfg.is_distributed() {
+            Some(ensemble_options(cfg)?)
+        } else {
+            None
+        };
         let host = cfg.client_bind_address();
         let ip: std::net::IpAddr = host
             .trim_start_matches('[')
@@ -302,6 +523,89 @@ impl ServerOptions {
             four_letter_words: cfg.four_letter_words.clone(),
             config: Some(cfg.clone()),
             knobs: Knobs::from_env()?,
+            ensemble,
         })
+    }
+}
+
+/// The ensemble part of the options: members from the `server.N` lines (the first
+/// address of each; Keel dials one), this server's id from `myid`.
+fn ensemble_options(cfg: &crate::config::Config) -> Result<EnsembleOptions, OptionsError> {
+    let my_id = cfg.server_id.ok_or_else(|| OptionsError::Peer {
+        id: 0,
+        host: String::new(),
+        reason: "no myid".into(),
+    })?;
+    let mut members = Vec::with_capacity(cfg.servers.len());
+    for s in &cfg.servers {
+        let Some(a) = s.addresses.first() else {
+            return Err(OptionsError::Peer {
+                id: s.id,
+                host: String::new(),
+                reason: "no address".into(),
+            });
+        };
+        let host = if a.host.contains(':') {
+            format!("[{}]", a.host)
+        } else {
+            a.host.clone()
+        };
+        members.push(Member {
+            id: s.id,
+            observer: s.role == crate::config::PeerRole::Observer,
+            peer_addr: format!("{host}:{}", a.quorum_port),
+        });
+    }
+    Ok(EnsembleOptions {
+        my_id,
+        members,
+        tick_ms: cfg.tick_time_ms as i64,
+        init_limit: cfg.init_limit as i64,
+        sync_limit: cfg.sync_limit as i64,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ensemble_options_from_server_lines() {
+        let d = tempfile::tempdir().unwrap();
+        std::fs::write(d.path().join("myid"), "2").unwrap();
+        let cfg_path = d.path().join("zoo.cfg");
+        std::fs::write(
+            &cfg_path,
+            format!(
+                "tickTime=100\ninitLimit=10\nsyncLimit=5\ndataDir={}\n\
+                 server.1=127.0.0.1:2888:3888;2181\nserver.2=127.0.0.1:2889:3889;2182\n\
+                 server.3=[::1]:2890:3890:participant;2183\nserver.4=localhost:2891:3891:observer;2184\n",
+                d.path().display()
+            ),
+        )
+        .unwrap();
+        let cfg = crate::config::Config::from_file(&cfg_path).unwrap();
+        let o = ServerOptions::from_config(&cfg, &[]).unwrap();
+        assert_eq!(o.client_addr.port(), 2182);
+        assert_eq!(o.engine.server_id, 2);
+        let e = o.ensemble.expect("an ensemble");
+        assert_eq!(
+            (e.my_id, e.tick_ms, e.init_limit, e.sync_limit),
+            (2, 100, 10, 5)
+        );
+        let m: Vec<_> = e
+            .members
+            .iter()
+            .map(|m| (m.id, m.observer, m.peer_addr.as_str()))
+            .collect();
+        assert_eq!(
+            m,
+            vec![
+                (1, false, "127.0.0.1:2888"),
+                (2, false, "127.0.0.1:2889"),
+                (3, false, "[::1]:2890"),
+                (4, true, "localhost:2891")
+            ]
+        );
     }
 }

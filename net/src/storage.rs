@@ -7,6 +7,9 @@ use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
+use std::io::Write as _;
+
+use keel_engine::zab::{Epochs, LogFrame};
 use keel_engine::Engine;
 use keel_wal::{Backend, GroupCommit, Log, LogConfig, LogOptions, SnapshotStore, WalError};
 use thiserror::Error;
@@ -32,6 +35,8 @@ pub enum StorageError {
     },
     #[error("the log in {dir} starts at zxid {first:#x} but the newest snapshot ends at {snap:#x}: transactions in between are missing; refusing to start")]
     Gap { dir: PathBuf, first: u64, snap: u64 },
+    #[error("{}: {reason}", path.display())]
+    Epoch { path: PathBuf, reason: String },
 }
 
 pub struct Layout {
@@ -54,7 +59,7 @@ pub struct Recovered {
     pub replayed: usize,
 }
 
-/// Rebuilds the engine's state from disk.
+/// Rebuilds the engine's state from disk (standalone: snapshot + log replay).
 pub fn recover(
     layout: &Layout,
     engine: &mut Engine,
@@ -82,37 +87,8 @@ pub fn recover(
             started.elapsed()
         );
     }
-    let backend = match std::env::var("KEEL_WAL_BACKEND").as_deref() {
-        Ok("pwrite") => Backend::Pwrite,
-        _ => Backend::IoUring,
-    };
-    let (log, rec) = Log::open_with(
-        LogConfig {
-            dir: layout.log_dir.clone(),
-            segment_bytes,
-            preallocate,
-        },
-        LogOptions {
-            backend,
-            ..LogOptions::default()
-        },
-    )?;
-    if rec.truncated_bytes > 0 {
-        warn!(
-            "log recovery cut {} bytes of torn tail",
-            rec.truncated_bytes
-        );
-    }
-    let frames = log.read_after(snap_zxid)?;
-    if let Some(f) = frames.first() {
-        if f.first_zxid > snap_zxid + 1 {
-            return Err(StorageError::Gap {
-                dir: layout.log_dir.clone(),
-                first: f.first_zxid,
-                snap: snap_zxid,
-            });
-        }
-    }
+    let log = open_log(layout, segment_bytes, preallocate)?;
+    let frames = frames_after(layout, &log, snap_zxid, false)?;
     let mut replayed = 0;
     for f in &frames {
         replayed += engine
@@ -136,6 +112,217 @@ pub fn recover(
         snap_zxid,
         replayed,
     })
+}
+
+fn open_log(layout: &Layout, segment_bytes: u64, preallocate: bool) -> Result<Log, StorageError> {
+    let backend = match std::env::var("KEEL_WAL_BACKEND").as_deref() {
+        Ok("pwrite") => Backend::Pwrite,
+        _ => Backend::IoUring,
+    };
+    let (log, rec) = Log::open_with(
+        LogConfig {
+            dir: layout.log_dir.clone(),
+            segment_bytes,
+            preallocate,
+        },
+        LogOptions {
+            backend,
+            ..LogOptions::default()
+        },
+    )?;
+    if rec.truncated_bytes > 0 {
+        warn!(
+            "log recovery cut {} bytes of torn tail",
+            rec.truncated_bytes
+        );
+    }
+    Ok(log)
+}
+
+/// The log frames after the snapshot at `snap_zxid`; a log that starts after it is a gap.
+/// In an ensemble (`epochs`), a log may also go on at the first zxid of a later epoch
+/// (`epoch << 32 | 1`): the rest of the snapshot's epoch was never committed.
+fn frames_after(
+    layout: &Layout,
+    log: &Log,
+    snap_zxid: u64,
+    epochs: bool,
+) -> Result<Vec<keel_wal::Frame>, StorageError> {
+    let frames = log.read_after(snap_zxid)?;
+    if let Some(f) = frames.first() {
+        let new_epoch =
+            epochs && f.first_zxid >> 32 > snap_zxid >> 32 && f.first_zxid & 0xffff_ffff == 1;
+        if f.first_zxid > snap_zxid + 1 && !new_epoch {
+            return Err(StorageError::Gap {
+                dir: layout.log_dir.clone(),
+                first: f.first_zxid,
+                snap: snap_zxid,
+            });
+        }
+    }
+    Ok(frames)
+}
+
+/// What an ensemble member recovers: the engine holds the newest snapshot only; the
+/// log frames after it go to the replica, which decides what of them is committed.
+pub struct RecoveredMember {
+    pub log: Log,
+    pub snap_zxid: u64,
+    pub frames: Vec<LogFrame>,
+    pub epochs: Epochs,
+}
+
+/// Start-up of an ensemble member: the newest snapshot into `engine` (no log replay),
+/// the log frames after it, and the persisted epochs.
+pub fn recover_member(
+    layout: &Layout,
+    data_dir: &Path,
+    engine: &mut Engine,
+    segment_bytes: u64,
+    preallocate: bool,
+) -> Result<RecoveredMember, StorageError> {
+    for d in [&layout.snap_dir, &layout.log_dir] {
+        std::fs::create_dir_all(d).map_err(|source| StorageError::Dir {
+            path: d.clone(),
+            source,
+        })?;
+    }
+    let epochs = read_epochs(data_dir)?;
+    let store = SnapshotStore::new(layout.snap_dir.clone());
+    let started = std::time::Instant::now();
+    let loaded = store.visit_latest(|a| {
+        engine.load_archived(a);
+        (a.last_zxid.to_native(), a.nodes.len(), a.sessions.len())
+    })?;
+    let snap_zxid = loaded.map(|(z, _, _)| z).unwrap_or(0);
+    if let Some((zxid, nodes, sessions)) = loaded {
+        info!(
+            "loaded snapshot at zxid {zxid:#x} ({nodes} nodes, {sessions} sessions) in {:?}",
+            started.elapsed()
+        );
+    }
+    let log = open_log(layout, segment_bytes, preallocate)?;
+    let frames: Vec<LogFrame> = frames_after(layout, &log, snap_zxid, true)?
+        .into_iter()
+        .map(|f| LogFrame {
+            first: f.first_zxid as i64,
+            last: f.last_zxid as i64,
+            payload: Arc::new(f.payload),
+        })
+        .collect();
+    info!(
+        "recovered snapshot {:#x} and {} log frame(s) through {:#x}; accepted epoch {}, current epoch {}, in {:?}",
+        snap_zxid,
+        frames.len(),
+        frames.last().map(|f| f.last as u64).unwrap_or(snap_zxid),
+        epochs.accepted,
+        epochs.current,
+        started.elapsed()
+    );
+    Ok(RecoveredMember {
+        log,
+        snap_zxid,
+        frames,
+        epochs,
+    })
+}
+
+/// ZooKeeper's file names for the two epochs, in `dataDir`.
+pub const ACCEPTED_EPOCH_FILE: &str = "acceptedEpoch";
+pub const CURRENT_EPOCH_FILE: &str = "currentEpoch";
+
+/// Reads `acceptedEpoch` and `currentEpoch` from `data_dir` (a missing file is epoch 0).
+pub fn read_epochs(data_dir: &Path) -> Result<Epochs, StorageError> {
+    Ok(Epochs {
+        accepted: read_epoch_file(&data_dir.join(ACCEPTED_EPOCH_FILE))?,
+        current: read_epoch_file(&data_dir.join(CURRENT_EPOCH_FILE))?,
+    })
+}
+
+fn read_epoch_file(path: &Path) -> Result<i64, StorageError> {
+    let text = match std::fs::read_to_string(path) {
+        Ok(t) => t,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(0),
+        Err(e) => {
+            return Err(StorageError::Epoch {
+                path: path.to_path_buf(),
+                reason: format!("cannot read the epoch file: {e}"),
+            })
+        }
+    };
+    let first = text.lines().next().unwrap_or("").trim();
+    match first.parse::<i64>() {
+        Ok(n) if n >= 0 => Ok(n),
+        _ => Err(StorageError::Epoch {
+            path: path.to_path_buf(),
+            reason: format!(
+                "`{}` is not an epoch (a whole number written by the server); the file is damaged",
+                first.chars().take(40).collect::<String>()
+            ),
+        }),
+    }
+}
+
+/// Writes the epochs that differ from `old` as ZooKeeper does (the number as text),
+/// each durably: temporary file, fsync, rename, fsync of the directory.
+pub fn write_epochs(data_dir: &Path, old: Epochs, new: Epochs) -> std::io::Result<()> {
+    std::fs::create_dir_all(data_dir)?;
+    let mut changed = false;
+    // acceptedEpoch first, as ZooKeeper (a current epoch is never above the accepted).
+    for (name, before, after) in [
+        (ACCEPTED_EPOCH_FILE, old.accepted, new.accepted),
+        (CURRENT_EPOCH_FILE, old.current, new.current),
+    ] {
+        let path = data_dir.join(name);
+        if before == after && path.exists() {
+            continue;
+        }
+        let tmp = data_dir.join(format!("{name}.tmp"));
+        {
+            let mut f = std::fs::File::create(&tmp)?;
+            f.write_all(after.to_string().as_bytes())?;
+            f.sync_all()?;
+        }
+        std::fs::rename(&tmp, &path)?;
+        changed = true;
+    }
+    if changed {
+        std::fs::File::open(data_dir)?.sync_all()?;
+    }
+    Ok(())
+}
+
+/// Removes every snapshot file newer than `zxid` (durably): a snapshot the leader
+/// sends replaces this server's state, so no newer one may be loaded at restart.
+pub fn remove_snapshots_after(snap_dir: &Path, zxid: u64) -> std::io::Result<usize> {
+    let rd = match std::fs::read_dir(snap_dir) {
+        Ok(rd) => rd,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(0),
+        Err(e) => return Err(e),
+    };
+    let mut removed = 0;
+    for entry in rd {
+        let entry = entry?;
+        let name = entry.file_name();
+        let Some(hex) = name.to_str().and_then(|n| n.strip_prefix("snapshot.")) else {
+            continue;
+        };
+        // `snapshot.<16 hex>` and its `.tmp`.
+        let digits = hex.strip_suffix(".tmp").unwrap_or(hex);
+        if digits.len() != 16 {
+            continue;
+        }
+        if let Ok(z) = u64::from_str_radix(digits, 16) {
+            if z > zxid {
+                std::fs::remove_file(entry.path())?;
+                removed += 1;
+            }
+        }
+    }
+    if removed > 0 {
+        std::fs::File::open(snap_dir)?.sync_all()?;
+    }
+    Ok(removed)
 }
 
 /// Group commit as the engine loop's log sink.
@@ -211,4 +398,148 @@ pub fn spawn_snapshot_writer(
         })
         .expect("spawning the snapshot thread");
     (tx, handle)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn epochs_missing_are_zero_written_durably_and_read_back() {
+        let d = tempfile::tempdir().unwrap();
+        assert_eq!(read_epochs(d.path()).unwrap(), Epochs::default());
+        let e = Epochs {
+            accepted: 3,
+            current: 2,
+        };
+        write_epochs(d.path(), Epochs::default(), e).unwrap();
+        assert_eq!(read_epochs(d.path()).unwrap(), e);
+        // ZooKeeper's format: the number as text, nothing else.
+        assert_eq!(
+            std::fs::read_to_string(d.path().join("acceptedEpoch")).unwrap(),
+            "3"
+        );
+        assert_eq!(
+            std::fs::read_to_string(d.path().join("currentEpoch")).unwrap(),
+            "2"
+        );
+        let e2 = Epochs {
+            accepted: 4,
+            current: 2,
+        };
+        write_epochs(d.path(), e, e2).unwrap();
+        assert_eq!(read_epochs(d.path()).unwrap(), e2);
+        assert!(!d.path().join("acceptedEpoch.tmp").exists());
+        // A file ZooKeeper wrote (with a newline) reads too.
+        std::fs::write(d.path().join("currentEpoch"), "7\n").unwrap();
+        assert_eq!(read_epochs(d.path()).unwrap().current, 7);
+    }
+
+    fn member_log(frames: &[(u64, u64)]) -> (tempfile::TempDir, Layout) {
+        let d = tempfile::tempdir().unwrap();
+        let layout = Layout::new(d.path(), d.path());
+        std::fs::create_dir_all(&layout.log_dir).unwrap();
+        let (mut log, _) = Log::open(LogConfig {
+            dir: layout.log_dir.clone(),
+            segment_bytes: 1 << 20,
+            preallocate: false,
+        })
+        .unwrap();
+        for (a, b) in frames {
+            log.append(*a, *b, b"payload").unwrap();
+        }
+        log.sync().unwrap();
+        drop(log);
+        (d, layout)
+    }
+
+    fn recover_it(d: &tempfile::TempDir, layout: &Layout) -> Result<RecoveredMember, StorageError> {
+        let mut engine = Engine::new(Default::default(), 0);
+        recover_member(layout, d.path(), &mut engine, 1 << 20, false)
+    }
+
+    #[test]
+    fn a_member_log_may_start_a_new_epoch_but_not_skip_inside_one() {
+        // No snapshot, a log that begins with epoch 1: the usual first start.
+        let (d, layout) = member_log(&[
+            (0x1_0000_0001, 0x1_0000_0003),
+            (0x2_0000_0001, 0x2_0000_0001),
+        ]);
+        std::fs::write(d.path().join("acceptedEpoch"), "2").unwrap();
+        let r = recover_it(&d, &layout).expect("recovers");
+        assert_eq!(r.snap_zxid, 0);
+        assert_eq!(
+            r.frames
+                .iter()
+                .map(|f| (f.first, f.last))
+                .collect::<Vec<_>>(),
+            vec![
+                (0x1_0000_0001, 0x1_0000_0003),
+                (0x2_0000_0001, 0x2_0000_0001)
+            ]
+        );
+        assert_eq!(r.frames[0].payload.as_slice(), b"payload");
+        assert_eq!(
+            r.epochs,
+            Epochs {
+                accepted: 2,
+                current: 0
+            }
+        );
+        drop(r);
+        // Transactions missing inside an epoch are a gap.
+        let (d, layout) = member_log(&[(0x1_0000_0005, 0x1_0000_0006)]);
+        assert!(matches!(
+            recover_it(&d, &layout),
+            Err(StorageError::Gap { .. })
+        ));
+        // A bad epoch file stops start-up, naming it.
+        let (d, layout) = member_log(&[]);
+        std::fs::write(d.path().join("currentEpoch"), "zz").unwrap();
+        let e = recover_it(&d, &layout).err().expect("bad epoch file");
+        assert!(e.to_string().contains("currentEpoch"), "{e}");
+    }
+
+    #[test]
+    fn a_garbage_epoch_file_is_an_error_naming_it() {
+        let d = tempfile::tempdir().unwrap();
+        std::fs::write(d.path().join("currentEpoch"), "x1").unwrap();
+        let e = read_epochs(d.path()).unwrap_err();
+        let text = e.to_string();
+        assert!(
+            text.contains(&d.path().join("currentEpoch").display().to_string())
+                && text.contains("`x1` is not an epoch"),
+            "{text}"
+        );
+        std::fs::write(d.path().join("currentEpoch"), "").unwrap();
+        assert!(read_epochs(d.path()).is_err());
+    }
+
+    #[test]
+    fn snapshots_newer_than_an_installed_one_are_removed() {
+        let d = tempfile::tempdir().unwrap();
+        for z in [0x10u64, 0x20, 0x30] {
+            std::fs::write(d.path().join(format!("snapshot.{z:016x}")), b"x").unwrap();
+        }
+        std::fs::write(d.path().join(format!("snapshot.{:016x}.tmp", 0x40)), b"x").unwrap();
+        std::fs::write(d.path().join("other"), b"x").unwrap();
+        assert_eq!(remove_snapshots_after(d.path(), 0x20).unwrap(), 2);
+        let mut left: Vec<String> = std::fs::read_dir(d.path())
+            .unwrap()
+            .map(|e| e.unwrap().file_name().into_string().unwrap())
+            .collect();
+        left.sort();
+        assert_eq!(
+            left,
+            vec![
+                "other".to_string(),
+                format!("snapshot.{:016x}", 0x10),
+                format!("snapshot.{:016x}", 0x20)
+            ]
+        );
+        assert_eq!(
+            remove_snapshots_after(&d.path().join("missing"), 0).unwrap(),
+            0
+        );
+    }
 }

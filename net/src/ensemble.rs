@@ -1,0 +1,398 @@
+//! The engine thread of an ensemble member: the single owner of the [`Replica`]. Like
+//! [`EngineLoop`](crate::engine_loop::EngineLoop), it batches whatever the network
+//! cores, the peer links and the log have sent since its last turn, feeds it to the
+//! replica after the current time, and carries out the outputs in the order drained:
+//! client frames to connections, peer messages to the peer transport, log frames to
+//! group commit; log truncation, snapshot installation and epoch writes synchronously
+//! and durably before the next output.
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicI64, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use keel_engine::watch::ConnId;
+use keel_engine::zab::{Epochs, PeerMsg, Replica, ReplicaInput, ReplicaOutput, Role};
+use keel_engine::{Input, Output};
+use keel_wal::{GroupCommit, Log, SnapshotStore};
+use tracing::{error, info, warn};
+
+use crate::engine_loop::now_ms;
+use crate::fourlw::{self, Mode, ServerInfo};
+use crate::msg::{ToConn, ToEngine};
+use crate::peer::PeerNet;
+use crate::storage;
+
+/// Exit status when the log, a snapshot or an epoch file cannot be written (fail-stop).
+pub const EXIT_STORAGE_FAILED: i32 = 70;
+
+fn fatal(what: std::fmt::Arguments) -> ! {
+    error!("FATAL: {what}; exiting (an ensemble member whose disk failed must not go on)");
+    std::process::exit(EXIT_STORAGE_FAILED)
+}
+
+/// Starts a group-commit thread whose durability reports carry `generation`.
+pub fn spawn_group(log: Log, generation: u64, tx: flume::Sender<ToEngine>) -> GroupCommit {
+    GroupCommit::spawn(
+        log,
+        Box::new(move |zxid| {
+            let _ = tx.send(ToEngine::Durable {
+                generation,
+                zxid: zxid as i64,
+            });
+        }),
+        Box::new(|e| {
+            error!("FATAL: the write-ahead log failed: {e}; exiting so no unlogged write is ever acknowledged");
+            std::process::exit(EXIT_STORAGE_FAILED);
+        }),
+    )
+}
+
+/// Transactions from zxid `from` to `to`, for `snapCount`. A zxid is epoch (high 32
+/// bits) and counter (low 32); across an epoch change only the new epoch's counter
+/// is known.
+fn txns_between(from: i64, to: i64) -> i64 {
+    if to >> 32 == from >> 32 {
+        to - from
+    } else {
+        to & 0xffff_ffff
+    }
+}
+
+/// Proposal sizes for `srvr` / `mntr` (ZooKeeper's `BufferStats`).
+#[derive(Debug, Clone, Copy)]
+struct SizeStats {
+    last: i64,
+    min: i64,
+    max: i64,
+}
+
+impl Default for SizeStats {
+    fn default() -> Self {
+        SizeStats {
+            last: -1,
+            min: -1,
+            max: -1,
+        }
+    }
+}
+
+impl SizeStats {
+    fn add(&mut self, n: i64) {
+        self.last = n;
+        self.min = if self.min < 0 { n } else { self.min.min(n) };
+        self.max = self.max.max(n);
+    }
+}
+
+pub struct ReplicaLoop {
+    pub replica: Replica,
+    pub rx: flume::Receiver<ToEngine>,
+    /// The loop's own channel, for the group-commit threads it (re)starts.
+    pub tx: flume::Sender<ToEngine>,
+    pub group: Option<GroupCommit>,
+    /// Generation of `group`; durability reports of older ones are ignored.
+    pub generation: u64,
+    pub peers: Arc<PeerNet>,
+    pub info: Arc<ServerInfo>,
+    pub data_dir: PathBuf,
+    pub snap_dir: PathBuf,
+    pub snap_count: i64,
+    pub snap_tx: Option<flume::Sender<keel_engine::server::SnapshotView>>,
+    /// Highest zxid the log reported durable (shared with the snapshot thread).
+    pub durable: Arc<AtomicI64>,
+    pub max_batch: usize,
+    /// Epochs as last persisted.
+    pub epochs: Epochs,
+    /// This server is an observer.
+    pub observer: bool,
+    /// Role and epoch shared with whoever reports them (4lw, `keel cluster`, tests).
+    pub role: Role,
+    pub epoch: i64,
+}
+
+impl ReplicaLoop {
+    /// Runs until `Shutdown`, then hands group commit back so the caller can flush it.
+    pub fn run(mut self) -> Option<GroupCommit> {
+        self.run_inner();
+        self.group.take()
+    }
+
+    fn mode(&self, proposals: &SizeStats) -> Mode {
+        Mode {
+            name: self.role.zk_name(self.observer),
+            serving: self.role.is_serving(),
+            proposal_sizes: (self.role == Role::Leading).then_some((
+                proposals.last,
+                proposals.min,
+                proposals.max,
+            )),
+            replica: Some((
+                self.epoch,
+                self.replica.last_logged_zxid(),
+                self.replica.committed_zxid(),
+                self.durable.load(Ordering::Acquire),
+            )),
+        }
+    }
+
+    fn run_inner(&mut self) {
+        let mut routes: HashMap<ConnId, flume::Sender<ToConn>> = HashMap::new();
+        let mut outputs = Vec::new();
+        let mut last_snap = self.replica.engine().last_zxid();
+        let mut proposals = SizeStats::default();
+        let tick_ms = self.replica.config().tick_ms.max(1) as u64;
+        let tick = Duration::from_millis((tick_ms / 10).clamp(5, 100));
+        info!(
+            "ensemble member {} starting as {}",
+            self.replica.config().my_id,
+            if self.observer {
+                "an observer"
+            } else {
+                "a participant"
+            }
+        );
+        loop {
+            let first = match self.rx.recv_timeout(tick) {
+                Ok(m) => Some(m),
+                Err(flume::RecvTimeoutError::Timeout) => None,
+                Err(flume::RecvTimeoutError::Disconnected) => break,
+            };
+            self.replica.step(ReplicaInput::Tick { now_ms: now_ms() });
+            let mut stop = false;
+            let mut next = first;
+            let mut budget = self.max_batch.max(1);
+            while let Some(m) = next.take() {
+                match m {
+                    ToEngine::Register { conn, tx } => {
+                        routes.insert(conn, tx);
+                    }
+                    ToEngine::Input(input) => match input {
+                        // Durability comes tagged with its generation (ToEngine::Durable)
+                        // and time from this loop; neither arrives this way.
+                        Input::Durable { .. } | Input::Tick { .. } => {}
+                        input => {
+                            if let Input::Disconnected { conn } = &input {
+                                routes.remove(conn);
+                            }
+                            self.replica.step(ReplicaInput::Client(input));
+                        }
+                    },
+                    ToEngine::Durable { generation, zxid } => {
+                        if generation == self.generation {
+                            self.durable.fetch_max(zxid, Ordering::AcqRel);
+                            self.replica.step(ReplicaInput::Durable { zxid });
+                        }
+                    }
+                    ToEngine::Peer { from, msg } => {
+                        // A Sync may truncate the log or replace it with a snapshot:
+                        // end the turn here, so those are carried out (and the log's
+                        // generation moves on) before any later durability report is
+                        // fed; a report of the old log must not count for the new one.
+                        if matches!(msg, PeerMsg::Sync { .. }) {
+                            budget = 1;
+                        }
+                        self.replica.step(ReplicaInput::Peer { from, msg });
+                    }
+                    ToEngine::PeerDown { peer } => {
+                        self.replica.step(ReplicaInput::PeerDown { peer });
+                    }
+                    ToEngine::FourLetter { cmd, tx, peer, .. } => {
+                        let mode = self.mode(&proposals);
+                        let text = fourlw::answer_in(
+                            &cmd,
+                            self.replica.engine_mut(),
+                            &self.info,
+                            peer,
+                            &mode,
+                        );
+                        let _ = tx.send(ToConn::Frame(text.into_bytes()));
+                        let _ = tx.send(ToConn::Close);
+                    }
+                    ToEngine::PurgeLog { through_zxid } => {
+                        if let Some(g) = &self.group {
+                            match g.purge_through(through_zxid as u64) {
+                                Ok(0) => {}
+                                Ok(n) => info!(
+                                    "purged {n} log segment(s) through zxid {through_zxid:#x}"
+                                ),
+                                Err(e) => warn!(
+                                    "purging log segments through {through_zxid:#x} failed: {e}"
+                                ),
+                            }
+                        }
+                    }
+                    ToEngine::Shutdown => stop = true,
+                }
+                budget -= 1;
+                if budget > 0 {
+                    next = self.rx.try_recv().ok();
+                }
+            }
+            self.replica.drain(&mut outputs);
+            for o in outputs.drain(..) {
+                match o {
+                    ReplicaOutput::Client(Output::Send { conn, frame }) => {
+                        if let Some(tx) = routes.get(&conn) {
+                            let _ = tx.send(ToConn::Frame(frame));
+                        }
+                    }
+                    ReplicaOutput::Client(Output::Close { conn }) => {
+                        if let Some(tx) = routes.remove(&conn) {
+                            let _ = tx.send(ToConn::Close);
+                        }
+                    }
+                    ReplicaOutput::Client(Output::Persist { .. }) => {
+                        // The replica's engine only applies committed frames; its log
+                        // frames come as ReplicaOutput::Persist.
+                        warn!("ignoring a client-engine Persist in ensemble mode");
+                    }
+                    ReplicaOutput::Peer { to, msg } => self.peers.send(to, &msg),
+                    ReplicaOutput::Persist(frame) => {
+                        if self.role == Role::Leading {
+                            proposals.add(frame.payload.len() as i64);
+                        }
+                        let payload =
+                            Arc::try_unwrap(frame.payload).unwrap_or_else(|a| (*a).clone());
+                        match &self.group {
+                            Some(g) => g.submit(frame.first as u64, frame.last as u64, payload),
+                            None => fatal(format_args!("no log to append to")),
+                        }
+                    }
+                    ReplicaOutput::TruncateLog { after } => {
+                        self.truncate_log(after);
+                    }
+                    ReplicaOutput::InstallSnapshot { data } => {
+                        let zxid = data.last_zxid;
+                        self.install_snapshot(data);
+                        last_snap = zxid as i64;
+                    }
+                    ReplicaOutput::SaveEpochs(e) => {
+                        if let Err(err) = storage::write_epochs(&self.data_dir, self.epochs, e) {
+                            fatal(format_args!(
+                                "cannot write the epoch files in {}: {err}",
+                                self.data_dir.display()
+                            ));
+                        }
+                        self.epochs = e;
+                    }
+                    ReplicaOutput::Role { role, epoch } => {
+                        if role.is_serving() && (!self.role.is_serving() || epoch != self.epoch) {
+                            info!(
+                                "serving clients as {} (epoch {epoch}); applied through {:#x}",
+                                role.zk_name(self.observer),
+                                self.replica.applied_zxid()
+                            );
+                        } else if !role.is_serving() && self.role.is_serving() {
+                            info!("not serving clients: {role:?}");
+                        }
+                        if role == Role::Leading && self.role != Role::Leading {
+                            proposals = SizeStats::default();
+                        }
+                        self.role = role;
+                        self.epoch = epoch;
+                    }
+                }
+            }
+            if let Some(snap_tx) = &self.snap_tx {
+                let engine = self.replica.engine();
+                if txns_between(last_snap, engine.last_zxid()) >= self.snap_count {
+                    let started = std::time::Instant::now();
+                    let view = engine.snapshot_view();
+                    let (zxid, nodes) = (view.last_zxid(), view.node_count());
+                    if snap_tx.try_send(view).is_ok() {
+                        last_snap = zxid;
+                        info!(
+                            zxid = format_args!("0x{zxid:x}"),
+                            nodes,
+                            "snapshot view taken in {:?}",
+                            started.elapsed()
+                        );
+                    }
+                }
+            }
+            if stop {
+                break;
+            }
+        }
+    }
+
+    /// Stops group commit (everything submitted is written first), hands the log to
+    /// `f`, and starts a new group-commit thread of the next generation.
+    /// `floor`: a zxid known durable by other means (an installed snapshot).
+    fn with_log(&mut self, floor: i64, f: impl FnOnce(&mut Log)) {
+        let Some(group) = self.group.take() else {
+            fatal(format_args!("no log"));
+        };
+        let mut log = group.shutdown();
+        f(&mut log);
+        let durable = (log.durable_zxid() as i64).max(floor);
+        self.generation += 1;
+        // Reports of the old thread still queued are stale: what they cover may have
+        // been cut. Everything the log kept is durable; say so under the new generation.
+        self.durable.store(durable, Ordering::Release);
+        let _ = self.tx.send(ToEngine::Durable {
+            generation: self.generation,
+            zxid: durable,
+        });
+        self.group = Some(spawn_group(log, self.generation, self.tx.clone()));
+    }
+
+    fn truncate_log(&mut self, after: i64) {
+        info!("truncating the log after zxid {after:#x}, as the leader asks");
+        self.with_log(0, |log| {
+            if let Err(e) = log.truncate_after(after.max(0) as u64) {
+                fatal(format_args!(
+                    "truncating the log after {after:#x} failed: {e}"
+                ));
+            }
+        });
+    }
+
+    /// The leader's snapshot replaces this server's state. Order, so that a crash at any
+    /// point leaves a consistent (older) state or the new one: empty the log, remove
+    /// newer snapshots, then write the new one.
+    fn install_snapshot(&mut self, data: keel_wal::SnapshotData) {
+        let zxid = data.last_zxid;
+        info!("installing the leader's snapshot at zxid {zxid:#x}");
+        // Nothing but the snapshot exists after this, so everything through `zxid`
+        // counts as durable once it is written (below, before the next output).
+        self.with_log(zxid as i64, |log| {
+            if let Err(e) = log.truncate_after(0) {
+                fatal(format_args!("emptying the log for a snapshot failed: {e}"));
+            }
+        });
+        if let Err(e) = storage::remove_snapshots_after(&self.snap_dir, zxid) {
+            fatal(format_args!(
+                "removing snapshots newer than {zxid:#x} from {} failed: {e}",
+                self.snap_dir.display()
+            ));
+        }
+        let store = SnapshotStore::new(self.snap_dir.clone());
+        match store.write(&data) {
+            Ok(bytes) => info!("snapshot {zxid:#x} installed ({bytes} bytes)"),
+            Err(e) => fatal(format_args!(
+                "writing the leader's snapshot {zxid:#x} failed: {e}"
+            )),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn snap_count_counts_transactions_not_zxid_distance() {
+        assert_eq!(txns_between(0x1_0000_0005, 0x1_0000_0010), 11);
+        assert_eq!(txns_between(0, 0x1_0000_0001), 1);
+        assert_eq!(txns_between(0x1_0000_01b5, 0x2_0000_0001), 1);
+        let mut s = SizeStats::default();
+        assert_eq!((s.last, s.min, s.max), (-1, -1, -1));
+        s.add(10);
+        s.add(4);
+        s.add(7);
+        assert_eq!((s.last, s.min, s.max), (7, 4, 10));
+    }
+}
