@@ -51,6 +51,12 @@ pub struct EngineConfig {
     pub server_id: i64,
     /// Seeds session passwords; persisted with each session, so any value works.
     pub secret: u64,
+    /// `localSessionsEnabled` (ensembles): new sessions live only on the server the
+    /// client connected to and cost no transaction.
+    pub local_sessions: bool,
+    /// `localSessionsUpgradingEnabled`: a local session that creates an ephemeral node
+    /// becomes global first (otherwise that create fails with EphemeralOnLocalSession).
+    pub local_sessions_upgrading: bool,
 }
 
 impl Default for EngineConfig {
@@ -65,6 +71,8 @@ impl Default for EngineConfig {
             container_never_used_ms: 0,
             server_id: 0,
             secret: 0x5EED,
+            local_sessions: false,
+            local_sessions_upgrading: false,
         }
     }
 }
@@ -627,7 +635,9 @@ impl Engine {
     fn tick(&mut self, now_ms: i64) {
         self.now_ms = now_ms.max(self.now_ms);
         if self.repl.is_some() {
-            // Expiry and container reaping are the leader's, proposed like any write.
+            // Global expiry and container reaping are the leader's, proposed like any
+            // write; local sessions are this server's alone.
+            self.expire_local_sessions();
             return;
         }
         if self.now_ms >= self.next_expiry_scan {
@@ -766,7 +776,11 @@ impl Engine {
         let ro = req.has_read_only;
         if req.session_id == 0 {
             if self.repl.is_some() {
-                self.repl_create_session(conn, peer, timeout, ro);
+                if self.cfg.local_sessions {
+                    self.local_create_session(conn, peer, timeout, ro);
+                } else {
+                    self.repl_create_session(conn, peer, timeout, ro);
+                }
                 return;
             }
             let id = self.sessions.allocate_id();
@@ -803,7 +817,8 @@ impl Engine {
         let valid = self
             .sessions
             .get(id)
-            .is_some_and(|s| !s.closing && s.password == req.password);
+            .is_some_and(|s| !s.closing && s.password == req.password)
+            || self.local_session_valid(id, &req.password);
         if !valid {
             info!("invalid session 0x{id:x} for client {addr}, probably expired");
             self.send(conn, connect_response(0, 0, &[0; 16], ro));

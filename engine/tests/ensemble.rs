@@ -36,11 +36,15 @@ struct Cluster {
     ids: Vec<Sid>,
     observers: Vec<Sid>,
     read_only: bool,
+    /// (localSessionsEnabled, localSessionsUpgradingEnabled)
+    local: (bool, bool),
 }
 
-fn engine(id: Sid, now: i64) -> Engine {
+fn engine(id: Sid, now: i64, local: (bool, bool)) -> Engine {
     Engine::new(
         EngineConfig {
+            local_sessions: local.0,
+            local_sessions_upgrading: local.1,
             server_id: id as i64,
             tick_ms: TICK as i32,
             min_session_timeout_ms: 2000,
@@ -66,6 +70,7 @@ impl Cluster {
             ids: ids.clone(),
             observers: (n + 1..=n + o).collect(),
             read_only: false,
+            local: (false, false),
         };
         for id in ids {
             c.nodes.insert(
@@ -100,8 +105,9 @@ impl Cluster {
     fn start(&mut self, id: Sid) {
         let cfg = self.cfg(id);
         let now = self.now;
+        let local = self.local;
         let n = self.nodes.get_mut(&id).unwrap();
-        let mut e = engine(id, now);
+        let mut e = engine(id, now, local);
         if let Some(s) = &n.disk.snapshot {
             e.load_snapshot(s);
         }
@@ -556,4 +562,59 @@ fn a_member_cut_off_serves_read_only_clients_until_the_quorum_returns() {
     }
     c.run_until("all serving", |c| c.serving() == 3);
     assert!(!c.replica(survivor).engine().is_read_only());
+}
+
+fn create_mode(path: &str, flags: i32) -> Writer {
+    let mut w = Writer::new();
+    w.string(path).buffer(b"");
+    write_acls(&mut w, &Acl::world_all());
+    w.i32(flags);
+    w
+}
+
+#[test]
+fn local_sessions_cost_no_transaction_and_upgrade_for_ephemerals() {
+    for upgrading in [false, true] {
+        let mut c = Cluster::new(3);
+        c.local = (true, upgrading);
+        for id in c.ids.clone() {
+            c.crash(id);
+            c.start(id);
+        }
+        c.run_until("all serving", |c| c.serving() == 3);
+        let l = c.leader().unwrap();
+        let f = c.ids.iter().copied().find(|i| *i != l).unwrap();
+        let before = c.replica(l).applied_zxid();
+        let session = c.connect(f, 1);
+        assert_eq!(
+            c.replica(l).applied_zxid(),
+            before,
+            "a local session takes no zxid"
+        );
+        assert!(c.replica(f).engine().is_local_session(session));
+        let (_, err, _) = c.call(f, 1, 1, op::CREATE, create("/persistent", b""));
+        assert_eq!(err, 0, "a local session writes persistent nodes");
+        let (_, err, _) = c.call(f, 1, 2, op::CREATE, create_mode("/eph", 1));
+        if upgrading {
+            assert_eq!(err, 0);
+            c.run(200);
+            assert!(
+                c.replica(l).engine().sessions().get(session).is_some(),
+                "upgraded to global"
+            );
+            assert_eq!(
+                c.replica(l)
+                    .engine()
+                    .tree()
+                    .get("/eph")
+                    .unwrap()
+                    .stat
+                    .ephemeral_owner,
+                session
+            );
+        } else {
+            assert_eq!(err, -120, "EphemeralOnLocalSession");
+            assert!(c.replica(l).engine().sessions().get(session).is_none());
+        }
+    }
 }

@@ -62,6 +62,8 @@ pub(super) struct Repl {
     /// (a client moving to a read-write server starts a new session, as ZooKeeper's
     /// clients do when they have not seen one before).
     ro_sessions: HashMap<i64, (i32, Vec<u8>)>,
+    /// Local sessions (`localSessionsEnabled`): id → (timeout, password, deadline).
+    local: HashMap<i64, (i32, Vec<u8>, i64)>,
     pending: HashMap<i64, VecDeque<Pending>>,
     forwards: Vec<Forward>,
     touched: HashSet<i64>,
@@ -91,6 +93,7 @@ impl Engine {
         }
         r.read_only = false;
         r.ro_sessions.clear();
+        r.local.clear();
         r.pending.clear();
         r.forwards.clear();
         let conns: Vec<ConnId> = self.conns.keys().copied().collect();
@@ -396,6 +399,9 @@ impl Engine {
             return false;
         };
         r.touched.insert(session);
+        if let Some(l) = r.local.get_mut(&session) {
+            l.2 = self.now_ms + l.0 as i64;
+        }
         let busy = r.pending.get(&session).is_some_and(|q| !q.is_empty());
         if busy {
             r.pending
@@ -431,6 +437,51 @@ impl Engine {
                     .collect()
             })
             .unwrap_or_default();
+        if self
+            .repl
+            .as_ref()
+            .is_some_and(|r| r.local.contains_key(&session))
+        {
+            if opcode == op::CLOSE_SESSION {
+                // A local session closes here: nothing to replicate.
+                if let Some(r) = self.repl.as_mut() {
+                    r.local.remove(&session);
+                }
+                let z = self.last_zxid;
+                self.send(conn, proto::empty_reply(xid, z, Code::Ok));
+                self.drop_conn(conn);
+                self.emit(Output::Close { conn });
+                return;
+            }
+            if creates_ephemeral(opcode, body) {
+                if !self.cfg.local_sessions_upgrading {
+                    let z = self.last_zxid;
+                    self.send(
+                        conn,
+                        proto::empty_reply(xid, z, Code::EphemeralOnLocalSession),
+                    );
+                    return;
+                }
+                // Upgrade: the session becomes global before the create that needs it.
+                let Some((timeout, password, _)) =
+                    self.repl.as_mut().and_then(|r| r.local.remove(&session))
+                else {
+                    return;
+                };
+                debug!("upgrading local session 0x{session:x} to global");
+                let mut b = Writer::new();
+                b.i32(timeout).buffer(&password);
+                if let Some(r) = self.repl.as_mut() {
+                    r.forwards.push(Forward {
+                        session,
+                        cxid: 0,
+                        opcode: FWD_CREATE_SESSION,
+                        body: b.buf,
+                        auth: Vec::new(),
+                    });
+                }
+            }
+        }
         let (fwd_op, pending) = match (opcode, sync_path) {
             (_, Some(path)) => (FWD_SYNC, Pending::Sync { conn, xid, path }),
             (op::CLOSE_SESSION, None) => (FWD_CLOSE_SESSION, Pending::Write { conn, xid, opcode }),
@@ -488,11 +539,80 @@ impl Engine {
         }
     }
 
+    /// `localSessionsEnabled`: a new session lives here only; answered at once.
+    pub(super) fn local_create_session(
+        &mut self,
+        conn: ConnId,
+        peer: SocketAddr,
+        timeout: i32,
+        read_only: bool,
+    ) {
+        let id = self.sessions.allocate_id();
+        let password = session::password(id, self.cfg.secret);
+        let deadline = self.now_ms + timeout as i64;
+        if let Some(r) = self.repl.as_mut() {
+            r.local.insert(id, (timeout, password.clone(), deadline));
+        }
+        debug!("local session 0x{id:x} (timeout {timeout}) for {peer}");
+        self.conns.insert(conn, self.new_conn(peer, id, timeout));
+        self.send(conn, connect_response(timeout, id, &password, read_only));
+    }
+
+    pub(super) fn local_session_valid(&self, id: i64, password: &[u8]) -> bool {
+        self.repl
+            .as_ref()
+            .and_then(|r| r.local.get(&id))
+            .is_some_and(|(_, p, _)| p == password)
+    }
+
+    /// Whether `id` is one of this server's local sessions.
+    pub fn is_local_session(&self, id: i64) -> bool {
+        self.repl
+            .as_ref()
+            .is_some_and(|r| r.local.contains_key(&id))
+    }
+
+    /// Local sessions past their deadline end here, closing their connections.
+    pub(super) fn expire_local_sessions(&mut self) {
+        let now = self.now_ms;
+        let Some(r) = self.repl.as_mut() else { return };
+        let dead: Vec<i64> = r
+            .local
+            .iter()
+            .filter(|(_, l)| l.2 <= now)
+            .map(|(id, _)| *id)
+            .collect();
+        for id in dead {
+            if let Some(r) = self.repl.as_mut() {
+                r.local.remove(&id);
+            }
+            debug!("local session 0x{id:x} expired");
+            self.counters.sessions_expired += 1;
+            self.close_local_session(id);
+        }
+    }
+
     /// The connection's session, for the replica to note activity.
     pub(super) fn repl_touch(&mut self, session: i64) {
         if let Some(r) = self.repl.as_mut() {
             r.touched.insert(session);
         }
+    }
+}
+
+/// Whether a request creates an ephemeral node (directly or inside a multi), which
+/// needs a global session.
+fn creates_ephemeral(opcode: i32, body: &[u8]) -> bool {
+    let eph = |r: &crate::proto::Request| match r {
+        crate::proto::Request::Create { flags, .. } => {
+            crate::proto::CreateMode::from_flags(*flags).is_some_and(|m| m.is_ephemeral())
+        }
+        _ => false,
+    };
+    match crate::proto::Request::decode(opcode, body) {
+        Ok(crate::proto::Request::Multi(ops)) => ops.iter().any(eph),
+        Ok(r) => eph(&r),
+        Err(_) => false,
     }
 }
 

@@ -515,7 +515,15 @@ impl Leader {
             op::RECONFIG => err(Code::ReconfigDisabled),
             opcode => match Request::decode(opcode, &fwd.body) {
                 Err(_) => err(Code::MarshallingError),
-                Ok(_) if !l.spec_sessions.contains(&session) => err(Code::SessionExpired),
+                Ok(ref req)
+                    if !l.spec_sessions.contains(&session)
+                        && (!r.engine.config().local_sessions || needs_global_session(req)) =>
+                {
+                    // With local sessions an unknown id is a follower's local session;
+                    // an ephemeral still needs a global one (an orphan would live
+                    // forever).
+                    err(Code::SessionExpired)
+                }
                 Ok(Request::Multi(ops)) if !ops.iter().all(crate::server::is_multi_write_op) => {
                     err(Code::MarshallingError)
                 }
@@ -642,5 +650,18 @@ impl Leader {
             );
         }
         true
+    }
+}
+
+fn needs_global_session(req: &Request) -> bool {
+    let eph = |r: &Request| match r {
+        Request::Create { flags, .. } => {
+            crate::proto::CreateMode::from_flags(*flags).is_some_and(|m| m.is_ephemeral())
+        }
+        _ => false,
+    };
+    match req {
+        Request::Multi(ops) => ops.iter().any(eph),
+        r => eph(r),
     }
 }
