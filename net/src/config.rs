@@ -99,8 +99,10 @@ pub mod props {
 }
 
 /// `zoo.cfg` keys that ZooKeeper's `QuorumPeerConfig` reads itself and Keel uses.
-const CORE_KEYS: [&str; 20] = [
+const CORE_KEYS: [&str; 22] = [
     "tickTime",
+    "localSessionsEnabled",
+    "localSessionsUpgradingEnabled",
     "dataDir",
     "dataLogDir",
     "clientPort",
@@ -123,12 +125,10 @@ const CORE_KEYS: [&str; 20] = [
 ];
 
 /// `zoo.cfg` keys that ZooKeeper's `QuorumPeerConfig` reads itself and Keel does not use.
-const ZOOKEEPER_KEYS_NOT_USED: [&str; 26] = [
+const ZOOKEEPER_KEYS_NOT_USED: [&str; 24] = [
     "secureClientPort",
     "secureClientPortAddress",
     "observerMasterPort",
-    "localSessionsEnabled",
-    "localSessionsUpgradingEnabled",
     "connectToLearnerMasterLimit",
     "quorumListenOnAllIPs",
     "syncEnabled",
@@ -631,6 +631,10 @@ pub struct Config {
     pub standalone_enabled: bool,
     /// `reconfigEnabled`: allow dynamic reconfiguration. Default false.
     pub reconfig_enabled: bool,
+    /// `localSessionsEnabled` (ensembles): sessions local to the server they connect to.
+    pub local_sessions: bool,
+    /// `localSessionsUpgradingEnabled`: a local session creating an ephemeral becomes global.
+    pub local_sessions_upgrading: bool,
     /// Version of the ensemble membership: `version` (hex) in `zoo.cfg`, or the hex suffix
     /// of a dynamic config file's name. 0 when unset.
     pub config_version: u64,
@@ -677,6 +681,8 @@ impl Default for Config {
             server_id: None,
             standalone_enabled: true,
             reconfig_enabled: false,
+            local_sessions: false,
+            local_sessions_upgrading: false,
             config_version: 0,
             admin_enable_server: true,
             admin_server_address: "0.0.0.0".to_string(),
@@ -1669,6 +1675,10 @@ impl<'a> FileParse<'a> {
             }
             "standaloneEnabled" => self.cfg.standalone_enabled = parse_bool(&o, key, value)?,
             "reconfigEnabled" => self.cfg.reconfig_enabled = parse_bool(&o, key, value)?,
+            "localSessionsEnabled" => self.cfg.local_sessions = parse_bool(&o, key, value)?,
+            "localSessionsUpgradingEnabled" => {
+                self.cfg.local_sessions_upgrading = parse_bool(&o, key, value)?
+            }
             "electionAlg" => {
                 let n = parse_int(&o, key, value, i64::MIN, i64::MAX, "3")?;
                 if n != 3 {
@@ -2507,7 +2517,7 @@ mod tests {
         let c = ok("dataDir=@DIR@\nclientPort=2181\nserverCnxnFactory=org.apache.zookeeper.server.NettyServerCnxnFactory\n\
                     authProvider.1=org.apache.zookeeper.server.auth.SASLAuthenticationProvider\n\
                     metricsProvider.className=org.apache.zookeeper.metrics.prometheus.PrometheusMetricsProvider\n\
-                    metricsProvider.httpPort=7000\nsecureClientPort=2281\nlocalSessionsEnabled=true\nTickTime=5\n=orphan\n");
+                    metricsProvider.httpPort=7000\nsecureClientPort=2281\nsyncEnabled=true\nTickTime=5\n=orphan\n");
         let keys: Vec<(usize, &str)> = c.unknown.iter().map(|(l, k)| (*l, k.as_str())).collect();
         assert_eq!(
             keys,
@@ -2517,7 +2527,7 @@ mod tests {
                 (5, "metricsProvider.className"),
                 (6, "metricsProvider.httpPort"),
                 (7, "secureClientPort"),
-                (8, "localSessionsEnabled"),
+                (8, "syncEnabled"),
                 (9, "TickTime"),
                 (10, ""),
             ]

@@ -100,6 +100,7 @@ pub fn answer_in(
     if !mode.serving {
         match cmd {
             "ruok" => return "imok".to_owned(),
+            "isro" if engine.is_read_only() => return "ro".to_owned(),
             // IsroCommand prints "null" when there is no running server.
             "isro" => return "null".to_owned(),
             "envi" | "gtmk" | "stmk" => {}

@@ -59,6 +59,8 @@ pub struct EnsembleOptions {
     pub init_limit: i64,
     /// `syncLimit` in ticks.
     pub sync_limit: i64,
+    /// `readonlymode.enabled`: serve read-only clients while cut off from the quorum.
+    pub read_only_mode: bool,
 }
 
 /// One `server.N` line, as the ensemble uses it.
@@ -214,6 +216,7 @@ pub fn start(opts: ServerOptions) -> Result<RunningServer, StartError> {
             rcfg.init_limit = ens.init_limit;
             rcfg.sync_limit = ens.sync_limit;
             rcfg.max_batch_txns = opts.knobs.max_batch_txns.max(1);
+            rcfg.read_only_mode = ens.read_only_mode;
             let peer_tx = engine_tx.clone();
             let mut settings = peer::PeerSettings::new(
                 ens.my_id,
@@ -507,6 +510,8 @@ impl ServerOptions {
             // Standalone ZooKeeper seeds session ids with server id 1 (createSessionTrackerServerId).
             server_id: cfg.server_id.unwrap_or(1) as i64,
             secret: rand::random(),
+            local_sessions: cfg.local_sessions,
+            local_sessions_upgrading: cfg.local_sessions_upgrading,
         };
         Ok(ServerOptions {
             data_dir: cfg.data_dir.clone(),
@@ -562,6 +567,7 @@ fn ensemble_options(cfg: &crate::config::Config) -> Result<EnsembleOptions, Opti
         tick_ms: cfg.tick_time_ms as i64,
         init_limit: cfg.init_limit as i64,
         sync_limit: cfg.sync_limit as i64,
+        read_only_mode: cfg.read_only_mode,
     })
 }
 
