@@ -657,6 +657,15 @@ impl Engine {
     /// ContainerManager: empty containers that once had children, and TTL nodes without
     /// children not modified within their TTL, are deleted like any write.
     fn reap_containers(&mut self) {
+        for p in self.reap_candidates() {
+            debug!(path = %p, "reaping container/TTL node");
+            let rec = self.log(0, 0, Txn::Delete { path: p });
+            self.commit(rec);
+        }
+    }
+
+    /// The containers and TTL nodes due for deletion now (ContainerManager's rules).
+    pub fn reap_candidates(&self) -> Vec<String> {
         let mut doomed = Vec::new();
         for p in self.tree.containers() {
             if let Some(n) = self.tree.get(p) {
@@ -677,11 +686,7 @@ impl Engine {
                 }
             }
         }
-        for p in doomed {
-            debug!(path = %p, "reaping container/TTL node");
-            let rec = self.log(0, 0, Txn::Delete { path: p });
-            self.commit(rec);
-        }
+        doomed
     }
 
     /// Applies a logged transaction, fires its watches and queues it for the log.

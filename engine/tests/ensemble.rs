@@ -199,7 +199,7 @@ impl Cluster {
     }
 
     fn run_until(&mut self, what: &str, mut f: impl FnMut(&Cluster) -> bool) {
-        for _ in 0..2000 {
+        for _ in 0..10_000 {
             if f(self) {
                 return;
             }
@@ -617,4 +617,27 @@ fn local_sessions_cost_no_transaction_and_upgrade_for_ephemerals() {
             assert!(c.replica(l).engine().sessions().get(session).is_none());
         }
     }
+}
+
+#[test]
+fn the_leader_reaps_empty_containers_for_everyone() {
+    let mut c = Cluster::new(3);
+    c.run_until("all serving", |c| c.serving() == 3);
+    let l = c.leader().unwrap();
+    let f = c.ids.iter().copied().find(|i| *i != l).unwrap();
+    c.connect(f, 1);
+    let (_, err, _) = c.call(f, 1, 1, op::CREATE_CONTAINER, create_mode("/box", 4));
+    assert_eq!(err, 0);
+    let (_, err, _) = c.call(f, 1, 2, op::CREATE, create("/box/item", b""));
+    assert_eq!(err, 0);
+    let mut del = Writer::new();
+    del.string("/box/item").i32(-1);
+    let (_, err, _) = c.call(f, 1, 3, op::DELETE, del);
+    assert_eq!(err, 0);
+    // znode.container.checkIntervalMs defaults to a minute.
+    c.run_until("the container is gone everywhere", |c| {
+        c.ids
+            .iter()
+            .all(|i| c.replica(*i).engine().tree().get("/box").is_none())
+    });
 }

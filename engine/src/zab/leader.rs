@@ -71,6 +71,7 @@ pub(super) struct Leader {
     /// Forwarded `sync`s: answered once everything proposed before them commits.
     syncs: VecDeque<(i64, Option<Sid>, i64, i32)>,
     exhausted: bool,
+    next_reap: i64,
 }
 
 impl Leader {
@@ -90,6 +91,7 @@ impl Leader {
             batch: Vec::new(),
             syncs: VecDeque::new(),
             exhausted: false,
+            next_reap: r.now_ms + r.engine.config().container_check_ms.max(1),
         }
     }
 
@@ -556,6 +558,33 @@ impl Leader {
         }
     }
 
+    /// ContainerManager in an ensemble: the leader deletes empty containers and expired
+    /// TTL nodes of the committed tree, each checked again against the speculative tree
+    /// (a child may have been proposed since), like any write.
+    fn reap(r: &mut Replica) {
+        let candidates = r.engine.reap_candidates();
+        let time = r.now_ms;
+        let Some(l) = r.leader.as_mut() else { return };
+        l.next_reap = time + r.engine.config().container_check_ms.max(1);
+        for p in candidates {
+            let still = l.spec.get(&p).is_some_and(|n| n.children.is_empty());
+            if !still || l.exhausted || l.last_zxid & 0xffff_ffff >= 0xffff_fffe {
+                continue;
+            }
+            let zxid = l.last_zxid + 1;
+            let mut triggers = Vec::new();
+            l.spec.delete(&p, zxid, None, &mut triggers);
+            l.last_zxid = zxid;
+            l.batch.push(TxnRecord {
+                zxid,
+                time,
+                session: 0,
+                cxid: 0,
+                txn: Txn::Delete { path: p },
+            });
+        }
+    }
+
     /// Turns the batch into one log frame: appended here and proposed to followers.
     pub fn flush(
         &mut self,
@@ -631,6 +660,9 @@ impl Leader {
             });
         }
         r.engine.take_touched();
+        if now >= l.next_reap {
+            Self::reap(r);
+        }
         for id in r.engine.expired_sessions() {
             info!(
                 id = r.cfg.my_id,
