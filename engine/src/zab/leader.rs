@@ -72,6 +72,11 @@ pub(super) struct Leader {
     syncs: VecDeque<(i64, Option<Sid>, i64, i32)>,
     exhausted: bool,
     next_reap: i64,
+    /// When the periodic work (pings, quorum check, expiry) runs next: every half tick,
+    /// however often the caller feeds ticks.
+    next_periodic: i64,
+    /// The last cxid proposed per session: a request forwarded twice is proposed once.
+    last_cxid: HashMap<i64, i32>,
 }
 
 impl Leader {
@@ -92,6 +97,8 @@ impl Leader {
             syncs: VecDeque::new(),
             exhausted: false,
             next_reap: r.now_ms + r.engine.config().container_check_ms.max(1),
+            next_periodic: r.now_ms,
+            last_cxid: HashMap::new(),
         }
     }
 
@@ -490,6 +497,17 @@ impl Leader {
             l.exhausted = true;
             return;
         }
+        if fwd.cxid > 0 {
+            let last = l.last_cxid.entry(fwd.session).or_insert(0);
+            if fwd.cxid <= *last {
+                warn!(
+                    id = r.cfg.my_id,
+                    "request 0x{:x}/{} arrived twice; proposed once", fwd.session, fwd.cxid
+                );
+                return;
+            }
+            *last = fwd.cxid;
+        }
         let zxid = l.last_zxid + 1;
         let time = r.now_ms;
         let session = fwd.session;
@@ -508,6 +526,7 @@ impl Leader {
             },
             FWD_CLOSE_SESSION => {
                 l.spec_sessions.remove(&session);
+                l.last_cxid.remove(&session);
                 let doomed: Vec<String> = l.spec.ephemerals_of(session).cloned().collect();
                 for p in doomed {
                     l.spec.delete(&p, zxid, None, &mut triggers);
@@ -630,6 +649,9 @@ impl Leader {
             }
             return true;
         }
+        if now < l.next_periodic {
+            return true;
+        }
         let limit = r.cfg.sync_limit * r.cfg.tick_ms;
         let heard = usize::from(r.cfg.voters.contains(&r.cfg.my_id))
             + l.peers
@@ -660,6 +682,12 @@ impl Leader {
             });
         }
         r.engine.take_touched();
+        if let Some(l) = r.leader.as_mut() {
+            l.next_periodic = now + (r.cfg.tick_ms / 2).clamp(1, 1000);
+        }
+        let Some(l) = r.leader.as_ref() else {
+            return false;
+        };
         if now >= l.next_reap {
             Self::reap(r);
         }
