@@ -197,6 +197,15 @@ impl DataTree {
 
     /// The shared copy of an ACL (unused entries are kept: the set of distinct ACLs in a
     /// tree is small).
+    /// Replaces `/zookeeper/config`'s data (membership, set from the configuration).
+    pub fn set_config_data(&mut self, data: Vec<u8>) {
+        if let Some(mut n) = self.nodes.get("/zookeeper/config").cloned() {
+            self.data_size = self.data_size - n.data_len() + data.len();
+            n.data = Some(data);
+            self.nodes.insert("/zookeeper/config".into(), n);
+        }
+    }
+
     pub fn intern_acl(&mut self, acl: &[Acl]) -> Arc<Vec<Acl>> {
         if let Some(a) = self.acls.get(acl) {
             return a.clone();

@@ -61,6 +61,8 @@ pub struct EnsembleOptions {
     pub sync_limit: i64,
     /// `readonlymode.enabled`: serve read-only clients while cut off from the quorum.
     pub read_only_mode: bool,
+    /// What `/zookeeper/config` holds: the membership in ZooKeeper's format.
+    pub config_data: String,
 }
 
 /// One `server.N` line, as the ensemble uses it.
@@ -232,6 +234,8 @@ pub fn start(opts: ServerOptions) -> Result<RunningServer, StartError> {
             settings.write_timeout = Duration::from_millis(
                 (ens.tick_ms * ens.init_limit.max(ens.sync_limit)).clamp(5_000, 120_000) as u64,
             );
+            let mut engine = engine;
+            engine.set_config_znode(ens.config_data.clone().into_bytes());
             let replica = Replica::new(rcfg, engine, recovered.epochs, recovered.frames, now_ms());
             let peers = PeerNet::start(
                 settings,
@@ -568,7 +572,42 @@ fn ensemble_options(cfg: &crate::config::Config) -> Result<EnsembleOptions, Opti
         init_limit: cfg.init_limit as i64,
         sync_limit: cfg.sync_limit as i64,
         read_only_mode: cfg.read_only_mode,
+        config_data: config_znode_data(cfg),
     })
+}
+
+/// `/zookeeper/config` as ZooKeeper writes it (`QuorumMaj.toString`): one
+/// `server.N=host:quorumPort:electionPort:role[;clientHost:clientPort]` line per member,
+/// then `version=<hex>`.
+fn config_znode_data(cfg: &crate::config::Config) -> String {
+    use std::fmt::Write;
+    let mut s = String::new();
+    for m in &cfg.servers {
+        let addrs: Vec<String> = m
+            .addresses
+            .iter()
+            .map(|a| {
+                let host = if a.host.contains(':') {
+                    format!("[{}]", a.host)
+                } else {
+                    a.host.clone()
+                };
+                format!("{host}:{}:{}", a.quorum_port, a.election_port)
+            })
+            .collect();
+        let role = if m.role == crate::config::PeerRole::Observer {
+            "observer"
+        } else {
+            "participant"
+        };
+        let _ = write!(s, "server.{}={}:{role}", m.id, addrs.join("|"));
+        if let Some(c) = &m.client {
+            let _ = write!(s, ";{}:{}", c.host, c.port);
+        }
+        s.push('\n');
+    }
+    let _ = write!(s, "version={:x}", cfg.config_version);
+    s
 }
 
 #[cfg(test)]

@@ -414,6 +414,17 @@ async fn a_write_on_one_member_is_read_on_another_after_sync() {
     l.sync("/x").await.unwrap();
     let (_, st) = l.get_data("/x/e").await.unwrap();
     assert_eq!(st.ephemeral_owner, w.session_id().0);
+
+    // `/zookeeper/config` holds the membership, as ZooKeeper writes it.
+    let (config, _) = r.get_data("/zookeeper/config").await.unwrap();
+    let config = String::from_utf8(config).unwrap();
+    let lines: Vec<&str> = config.lines().collect();
+    assert_eq!(lines.len(), 4, "{config}");
+    assert!(
+        lines[0].starts_with("server.1=127.0.0.1:") && lines[0].contains(":participant;"),
+        "{config}"
+    );
+    assert_eq!(lines[3], "version=0");
 }
 
 #[tokio::test]

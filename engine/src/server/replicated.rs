@@ -76,6 +76,12 @@ impl Engine {
         self.durable_zxid = self.last_zxid;
     }
 
+    /// Sets what `/zookeeper/config` holds (the ensemble's membership, from the
+    /// configuration; the same on every member, so not a transaction).
+    pub fn set_config_znode(&mut self, data: Vec<u8>) {
+        self.tree.set_config_data(data);
+    }
+
     pub fn is_replicated(&self) -> bool {
         self.repl.is_some()
     }
