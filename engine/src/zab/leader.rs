@@ -53,6 +53,12 @@ struct PeerInfo {
     accepted_epoch: i64,
     current_epoch: i64,
     last_zxid: i64,
+    /// It promised our epoch (had not accepted it before): counts for establishing it.
+    promised: bool,
+    /// From `AckEpoch`: where its log starts, then each epoch's last zxid.
+    epoch_ends: Vec<i64>,
+    /// The zxid our `NewLeader` to it named: its ack must cover at least that.
+    newleader_zxid: i64,
     observer: bool,
     acked: i64,
     last_heard: i64,
@@ -107,7 +113,12 @@ impl Leader {
         me + l
             .peers
             .iter()
-            .filter(|(s, p)| p.stage >= min && !p.observer && r.cfg.voters.contains(s))
+            .filter(|(s, p)| {
+                p.stage >= min
+                    && !p.observer
+                    && r.cfg.voters.contains(s)
+                    && (min < Stage::EpochAcked || p.promised)
+            })
             .count()
     }
 
@@ -211,40 +222,36 @@ impl Leader {
         for p in to {
             r.out.push(ReplicaOutput::Peer {
                 to: p,
-                msg: PeerMsg::UpToDate { commit },
+                msg: PeerMsg::UpToDate { epoch, commit },
             });
         }
         r.engine.set_serving(true);
         r.set_role_leading();
     }
 
-    /// Brings `peer`'s log in line with ours: DIFF when its last zxid ends one of our
-    /// frames (same zxid, same history), TRUNC when it has more of an epoch we also
-    /// have, SNAP otherwise.
+    /// Brings `peer`'s log in line with ours. The two logs agree up to the point where
+    /// they part (found from the follower's last zxid per epoch): DIFF when that is the
+    /// end of its log, TRUNC to it when the follower holds a suffix we do not, SNAP (our
+    /// committed state, then our frames after it) when our in-memory log no longer
+    /// reaches back that far.
     fn send_sync(r: &mut Replica, peer: Sid) {
         let Some(l) = r.leader.as_mut() else { return };
         let Some(p) = l.peers.get_mut(&peer) else {
             return;
         };
         let f = p.last_zxid;
+        let common = common_point(&r.log, &p.epoch_ends).min(f);
         p.stage = Stage::Syncing;
+        p.newleader_zxid = r.last_logged;
         let epoch = l.epoch;
         let after = |z: i64, log: &VecDeque<LogFrame>| -> Vec<LogFrame> {
             log.iter().filter(|fr| fr.first > z).cloned().collect()
         };
-        let (mode, frames) = if f == r.last_logged {
-            (SyncMode::Diff, Vec::new())
-        } else if f == r.base || r.log.iter().any(|fr| fr.last == f) {
+        let ours = |z: i64| z == r.base || r.log.iter().any(|fr| fr.last == z);
+        let (mode, frames) = if common == f && (f == r.last_logged || ours(f)) {
             (SyncMode::Diff, after(f, &r.log))
-        } else if let Some(x) = r
-            .log
-            .iter()
-            .filter(|fr| fr.last >> 32 == f >> 32)
-            .map(|fr| fr.last)
-            .max()
-            .filter(|x| *x < f)
-        {
-            (SyncMode::Trunc { zxid: x }, after(x, &r.log))
+        } else if common >= r.base && ours(common) {
+            (SyncMode::Trunc { zxid: common }, after(common, &r.log))
         } else {
             let snap = r.engine.snapshot();
             let zxid = snap.last_zxid as i64;
@@ -272,7 +279,11 @@ impl Leader {
         );
         r.out.push(ReplicaOutput::Peer {
             to: peer,
-            msg: PeerMsg::Sync { mode, frames },
+            msg: PeerMsg::Sync {
+                epoch,
+                mode,
+                frames,
+            },
         });
         r.out.push(ReplicaOutput::Peer {
             to: peer,
@@ -310,6 +321,9 @@ impl Leader {
                         accepted_epoch,
                         current_epoch: 0,
                         last_zxid,
+                        promised: false,
+                        epoch_ends: Vec::new(),
+                        newleader_zxid: 0,
                         observer: observer || r.cfg.observers.contains(&from),
                         acked: 0,
                         last_heard: now,
@@ -326,14 +340,17 @@ impl Leader {
                 }
             }
             PeerMsg::AckEpoch {
+                epoch,
+                promise,
                 current_epoch,
                 last_zxid,
+                epoch_ends,
             } => {
                 let Some(p) = l.peers.get_mut(&from) else {
                     return;
                 };
-                if p.stage != Stage::Info || l.phase == Phase::Discovery {
-                    return;
+                if epoch != l.epoch || p.stage != Stage::Info || l.phase == Phase::Discovery {
+                    return; // an earlier term's, or a duplicate
                 }
                 if l.phase < Phase::Broadcast
                     && !p.observer
@@ -351,18 +368,20 @@ impl Leader {
                 p.stage = Stage::EpochAcked;
                 p.current_epoch = current_epoch;
                 p.last_zxid = last_zxid;
+                p.promised = promise;
+                p.epoch_ends = epoch_ends;
                 if l.phase >= Phase::Sync {
                     Self::send_sync(r, from);
                 } else {
                     Self::progress(r);
                 }
             }
-            PeerMsg::AckNewLeader { zxid } => {
+            PeerMsg::AckNewLeader { epoch, zxid } => {
                 let Some(p) = l.peers.get_mut(&from) else {
                     return;
                 };
-                if p.stage != Stage::Syncing {
-                    return;
+                if epoch != l.epoch || p.stage != Stage::Syncing || zxid < p.newleader_zxid {
+                    return; // an earlier term's
                 }
                 p.stage = Stage::Synced;
                 p.acked = zxid.min(r.last_logged);
@@ -370,7 +389,7 @@ impl Leader {
                     let commit = r.committed;
                     r.out.push(ReplicaOutput::Peer {
                         to: from,
-                        msg: PeerMsg::UpToDate { commit },
+                        msg: PeerMsg::UpToDate { epoch, commit },
                     });
                     Self::recompute_commit(r);
                 } else {
@@ -723,5 +742,67 @@ fn needs_global_session(req: &Request) -> bool {
     match req {
         Request::Multi(ops) => ops.iter().any(eph),
         r => eph(r),
+    }
+}
+
+/// Where a follower's log and ours part, from its `epoch_ends` (the zxid its log
+/// starts after, then each epoch's last zxid). Every server holding frames of epoch `e`
+/// holds, before them, exactly the history that epoch's leader established, and a
+/// prefix of that leader's frames of `e`. So the latest epoch both logs hold decides:
+/// they agree through the shorter one's end of it, and part there (an epoch the
+/// follower has after it, we never saw). With no epoch in common, they agree through
+/// the follower's snapshot, which is committed state.
+fn common_point(log: &VecDeque<LogFrame>, ends: &[i64]) -> i64 {
+    let Some((&start, rest)) = ends.split_first() else {
+        return 0;
+    };
+    for &end_f in rest.iter().rev() {
+        let e = end_f >> 32;
+        let end_l = log
+            .iter()
+            .filter(|fr| fr.last >> 32 == e)
+            .map(|fr| fr.last)
+            .max();
+        if let Some(end_l) = end_l {
+            return start.max(end_f.min(end_l));
+        }
+    }
+    start
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn log(ranges: &[(i64, i64)]) -> VecDeque<LogFrame> {
+        ranges
+            .iter()
+            .map(|(a, b)| new_frame(*a, *b, Vec::new()))
+            .collect()
+    }
+
+    const E1: i64 = 1 << 32;
+    const E2: i64 = 2 << 32;
+    const E3: i64 = 3 << 32;
+
+    #[test]
+    fn logs_part_where_an_epoch_ends_differently_or_is_missing() {
+        let ours = log(&[(E1 | 1, E1 | 3), (E1 | 4, E1 | 5), (E3 | 1, E3 | 2)]);
+        // Behind in epoch 1: agrees through its end.
+        assert_eq!(common_point(&ours, &[0, E1 | 3]), E1 | 3);
+        // Took epoch 2 frames we never saw after the first three of epoch 1.
+        assert_eq!(common_point(&ours, &[0, E1 | 3, E2 | 4]), E1 | 3);
+        // Epoch 1 is below our in-memory log; epoch 3 is shared and decides.
+        let trimmed = log(&[(E3 | 1, E3 | 2)]);
+        assert_eq!(common_point(&trimmed, &[E1 | 2, E1 | 5, E3 | 1]), E3 | 1);
+        assert_eq!(common_point(&trimmed, &[E1 | 2, E1 | 5, E2 | 3]), E1 | 2);
+        // Holds all of epoch 1 and then epoch 2: parts after epoch 1.
+        assert_eq!(common_point(&ours, &[0, E1 | 5, E2 | 4]), E1 | 5);
+        // Identical through epoch 3's second transaction.
+        assert_eq!(common_point(&ours, &[0, E1 | 5, E3 | 2]), E3 | 2);
+        // Ahead of us in epoch 3 (we never got its tail).
+        assert_eq!(common_point(&ours, &[0, E1 | 5, E3 | 9]), E3 | 2);
+        // Only a snapshot.
+        assert_eq!(common_point(&ours, &[E1 | 4]), E1 | 4);
     }
 }

@@ -90,10 +90,24 @@ pub enum PeerMsg {
     },
     /// Leader → follower: the epoch it proposes to establish.
     LeaderInfo { epoch: i64 },
-    /// Follower → leader: accepted; what it has.
-    AckEpoch { current_epoch: i64, last_zxid: i64 },
-    /// Leader → follower: how to synchronise, then the frames that follow.
+    /// Follower → leader, answering `LeaderInfo { epoch }`: what it has. `promise` is
+    /// false when it had already accepted that epoch (ZooKeeper's -1): it may be
+    /// synchronised, but does not count towards the quorum that establishes the epoch.
+    /// `epoch_ends` is the zxid its log starts after (its snapshot's), then the last
+    /// zxid of each epoch in its log, oldest first: the leader finds from it where the
+    /// two logs part.
+    AckEpoch {
+        epoch: i64,
+        promise: bool,
+        current_epoch: i64,
+        last_zxid: i64,
+        epoch_ends: Vec<i64>,
+    },
+    /// Leader → follower: how to synchronise, then the frames that follow. Every
+    /// message of discovery and synchronisation names its epoch, so a message of an
+    /// earlier term still queued on the link is recognised and ignored.
     Sync {
+        epoch: i64,
         mode: SyncMode,
         frames: Vec<LogFrame>,
     },
@@ -101,9 +115,9 @@ pub enum PeerMsg {
     /// current epoch once what it was sent is durable.
     NewLeader { epoch: i64, zxid: i64 },
     /// Follower → leader: synced and durable through `zxid`.
-    AckNewLeader { zxid: i64 },
+    AckNewLeader { epoch: i64, zxid: i64 },
     /// Leader → follower: broadcast begins; everything through `commit` is committed.
-    UpToDate { commit: i64 },
+    UpToDate { epoch: i64, commit: i64 },
     /// Leader → follower: one batch of transactions (a whole log frame).
     Proposal(LogFrame),
     /// Follower → leader: everything through `zxid` is durable here (cumulative).
@@ -192,13 +206,28 @@ impl PeerMsg {
                 w.i32(T_LEADER_INFO).i64(*epoch);
             }
             PeerMsg::AckEpoch {
+                epoch,
+                promise,
                 current_epoch,
                 last_zxid,
+                epoch_ends,
             } => {
-                w.i32(T_ACK_EPOCH).i64(*current_epoch).i64(*last_zxid);
+                w.i32(T_ACK_EPOCH)
+                    .i64(*epoch)
+                    .bool(*promise)
+                    .i64(*current_epoch)
+                    .i64(*last_zxid)
+                    .i32(epoch_ends.len() as i32);
+                for z in epoch_ends {
+                    w.i64(*z);
+                }
             }
-            PeerMsg::Sync { mode, frames } => {
-                w.i32(T_SYNC);
+            PeerMsg::Sync {
+                epoch,
+                mode,
+                frames,
+            } => {
+                w.i32(T_SYNC).i64(*epoch);
                 match mode {
                     SyncMode::Diff => {
                         w.i32(0);
@@ -218,11 +247,11 @@ impl PeerMsg {
             PeerMsg::NewLeader { epoch, zxid } => {
                 w.i32(T_NEW_LEADER).i64(*epoch).i64(*zxid);
             }
-            PeerMsg::AckNewLeader { zxid } => {
-                w.i32(T_ACK_NEW_LEADER).i64(*zxid);
+            PeerMsg::AckNewLeader { epoch, zxid } => {
+                w.i32(T_ACK_NEW_LEADER).i64(*epoch).i64(*zxid);
             }
-            PeerMsg::UpToDate { commit } => {
-                w.i32(T_UP_TO_DATE).i64(*commit);
+            PeerMsg::UpToDate { epoch, commit } => {
+                w.i32(T_UP_TO_DATE).i64(*epoch).i64(*commit);
             }
             PeerMsg::Proposal(f) => {
                 w.i32(T_PROPOSAL);
@@ -285,11 +314,26 @@ impl PeerMsg {
                 observer: r.bool()?,
             },
             T_LEADER_INFO => PeerMsg::LeaderInfo { epoch: r.i64()? },
-            T_ACK_EPOCH => PeerMsg::AckEpoch {
-                current_epoch: r.i64()?,
-                last_zxid: r.i64()?,
-            },
+            T_ACK_EPOCH => {
+                let epoch = r.i64()?;
+                let promise = r.bool()?;
+                let current_epoch = r.i64()?;
+                let last_zxid = r.i64()?;
+                let n = r.vec_len(8)?;
+                let mut epoch_ends = Vec::with_capacity(n);
+                for _ in 0..n {
+                    epoch_ends.push(r.i64()?);
+                }
+                PeerMsg::AckEpoch {
+                    epoch,
+                    promise,
+                    current_epoch,
+                    last_zxid,
+                    epoch_ends,
+                }
+            }
             T_SYNC => {
+                let epoch = r.i64()?;
                 let mode = match r.i32()? {
                     0 => SyncMode::Diff,
                     1 => SyncMode::Trunc { zxid: r.i64()? },
@@ -304,14 +348,24 @@ impl PeerMsg {
                 for _ in 0..n {
                     frames.push(read_frame(&mut r)?);
                 }
-                PeerMsg::Sync { mode, frames }
+                PeerMsg::Sync {
+                    epoch,
+                    mode,
+                    frames,
+                }
             }
             T_NEW_LEADER => PeerMsg::NewLeader {
                 epoch: r.i64()?,
                 zxid: r.i64()?,
             },
-            T_ACK_NEW_LEADER => PeerMsg::AckNewLeader { zxid: r.i64()? },
-            T_UP_TO_DATE => PeerMsg::UpToDate { commit: r.i64()? },
+            T_ACK_NEW_LEADER => PeerMsg::AckNewLeader {
+                epoch: r.i64()?,
+                zxid: r.i64()?,
+            },
+            T_UP_TO_DATE => PeerMsg::UpToDate {
+                epoch: r.i64()?,
+                commit: r.i64()?,
+            },
             T_PROPOSAL => PeerMsg::Proposal(read_frame(&mut r)?),
             T_ACK => PeerMsg::Ack { zxid: r.i64()? },
             T_COMMIT => PeerMsg::Commit { zxid: r.i64()? },
@@ -379,18 +433,24 @@ mod tests {
             },
             PeerMsg::LeaderInfo { epoch: 3 },
             PeerMsg::AckEpoch {
+                epoch: 3,
+                promise: false,
                 current_epoch: 2,
                 last_zxid: 9,
+                epoch_ends: vec![1 << 32 | 4, 2 << 32 | 9],
             },
             PeerMsg::Sync {
+                epoch: 3,
                 mode: SyncMode::Diff,
                 frames: vec![frame.clone()],
             },
             PeerMsg::Sync {
+                epoch: 3,
                 mode: SyncMode::Trunc { zxid: 4 },
                 frames: vec![],
             },
             PeerMsg::Sync {
+                epoch: 3,
                 mode: SyncMode::Snap {
                     zxid: 4,
                     data: vec![9; 10],
@@ -398,8 +458,11 @@ mod tests {
                 frames: vec![frame.clone(), frame.clone()],
             },
             PeerMsg::NewLeader { epoch: 3, zxid: 8 },
-            PeerMsg::AckNewLeader { zxid: 8 },
-            PeerMsg::UpToDate { commit: 8 },
+            PeerMsg::AckNewLeader { epoch: 3, zxid: 8 },
+            PeerMsg::UpToDate {
+                epoch: 3,
+                commit: 8,
+            },
             PeerMsg::Proposal(frame),
             PeerMsg::Ack { zxid: 8 },
             PeerMsg::Commit { zxid: 8 },

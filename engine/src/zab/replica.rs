@@ -19,10 +19,12 @@ use crate::Engine;
 enum FollowPhase {
     /// Sent `FollowerInfo`, waiting for `LeaderInfo`.
     Discovery,
-    /// Acked the epoch, waiting for `Sync`/`NewLeader`.
+    /// Acked the epoch, waiting for `Sync`.
     Sync,
+    /// Synchronised by `Sync`, waiting for `NewLeader`.
+    Synced,
     /// Got `NewLeader`; acks it once the synced log is durable, then waits `UpToDate`.
-    NewLeader { epoch: i64, acked: bool },
+    NewLeader { acked: bool },
     /// Broadcast: serving clients.
     Broadcast,
 }
@@ -31,6 +33,9 @@ enum FollowPhase {
 struct Follower {
     leader: Sid,
     phase: FollowPhase,
+    /// The epoch of the term being joined (from the accepted `LeaderInfo`); messages
+    /// of discovery and synchronisation naming another epoch are an earlier term's.
+    term: i64,
     last_heard: i64,
     /// When discovery and synchronisation must be done by.
     deadline: i64,
@@ -233,6 +238,7 @@ impl Replica {
             self.follower = Some(Follower {
                 leader,
                 phase: FollowPhase::Discovery,
+                term: 0,
                 last_heard: self.now_ms,
                 deadline,
                 acked: 0,
@@ -422,35 +428,46 @@ impl Replica {
         f.last_heard = now;
         let leader = f.leader;
         let phase = f.phase;
+        let term = f.term;
         match msg {
             PeerMsg::LeaderInfo { epoch } => {
-                if phase != FollowPhase::Discovery && phase != FollowPhase::Sync {
+                let fresh = phase == FollowPhase::Discovery
+                    || (phase != FollowPhase::Broadcast && epoch > term);
+                if !fresh || epoch < self.epochs.accepted {
+                    // A duplicate, an earlier term's message still on the link, or a
+                    // leader behind what we promised: not answered (ZooKeeper gives up
+                    // on the last; the deadline does that here).
                     return;
                 }
-                if epoch < self.epochs.accepted {
-                    warn!(
-                        id = self.cfg.my_id,
-                        "leader {leader} proposes epoch {epoch}, below our accepted epoch {}",
-                        self.epochs.accepted
-                    );
-                    return self.look();
-                }
-                if epoch > self.epochs.accepted {
+                let promise = epoch > self.epochs.accepted;
+                if promise {
                     self.epochs.accepted = epoch;
                     self.save_epochs();
                 }
                 if let Some(f) = self.follower.as_mut() {
                     f.phase = FollowPhase::Sync;
+                    f.term = epoch;
                 }
+                let epoch_ends = self.epoch_ends();
                 self.out.push(ReplicaOutput::Peer {
                     to: leader,
                     msg: PeerMsg::AckEpoch {
+                        epoch,
+                        promise,
                         current_epoch: self.epochs.current,
                         last_zxid: self.last_logged,
+                        epoch_ends,
                     },
                 });
             }
-            PeerMsg::Sync { mode, frames } => {
+            PeerMsg::Sync {
+                epoch,
+                mode,
+                frames,
+            } => {
+                if epoch != term {
+                    return;
+                }
                 if phase != FollowPhase::Sync {
                     return self.look();
                 }
@@ -462,21 +479,27 @@ impl Replica {
                         return self.look();
                     }
                 }
+                if let Some(f) = self.follower.as_mut() {
+                    f.phase = FollowPhase::Synced;
+                }
             }
             PeerMsg::NewLeader { epoch, .. } => {
-                if phase != FollowPhase::Sync {
+                if epoch != term {
+                    return;
+                }
+                if phase != FollowPhase::Synced {
                     return self.look();
                 }
                 if let Some(f) = self.follower.as_mut() {
-                    f.phase = FollowPhase::NewLeader {
-                        epoch,
-                        acked: false,
-                    };
+                    f.phase = FollowPhase::NewLeader { acked: false };
                 }
                 self.follower_durable();
             }
-            PeerMsg::UpToDate { commit } => {
-                if !matches!(phase, FollowPhase::NewLeader { acked: true, .. }) {
+            PeerMsg::UpToDate { epoch, commit } => {
+                if epoch != term {
+                    return;
+                }
+                if phase != (FollowPhase::NewLeader { acked: true }) {
                     return self.look();
                 }
                 if let Some(f) = self.follower.as_mut() {
@@ -492,6 +515,14 @@ impl Replica {
                     phase,
                     FollowPhase::NewLeader { .. } | FollowPhase::Broadcast
                 ) {
+                    return self.look();
+                }
+                if fr.first >> 32 != term {
+                    // Every proposal of this term carries its epoch; an older one is a
+                    // previous term's, still on the link.
+                    if fr.first >> 32 < term {
+                        return;
+                    }
                     return self.look();
                 }
                 if !self.append(fr) {
@@ -572,7 +603,12 @@ impl Replica {
                         return false;
                     }
                 };
-                if snap.last_zxid as i64 != zxid {
+                if snap.last_zxid as i64 != zxid || zxid < self.engine.last_zxid() {
+                    warn!(
+                        id = self.cfg.my_id,
+                        "leader's snapshot at 0x{zxid:x} is behind what we applied (0x{:x})",
+                        self.engine.last_zxid()
+                    );
                     return false;
                 }
                 self.engine.load_snapshot(&snap);
@@ -618,13 +654,10 @@ impl Replica {
             return;
         };
         match f.phase {
-            FollowPhase::NewLeader {
-                epoch,
-                acked: false,
-            } if self.durable >= self.last_logged => {
-                f.phase = FollowPhase::NewLeader { epoch, acked: true };
+            FollowPhase::NewLeader { acked: false } if self.durable >= self.last_logged => {
+                f.phase = FollowPhase::NewLeader { acked: true };
                 f.acked = self.durable;
-                let leader = f.leader;
+                let (leader, epoch) = (f.leader, f.term);
                 if epoch > self.epochs.current {
                     self.epochs.current = epoch;
                     self.epochs.accepted = self.epochs.accepted.max(epoch);
@@ -632,10 +665,13 @@ impl Replica {
                 }
                 self.out.push(ReplicaOutput::Peer {
                     to: leader,
-                    msg: PeerMsg::AckNewLeader { zxid: self.durable },
+                    msg: PeerMsg::AckNewLeader {
+                        epoch,
+                        zxid: self.durable,
+                    },
                 });
             }
-            FollowPhase::NewLeader { acked: true, .. } | FollowPhase::Broadcast
+            FollowPhase::NewLeader { acked: true } | FollowPhase::Broadcast
                 if self.durable > f.acked && !self.cfg.is_observer() =>
             {
                 f.acked = self.durable;
@@ -647,6 +683,20 @@ impl Replica {
             }
             _ => {}
         }
+    }
+
+    /// The zxid our log starts after, then the last zxid of each epoch in it.
+    fn epoch_ends(&self) -> Vec<i64> {
+        let mut v = vec![self.base];
+        for f in &self.log {
+            let n = v.len();
+            if n > 1 && v[n - 1] >> 32 == f.last >> 32 {
+                v[n - 1] = f.last;
+            } else {
+                v.push(f.last);
+            }
+        }
+        v
     }
 
     // ------------------------------------------------------------------ the log
