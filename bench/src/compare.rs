@@ -9,6 +9,15 @@
 //! time (ZooKeeper first), so the two never compete for the machine. The results go to
 //! `results.md` (a table with ratios and the machine's facts), `results.jsonl` (one
 //! JSON line per cell) and two SVG plots, all in the output directory.
+//!
+//! With `--nodes 3` each server runs as a 3-member ensemble on loopback instead: one
+//! `zoo.cfg` per member with the same `tickTime`, `initLimit=10`, `syncLimit=5` and
+//! identical `server.N=127.0.0.1:peer:election;127.0.0.1:client` lines, one data dir
+//! (with `myid`) per member side by side, the same JVM flags for ZooKeeper. The matrix
+//! (smaller: three server processes share the machine) starts once one member reports
+//! `Mode: leader` and the others `Mode: follower`, with sessions round-robin over the
+//! members; the results go to `results-3node.md`, `results-3node.jsonl` (each line with
+//! `"nodes":3`) and `*-3node.svg`, next to the standalone files.
 
 use std::fmt::Write as _;
 use std::fs;
@@ -64,6 +73,9 @@ pub struct CompareOptions {
     pub servers: Vec<ServerKind>,
     /// Keep the data dirs and server logs.
     pub keep: bool,
+    /// Ensemble sizes to run, in order: 1 is standalone (`results.md`), 3 a 3-member
+    /// ensemble of each server (`results-3node.md`).
+    pub nodes: Vec<usize>,
     /// The command line to print in results.md.
     pub command_line: String,
 }
@@ -83,6 +95,58 @@ pub struct Plan {
     pub keys: u64,
     pub delete_keys: u64,
     pub value_size: usize,
+}
+
+/// The matrix for standalone servers (`nodes` 1) or ensembles of `nodes` members.
+/// Ensembles get a smaller matrix (three servers per side share the machine): `--short`
+/// is create, set and get with one session per member and with 4 sessions × 8 in flight
+/// per member; sessions go round-robin over the members.
+pub fn plan_for(mode: Mode, nodes: usize) -> Plan {
+    if nodes <= 1 {
+        return plan(mode);
+    }
+    let (workloads, per_member, warmup, duration): (Vec<Workload>, Vec<(usize, usize)>, u64, u64) =
+        match mode {
+            Mode::Short => (
+                vec![Workload::Create, Workload::Set, Workload::Get],
+                vec![(1, 1), (4, 8)],
+                1,
+                4,
+            ),
+            Mode::Full => (
+                vec![
+                    Workload::Create,
+                    Workload::Set,
+                    Workload::Get,
+                    Workload::Delete,
+                    Workload::Mixed { read_pct: 90 },
+                    Workload::Mixed { read_pct: 50 },
+                    Workload::Multi { ops: 8 },
+                    Workload::Watch,
+                ],
+                vec![(1, 1), (2, 4), (8, 8), (16, 16)],
+                2,
+                10,
+            ),
+        };
+    let mut cells = Vec::new();
+    for w in &workloads {
+        for &(s, k) in &per_member {
+            cells.push(Cell {
+                workload: *w,
+                sessions: s * nodes,
+                inflight: k,
+            });
+        }
+    }
+    Plan {
+        cells,
+        warmup: Duration::from_secs(warmup),
+        duration: Duration::from_secs(duration),
+        keys: 10_000,
+        delete_keys: 100_000,
+        value_size: 128,
+    }
 }
 
 pub fn plan(mode: Mode) -> Plan {
@@ -332,6 +396,58 @@ fn log_tail(path: &Path, lines: usize) -> String {
     v[v.len().saturating_sub(lines)..].join("\n")
 }
 
+/// Spawns `kind` with the config file `cfg_path`, in `dir`, its output appended to
+/// `log_path`; the same command line for a standalone server and an ensemble member.
+fn spawn_server(
+    kind: ServerKind,
+    dir: &Path,
+    cfg_path: &Path,
+    log_path: &Path,
+    keel_bin: &Path,
+) -> Result<Child, String> {
+    let log = fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(log_path)
+        .map_err(|e| format!("cannot open {}: {e}", log_path.display()))?;
+    let log2 = log.try_clone().map_err(|e| e.to_string())?;
+    let four = "-Dzookeeper.4lw.commands.whitelist=*";
+    let mut cmd = match kind {
+        ServerKind::ZooKeeper => {
+            let mut c = Command::new(java_bin());
+            c.arg("-cp").arg(zk_classpath()?);
+            c.args(zk_jvm_flags());
+            c.args([
+                four,
+                "-Dzookeeper.forceSync=yes",
+                "-Dzookeeper.admin.enableServer=false",
+                "-Dorg.slf4j.simpleLogger.defaultLogLevel=warn",
+                "org.apache.zookeeper.server.quorum.QuorumPeerMain",
+            ]);
+            c.arg(cfg_path);
+            c
+        }
+        ServerKind::Keel => {
+            if !keel_bin.exists() {
+                return Err(format!(
+                    "Keel binary {} not found: run `cargo build --release -p keel-net --bin keel` or set KEEL_BIN",
+                    keel_bin.display()
+                ));
+            }
+            let mut c = Command::new(keel_bin);
+            c.arg("server").arg("--config").arg(cfg_path).arg(four);
+            c.env("KEEL_LOG", "warn");
+            c
+        }
+    };
+    cmd.current_dir(dir)
+        .stdin(Stdio::null())
+        .stdout(log)
+        .stderr(log2);
+    cmd.spawn()
+        .map_err(|e| format!("cannot start {}: {e}", kind.name()))
+}
+
 impl ServerProc {
     /// Starts a server of `kind` with its data under `dir`, waiting until it serves.
     pub fn start(kind: ServerKind, dir: &Path, keel_bin: &Path) -> Result<ServerProc, String> {
@@ -364,48 +480,7 @@ impl ServerProc {
         fs::write(&cfg_path, cfg)
             .map_err(|e| format!("cannot write {}: {e}", cfg_path.display()))?;
         let log_path = dir.join("server.log");
-        let log = fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(&log_path)
-            .map_err(|e| format!("cannot open {}: {e}", log_path.display()))?;
-        let log2 = log.try_clone().map_err(|e| e.to_string())?;
-        let four = "-Dzookeeper.4lw.commands.whitelist=*";
-        let mut cmd = match kind {
-            ServerKind::ZooKeeper => {
-                let mut c = Command::new(java_bin());
-                c.arg("-cp").arg(zk_classpath()?);
-                c.args(zk_jvm_flags());
-                c.args([
-                    four,
-                    "-Dzookeeper.forceSync=yes",
-                    "-Dzookeeper.admin.enableServer=false",
-                    "-Dorg.slf4j.simpleLogger.defaultLogLevel=warn",
-                    "org.apache.zookeeper.server.quorum.QuorumPeerMain",
-                ]);
-                c.arg(&cfg_path);
-                c
-            }
-            ServerKind::Keel => {
-                if !keel_bin.exists() {
-                    return Err(format!(
-                        "Keel binary {} not found: run `cargo build --release -p keel-net --bin keel` or set KEEL_BIN",
-                        keel_bin.display()
-                    ));
-                }
-                let mut c = Command::new(keel_bin);
-                c.arg("server").arg("--config").arg(&cfg_path).arg(four);
-                c.env("KEEL_LOG", "warn");
-                c
-            }
-        };
-        cmd.current_dir(dir)
-            .stdin(Stdio::null())
-            .stdout(log)
-            .stderr(log2);
-        let child = cmd
-            .spawn()
-            .map_err(|e| format!("cannot start {}: {e}", kind.name()))?;
+        let child = spawn_server(kind, dir, &cfg_path, &log_path, keel_bin)?;
         let addr = SocketAddr::from(([127, 0, 0, 1], port));
         let mut srv = ServerProc {
             kind,
@@ -482,15 +557,311 @@ impl Drop for ServerProc {
     }
 }
 
+/// Ensemble settings, the same for ZooKeeper and Keel.
+pub const TICK_TIME_MS: u64 = 2000;
+pub const INIT_LIMIT: u32 = 10;
+pub const SYNC_LIMIT: u32 = 5;
+
+/// The loopback ports of one ensemble member.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct MemberPorts {
+    pub client: u16,
+    /// Quorum (follower to leader) port, 2888 by convention.
+    pub peer: u16,
+    /// Leader election port, 3888 by convention.
+    pub election: u16,
+}
+
+/// `n` distinct free loopback ports: every listener is held until all are bound, so the
+/// kernel cannot hand out the same port twice (another process may still take one
+/// before the server binds it; [`Ensemble::start`] retries then).
+pub fn free_ports(n: usize) -> Result<Vec<u16>, String> {
+    let mut held = Vec::with_capacity(n);
+    let mut ports = Vec::with_capacity(n);
+    for _ in 0..n {
+        let l = TcpListener::bind("127.0.0.1:0")
+            .map_err(|e| format!("cannot find a free port: {e}"))?;
+        ports.push(l.local_addr().map_err(|e| e.to_string())?.port());
+        held.push(l);
+    }
+    Ok(ports)
+}
+
+/// Ports for an ensemble of `n`: 3 × `n` distinct free ports.
+pub fn ensemble_ports(n: usize) -> Result<Vec<MemberPorts>, String> {
+    let p = free_ports(3 * n)?;
+    Ok(p.chunks(3)
+        .map(|c| MemberPorts {
+            client: c[0],
+            peer: c[1],
+            election: c[2],
+        })
+        .collect())
+}
+
+/// The `server.N` lines every member's config carries, ids from 1:
+/// `server.N=127.0.0.1:peerPort:electionPort;127.0.0.1:clientPort`.
+pub fn server_lines(ports: &[MemberPorts]) -> String {
+    let mut s = String::new();
+    for (i, p) in ports.iter().enumerate() {
+        let _ = writeln!(
+            s,
+            "server.{}=127.0.0.1:{}:{};127.0.0.1:{}",
+            i + 1,
+            p.peer,
+            p.election,
+            p.client
+        );
+    }
+    s
+}
+
+/// One member's `zoo.cfg`: the standalone settings (`tickTime`, `maxClientCnxns=0`)
+/// plus `initLimit`, `syncLimit` and the `server.N` lines; the client port and address
+/// come from the member's own `server.N` line.
+pub fn member_config(data_dir: &Path, ports: &[MemberPorts]) -> String {
+    format!(
+        "tickTime={TICK_TIME_MS}\ninitLimit={INIT_LIMIT}\nsyncLimit={SYNC_LIMIT}\ndataDir={}\nmaxClientCnxns=0\n{}",
+        data_dir.display(),
+        server_lines(ports)
+    )
+}
+
+/// One member's files, as [`write_ensemble_configs`] laid them out.
+#[derive(Debug, Clone)]
+pub struct MemberSetup {
+    /// The `N` of `server.N` and the content of `myid`.
+    pub id: u64,
+    /// `dir/member-N`: `zoo.cfg`, `server.log` and `data/` (with `myid`).
+    pub dir: PathBuf,
+    pub cfg_path: PathBuf,
+    pub data_dir: PathBuf,
+    pub client: SocketAddr,
+}
+
+/// Writes one `zoo.cfg` per member under `dir/member-N/`, each with its own data dir
+/// (`dir/member-N/data`, holding `myid`) on the same filesystem and identical
+/// `server.N` lines.
+pub fn write_ensemble_configs(
+    dir: &Path,
+    ports: &[MemberPorts],
+) -> Result<Vec<MemberSetup>, String> {
+    let mut out = Vec::with_capacity(ports.len());
+    for (i, p) in ports.iter().enumerate() {
+        let id = i as u64 + 1;
+        let mdir = dir.join(format!("member-{id}"));
+        let data = mdir.join("data");
+        fs::create_dir_all(&data).map_err(|e| format!("cannot create {}: {e}", data.display()))?;
+        let myid = data.join("myid");
+        fs::write(&myid, format!("{id}\n"))
+            .map_err(|e| format!("cannot write {}: {e}", myid.display()))?;
+        let cfg_path = mdir.join("zoo.cfg");
+        fs::write(&cfg_path, member_config(&data, ports))
+            .map_err(|e| format!("cannot write {}: {e}", cfg_path.display()))?;
+        out.push(MemberSetup {
+            id,
+            dir: mdir,
+            cfg_path,
+            data_dir: data,
+            client: SocketAddr::from(([127, 0, 0, 1], p.client)),
+        });
+    }
+    Ok(out)
+}
+
+/// The `Mode:` of a `srvr` answer (`leader`, `follower`, `standalone`, ...).
+pub fn srvr_mode(answer: &str) -> Option<&str> {
+    answer
+        .lines()
+        .find_map(|l| l.strip_prefix("Mode:"))
+        .map(str::trim)
+}
+
+/// A started ensemble: every member serving, one leader.
+pub struct Ensemble {
+    pub kind: ServerKind,
+    /// Member `i` has id `i + 1`.
+    pub members: Vec<ServerProc>,
+    /// Index into `members` of the leader when the ensemble first served.
+    pub leader: usize,
+}
+
+/// How long an ensemble may take to elect a leader and serve.
+const ENSEMBLE_DEADLINE: Duration = Duration::from_secs(120);
+
+impl Ensemble {
+    /// Starts an ensemble of `n` members of `kind` under `dir` and waits until it
+    /// serves: `srvr` on one member says `Mode: leader` and on all others
+    /// `Mode: follower`.
+    pub fn start(
+        kind: ServerKind,
+        dir: &Path,
+        n: usize,
+        keel_bin: &Path,
+    ) -> Result<Ensemble, String> {
+        let mut last = String::new();
+        for attempt in 0..3 {
+            let dir = if attempt == 0 {
+                dir.to_path_buf()
+            } else {
+                dir.join(format!("retry-{attempt}"))
+            };
+            match Self::try_start(kind, &dir, n, keel_bin) {
+                Ok(e) => return Ok(e),
+                Err(e) => {
+                    let retry =
+                        e.contains("Address already in use") || e.contains("address in use");
+                    last = e;
+                    if !retry {
+                        break;
+                    }
+                }
+            }
+        }
+        Err(last)
+    }
+
+    fn try_start(
+        kind: ServerKind,
+        dir: &Path,
+        n: usize,
+        keel_bin: &Path,
+    ) -> Result<Ensemble, String> {
+        let ports = ensemble_ports(n)?;
+        let setups = write_ensemble_configs(dir, &ports)?;
+        let mut members: Vec<ServerProc> = Vec::with_capacity(n);
+        for m in &setups {
+            let child = spawn_server(
+                kind,
+                &m.dir,
+                &m.cfg_path,
+                &m.dir.join("server.log"),
+                keel_bin,
+            )?;
+            members.push(ServerProc {
+                kind,
+                addr: m.client,
+                dir: m.dir.clone(),
+                child,
+            });
+        }
+        // On an error below, dropping `members` stops every member.
+        let started = Instant::now();
+        let mut last: Vec<String> = vec!["no answer yet".into(); n];
+        loop {
+            for (i, m) in members.iter_mut().enumerate() {
+                if let Ok(Some(status)) = m.child.try_wait() {
+                    return Err(format!(
+                        "{} ensemble member {} exited during start-up ({status}); {}",
+                        kind.name(),
+                        i + 1,
+                        member_report(&members_dirs(&setups), &last)
+                    ));
+                }
+            }
+            let mut leaders = Vec::new();
+            let mut followers = 0;
+            for (i, m) in members.iter().enumerate() {
+                match four_letter(m.addr, "srvr", Duration::from_secs(1)) {
+                    Ok(ans) => {
+                        match srvr_mode(&ans) {
+                            Some("leader") => leaders.push(i),
+                            Some("follower") => followers += 1,
+                            _ => {}
+                        }
+                        last[i] = match srvr_mode(&ans) {
+                            Some(mode) => format!("Mode: {mode}"),
+                            None if ans.trim().is_empty() => "empty srvr answer".into(),
+                            None => ans.trim().lines().next().unwrap_or("").to_string(),
+                        };
+                    }
+                    Err(e) => last[i] = format!("srvr: {e}"),
+                }
+            }
+            if leaders.len() == 1 && followers == n - 1 {
+                return Ok(Ensemble {
+                    kind,
+                    members,
+                    leader: leaders[0],
+                });
+            }
+            if started.elapsed() >= ENSEMBLE_DEADLINE {
+                return Err(format!(
+                    "{} ensemble of {n} did not serve (one `Mode: leader`, the rest `Mode: follower`) within {} s; {}",
+                    kind.name(),
+                    ENSEMBLE_DEADLINE.as_secs(),
+                    member_report(&members_dirs(&setups), &last)
+                ));
+            }
+            // Polling processes we do not control: there is nothing to wait on but time.
+            std::thread::sleep(Duration::from_millis(200));
+        }
+    }
+
+    /// The members' client addresses, member 1 first: session `s` of a run goes to
+    /// member `s % n + 1`.
+    pub fn client_addrs(&self) -> Vec<SocketAddr> {
+        self.members.iter().map(|m| m.addr).collect()
+    }
+
+    /// Stops every member: all are killed first, then reaped.
+    pub fn stop(&mut self) {
+        for m in &mut self.members {
+            let _ = m.child.kill();
+        }
+        for m in &mut self.members {
+            m.stop();
+        }
+    }
+}
+
+impl Drop for Ensemble {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+fn members_dirs(setups: &[MemberSetup]) -> Vec<(u64, SocketAddr, PathBuf)> {
+    setups
+        .iter()
+        .map(|m| (m.id, m.client, m.dir.clone()))
+        .collect()
+}
+
+/// Each member's last `srvr` state and log tail, for a start-up error.
+fn member_report(members: &[(u64, SocketAddr, PathBuf)], last: &[String]) -> String {
+    let mut s = String::from("members:");
+    for (i, (id, addr, dir)) in members.iter().enumerate() {
+        let _ = write!(
+            s,
+            "\n--- member {id} (client {addr}, {}): last srvr: {}; log tail:\n{}",
+            dir.display(),
+            last.get(i).map(String::as_str).unwrap_or("?"),
+            log_tail(&dir.join("server.log"), 20)
+        );
+    }
+    s
+}
+
 /// One server's results.
 pub struct ServerResults {
     pub kind: ServerKind,
     pub cells: Vec<(Cell, Result<RunResult, String>)>,
+    /// Resident memory after the matrix; for an ensemble the sum over its members.
     pub rss_bytes: Option<u64>,
+    /// `zk_znode_count` after the matrix; for an ensemble the leader's.
     pub znodes: Option<u64>,
+    /// Members: 1 for a standalone server.
+    pub nodes: usize,
+    /// For an ensemble, each member's resident memory after the matrix.
+    pub member_rss: Vec<Option<u64>>,
+    /// For an ensemble, the id (`myid`) of the member that led when it first served.
+    pub leader_id: Option<u64>,
+    /// For an ensemble that did not start: why (its cells are empty).
+    pub start_error: Option<String>,
 }
 
-fn cell_config(plan: &Plan, cell: &Cell, addr: SocketAddr) -> RunConfig {
+fn cell_config(plan: &Plan, cell: &Cell, connect: &[SocketAddr]) -> RunConfig {
     let tag = format!("{}x{}", cell.sessions, cell.inflight);
     let (root, keys) = match cell.workload {
         Workload::Create => (format!("/kb/create-{tag}"), plan.keys),
@@ -499,7 +870,8 @@ fn cell_config(plan: &Plan, cell: &Cell, addr: SocketAddr) -> RunConfig {
         _ => ("/kb/kv".to_string(), plan.keys),
     };
     RunConfig {
-        connect: vec![addr],
+        // session `s` connects to `connect[s % len]`: round-robin over an ensemble
+        connect: connect.to_vec(),
         sessions: cell.sessions,
         inflight: cell.inflight,
         duration: plan.duration,
@@ -517,9 +889,79 @@ fn cell_config(plan: &Plan, cell: &Cell, addr: SocketAddr) -> RunConfig {
     }
 }
 
-/// Runs the comparison and writes the results; returns the path of results.md.
-pub fn compare(opts: &CompareOptions) -> Result<PathBuf, String> {
-    let plan = plan(opts.mode);
+/// The files one comparison writes into the output directory: the standalone ones keep
+/// their names, an ensemble's carry `-<n>node`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OutputNames {
+    pub markdown: String,
+    pub jsonl: String,
+    pub throughput_svg: String,
+    pub percentiles_svg: String,
+}
+
+pub fn output_names(nodes: usize) -> OutputNames {
+    let suffix = if nodes == 1 {
+        String::new()
+    } else {
+        format!("-{nodes}node")
+    };
+    OutputNames {
+        markdown: format!("results{suffix}.md"),
+        jsonl: format!("results{suffix}.jsonl"),
+        throughput_svg: format!("throughput-vs-p99{suffix}.svg"),
+        percentiles_svg: format!("latency-percentiles{suffix}.svg"),
+    }
+}
+
+fn run_cells(plan: &Plan, connect: &[SocketAddr]) -> Vec<(Cell, Result<RunResult, String>)> {
+    let mut cells = Vec::new();
+    for cell in &plan.cells {
+        let cfg = cell_config(plan, cell, connect);
+        let r = run(&cfg);
+        match &r {
+            Ok(res) => eprintln!(
+                "  {:<10} {:>3}x{:<3} {:>10} ops/s  p50 {:>9}  p99 {:>9}  errors {}",
+                cell.workload.to_string(),
+                cell.sessions,
+                cell.inflight,
+                fmt_count(res.ops_per_sec()),
+                fmt_us(res.quantile_us(0.5)),
+                fmt_us(res.quantile_us(0.99)),
+                res.error_total()
+            ),
+            Err(e) => eprintln!(
+                "  {:<10} {:>3}x{:<3} failed: {e}",
+                cell.workload.to_string(),
+                cell.sessions,
+                cell.inflight
+            ),
+        }
+        cells.push((*cell, r));
+    }
+    cells
+}
+
+/// Runs the comparison once per ensemble size in `opts.nodes` and writes the results;
+/// returns the paths of the markdown files (`results.md` for standalone,
+/// `results-3node.md` for 3-node ensembles).
+pub fn compare(opts: &CompareOptions) -> Result<Vec<PathBuf>, String> {
+    let mut out = Vec::new();
+    for &nodes in &opts.nodes {
+        out.push(compare_nodes(opts, nodes)?);
+    }
+    Ok(out)
+}
+
+/// Runs the comparison with standalone servers (`nodes` 1) or ensembles of `nodes`
+/// members and writes the results; returns the path of the markdown file.
+pub fn compare_nodes(opts: &CompareOptions, nodes: usize) -> Result<PathBuf, String> {
+    if nodes == 0 || nodes % 2 == 0 {
+        return Err(format!(
+            "--nodes {nodes}: use 1 (standalone) or an odd ensemble size such as 3"
+        ));
+    }
+    let plan = plan_for(opts.mode, nodes);
+    let names = output_names(nodes);
     let base = opts.work_dir.clone().unwrap_or_else(std::env::temp_dir);
     let stamp = SystemTime::now()
         .duration_since(UNIX_EPOCH)
@@ -530,83 +972,152 @@ pub fn compare(opts: &CompareOptions) -> Result<PathBuf, String> {
     fs::create_dir_all(&opts.out_dir)
         .map_err(|e| format!("cannot create {}: {e}", opts.out_dir.display()))?;
     let mut facts = MachineFacts::collect(&work, &opts.keel_bin);
-    eprintln!(
-        "keel-bench compare: {} cells x {} server(s), {:?} warm-up + {:?} each; data under {} ({})",
-        plan.cells.len(),
-        opts.servers.len(),
-        plan.warmup,
-        plan.duration,
-        work.display(),
-        facts.filesystem
-    );
+    if nodes == 1 {
+        eprintln!(
+            "keel-bench compare: {} cells x {} server(s), {:?} warm-up + {:?} each; data under {} ({})",
+            plan.cells.len(),
+            opts.servers.len(),
+            plan.warmup,
+            plan.duration,
+            work.display(),
+            facts.filesystem
+        );
+    } else {
+        eprintln!(
+            "keel-bench compare: {nodes}-node ensembles: {} cells x {} server(s), {:?} warm-up + {:?} each; data under {} ({})",
+            plan.cells.len(),
+            opts.servers.len(),
+            plan.warmup,
+            plan.duration,
+            work.display(),
+            facts.filesystem
+        );
+    }
 
     let mut all = Vec::new();
     for &kind in &opts.servers {
-        let dir = work.join(kind.name().to_ascii_lowercase());
+        if nodes == 1 {
+            let dir = work.join(kind.name().to_ascii_lowercase());
+            let started = Instant::now();
+            let mut srv = ServerProc::start(kind, &dir, &opts.keel_bin)?;
+            eprintln!(
+                "{} serving on {} (pid {}) after {:.1} s",
+                kind.name(),
+                srv.addr,
+                srv.pid(),
+                started.elapsed().as_secs_f64()
+            );
+            let cells = run_cells(&plan, &[srv.addr]);
+            let rss_bytes = srv.rss_bytes();
+            let znodes = srv.znode_count();
+            srv.stop();
+            all.push(ServerResults {
+                kind,
+                cells,
+                rss_bytes,
+                znodes,
+                nodes,
+                member_rss: Vec::new(),
+                leader_id: None,
+                start_error: None,
+            });
+            continue;
+        }
+        let dir = work.join(format!("{}-{nodes}node", kind.name().to_ascii_lowercase()));
         let started = Instant::now();
-        let mut srv = ServerProc::start(kind, &dir, &opts.keel_bin)?;
+        let mut ens = match Ensemble::start(kind, &dir, nodes, &opts.keel_bin) {
+            Ok(e) => e,
+            Err(e) => {
+                eprintln!("{} ensemble failed to start: {e}", kind.name());
+                all.push(ServerResults {
+                    kind,
+                    cells: Vec::new(),
+                    rss_bytes: None,
+                    znodes: None,
+                    nodes,
+                    member_rss: Vec::new(),
+                    leader_id: None,
+                    start_error: Some(e),
+                });
+                continue;
+            }
+        };
+        let addrs = ens.client_addrs();
         eprintln!(
-            "{} serving on {} (pid {}) after {:.1} s",
+            "{} {nodes}-node ensemble serving on {} (pids {}; leader: member {}) after {:.1} s",
             kind.name(),
-            srv.addr,
-            srv.pid(),
+            addrs
+                .iter()
+                .map(|a| a.to_string())
+                .collect::<Vec<_>>()
+                .join(", "),
+            ens.members
+                .iter()
+                .map(|m| m.pid().to_string())
+                .collect::<Vec<_>>()
+                .join(", "),
+            ens.leader + 1,
             started.elapsed().as_secs_f64()
         );
-        let mut cells = Vec::new();
-        for cell in &plan.cells {
-            let cfg = cell_config(&plan, cell, srv.addr);
-            let r = run(&cfg);
-            match &r {
-                Ok(res) => eprintln!(
-                    "  {:<10} {:>3}x{:<3} {:>10} ops/s  p50 {:>9}  p99 {:>9}  errors {}",
-                    cell.workload.to_string(),
-                    cell.sessions,
-                    cell.inflight,
-                    fmt_count(res.ops_per_sec()),
-                    fmt_us(res.quantile_us(0.5)),
-                    fmt_us(res.quantile_us(0.99)),
-                    res.error_total()
-                ),
-                Err(e) => eprintln!(
-                    "  {:<10} {:>3}x{:<3} failed: {e}",
-                    cell.workload.to_string(),
-                    cell.sessions,
-                    cell.inflight
-                ),
-            }
-            cells.push((*cell, r));
-        }
-        let rss_bytes = srv.rss_bytes();
-        let znodes = srv.znode_count();
-        srv.stop();
+        let cells = run_cells(&plan, &addrs);
+        let member_rss: Vec<Option<u64>> = ens.members.iter().map(|m| m.rss_bytes()).collect();
+        let rss_bytes = member_rss.iter().copied().sum::<Option<u64>>();
+        let znodes = ens.members[ens.leader].znode_count();
+        let leader_id = Some(ens.leader as u64 + 1);
+        ens.stop();
         all.push(ServerResults {
             kind,
             cells,
             rss_bytes,
             znodes,
+            nodes,
+            member_rss,
+            leader_id,
+            start_error: None,
         });
     }
 
     facts.load_after = load_average();
-    let md = render_markdown(opts, &plan, &facts, &all);
-    let md_path = opts.out_dir.join("results.md");
+    let md = render_markdown(opts, &plan, &facts, &all, nodes);
+    let md_path = opts.out_dir.join(&names.markdown);
     fs::write(&md_path, md).map_err(|e| format!("cannot write {}: {e}", md_path.display()))?;
     let mut jsonl = String::new();
     for s in &all {
         for (_, r) in &s.cells {
             if let Ok(r) = r {
                 let j = r.json();
-                // add the server's name as the first field
-                let _ = writeln!(jsonl, "{{\"server\":\"{}\",{}", s.kind.name(), &j[1..]);
+                // add the server's name (and an ensemble's size) as the first fields
+                if nodes == 1 {
+                    let _ = writeln!(jsonl, "{{\"server\":\"{}\",{}", s.kind.name(), &j[1..]);
+                } else {
+                    let _ = writeln!(
+                        jsonl,
+                        "{{\"server\":\"{}\",\"nodes\":{nodes},{}",
+                        s.kind.name(),
+                        &j[1..]
+                    );
+                }
             }
         }
     }
-    let jsonl_path = opts.out_dir.join("results.jsonl");
+    let jsonl_path = opts.out_dir.join(&names.jsonl);
     fs::write(&jsonl_path, jsonl)
         .map_err(|e| format!("cannot write {}: {e}", jsonl_path.display()))?;
-    write_plots(&opts.out_dir, &plan, &all)?;
+    write_plots(&opts.out_dir, &plan, &all, &names, nodes)?;
     if !opts.keep {
         let _ = fs::remove_dir_all(&work);
+    }
+    let failed: Vec<String> = all
+        .iter()
+        .filter(|s| s.start_error.is_some())
+        .map(|s| s.kind.name().to_string())
+        .collect();
+    if !failed.is_empty() {
+        return Err(format!(
+            "the {nodes}-node {} ensemble(s) did not start (errors above and in {}, which was written with what ran)",
+            failed.join(" and "),
+            md_path.display()
+        ));
     }
     Ok(md_path)
 }
@@ -635,13 +1146,27 @@ fn render_markdown(
     plan: &Plan,
     facts: &MachineFacts,
     all: &[ServerResults],
+    nodes: usize,
 ) -> String {
     let mut s = String::new();
     let mode = match opts.mode {
-        Mode::Short => "--short",
-        Mode::Full => "--full",
+        Mode::Short => "--short".to_string(),
+        Mode::Full => "--full".to_string(),
     };
-    let _ = writeln!(s, "# Keel and Apache ZooKeeper side by side\n");
+    let names = output_names(nodes);
+    if nodes == 1 {
+        let _ = writeln!(s, "# Keel and Apache ZooKeeper side by side\n");
+    } else {
+        let _ = writeln!(
+            s,
+            "# Keel and Apache ZooKeeper side by side: {nodes}-node ensembles on loopback\n"
+        );
+    }
+    let mode = if nodes == 1 {
+        mode
+    } else {
+        format!("{mode} --nodes {nodes}")
+    };
     let _ = writeln!(
         s,
         "Written by `keel-bench compare {mode}` on {}. To regenerate:\n",
@@ -664,10 +1189,34 @@ fn render_markdown(
     );
     let _ = writeln!(s);
     let _ = writeln!(s, "## Settings\n");
-    let _ = writeln!(
-        s,
-        "- Both servers standalone on 127.0.0.1, one after the other (ZooKeeper first), with `tickTime=2000` and `maxClientCnxns=0`, their data dirs side by side in one temporary directory on the filesystem above."
-    );
+    if nodes == 1 {
+        let _ = writeln!(
+            s,
+            "- Both servers standalone on 127.0.0.1, one after the other (ZooKeeper first), with `tickTime=2000` and `maxClientCnxns=0`, their data dirs side by side in one temporary directory on the filesystem above."
+        );
+    } else {
+        let _ = writeln!(
+            s,
+            "- Ensemble size: **{nodes} members** per server, all on 127.0.0.1 — ZooKeeper's ensemble first, stopped, then Keel's, so the two never run at once; the {nodes} members of one ensemble share the machine's {} CPU(s) with each other and with the load generator.",
+            facts.nproc
+        );
+        let _ = writeln!(
+            s,
+            "- One `zoo.cfg` per member, the same for both servers: `tickTime={TICK_TIME_MS}`, `initLimit={INIT_LIMIT}`, `syncLimit={SYNC_LIMIT}`, `maxClientCnxns=0`, and identical lines `server.N=127.0.0.1:peerPort:electionPort;127.0.0.1:clientPort` (distinct free ports); each member has its own `dataDir` with a `myid` file, all side by side in one temporary directory on the filesystem above. Every member participates (no observers)."
+        );
+        let _ = writeln!(
+            s,
+            "- The matrix starts once `srvr` on one member says `Mode: leader` and on the others `Mode: follower`. {}",
+            all.iter()
+                .filter_map(|r| r.leader_id.map(|id| format!("{}: member {id} led.", r.kind.name())))
+                .collect::<Vec<_>>()
+                .join(" ")
+        );
+        let _ = writeln!(
+            s,
+            "- Sessions are spread round-robin over the members (session `s` connects to member `s mod {nodes} + 1`, and stays there); the set-up session (directories, the marker) uses member 1. Writes therefore go through each server's leader whichever member a session is on; reads are answered by the member the session is connected to."
+        );
+    }
     let _ = writeln!(
         s,
         "- fsync on for both: ZooKeeper with `-Dzookeeper.forceSync=yes` (JVM flags `{}`, log level warn); Keel fdatasyncs its WAL before acknowledging any write (log level warn).",
@@ -675,8 +1224,9 @@ fn render_markdown(
     );
     let _ = writeln!(
         s,
-        "- Load: keel-bench's closed-loop generator in the same process as the harness, on the same {} CPU(s) as the server, so the two share the cores; every cell is {} s of warm-up and {} s measured, {}-byte values, {} keys (`delete`: {} nodes loaded first).",
+        "- Load: keel-bench's closed-loop generator in the same process as the harness, on the same {} CPU(s) as the {}, so the two share the cores; every cell is {} s of warm-up and {} s measured, {}-byte values, {} keys (`delete`: {} nodes loaded first).",
         facts.nproc,
+        if nodes == 1 { "server" } else { "members" },
         plan.warmup.as_secs_f64(),
         plan.duration.as_secs_f64(),
         plan.value_size,
@@ -691,7 +1241,11 @@ fn render_markdown(
 
     let zk = all.iter().find(|r| r.kind == ServerKind::ZooKeeper);
     let keel = all.iter().find(|r| r.kind == ServerKind::Keel);
-    let _ = writeln!(s, "## Results\n");
+    if nodes == 1 {
+        let _ = writeln!(s, "## Results\n");
+    } else {
+        let _ = writeln!(s, "## Results: {nodes}-node ensembles\n");
+    }
     let _ = writeln!(
         s,
         "| workload | sessions×inflight | ZooKeeper ops/s | Keel ops/s | Keel/ZK ops/s | ZooKeeper p50 µs | Keel p50 µs | Keel/ZK p50 | ZooKeeper p99 µs | Keel p99 µs | Keel/ZK p99 | errors ZK / Keel |"
@@ -745,6 +1299,14 @@ fn render_markdown(
     }
     let _ = writeln!(s);
     for r in all {
+        if let Some(e) = &r.start_error {
+            let first = e.lines().next().unwrap_or("");
+            let _ = writeln!(
+                s,
+                "- {} failed: the {nodes}-node ensemble did not start: {first}",
+                r.kind.name()
+            );
+        }
         let fails: Vec<String> = r
             .cells
             .iter()
@@ -771,9 +1333,42 @@ fn render_markdown(
             let _ = writeln!(s, "- {} note: {n}", r.kind.name());
         }
     }
-    let _ = writeln!(s, "\nAfter the matrix (memory is the process's resident set, for ZooKeeper including its pre-sized JVM heap):\n");
-    let _ = writeln!(s, "| server | znodes | resident memory |\n|---|---:|---:|");
+    let mib = |b: Option<u64>| {
+        b.map(|b| format!("{:.0} MiB", b as f64 / (1024.0 * 1024.0)))
+            .unwrap_or_else(|| "?".into())
+    };
+    if nodes > 1 {
+        let _ = writeln!(s, "\nAfter the matrix (znodes as the leader counts them; memory is the resident set of each member process, for ZooKeeper including its pre-sized JVM heap, and their sum):\n");
+        let _ = writeln!(
+            s,
+            "| server | znodes | resident memory, members 1…{nodes} | total |\n|---|---:|---:|---:|"
+        );
+    } else {
+        let _ = writeln!(s, "\nAfter the matrix (memory is the process's resident set, for ZooKeeper including its pre-sized JVM heap):\n");
+        let _ = writeln!(s, "| server | znodes | resident memory |\n|---|---:|---:|");
+    }
     for r in all {
+        if nodes > 1 {
+            let _ = writeln!(
+                s,
+                "| {} | {} | {} | {} |",
+                r.kind.name(),
+                r.znodes
+                    .map(|z| fmt_count(z as f64))
+                    .unwrap_or_else(|| "?".into()),
+                if r.member_rss.is_empty() {
+                    "?".to_string()
+                } else {
+                    r.member_rss
+                        .iter()
+                        .map(|b| mib(*b))
+                        .collect::<Vec<_>>()
+                        .join(" / ")
+                },
+                mib(r.rss_bytes)
+            );
+            continue;
+        }
         let _ = writeln!(
             s,
             "| {} | {} | {} |",
@@ -789,13 +1384,15 @@ fn render_markdown(
     let _ = writeln!(s, "\n## Plots\n");
     let _ = writeln!(
         s,
-        "![throughput against p99 latency](throughput-vs-p99.svg)\n"
+        "![throughput against p99 latency]({})\n",
+        names.throughput_svg
     );
     let _ = writeln!(
         s,
-        "![latency percentiles at the highest concurrency](latency-percentiles.svg)\n"
+        "![latency percentiles at the highest concurrency]({})\n",
+        names.percentiles_svg
     );
-    let _ = writeln!(s, "One JSON line per cell: [results.jsonl](results.jsonl).");
+    let _ = writeln!(s, "One JSON line per cell: [{0}]({0}).", names.jsonl);
     s
 }
 
@@ -806,7 +1403,13 @@ fn color_of(kind: ServerKind) -> plot::Rgb {
     }
 }
 
-fn write_plots(out: &Path, plan: &Plan, all: &[ServerResults]) -> Result<(), String> {
+fn write_plots(
+    out: &Path,
+    plan: &Plan,
+    all: &[ServerResults],
+    names: &OutputNames,
+    nodes: usize,
+) -> Result<(), String> {
     let mut workloads: Vec<Workload> = Vec::new();
     for c in &plan.cells {
         if !workloads.contains(&c.workload) {
@@ -861,15 +1464,124 @@ fn write_plots(out: &Path, plan: &Plan, all: &[ServerResults]) -> Result<(), Str
             series: pseries,
         });
     }
+    let ensemble = if nodes == 1 {
+        String::new()
+    } else {
+        format!(", {nodes}-node ensembles")
+    };
     plot::throughput_vs_latency(
-        &out.join("throughput-vs-p99.svg"),
-        "Throughput against p99 latency (one point per concurrency)",
+        &out.join(&names.throughput_svg),
+        &format!("Throughput against p99 latency (one point per concurrency{ensemble})"),
         &tput,
     )?;
-    plot::percentiles(
-        &out.join("latency-percentiles.svg"),
-        "Latency percentiles at the highest concurrency",
-        &pct,
-    )?;
+    let title = if nodes == 1 {
+        "Latency percentiles at the highest concurrency".to_string()
+    } else {
+        format!("Latency percentiles at the highest concurrency ({nodes}-node ensembles)")
+    };
+    plot::percentiles(&out.join(&names.percentiles_svg), &title, &pct)?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashSet;
+
+    fn server_lines_of(cfg: &str) -> Vec<&str> {
+        cfg.lines().filter(|l| l.starts_with("server.")).collect()
+    }
+
+    #[test]
+    fn ensemble_configs() {
+        let tmp = tempfile::tempdir().expect("tempdir");
+        let ports = ensemble_ports(3).expect("ports");
+        assert_eq!(ports.len(), 3);
+        let all: HashSet<u16> = ports
+            .iter()
+            .flat_map(|p| [p.client, p.peer, p.election])
+            .collect();
+        assert_eq!(all.len(), 9, "ports must be distinct: {ports:?}");
+
+        let members = write_ensemble_configs(tmp.path(), &ports).expect("write");
+        assert_eq!(members.len(), 3);
+        let cfgs: Vec<String> = members
+            .iter()
+            .map(|m| fs::read_to_string(&m.cfg_path).expect("cfg"))
+            .collect();
+        let lines0 = server_lines_of(&cfgs[0]);
+        assert_eq!(lines0.len(), 3);
+        for (i, (m, cfg)) in members.iter().zip(&cfgs).enumerate() {
+            assert_eq!(m.id, i as u64 + 1);
+            assert_eq!(
+                fs::read_to_string(m.data_dir.join("myid"))
+                    .expect("myid")
+                    .trim(),
+                (i + 1).to_string()
+            );
+            assert_eq!(server_lines_of(cfg), lines0, "server lines differ");
+            for want in [
+                "tickTime=2000",
+                "initLimit=10",
+                "syncLimit=5",
+                "maxClientCnxns=0",
+            ] {
+                assert!(cfg.lines().any(|l| l == want), "{want} missing from\n{cfg}");
+            }
+            assert!(cfg
+                .lines()
+                .any(|l| l == format!("dataDir={}", m.data_dir.display())));
+            assert!(m.data_dir.starts_with(tmp.path()));
+            assert_eq!(m.client.port(), ports[i].client);
+            assert!(m.client.ip().is_loopback());
+            let own = format!(
+                "server.{}=127.0.0.1:{}:{};127.0.0.1:{}",
+                i + 1,
+                ports[i].peer,
+                ports[i].election,
+                ports[i].client
+            );
+            assert!(lines0.contains(&own.as_str()), "{own} missing");
+        }
+        let dirs: HashSet<&PathBuf> = members.iter().map(|m| &m.data_dir).collect();
+        assert_eq!(dirs.len(), 3, "one data dir per member");
+    }
+
+    #[test]
+    fn modes_from_srvr() {
+        let srvr = "Zookeeper version: 3.8.0\nLatency min/avg/max: 0/0.0/0\nMode: follower\nNode count: 5\n";
+        assert_eq!(srvr_mode(srvr), Some("follower"));
+        assert_eq!(srvr_mode("Mode: leader\n"), Some("leader"));
+        assert_eq!(
+            srvr_mode("This ZooKeeper instance is not currently serving requests\n"),
+            None
+        );
+    }
+
+    #[test]
+    fn output_names_do_not_collide() {
+        let one = output_names(1);
+        let three = output_names(3);
+        assert_eq!(one.markdown, "results.md");
+        assert_eq!(one.throughput_svg, "throughput-vs-p99.svg");
+        assert_eq!(three.markdown, "results-3node.md");
+        assert_eq!(three.jsonl, "results-3node.jsonl");
+        assert_eq!(three.percentiles_svg, "latency-percentiles-3node.svg");
+        assert_ne!(one, three);
+    }
+
+    #[test]
+    fn ensemble_plan_spreads_sessions() {
+        let standalone = plan(Mode::Short);
+        assert_eq!(plan_for(Mode::Short, 1).cells.len(), standalone.cells.len());
+        let p = plan_for(Mode::Short, 3);
+        assert!(p.cells.len() <= 6);
+        for c in &p.cells {
+            assert_eq!(
+                c.sessions % 3,
+                0,
+                "every member gets the same number of sessions"
+            );
+        }
+    }
 }

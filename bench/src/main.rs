@@ -39,6 +39,10 @@ USAGE:
         Start Apache ZooKeeper 3.8 (Debian package) and Keel standalone on loopback with
         the same settings, run the same matrix against each, and write results.md,
         results.jsonl and SVG plots.
+        --nodes N[,N...]      1: standalone; 3: a 3-member ensemble of each on
+                              loopback (sessions round-robin over the members),
+                              written to results-3node.md, results-3node.jsonl and
+                              *-3node.svg; 1,3: both, one after the other      [1]
         --out-dir DIR         where to write                  [docs/benchmarks]
         --keel-bin PATH       Keel binary   [$KEEL_BIN or target/release/keel]
         --work-dir DIR        parent of the temporary data dirs   [system temp dir]
@@ -375,6 +379,7 @@ fn cmd_compare(args: &[String]) -> Result<(), String> {
     let mut work_dir = None;
     let mut servers = vec![ServerKind::ZooKeeper, ServerKind::Keel];
     let mut keep = false;
+    let mut nodes = vec![1usize];
     let mut it = args.iter();
     while let Some(flag) = it.next() {
         let mut value = || {
@@ -386,6 +391,7 @@ fn cmd_compare(args: &[String]) -> Result<(), String> {
             "--short" => mode = Some(Mode::Short),
             "--full" => mode = Some(Mode::Full),
             "--keep" => keep = true,
+            "--nodes" => nodes = parse_nodes(&value()?)?,
             "--out-dir" => out_dir = Some(PathBuf::from(value()?)),
             "--keel-bin" => keel_bin = Some(PathBuf::from(value()?)),
             "--work-dir" => work_dir = Some(PathBuf::from(value()?)),
@@ -414,19 +420,38 @@ fn cmd_compare(args: &[String]) -> Result<(), String> {
         work_dir,
         servers,
         keep,
+        nodes,
         command_line: std::iter::once("keel-bench compare".to_string())
             .chain(args.iter().cloned())
             .collect::<Vec<_>>()
             .join(" "),
     };
-    let md = compare::compare(&opts)?;
-    let _ = writeln!(
-        std::io::stdout().lock(),
-        "{}",
-        std::fs::read_to_string(&md).unwrap_or_default()
-    );
-    eprintln!("wrote {}", md.display());
+    for md in compare::compare(&opts)? {
+        let _ = writeln!(
+            std::io::stdout().lock(),
+            "{}",
+            std::fs::read_to_string(&md).unwrap_or_default()
+        );
+        eprintln!("wrote {}", md.display());
+    }
     Ok(())
+}
+
+/// `--nodes`: `1`, `3`, or a list such as `1,3`; each 1 or odd.
+fn parse_nodes(s: &str) -> Result<Vec<usize>, String> {
+    let mut out = Vec::new();
+    for part in s.split(',').map(str::trim) {
+        let n: usize = num("--nodes", part)?;
+        if n == 0 || (n > 1 && n % 2 == 0) {
+            return Err(format!(
+                "--nodes expects 1 (standalone) or an odd ensemble size such as 3, not `{part}`"
+            ));
+        }
+        if !out.contains(&n) {
+            out.push(n);
+        }
+    }
+    Ok(out)
 }
 
 #[cfg(test)]
@@ -441,6 +466,16 @@ mod tests {
         assert_eq!(parse_duration("3"), Ok(Duration::from_secs(3)));
         assert!(parse_duration("x").is_err());
         assert!(parse_duration("5y").is_err());
+    }
+
+    #[test]
+    fn nodes_lists() {
+        assert_eq!(parse_nodes("1"), Ok(vec![1]));
+        assert_eq!(parse_nodes("3"), Ok(vec![3]));
+        assert_eq!(parse_nodes("1,3"), Ok(vec![1, 3]));
+        assert!(parse_nodes("2").is_err());
+        assert!(parse_nodes("0").is_err());
+        assert!(parse_nodes("x").is_err());
     }
 
     #[test]
