@@ -475,17 +475,7 @@ impl Engine {
                     return;
                 };
                 debug!("upgrading local session 0x{session:x} to global");
-                let mut b = Writer::new();
-                b.i32(timeout).buffer(&password);
-                if let Some(r) = self.repl.as_mut() {
-                    r.forwards.push(Forward {
-                        session,
-                        cxid: 0,
-                        opcode: FWD_CREATE_SESSION,
-                        body: b.buf,
-                        auth: Vec::new(),
-                    });
-                }
+                self.forward_create_session(session, timeout, &password);
             }
         }
         let (fwd_op, pending) = match (opcode, sync_path) {
@@ -521,10 +511,9 @@ impl Engine {
     ) {
         let id = self.sessions.allocate_id();
         let password = session::password(id, self.cfg.secret);
-        let mut body = Writer::new();
-        body.i32(timeout).buffer(&password);
         debug!("forwarding createSession 0x{id:x} (timeout {timeout}) for {peer}");
         self.conns.insert(conn, self.new_conn(peer, id, timeout));
+        self.forward_create_session(id, timeout, &password);
         self.push_pending(
             id,
             Pending::Connect {
@@ -534,6 +523,12 @@ impl Engine {
                 read_only,
             },
         );
+    }
+
+    /// Asks the leader to log a createSession (a new session, or a local one upgraded).
+    fn forward_create_session(&mut self, id: i64, timeout: i32, password: &[u8]) {
+        let mut body = Writer::new();
+        body.i32(timeout).buffer(password);
         if let Some(r) = self.repl.as_mut() {
             r.forwards.push(Forward {
                 session: id,

@@ -108,6 +108,15 @@ impl Leader {
         }
     }
 
+    /// The followers and observers that get proposals and commits: those sent a `Sync`.
+    fn in_sync(&self) -> Vec<Sid> {
+        self.peers
+            .iter()
+            .filter(|(_, p)| p.stage >= Stage::Syncing)
+            .map(|(s, _)| *s)
+            .collect()
+    }
+
     fn count_voters(r: &Replica, l: &Leader, min: Stage) -> usize {
         let me = usize::from(r.cfg.voters.contains(&r.cfg.my_id));
         me + l
@@ -456,12 +465,7 @@ impl Leader {
         if candidate <= r.committed {
             return;
         }
-        let to: Vec<Sid> = l
-            .peers
-            .iter()
-            .filter(|(_, p)| p.stage >= Stage::Syncing)
-            .map(|(s, _)| *s)
-            .collect();
+        let to = l.in_sync();
         r.committed = candidate;
         r.apply_through(candidate);
         for p in to {
@@ -686,12 +690,7 @@ impl Leader {
             warn!(id = r.cfg.my_id, "lost the quorum; electing again");
             return false;
         }
-        let to: Vec<Sid> = l
-            .peers
-            .iter()
-            .filter(|(_, p)| p.stage >= Stage::Syncing)
-            .map(|(s, _)| *s)
-            .collect();
+        let to = l.in_sync();
         for p in to {
             r.out.push(ReplicaOutput::Peer {
                 to: p,
