@@ -87,7 +87,7 @@ def pytest_runtest_makereport(item, call):
         if s.stopped_at is not None and s.stopped_at < t0:
             continue
         report.sections.append((
-            "server log: %s port %s (%s)" % (s.kind, s.port, s.log_path),
+            "server log: %s port %s (%s)" % (s.name, s.port, s.log_path),
             s.log_tail(int(os.environ.get("KEEL_TEST_LOG_LINES", "80")))))
 
 
@@ -155,6 +155,29 @@ def server_factory(server_kind, tmp_path_factory, request):
     yield start
     for s in started:
         s.stop()
+
+
+@pytest.fixture
+def ensemble_factory(server_kind, tmp_path_factory, request):
+    """start(participants=3, observers=0, cfg=None, sysprops=None, kind=None)
+    -> a started harness.ensemble.Ensemble (serving: one leader, the rest
+    followers/observers); every member is killed at teardown."""
+    from harness.ensemble import Ensemble, EnsembleError
+
+    started = []
+
+    def start(participants=3, observers=0, cfg=None, sysprops=None, kind=None):
+        d = tmp_path_factory.mktemp("%s-ens-%s" % (kind or server_kind, _safe(request.node.name)))
+        e = Ensemble(kind or server_kind, d, participants, observers, cfg=cfg, sysprops=sysprops)
+        started.append(e)
+        try:
+            return e.start()
+        except EnsembleError as err:
+            pytest.fail(str(err), pytrace=False)
+
+    yield start
+    for e in started:
+        e.kill_all()
 
 
 # ---------------------------------------------------------------------------

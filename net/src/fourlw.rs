@@ -97,10 +97,25 @@ pub fn answer_in(
     if !info.allowed.contains("*") && !info.allowed.contains(cmd) {
         return format!("{cmd} is not executed because it is not in the whitelist.\n");
     }
+    // A member in read-only mode runs ZooKeeper's ReadOnlyZooKeeperServer: the words
+    // answer, with mode `read-only`, and `stat` says so first.
+    let read_only = Mode {
+        name: "read-only",
+        serving: true,
+        proposal_sizes: None,
+        replica: mode.replica,
+    };
+    let (mode, ro_prefix) = if !mode.serving && engine.is_read_only() {
+        (
+            &read_only,
+            "READ-ONLY mode; serving only read-only clients\n",
+        )
+    } else {
+        (mode, "")
+    };
     if !mode.serving {
         match cmd {
             "ruok" => return "imok".to_owned(),
-            "isro" if engine.is_read_only() => return "ro".to_owned(),
             // IsroCommand prints "null" when there is no running server.
             "isro" => return "null".to_owned(),
             "envi" | "gtmk" | "stmk" => {}
@@ -109,9 +124,10 @@ pub fn answer_in(
     }
     match cmd {
         "ruok" => "imok".to_owned(),
+        "isro" if !ro_prefix.is_empty() => "ro".to_owned(),
         "isro" => "rw".to_owned(),
         "srvr" => srvr(engine, None, mode),
-        "stat" => srvr(engine, Some(me), mode),
+        "stat" => format!("{ro_prefix}{}", srvr(engine, Some(me), mode)),
         "mntr" => mntr(engine, info, mode),
         "conf" => conf(info),
         "envi" => {

@@ -158,3 +158,17 @@ class PersistentWatches:
         for wpath, mode, cb in list(self.watches):
             if self._matches(wpath, mode, watch.path):
                 cb(ev)
+
+
+# kazoo (2.10) has no exception for -120 (EphemeralOnLocalSession): its reader
+# thread would die on the unknown code and the call would never return.
+# Register one the way kazoo registers its own.
+from kazoo import exceptions as _kex  # noqa: E402
+
+if -120 in _kex.EXCEPTIONS:  # a newer kazoo has one
+    EphemeralOnLocalSessionError = _kex.EXCEPTIONS[-120]
+else:
+    @_kex._zookeeper_exception(-120)
+    class EphemeralOnLocalSessionError(_kex.ZookeeperError):
+        """An ephemeral create on a local session (localSessionsEnabled without
+        localSessionsUpgradingEnabled): ZooKeeper's EphemeralOnLocalSessionException."""

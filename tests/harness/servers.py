@@ -9,11 +9,14 @@ Both get the same zoo.cfg keys (tickTime, dataDir, clientPort,
 clientPortAddress=127.0.0.1, plus extras) and the same -D system properties.
 Logs of every start are appended to <workdir>/server.log.
 """
+import atexit
 import os
 import shlex
+import shutil
 import signal
 import socket
 import subprocess
+import tempfile
 import threading
 import time
 
@@ -144,17 +147,37 @@ def zookeeper_command():
     return java, cp, main
 
 
+_keel_snapshot = {}
+
+
+def _snapshot(binary):
+    """A private link (or copy) of `binary`, made once per test process, so
+    that a rebuild of target/ during a run does not mix two versions (an
+    ensemble member restarted after the rebuild would otherwise run the new
+    binary beside members running the old one)."""
+    if binary not in _keel_snapshot:
+        d = tempfile.mkdtemp(prefix=".keel-test-bin-", dir=os.path.dirname(binary))
+        snap = os.path.join(d, "keel")
+        try:
+            os.link(binary, snap)
+        except OSError:
+            shutil.copy2(binary, snap)
+        atexit.register(shutil.rmtree, d, True)
+        _keel_snapshot[binary] = snap
+    return _keel_snapshot[binary]
+
+
 def keel_binary():
     b = os.environ.get("KEEL_BIN")
     if b:
         b = b if os.path.isabs(b) else os.path.join(REPO_ROOT, b)
         if not os.path.exists(b):
             raise ServerError("KEEL_BIN=%s does not exist" % b)
-        return b
+        return _snapshot(b)
     for rel in ("target/release/keel", "target/debug/keel"):
         p = os.path.join(REPO_ROOT, rel)
         if os.path.exists(p):
-            return p
+            return _snapshot(p)
     raise ServerError(
         "Keel binary not found (looked for target/release/keel and target/debug/keel "
         "under %s); build it with `cargo build --release` or set KEEL_BIN, or run "
@@ -270,6 +293,11 @@ class Server:
         raise last
 
     def _spawn_and_wait(self, timeout):
+        self._spawn()
+        self.wait_ready(timeout)
+
+    def _spawn(self):
+        """Start the process (config already written) without waiting for it."""
         cmd = self.command()
         self.starts += 1
         log = open(self.log_path, "ab")
@@ -283,7 +311,6 @@ class Server:
         log.close()
         self.started_at = time.monotonic()
         self.stopped_at = None
-        self.wait_ready(timeout)
 
     def wait_ready(self, timeout=START_TIMEOUT):
         """Poll until `ruok` answers imok and `srvr` says the server serves."""

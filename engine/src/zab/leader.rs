@@ -81,8 +81,6 @@ pub(super) struct Leader {
     /// When the periodic work (pings, quorum check, expiry) runs next: every half tick,
     /// however often the caller feeds ticks.
     next_periodic: i64,
-    /// The last cxid proposed per session: a request forwarded twice is proposed once.
-    last_cxid: HashMap<i64, i32>,
 }
 
 impl Leader {
@@ -104,7 +102,6 @@ impl Leader {
             exhausted: false,
             next_reap: r.now_ms + r.engine.config().container_check_ms.max(1),
             next_periodic: r.now_ms,
-            last_cxid: HashMap::new(),
         }
     }
 
@@ -520,17 +517,6 @@ impl Leader {
             l.exhausted = true;
             return;
         }
-        if fwd.cxid > 0 {
-            let last = l.last_cxid.entry(fwd.session).or_insert(0);
-            if fwd.cxid <= *last {
-                warn!(
-                    id = r.cfg.my_id,
-                    "request 0x{:x}/{} arrived twice; proposed once", fwd.session, fwd.cxid
-                );
-                return;
-            }
-            *last = fwd.cxid;
-        }
         let zxid = l.last_zxid + 1;
         let time = r.now_ms;
         let session = fwd.session;
@@ -549,7 +535,6 @@ impl Leader {
             },
             FWD_CLOSE_SESSION => {
                 l.spec_sessions.remove(&session);
-                l.last_cxid.remove(&session);
                 let doomed: Vec<String> = l.spec.ephemerals_of(session).cloned().collect();
                 for p in doomed {
                     l.spec.delete(&p, zxid, None, &mut triggers);
