@@ -1,0 +1,399 @@
+//! `keel-sim`: run the deterministic simulator over a range of seeds, or replay one.
+//!
+//! ```text
+//! keel-sim --seeds N [--start S] [--nodes 3|5] [--steps K] [--jobs J]   many seeds
+//! keel-sim --seed X [--nodes ..] [--steps ..] [-v|-vv]                  one seed, with a trace
+//! keel-sim --seed X --check-determinism                                 run twice, compare
+//! ```
+//! Options shared by both: `--clients C`, `--keys K`, `--hostile on|off` (default: the
+//! seed decides). Many seeds run in child processes (`--worker`), `--jobs` at a time, so
+//! a panic in one seed (release builds abort) is reported with its seed and the run goes
+//! on. Exit status: 0 if every seed passed, 1 otherwise.
+
+use std::io::{BufRead, BufReader, Write};
+use std::process::{Command, Stdio};
+use std::time::Instant;
+
+use keel_sim::{failure_line, run, run_catching, SimConfig};
+
+struct Args {
+    cfg: SimConfig,
+    seed: Option<u64>,
+    seeds: u64,
+    start: u64,
+    jobs: usize,
+    worker: bool,
+    determinism: bool,
+}
+
+fn usage() -> ! {
+    eprintln!(
+        "usage: keel-sim --seeds N [--start S] [--nodes 3|5] [--steps K] [--clients C] [--keys K] [--observers K] [--hostile on|off] [--waive KIND]... [--timer-ticks-only] [--jobs J]\n       keel-sim --seed X [same options] [-v|-vv] [--check-determinism]"
+    );
+    std::process::exit(2)
+}
+
+fn parse() -> Args {
+    let mut a = Args {
+        cfg: SimConfig::default(),
+        seed: None,
+        seeds: 100,
+        start: 0,
+        jobs: std::thread::available_parallelism()
+            .map(|n| n.get())
+            .unwrap_or(1),
+        worker: false,
+        determinism: false,
+    };
+    let mut it = std::env::args().skip(1);
+    while let Some(arg) = it.next() {
+        let mut val = |name: &str| -> String {
+            it.next().unwrap_or_else(|| {
+                eprintln!("{name} needs a value");
+                usage()
+            })
+        };
+        let num = |s: String| -> u64 {
+            s.parse().unwrap_or_else(|_| {
+                eprintln!("not a number: {s}");
+                usage()
+            })
+        };
+        match arg.as_str() {
+            "--seed" => a.seed = Some(num(val("--seed"))),
+            "--seeds" => a.seeds = num(val("--seeds")),
+            "--start" => a.start = num(val("--start")),
+            "--nodes" => a.cfg.nodes = num(val("--nodes")) as usize,
+            "--steps" => a.cfg.steps = num(val("--steps")),
+            "--clients" => a.cfg.clients = num(val("--clients")) as usize,
+            "--keys" => a.cfg.keys = num(val("--keys")).max(1) as usize,
+            "--observers" => a.cfg.observers = num(val("--observers")) as usize,
+            "--jobs" => a.jobs = num(val("--jobs")).max(1) as usize,
+            "--hostile" => {
+                a.cfg.hostile = match val("--hostile").as_str() {
+                    "on" => Some(true),
+                    "off" => Some(false),
+                    "seed" => None,
+                    _ => usage(),
+                }
+            }
+            "-v" => a.cfg.verbose = 1,
+            "-vv" => a.cfg.verbose = 2,
+            "--worker" => a.worker = true,
+            "--check-determinism" => a.determinism = true,
+            "--timer-ticks-only" => a.cfg.tick_every_input = false,
+            "--waive" => a.cfg.waive.push(val("--waive")),
+            "-h" | "--help" => usage(),
+            other => {
+                eprintln!("unknown argument {other}");
+                usage()
+            }
+        }
+    }
+    if !(1..=9).contains(&a.cfg.nodes) || a.cfg.observers >= a.cfg.nodes {
+        eprintln!("--nodes must be 1..=9, with fewer --observers");
+        usage()
+    }
+    a
+}
+
+fn main() {
+    let a = parse();
+    if let Some(seed) = a.seed {
+        std::process::exit(one(&a, seed));
+    }
+    if a.worker {
+        worker(&a);
+        return;
+    }
+    std::process::exit(many(&a));
+}
+
+fn one(a: &Args, seed: u64) -> i32 {
+    let mut cfg = a.cfg.clone();
+    cfg.seed = seed;
+    let t = Instant::now();
+    if a.determinism {
+        let mut quiet = cfg.clone();
+        quiet.verbose = 0;
+        let r1 = run(quiet.clone());
+        let r2 = run(quiet);
+        if r1.fingerprint != r2.fingerprint || r1.stats.events != r2.stats.events {
+            keel_sim::outln!(
+                "NOT DETERMINISTIC: seed {seed}: fingerprints {:#x} / {:#x}, events {} / {}",
+                r1.fingerprint,
+                r2.fingerprint,
+                r1.stats.events,
+                r2.stats.events
+            );
+            return 1;
+        }
+        keel_sim::outln!(
+            "deterministic: fingerprint {:#x}, {} events",
+            r1.fingerprint,
+            r1.stats.events
+        );
+    }
+    let r = run(cfg);
+    keel_sim::outln!(
+        "profile: {}{}",
+        r.profile,
+        if r.hostile { " [hostile]" } else { "" }
+    );
+    keel_sim::outln!("stats: {:?}", r.stats);
+    for n in &r.notes {
+        keel_sim::outln!("note: {n}");
+    }
+    keel_sim::outln!("wall time {:.2}s", t.elapsed().as_secs_f64());
+    if r.ok() {
+        keel_sim::outln!("seed {seed}: ok (fingerprint {:#x})", r.fingerprint);
+        0
+    } else {
+        for v in &r.violations {
+            keel_sim::outln!("VIOLATION {v}");
+        }
+        keel_sim::outln!("{}", failure_line(&r));
+        1
+    }
+}
+
+/// Runs `--start .. --start + --seeds` and prints one machine-readable line per seed.
+fn worker(a: &Args) {
+    let out = std::io::stdout();
+    for seed in a.start..a.start + a.seeds {
+        let mut cfg = a.cfg.clone();
+        cfg.seed = seed;
+        cfg.verbose = 0;
+        {
+            let mut o = out.lock();
+            let _ = writeln!(o, "BEGIN {seed}");
+            let _ = o.flush();
+        }
+        let r = run_catching(cfg);
+        let mut o = out.lock();
+        if r.ok() {
+            let st = &r.stats;
+            let _ = writeln!(
+                o,
+                "OK {seed} {} {} {} {} {} {} {} {} {} {} {} {} {} {}",
+                st.events,
+                st.sim_ms,
+                st.clients.writes_ok,
+                r.hostile as u8,
+                st.crashes,
+                st.power_losses,
+                st.torn_cut,
+                st.partitions,
+                st.link_breaks,
+                st.snap_syncs,
+                st.truncations,
+                st.leaders,
+                st.clients.expired,
+                st.clients.unknown
+            );
+        } else {
+            let line = failure_line(&r).replace('\n', "\t");
+            let _ = writeln!(o, "FAIL {seed} {} {line}", r.hostile as u8);
+        }
+        for n in &r.notes {
+            let _ = writeln!(o, "NOTE {seed} {n}");
+        }
+        let _ = o.flush();
+    }
+}
+
+struct Tally {
+    /// Sums of the per-seed counters after `OK seed events sim_ms writes hostile`.
+    counters: [u64; 10],
+    passed: u64,
+    failed: Vec<String>,
+    hostile_failed: u64,
+    events: u64,
+    sim_ms: i64,
+    writes: u64,
+    notes: u64,
+}
+
+fn many(a: &Args) -> i32 {
+    let t = Instant::now();
+    let exe = std::env::current_exe().expect("own path");
+    let end = a.start + a.seeds;
+    let jobs = (a.jobs as u64).min(a.seeds.max(1));
+    let chunk = a.seeds.div_ceil(jobs.max(1)).max(1);
+    let tally = std::sync::Mutex::new(Tally {
+        counters: [0; 10],
+        passed: 0,
+        failed: Vec::new(),
+        hostile_failed: 0,
+        events: 0,
+        sim_ms: 0,
+        writes: 0,
+        notes: 0,
+    });
+    std::thread::scope(|s| {
+        let mut lo = a.start;
+        while lo < end {
+            let hi = (lo + chunk).min(end);
+            let exe = &exe;
+            let tally = &tally;
+            s.spawn(move || run_chunk(a, exe, lo, hi, tally));
+            lo = hi;
+        }
+    });
+    let t_all = tally.into_inner().unwrap();
+    keel_sim::outln!(
+        "keel-sim: seeds {}..{} ({} nodes, {} steps): {} passed, {} failed ({} with the hostile network); {} events, {:.0} s simulated, {} writes acknowledged, {} notes; {:.1} s",
+        a.start,
+        end,
+        a.cfg.nodes,
+        a.cfg.steps,
+        t_all.passed,
+        t_all.failed.len(),
+        t_all.hostile_failed,
+        t_all.events,
+        t_all.sim_ms as f64 / 1000.0,
+        t_all.writes,
+        t_all.notes,
+        t.elapsed().as_secs_f64()
+    );
+    let c = t_all.counters;
+    keel_sim::outln!(
+        "  passing seeds saw: {} crashes, {} power losses, {} torn tails cut, {} partitions, {} link breaks, {} SNAP syncs, {} TRUNCs, {} leaders, {} sessions expired, {} unknown outcomes",
+        c[0], c[1], c[2], c[3], c[4], c[5], c[6], c[7], c[8], c[9]
+    );
+    if t_all.failed.is_empty() {
+        0
+    } else {
+        1
+    }
+}
+
+/// Runs seeds `lo..hi` in child processes; a child that dies (a panic under
+/// `panic = "abort"`) has its current seed recorded as failed and a new child takes
+/// the rest.
+fn run_chunk(a: &Args, exe: &std::path::Path, lo: u64, hi: u64, tally: &std::sync::Mutex<Tally>) {
+    let mut next = lo;
+    while next < hi {
+        let mut cmd = Command::new(exe);
+        cmd.arg("--worker")
+            .arg("--start")
+            .arg(next.to_string())
+            .arg("--seeds")
+            .arg((hi - next).to_string())
+            .arg("--nodes")
+            .arg(a.cfg.nodes.to_string())
+            .arg("--steps")
+            .arg(a.cfg.steps.to_string())
+            .arg("--clients")
+            .arg(a.cfg.clients.to_string())
+            .arg("--keys")
+            .arg(a.cfg.keys.to_string())
+            .arg("--observers")
+            .arg(a.cfg.observers.to_string());
+        if let Some(h) = a.cfg.hostile {
+            cmd.arg("--hostile").arg(if h { "on" } else { "off" });
+        }
+        if !a.cfg.tick_every_input {
+            cmd.arg("--timer-ticks-only");
+        }
+        for w in &a.cfg.waive {
+            cmd.arg("--waive").arg(w);
+        }
+        // The panic message, not a backtrace, is what the report needs.
+        cmd.env("RUST_BACKTRACE", "0");
+        let mut child = cmd
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("spawn worker");
+        let stdout = child.stdout.take().unwrap();
+        let stderr = child.stderr.take().unwrap();
+        let err_reader = std::thread::spawn(move || {
+            let mut tail: Vec<String> = Vec::new();
+            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                tail.push(line);
+                if tail.len() > 200 {
+                    tail.remove(0);
+                }
+            }
+            tail
+        });
+        let mut current: Option<u64> = None;
+        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+            let mut parts = line.splitn(3, ' ');
+            let tag = parts.next().unwrap_or("");
+            let seed: u64 = parts.next().and_then(|s| s.parse().ok()).unwrap_or(0);
+            let rest = parts.next().unwrap_or("");
+            let mut t = tally.lock().unwrap();
+            match tag {
+                "BEGIN" => current = Some(seed),
+                "OK" => {
+                    current = None;
+                    next = seed + 1;
+                    t.passed += 1;
+                    let f: Vec<i64> = rest.split(' ').filter_map(|x| x.parse().ok()).collect();
+                    if f.len() >= 3 {
+                        t.events += f[0] as u64;
+                        t.sim_ms += f[1];
+                        t.writes += f[2] as u64;
+                    }
+                    for (k, v) in f.iter().skip(4).take(10).enumerate() {
+                        t.counters[k] += *v as u64;
+                    }
+                }
+                "FAIL" => {
+                    current = None;
+                    next = seed + 1;
+                    let (h, msg) = rest.split_once(' ').unwrap_or(("0", rest));
+                    if h == "1" {
+                        t.hostile_failed += 1;
+                    }
+                    let msg = msg.replace('\t', "\n");
+                    keel_sim::outln!("{msg}");
+                    t.failed.push(msg);
+                }
+                "NOTE" => {
+                    t.notes += 1;
+                    if a.cfg.verbose > 0 {
+                        keel_sim::outln!("note: seed {seed}: {rest}");
+                    }
+                }
+                _ => {}
+            }
+        }
+        let status = child.wait().expect("wait worker");
+        let tail = err_reader.join().unwrap_or_default();
+        if let Some(seed) = current {
+            // The child died in the middle of a seed.
+            let why = match tail.iter().rposition(|l| l.contains("panicked")) {
+                Some(i) => tail[i..]
+                    .iter()
+                    .take(3)
+                    .cloned()
+                    .collect::<Vec<_>>()
+                    .join(" "),
+                None => tail
+                    .last()
+                    .cloned()
+                    .unwrap_or_else(|| format!("worker exited with {status}")),
+            };
+            let mut cfg = a.cfg.clone();
+            cfg.seed = seed;
+            let msg = format!(
+                "FAIL seed={seed}: panic: {why}\n  replay: {}",
+                cfg.replay_command()
+            );
+            keel_sim::outln!("{msg}");
+            let mut t = tally.lock().unwrap();
+            t.failed.push(msg);
+            next = seed + 1;
+        } else if next < hi {
+            // Died between seeds or did not start: do not loop forever.
+            let mut t = tally.lock().unwrap();
+            t.failed.push(format!(
+                "FAIL seeds {next}..{hi}: worker exited with {status} before running them"
+            ));
+            break;
+        }
+    }
+}

@@ -1,0 +1,1756 @@
+//! The world: one discrete-event loop that owns the servers (real
+//! `keel_engine::zab::Replica`s), their disks, the network, the clients, the fault
+//! schedule and the checker, all driven by one seed.
+//!
+//! Time is simulated (ms). Each event is one *step*: a server's timer tick, a peer
+//! message or `PeerDown`, a disk write completing (`Durable`), a client frame or
+//! connection event, a client's timer, or a fault. A server step feeds `Tick` then the
+//! input, drains the outputs and carries them out in order (the durable ones — truncate,
+//! snapshot install, epochs — at once), then the checker looks at what it applied.
+//!
+//! A run has four phases: *bootstrap* (no faults; a client creates the keys), *faults*
+//! (`steps` events with crashes, restarts, partitions, link breaks, slow and failing
+//! disks, torn writes and, when hostile, out-of-contract message reordering,
+//! duplication and loss), *heal* (faults stop, partitions heal, every server restarts;
+//! a leader must be elected and a write acknowledged within a bound), and the *end*
+//! (clients stop, each server is read through a client, trees compared, and the
+//! history checks run).
+
+use std::cmp::Reverse;
+use std::collections::{BTreeMap, BinaryHeap, HashMap};
+use std::fmt::Write as _;
+
+use keel_engine::proto::ConnectRequest;
+use keel_engine::server::{Input, Output};
+use keel_engine::watch::ConnId;
+use keel_engine::zab::{PeerMsg, Replica, ReplicaConfig, ReplicaInput, ReplicaOutput, Role, Sid};
+use keel_engine::{Engine, EngineConfig};
+use keel_wal::SnapshotData;
+
+use crate::checker::{Checker, OpKind, Outcome, Violation};
+use crate::client::{Action, Client, ClientStats, Ctx, Mode, Planned};
+use crate::disk::Disk;
+use crate::network::{Fate, NetConfig, Network};
+use crate::rng::Rng;
+
+/// What to run.
+#[derive(Debug, Clone)]
+pub struct SimConfig {
+    pub seed: u64,
+    pub nodes: usize,
+    /// Events in the fault phase.
+    pub steps: u64,
+    /// 0 quiet, 1 events (faults, roles, client operations), 2 also every message.
+    pub verbose: u8,
+    pub clients: usize,
+    pub keys: usize,
+    /// How many of the servers are observers (the last ones).
+    pub observers: usize,
+    /// Out-of-contract network faults: `None` lets the seed decide (about one seed in
+    /// four).
+    pub hostile: Option<bool>,
+    /// Steps the linearizability search may take per key.
+    pub lin_budget: u64,
+    /// Feed `Tick` before every input, as `net` does once per batch (the default), and
+    /// from each server's timer (every 15–30 ms). `false`: only from the timer.
+    pub tick_every_input: bool,
+    /// Violation kinds to record as notes instead of failures (triage: set a known
+    /// finding aside to look for others behind it).
+    pub waive: Vec<String>,
+    /// Break the system on purpose to show the checks catch it (tests only).
+    pub sabotage: Option<Sabotage>,
+}
+
+/// Deliberate bugs in the simulated environment, for testing the checker end to end.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Sabotage {
+    /// Disks lie: at a crash they lose the last frames they reported durable.
+    LyingDisk,
+}
+
+impl Default for SimConfig {
+    fn default() -> Self {
+        SimConfig {
+            seed: 0,
+            nodes: 3,
+            steps: 20_000,
+            verbose: 0,
+            clients: 4,
+            keys: 4,
+            observers: 0,
+            hostile: None,
+            lin_budget: 2_000_000,
+            tick_every_input: true,
+            waive: Vec::new(),
+            sabotage: None,
+        }
+    }
+}
+
+impl SimConfig {
+    /// The command that replays this run with a trace.
+    pub fn replay_command(&self) -> String {
+        let mut s = format!(
+            "cargo run --release -p keel-sim -- --seed {} --nodes {} --steps {}",
+            self.seed, self.nodes, self.steps
+        );
+        let d = SimConfig::default();
+        if self.clients != d.clients {
+            let _ = write!(s, " --clients {}", self.clients);
+        }
+        if self.keys != d.keys {
+            let _ = write!(s, " --keys {}", self.keys);
+        }
+        if self.observers != d.observers {
+            let _ = write!(s, " --observers {}", self.observers);
+        }
+        if let Some(h) = self.hostile {
+            let _ = write!(s, " --hostile {}", if h { "on" } else { "off" });
+        }
+        if !self.tick_every_input {
+            s.push_str(" --timer-ticks-only");
+        }
+        for w in &self.waive {
+            let _ = write!(s, " --waive '{w}'");
+        }
+        s.push_str(" -v");
+        s
+    }
+}
+
+#[derive(Debug, Default, Clone)]
+pub struct Stats {
+    pub events: u64,
+    pub sim_ms: i64,
+    pub crashes: u64,
+    pub power_losses: u64,
+    pub disk_failures: u64,
+    pub torn_cut: u64,
+    pub partitions: u64,
+    pub link_breaks: u64,
+    pub slow_disks: u64,
+    pub messages: u64,
+    pub hostile_deliveries: u64,
+    pub snapshots_taken: u64,
+    pub snap_syncs: u64,
+    pub truncations: u64,
+    pub leaders: u64,
+    pub applied: u64,
+    pub last_zxid: i64,
+    pub clients: ClientStats,
+}
+
+/// The result of one seed.
+#[derive(Debug, Clone)]
+pub struct Report {
+    pub config: SimConfig,
+    pub hostile: bool,
+    pub profile: String,
+    pub violations: Vec<Violation>,
+    pub notes: Vec<String>,
+    pub stats: Stats,
+    /// A hash of the event sequence: the same seed must give the same value.
+    pub fingerprint: u64,
+}
+
+impl Report {
+    pub fn ok(&self) -> bool {
+        self.violations.is_empty()
+    }
+}
+
+/// Fault rates and knobs, drawn from the seed (each seed gets its own mix, so that
+/// rare interleavings of few fault kinds are found too).
+#[derive(Debug, Clone)]
+struct Profile {
+    crash: bool,
+    power_loss: bool,
+    partition: bool,
+    link_break: bool,
+    slow_disk: bool,
+    disk_fail: bool,
+    client_pause: bool,
+    p_torn: f64,
+    fault_gap: (i64, i64),
+    disk_latency: (i64, i64),
+    snapshot_every: Option<i64>,
+    history_txns: usize,
+    max_batch_txns: usize,
+    net: NetConfig,
+}
+
+impl Profile {
+    fn draw(rng: &mut Rng, hostile: bool) -> Profile {
+        let mut net = NetConfig::calm();
+        net.max_latency_ms = *rng.pick(&[2, 5, 20]);
+        if rng.chance(0.6) {
+            net.p_spike = *rng.pick(&[0.01, 0.05]);
+            net.spike_ms = *rng.pick(&[50, 300, 1500]);
+        }
+        let link_break = rng.chance(0.6);
+        if link_break {
+            net.p_break = *rng.pick(&[0.0005, 0.002]);
+        }
+        if hostile {
+            net.p_reorder = *rng.pick(&[0.001, 0.005]);
+            net.p_dup = *rng.pick(&[0.001, 0.005]);
+            net.p_silent_loss = *rng.pick(&[0.0, 0.001]);
+        }
+        Profile {
+            crash: rng.chance(0.75),
+            power_loss: rng.chance(0.3),
+            partition: rng.chance(0.7),
+            link_break,
+            slow_disk: rng.chance(0.5),
+            disk_fail: rng.chance(0.3),
+            client_pause: rng.chance(0.5),
+            p_torn: *rng.pick(&[0.0, 0.5, 1.0]),
+            fault_gap: *rng.pick(&[(50, 500), (200, 2000), (1000, 4000)]),
+            disk_latency: *rng.pick(&[(0, 2), (1, 10), (2, 40)]),
+            snapshot_every: *rng.pick(&[None, Some(10), Some(50)]),
+            history_txns: *rng.pick(&[20, 50, 100_000]),
+            max_batch_txns: *rng.pick(&[1, 3, 1000]),
+            net,
+        }
+    }
+
+    fn describe(&self) -> String {
+        let mut s = String::new();
+        for (on, name) in [
+            (self.crash, "crash"),
+            (self.power_loss, "power-loss"),
+            (self.partition, "partition"),
+            (self.link_break, "link-break"),
+            (self.slow_disk, "slow-disk"),
+            (self.disk_fail, "disk-fail"),
+            (self.client_pause, "client-pause"),
+        ] {
+            if on {
+                s.push_str(name);
+                s.push(' ');
+            }
+        }
+        let _ = write!(
+            s,
+            "torn={} gap={:?}ms disk={:?}ms snap={:?} history={} batch={} net={}..{}ms",
+            self.p_torn,
+            self.fault_gap,
+            self.disk_latency,
+            self.snapshot_every,
+            self.history_txns,
+            self.max_batch_txns,
+            self.net.min_latency_ms,
+            self.net.max_latency_ms
+        );
+        if self.net.hostile() {
+            let _ = write!(
+                s,
+                " hostile(reorder={} dup={} loss={})",
+                self.net.p_reorder, self.net.p_dup, self.net.p_silent_loss
+            );
+        }
+        s
+    }
+}
+
+#[derive(Debug)]
+enum ToServer {
+    Connect {
+        req: ConnectRequest,
+        peer: std::net::SocketAddr,
+    },
+    Request {
+        xid: i32,
+        op: i32,
+        body: Vec<u8>,
+    },
+    Disconnected,
+}
+
+#[derive(Debug)]
+enum ToClient {
+    Frame(Vec<u8>),
+    Closed,
+}
+
+#[derive(Debug)]
+enum Ev {
+    NodeTimer(usize),
+    Peer {
+        from: usize,
+        to: usize,
+        generation: u64,
+        msg: PeerMsg,
+    },
+    PeerDown {
+        node: usize,
+        inc: u64,
+        peer: usize,
+    },
+    DiskDone {
+        node: usize,
+        inc: u64,
+        id: u64,
+    },
+    ToServer {
+        node: usize,
+        client: usize,
+        conn: ConnId,
+        what: ToServer,
+    },
+    ToClient {
+        node: usize,
+        client: usize,
+        conn: ConnId,
+        what: ToClient,
+    },
+    ClientTimer(usize),
+    Fault,
+    Restart(usize),
+    Heal(u64),
+    Phase,
+}
+
+/// Entity ids for ordering events: servers are `0..n`, clients `CLIENT + c`, and the
+/// world (faults, phases) `WORLD`.
+const CLIENT: u32 = 1000;
+const WORLD: u32 = 1_000_000;
+
+impl Ev {
+    /// (source, destination) of the event, for ordering and per-pair randomness.
+    fn endpoints(&self) -> (u32, u32) {
+        match self {
+            Ev::NodeTimer(i) => (*i as u32, *i as u32),
+            Ev::Peer { from, to, .. } => (*from as u32, *to as u32),
+            Ev::PeerDown { node, peer, .. } => (*peer as u32, *node as u32),
+            Ev::DiskDone { node, .. } => (*node as u32, *node as u32),
+            Ev::ToServer { node, client, .. } => (CLIENT + *client as u32, *node as u32),
+            Ev::ToClient { node, client, .. } => (*node as u32, CLIENT + *client as u32),
+            Ev::ClientTimer(c) => (CLIENT + *c as u32, CLIENT + *c as u32),
+            Ev::Fault | Ev::Heal(_) | Ev::Phase => (WORLD, WORLD),
+            Ev::Restart(i) => (WORLD, *i as u32),
+        }
+    }
+
+    fn tag(&self) -> u64 {
+        match self {
+            Ev::NodeTimer(n) => 1 + ((*n as u64) << 8),
+            Ev::Peer { from, to, .. } => 2 + ((*from as u64) << 8) + ((*to as u64) << 16),
+            Ev::PeerDown { node, .. } => 3 + ((*node as u64) << 8),
+            Ev::DiskDone { node, id, .. } => 4 + ((*node as u64) << 8) + (id << 16),
+            Ev::ToServer { node, conn, .. } => 5 + ((*node as u64) << 8) + (conn << 16),
+            Ev::ToClient { client, conn, .. } => 6 + ((*client as u64) << 8) + (conn << 16),
+            Ev::ClientTimer(c) => 7 + ((*c as u64) << 8),
+            Ev::Fault => 8,
+            Ev::Restart(n) => 9 + ((*n as u64) << 8),
+            Ev::Heal(e) => 10 + (e << 8),
+            Ev::Phase => 11,
+        }
+    }
+}
+
+/// A queued event. Events at the same time are ordered by destination, source and the
+/// order the source scheduled them for that destination, never by the global order of
+/// scheduling: a replica may emit messages to different peers in any order (it
+/// iterates hash maps), and that must not change what happens.
+struct Scheduled {
+    at: i64,
+    dst: u32,
+    src: u32,
+    seq: u64,
+    ev: Ev,
+}
+
+impl Scheduled {
+    fn key(&self) -> (i64, u32, u32, u64) {
+        (self.at, self.dst, self.src, self.seq)
+    }
+}
+
+impl PartialEq for Scheduled {
+    fn eq(&self, o: &Self) -> bool {
+        self.key() == o.key()
+    }
+}
+impl Eq for Scheduled {}
+impl PartialOrd for Scheduled {
+    fn partial_cmp(&self, o: &Self) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(o))
+    }
+}
+impl Ord for Scheduled {
+    fn cmp(&self, o: &Self) -> std::cmp::Ordering {
+        self.key().cmp(&o.key())
+    }
+}
+
+struct ConnInfo {
+    client: usize,
+    /// Latest delivery time scheduled to the client on this connection (FIFO).
+    last_at: i64,
+}
+
+struct Node {
+    sid: Sid,
+    replica: Option<Replica>,
+    /// Bumped at every crash: events for an earlier incarnation are dropped.
+    inc: u64,
+    disk: Disk,
+    conns: BTreeMap<ConnId, ConnInfo>,
+    /// The zxid of the newest transaction (or snapshot) this incarnation's tree holds,
+    /// as the checker has followed it.
+    last_applied: i64,
+    applied_since_snapshot: i64,
+    pending_snapshot: Option<SnapshotData>,
+    slow_until: i64,
+    fail_disk: bool,
+    clock_offset: i64,
+    role: Role,
+    epoch: i64,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Phase {
+    Bootstrap { deadline: i64 },
+    Faults,
+    Heal { since: i64, deadline: i64 },
+    Quiesce { deadline: i64 },
+    FinalReads { deadline: i64, first_reader: usize },
+    Done,
+}
+
+const TICK_MS: i64 = 100;
+/// Simulated wall clock at the start of every run (ms since the Unix epoch).
+pub const START_MS: i64 = 1_700_000_000_000;
+
+pub struct World {
+    cfg: SimConfig,
+    profile: Profile,
+    hostile: bool,
+    now: i64,
+    /// Per (source, destination): events scheduled, and random draws made.
+    pair_seq: HashMap<(u32, u32), u64>,
+    pair_draws: HashMap<(u32, u32), u64>,
+    queue: BinaryHeap<Reverse<Scheduled>>,
+    nodes: Vec<Node>,
+    voters: Vec<Sid>,
+    clients: Vec<Client>,
+    /// Per client: latest delivery time scheduled to the server (FIFO per connection).
+    client_last_at: Vec<i64>,
+    keys: Vec<String>,
+    net: Network,
+    checker: Checker,
+    rng_fault: Rng,
+    rng_disk: Rng,
+    rng_misc: Rng,
+    next_conn: ConnId,
+    phase: Phase,
+    fault_steps: u64,
+    partition_epoch: u64,
+    stats: Stats,
+    notes: Vec<String>,
+    trace: Vec<String>,
+    fingerprint: u64,
+    stuck_at_heal: u64,
+}
+
+impl World {
+    pub fn new(cfg: SimConfig) -> World {
+        assert!(cfg.nodes >= 1 && cfg.nodes <= 9, "1..=9 nodes");
+        assert!(cfg.observers < cfg.nodes, "at least one voter");
+        let mut root = Rng::new(cfg.seed);
+        let mut rng_profile = root.fork();
+        let _ = root.fork();
+        let rng_fault = root.fork();
+        let rng_disk = root.fork();
+        let mut rng_clients = root.fork();
+        let mut rng_misc = root.fork();
+        let hostile = cfg.hostile.unwrap_or_else(|| rng_profile.chance(0.25));
+        let profile = Profile::draw(&mut rng_profile, hostile);
+        let keys: Vec<String> = (0..cfg.keys).map(|k| format!("/k{k}")).collect();
+        let voters: Vec<Sid> = (1..=(cfg.nodes - cfg.observers) as u64).collect();
+        let nodes = (0..cfg.nodes)
+            .map(|i| Node {
+                sid: i as Sid + 1,
+                replica: None,
+                inc: 0,
+                disk: Disk::new(),
+                conns: BTreeMap::new(),
+                last_applied: 0,
+                applied_since_snapshot: 0,
+                pending_snapshot: None,
+                slow_until: 0,
+                fail_disk: false,
+                clock_offset: rng_misc.range(-2000, 2000),
+                role: Role::Looking,
+                epoch: 0,
+            })
+            .collect();
+        // Client 0 is the set-up script; 1..=clients are workers.
+        let mut clients = Vec::new();
+        clients.push(Client::new(
+            0,
+            Mode::Script {
+                node: None,
+                steps: (0..cfg.keys).map(|key| Planned::Create { key }).collect(),
+            },
+            rng_clients.fork(),
+            START_MS,
+        ));
+        for c in 1..=cfg.clients {
+            let mut cl = Client::new(c, Mode::Worker, rng_clients.fork(), START_MS);
+            cl.issuing = false;
+            clients.push(cl);
+        }
+        let n_clients = clients.len();
+        World {
+            net: Network::new(cfg.nodes, NetConfig::calm()),
+            checker: Checker::new(keys.clone(), cfg.waive.clone()),
+            profile,
+            hostile,
+            now: START_MS,
+            pair_seq: HashMap::new(),
+            pair_draws: HashMap::new(),
+            queue: BinaryHeap::new(),
+            nodes,
+            voters,
+            clients,
+            client_last_at: vec![0; n_clients],
+            keys,
+            rng_fault,
+            rng_disk,
+            rng_misc,
+            next_conn: 0,
+            phase: Phase::Bootstrap {
+                deadline: START_MS + 30_000,
+            },
+            fault_steps: 0,
+            partition_epoch: 0,
+            stats: Stats::default(),
+            notes: Vec::new(),
+            trace: Vec::new(),
+            fingerprint: 0xcbf2_9ce4_8422_2325,
+            stuck_at_heal: 0,
+            cfg,
+        }
+    }
+
+    fn at(&mut self, at: i64, ev: Ev) {
+        let (src, dst) = ev.endpoints();
+        let seq = self.pair_seq.entry((src, dst)).or_default();
+        *seq += 1;
+        let seq = *seq;
+        self.queue.push(Reverse(Scheduled {
+            at: at.max(self.now),
+            dst,
+            src,
+            seq,
+            ev,
+        }));
+    }
+
+    /// Randomness for one message from `src` to `dst`: a function of the seed, the pair
+    /// and how many draws the pair made before, so the order in which a replica emits
+    /// messages to different destinations does not matter.
+    fn pair_rng(&mut self, src: u32, dst: u32) -> Rng {
+        let n = self.pair_draws.entry((src, dst)).or_default();
+        *n += 1;
+        let mut x = self.cfg.seed ^ 0x6a09_e667_f3bc_c908;
+        for v in [src as u64, dst as u64, *n] {
+            x = (x ^ v).wrapping_mul(0x9E37_79B9_7F4A_7C15).rotate_left(29);
+        }
+        Rng::new(x)
+    }
+
+    fn verbose(&self) -> bool {
+        self.cfg.verbose > 0
+    }
+
+    fn log(&mut self, line: impl FnOnce() -> String) {
+        if self.verbose() {
+            self.trace.push(line());
+        }
+    }
+
+    fn flush_trace(&mut self) {
+        if self.verbose() {
+            let t = self.now - START_MS;
+            for line in self.trace.drain(..) {
+                crate::outln!("{t:>8} {line}");
+            }
+        } else {
+            self.trace.clear();
+        }
+    }
+
+    pub fn run(mut self) -> Report {
+        if self.verbose() {
+            crate::outln!(
+                "seed {} nodes {} steps {} hostile {} profile: {}",
+                self.cfg.seed,
+                self.cfg.nodes,
+                self.cfg.steps,
+                self.hostile,
+                self.profile.describe()
+            );
+        }
+        for i in 0..self.nodes.len() {
+            self.restart(i);
+            let t = self.now + self.rng_misc.range(0, 25);
+            self.at(t, Ev::NodeTimer(i));
+        }
+        self.at(self.now + 10, Ev::ClientTimer(0));
+        self.at(self.now + 100, Ev::Phase);
+        self.flush_trace();
+        while let Some(Reverse(s)) = self.queue.pop() {
+            self.now = s.at;
+            self.fingerprint = (self.fingerprint
+                ^ s.ev.tag()
+                ^ (s.at as u64).rotate_left(32)
+                ^ s.seq.rotate_left(48))
+            .wrapping_mul(0x0100_0000_01b3);
+            self.stats.events += 1;
+            self.handle(s.ev);
+            if self.phase == Phase::Faults {
+                self.fault_steps += 1;
+                if self.fault_steps >= self.cfg.steps {
+                    self.begin_heal();
+                }
+            }
+            self.flush_trace();
+            if self.checker.failed() || self.phase == Phase::Done {
+                break;
+            }
+        }
+        self.stats.sim_ms = self.now - START_MS;
+        self.stats.last_zxid = self.checker.last_committed();
+        self.stats.applied = self.checker.applied_events;
+        let mut cs = ClientStats::default();
+        for c in &self.clients {
+            let s = &c.stats;
+            cs.connects += s.connects;
+            cs.sessions += s.sessions;
+            cs.expired += s.expired;
+            cs.writes_ok += s.writes_ok;
+            cs.writes_failed += s.writes_failed;
+            cs.reads_ok += s.reads_ok;
+            cs.unknown += s.unknown;
+            cs.timeouts += s.timeouts;
+            cs.stuck += s.stuck;
+            cs.ephemerals += s.ephemerals;
+            cs.pauses += s.pauses;
+        }
+        self.stats.clients = cs;
+        for (kind, (n, first)) in self.checker.waived() {
+            self.notes
+                .push(format!("waived {n} '{kind}' violations, first: {first}"));
+        }
+        if self.checker.unknown_content > 0 {
+            self.notes.push(format!(
+                "{} applies whose transaction was not in the applying server's log",
+                self.checker.unknown_content
+            ));
+        }
+        Report {
+            hostile: self.hostile,
+            profile: self.profile.describe(),
+            violations: self.checker.violations().to_vec(),
+            notes: self.notes,
+            stats: self.stats,
+            fingerprint: self.fingerprint,
+            config: self.cfg,
+        }
+    }
+
+    fn handle(&mut self, ev: Ev) {
+        match ev {
+            Ev::NodeTimer(i) => {
+                if self.nodes[i].replica.is_some() {
+                    self.step_node(i, None);
+                }
+                let t = self.now + self.rng_misc.range(15, 30);
+                self.at(t, Ev::NodeTimer(i));
+            }
+            Ev::Peer {
+                from,
+                to,
+                generation,
+                msg,
+            } => {
+                if self.net.generation(from, to) != generation || self.nodes[to].replica.is_none() {
+                    return;
+                }
+                if self.cfg.verbose > 1 {
+                    let line = format!("{} -> {}: {}", from + 1, to + 1, describe_msg(&msg));
+                    self.trace.push(line);
+                }
+                let from = self.nodes[from].sid;
+                self.step_node(to, Some(ReplicaInput::Peer { from, msg }));
+            }
+            Ev::PeerDown { node, inc, peer } => {
+                if self.nodes[node].inc == inc && self.nodes[node].replica.is_some() {
+                    self.log(|| format!("server {} told: link to {} down", node + 1, peer + 1));
+                    let peer = self.nodes[peer].sid;
+                    self.step_node(node, Some(ReplicaInput::PeerDown { peer }));
+                }
+            }
+            Ev::DiskDone { node, inc, id } => {
+                if self.nodes[node].inc != inc || self.nodes[node].replica.is_none() {
+                    return;
+                }
+                if let Some(zxid) = self.nodes[node].disk.complete(id) {
+                    self.step_node(node, Some(ReplicaInput::Durable { zxid }));
+                }
+            }
+            Ev::ToServer {
+                node,
+                client,
+                conn,
+                what,
+            } => self.deliver_to_server(node, client, conn, what),
+            Ev::ToClient {
+                client, conn, what, ..
+            } => {
+                let actions = {
+                    let mut trace = Vec::new();
+                    let mut ctx = Ctx {
+                        now: self.now,
+                        nodes: self.nodes.len(),
+                        keys: &self.keys,
+                        next_conn: &mut self.next_conn,
+                        checker: &mut self.checker,
+                        trace: &mut trace,
+                    };
+                    let c = &mut self.clients[client];
+                    let a = match what {
+                        ToClient::Frame(f) => c.on_frame(&mut ctx, conn, &f),
+                        ToClient::Closed => {
+                            c.on_closed(&mut ctx, conn);
+                            Vec::new()
+                        }
+                    };
+                    if self.cfg.verbose > 0 {
+                        self.trace.extend(trace);
+                    }
+                    a
+                };
+                self.client_actions(client, actions);
+            }
+            Ev::ClientTimer(c) => {
+                let actions = {
+                    let mut trace = Vec::new();
+                    let mut ctx = Ctx {
+                        now: self.now,
+                        nodes: self.nodes.len(),
+                        keys: &self.keys,
+                        next_conn: &mut self.next_conn,
+                        checker: &mut self.checker,
+                        trace: &mut trace,
+                    };
+                    let a = self.clients[c].on_timer(&mut ctx);
+                    if self.cfg.verbose > 0 {
+                        self.trace.extend(trace);
+                    }
+                    a
+                };
+                self.client_actions(c, actions);
+                if !self.clients[c].done() {
+                    let t = self.now + self.rng_misc.range(10, 40);
+                    self.at(t, Ev::ClientTimer(c));
+                }
+            }
+            Ev::Fault => self.fault(),
+            Ev::Restart(i) => {
+                if self.nodes[i].replica.is_none() {
+                    self.restart(i);
+                }
+            }
+            Ev::Heal(epoch) => {
+                if epoch == self.partition_epoch && self.net.is_partitioned() {
+                    self.log(|| "partition healed".to_string());
+                    self.net.heal();
+                }
+            }
+            Ev::Phase => {
+                self.phase_check();
+                if self.phase != Phase::Done {
+                    self.at(self.now + 100, Ev::Phase);
+                }
+            }
+        }
+    }
+
+    // ---------------------------------------------------------------- servers
+
+    fn replica_config(&self, i: usize) -> ReplicaConfig {
+        let mut c = ReplicaConfig::new(self.nodes[i].sid, self.voters.clone());
+        c.observers = (self.voters.len() as u64 + 1..=self.nodes.len() as u64).collect();
+        c.tick_ms = TICK_MS;
+        c.init_limit = 10;
+        c.sync_limit = 5;
+        c.max_batch_txns = self.profile.max_batch_txns;
+        c.history_txns = self.profile.history_txns;
+        c.record_applied = true;
+        c
+    }
+
+    fn engine_config(&self, i: usize) -> EngineConfig {
+        EngineConfig {
+            server_id: self.nodes[i].sid as i64,
+            tick_ms: TICK_MS as i32,
+            min_session_timeout_ms: 2 * TICK_MS as i32,
+            max_session_timeout_ms: 40 * TICK_MS as i32,
+            ..Default::default()
+        }
+    }
+
+    fn restart(&mut self, i: usize) {
+        let local = self.now + self.nodes[i].clock_offset;
+        let rec = match self.nodes[i].disk.recover() {
+            Ok(r) => r,
+            Err(e) => {
+                let sid = self.nodes[i].sid;
+                self.checker
+                    .violate(self.now, "recovery", format!("server {sid}: {e}"));
+                return;
+            }
+        };
+        if rec.cut_bytes > 0 {
+            self.stats.torn_cut += 1;
+        }
+        let mut engine = Engine::new(self.engine_config(i), local);
+        let snap_zxid = match &rec.snapshot {
+            Some(s) => {
+                engine.load_snapshot(s);
+                s.last_zxid as i64
+            }
+            None => 0,
+        };
+        let n_frames = rec.frames.len();
+        let last_frame = rec.frames.last().map(|f| f.last).unwrap_or(0);
+        let cfg = self.replica_config(i);
+        let replica = Replica::new(cfg, engine, rec.epochs, rec.frames, local);
+        let node = &mut self.nodes[i];
+        node.replica = Some(replica);
+        node.last_applied = snap_zxid;
+        node.applied_since_snapshot = 0;
+        node.pending_snapshot = None;
+        node.role = Role::Looking;
+        node.fail_disk = false;
+        let (sid, cut, epochs) = (node.sid, rec.cut_bytes, rec.epochs);
+        self.log(|| {
+            format!(
+                "server {sid} starts: snapshot {snap_zxid:#x}, {n_frames} log frames through {last_frame:#x}, epochs {}/{}, torn bytes cut {cut}",
+                epochs.accepted, epochs.current
+            )
+        });
+        self.step_node(i, None);
+    }
+
+    fn crash(&mut self, i: usize, why: &str) {
+        let p_torn = self.profile.p_torn;
+        let torn = self.rng_disk.chance(p_torn);
+        let node = &mut self.nodes[i];
+        if node.replica.is_none() {
+            return;
+        }
+        node.replica = None;
+        node.inc += 1;
+        node.disk.crash(&mut self.rng_disk, torn);
+        if self.cfg.sabotage == Some(Sabotage::LyingDisk) {
+            node.disk.lose_durable_tail(3);
+        }
+        node.pending_snapshot = None;
+        node.role = Role::Looking;
+        let conns: Vec<(ConnId, ConnInfo)> = std::mem::take(&mut node.conns).into_iter().collect();
+        let sid = node.sid;
+        self.stats.crashes += 1;
+        self.log(|| format!("CRASH server {sid} ({why}; torn write possible: {torn})"));
+        for (conn, info) in conns {
+            let lat = self
+                .pair_rng(i as u32, CLIENT + info.client as u32)
+                .range(1, 30);
+            let t = (self.now + lat).max(info.last_at);
+            self.at(
+                t,
+                Ev::ToClient {
+                    node: i,
+                    client: info.client,
+                    conn,
+                    what: ToClient::Closed,
+                },
+            );
+        }
+        for p in self.net.break_node(i) {
+            let mut until = self.now;
+            if self.nodes[p].replica.is_some() {
+                let t = self.now + self.pair_rng(i as u32, p as u32).range(1, 50);
+                until = t;
+                let inc = self.nodes[p].inc;
+                self.at(
+                    t,
+                    Ev::PeerDown {
+                        node: p,
+                        inc,
+                        peer: i,
+                    },
+                );
+            }
+            self.net.down_until(i, p, until + 1);
+        }
+    }
+
+    fn disk_latency(&mut self, i: usize) -> i64 {
+        let (lo, hi) = self.profile.disk_latency;
+        let mut l = self.rng_disk.range(lo, hi + 1);
+        if self.nodes[i].slow_until > self.now {
+            l += self.rng_disk.range(50, 800);
+        }
+        l
+    }
+
+    /// One step of server `i`: `Tick`, the input, then its outputs, then the checks.
+    fn step_node(&mut self, i: usize, input: Option<ReplicaInput>) {
+        let local = self.now + self.nodes[i].clock_offset;
+        let mut outs = Vec::new();
+        let applied = {
+            let r = self.nodes[i]
+                .replica
+                .as_mut()
+                .expect("step of a live server");
+            if input.is_none() || self.cfg.tick_every_input {
+                r.step(ReplicaInput::Tick { now_ms: local });
+            }
+            if let Some(inp) = input {
+                r.step(inp);
+            }
+            r.drain(&mut outs);
+            r.take_applied()
+        };
+        let mut installed: Option<(i64, i64)> = None;
+        let mut fail_stop = false;
+        let applied_before = self.nodes[i].last_applied;
+        for o in outs {
+            if !self.carry_out(i, o, &mut installed, applied_before) {
+                fail_stop = true;
+                break;
+            }
+        }
+        self.check_applied(i, &applied, installed);
+        if fail_stop {
+            self.stats.disk_failures += 1;
+            self.crash(i, "disk write failed: fail-stop");
+            let t = self.now + self.rng_fault.range(200, 3000);
+            self.at(t, Ev::Restart(i));
+            return;
+        }
+        self.maybe_snapshot(i);
+    }
+
+    /// Carries out one output; false if the server must stop (a failed disk write).
+    fn carry_out(
+        &mut self,
+        i: usize,
+        o: ReplicaOutput,
+        installed: &mut Option<(i64, i64)>,
+        applied_before: i64,
+    ) -> bool {
+        let sid = self.nodes[i].sid;
+        match o {
+            ReplicaOutput::Client(Output::Send { conn, frame }) => {
+                if let Some(client) = self.nodes[i].conns.get(&conn).map(|c| c.client) {
+                    let lat = self.pair_rng(i as u32, CLIENT + client as u32).range(1, 5);
+                    let c = self.nodes[i].conns.get_mut(&conn).unwrap();
+                    let t = (self.now + lat).max(c.last_at);
+                    c.last_at = t;
+                    self.at(
+                        t,
+                        Ev::ToClient {
+                            node: i,
+                            client,
+                            conn,
+                            what: ToClient::Frame(frame),
+                        },
+                    );
+                }
+            }
+            ReplicaOutput::Client(Output::Close { conn }) => {
+                if let Some(c) = self.nodes[i].conns.remove(&conn) {
+                    let lat = self
+                        .pair_rng(i as u32, CLIENT + c.client as u32)
+                        .range(1, 5);
+                    let t = (self.now + lat).max(c.last_at);
+                    self.at(
+                        t,
+                        Ev::ToClient {
+                            node: i,
+                            client: c.client,
+                            conn,
+                            what: ToClient::Closed,
+                        },
+                    );
+                }
+            }
+            ReplicaOutput::Client(Output::Persist { .. }) => {
+                self.checker.violate(
+                    self.now,
+                    "outputs",
+                    format!("server {sid}: a replica emitted the standalone engine's Persist"),
+                );
+            }
+            ReplicaOutput::Peer { to, msg } => self.send_peer(i, to, msg),
+            ReplicaOutput::Persist(frame) => {
+                if self.nodes[i].fail_disk {
+                    self.log(|| format!("server {sid}: disk write fails"));
+                    return false;
+                }
+                let lat = self.disk_latency(i);
+                let (first, last) = (frame.first, frame.last);
+                let (id, at) = self.nodes[i].disk.append(frame, self.now, lat);
+                let inc = self.nodes[i].inc;
+                if self.cfg.verbose > 1 {
+                    self.trace.push(format!(
+                        "server {sid}: persist {first:#x}..{last:#x} (durable at +{})",
+                        at - self.now
+                    ));
+                }
+                self.at(at, Ev::DiskDone { node: i, inc, id });
+            }
+            ReplicaOutput::TruncateLog { after } => {
+                self.stats.truncations += 1;
+                self.log(|| format!("server {sid}: truncate log after {after:#x}"));
+                self.check_drop(i, after, "truncating its log after");
+                self.nodes[i].disk.truncate_after(after);
+            }
+            ReplicaOutput::InstallSnapshot { data } => {
+                let z = data.last_zxid as i64;
+                self.stats.snap_syncs += 1;
+                self.log(|| {
+                    format!(
+                        "server {sid}: install snapshot at {z:#x} ({} nodes)",
+                        data.nodes.len()
+                    )
+                });
+                *installed = Some((z, applied_before));
+                self.check_drop(i, z, "replacing its log with a snapshot at");
+                self.nodes[i].disk.install_snapshot(data);
+                self.nodes[i].pending_snapshot = None;
+                self.nodes[i].applied_since_snapshot = 0;
+            }
+            ReplicaOutput::SaveEpochs(e) => {
+                let old = self.nodes[i].disk.epochs();
+                self.checker.epochs_saved(self.now, sid, old, e);
+                self.nodes[i].disk.save_epochs(e);
+            }
+            ReplicaOutput::Role { role, epoch } => {
+                self.nodes[i].role = role;
+                self.nodes[i].epoch = epoch;
+                self.log(|| format!("server {sid}: role {role:?} epoch {epoch}"));
+                if role == Role::Leading {
+                    self.stats.leaders += 1;
+                    self.checker.leading(self.now, sid, epoch);
+                }
+            }
+        }
+        true
+    }
+
+    fn send_peer(&mut self, i: usize, to: Sid, msg: PeerMsg) {
+        let sid = self.nodes[i].sid;
+        let Some(j) = self.nodes.iter().position(|n| n.sid == to) else {
+            self.checker.violate(
+                self.now,
+                "outputs",
+                format!("server {sid} sent to unknown server {to}"),
+            );
+            return;
+        };
+        if j == i {
+            self.checker.violate(
+                self.now,
+                "outputs",
+                format!("server {sid} sent a message to itself"),
+            );
+            return;
+        }
+        // What crosses the wire is the encoding.
+        let msg = match PeerMsg::decode(&msg.encode()) {
+            Ok(m) if m == msg => m,
+            other => {
+                self.checker.violate(
+                    self.now,
+                    "peer codec",
+                    format!("{} does not survive encode/decode: {other:?}", msg.name()),
+                );
+                return;
+            }
+        };
+        self.stats.messages += 1;
+        let mut rng = self.pair_rng(i as u32, j as u32);
+        let may_misbehave = !matches!(msg, PeerMsg::Request(_));
+        match self.net.route(i, j, self.now, &mut rng, may_misbehave) {
+            Fate::Dropped => {}
+            Fate::Broke => {
+                self.stats.link_breaks += 1;
+                self.log(|| {
+                    format!(
+                        "link {}-{} breaks (message {} lost)",
+                        i + 1,
+                        j + 1,
+                        msg.name()
+                    )
+                });
+                self.tell_link_down(i, j);
+            }
+            Fate::Deliver {
+                at,
+                generation,
+                hostile,
+            } => {
+                if hostile {
+                    self.stats.hostile_deliveries += 1;
+                    let n = at.len();
+                    self.log(|| {
+                        format!(
+                            "hostile network: {} {}->{} delivered {} (x{n})",
+                            msg.name(),
+                            i + 1,
+                            j + 1,
+                            if n > 1 { "twice" } else { "out of order" }
+                        )
+                    });
+                }
+                for t in at {
+                    let msg = msg.clone();
+                    self.at(
+                        t,
+                        Ev::Peer {
+                            from: i,
+                            to: j,
+                            generation,
+                            msg,
+                        },
+                    );
+                }
+            }
+        }
+    }
+
+    /// Tells both ends of a broken link, within 5 ms; the link carries nothing until
+    /// both know.
+    fn tell_link_down(&mut self, a: usize, b: usize) {
+        let mut until = self.now;
+        for (x, y) in [(a, b), (b, a)] {
+            if self.nodes[x].replica.is_some() {
+                let t = self.now + self.pair_rng(y as u32, x as u32).range(0, 5);
+                until = until.max(t);
+                let inc = self.nodes[x].inc;
+                self.at(
+                    t,
+                    Ev::PeerDown {
+                        node: x,
+                        inc,
+                        peer: y,
+                    },
+                );
+            }
+        }
+        self.net.down_until(a, b, until + 1);
+    }
+
+    /// Voter `i` is about to drop everything after `keep` from its durable storage: it
+    /// must not hold a committed transaction there (that would shrink the set of
+    /// servers holding it below what made it committed). Observers do not count for
+    /// durability; a doomed candidate of an older epoch may legitimately truncate an
+    /// observer that also holds what a newer epoch committed since.
+    fn check_drop(&mut self, i: usize, keep: i64, what: &str) {
+        if !self.voters.contains(&self.nodes[i].sid) {
+            return;
+        }
+        let disk = &self.nodes[i].disk;
+        let end = disk.durable_through();
+        if end <= keep {
+            return;
+        }
+        // The newest committed transaction after `keep` this server holds durably.
+        let dropped = self
+            .checker
+            .committed_after(keep, end)
+            .into_iter()
+            .rev()
+            .take(64)
+            .find(|r| disk.durably_holds(r))
+            .map(|r| r.zxid);
+        if let Some(z) = dropped {
+            let sid = self.nodes[i].sid;
+            self.checker.violate(
+                self.now,
+                "durability",
+                format!("server {sid} drops committed {z:#x} from its durable storage by {what} {keep:#x}"),
+            );
+        }
+    }
+
+    /// The checks on what server `i` applied in its last step.
+    fn check_applied(&mut self, i: usize, applied: &[(i64, u64)], installed: Option<(i64, i64)>) {
+        let sid = self.nodes[i].sid;
+        let quorum = self.voters.len() / 2 + 1;
+        let mut snap = installed;
+        for &(z, d) in applied {
+            if let Some((s, before)) = snap {
+                if z > s {
+                    self.checker.snapshot_installed(
+                        self.now,
+                        sid,
+                        s,
+                        before.max(self.nodes[i].last_applied),
+                    );
+                    self.nodes[i].last_applied = s;
+                    snap = None;
+                }
+            }
+            let prev = self.nodes[i].last_applied;
+            let rec = self.nodes[i].disk.find(z, true).cloned();
+            let durable_on = rec.as_ref().map(|r| {
+                self.nodes
+                    .iter()
+                    .filter(|n| self.voters.contains(&n.sid) && n.disk.durably_holds(r))
+                    .count()
+            });
+            self.checker
+                .applied(self.now, sid, prev, z, d, rec.as_ref(), durable_on, quorum);
+            self.nodes[i].last_applied = z;
+            self.nodes[i].applied_since_snapshot += 1;
+        }
+        if let Some((s, before)) = snap {
+            self.checker.snapshot_installed(
+                self.now,
+                sid,
+                s,
+                before.max(self.nodes[i].last_applied),
+            );
+            self.nodes[i].last_applied = s;
+        }
+        if let Some(r) = &self.nodes[i].replica {
+            let (a, c) = (r.applied_zxid(), r.committed_zxid());
+            if a != self.nodes[i].last_applied {
+                let detail = format!(
+                    "server {sid}: applied_zxid() is {a:#x} but take_applied() accounts for {:#x}",
+                    self.nodes[i].last_applied
+                );
+                self.checker
+                    .violate(self.now, "applied bookkeeping", detail);
+            }
+            if a > c {
+                self.checker.violate(
+                    self.now,
+                    "applied bookkeeping",
+                    format!("server {sid}: applied {a:#x} beyond committed {c:#x}"),
+                );
+            }
+        }
+    }
+
+    /// The simulator's own snapshots (as production's snapshot thread): take one of the
+    /// committed state every so often, store it once the log is durable through it.
+    fn maybe_snapshot(&mut self, i: usize) {
+        let Some(every) = self.profile.snapshot_every else {
+            return;
+        };
+        let node = &mut self.nodes[i];
+        let Some(r) = &node.replica else {
+            return;
+        };
+        if node.pending_snapshot.is_none()
+            && node.applied_since_snapshot >= every
+            && r.applied_zxid() > node.disk.snapshot_zxid()
+        {
+            node.pending_snapshot = Some(r.engine().snapshot());
+            node.applied_since_snapshot = 0;
+        }
+        if let Some(p) = &node.pending_snapshot {
+            let z = p.last_zxid as i64;
+            if node.disk.durable_log_zxid() >= z || z <= node.disk.snapshot_zxid() {
+                let p = node.pending_snapshot.take().unwrap();
+                node.disk.compact(p);
+                self.stats.snapshots_taken += 1;
+                let sid = node.sid;
+                if self.cfg.verbose > 1 {
+                    self.trace.push(format!(
+                        "server {sid}: snapshot at {z:#x} stored, log compacted"
+                    ));
+                }
+            }
+        }
+    }
+
+    // ---------------------------------------------------------------- clients
+
+    fn client_actions(&mut self, client: usize, actions: Vec<Action>) {
+        for a in actions {
+            let (node, conn, what) = match a {
+                Action::Connect {
+                    node,
+                    conn,
+                    req,
+                    peer,
+                } => (node, conn, ToServer::Connect { req, peer }),
+                Action::Request {
+                    node,
+                    conn,
+                    xid,
+                    op,
+                    body,
+                } => (node, conn, ToServer::Request { xid, op, body }),
+                Action::Disconnect { node, conn } => (node, conn, ToServer::Disconnected),
+            };
+            let lat = self
+                .pair_rng(CLIENT + client as u32, node as u32)
+                .range(1, 5);
+            let t = (self.now + lat).max(self.client_last_at[client]);
+            self.client_last_at[client] = t;
+            self.at(
+                t,
+                Ev::ToServer {
+                    node,
+                    client,
+                    conn,
+                    what,
+                },
+            );
+        }
+    }
+
+    fn deliver_to_server(&mut self, node: usize, client: usize, conn: ConnId, what: ToServer) {
+        let alive = self.nodes[node].replica.is_some();
+        match what {
+            ToServer::Connect { req, peer } => {
+                if !alive {
+                    let t = self.now
+                        + self
+                            .pair_rng(node as u32, CLIENT + client as u32)
+                            .range(1, 5);
+                    self.at(
+                        t,
+                        Ev::ToClient {
+                            node,
+                            client,
+                            conn,
+                            what: ToClient::Closed,
+                        },
+                    );
+                    return;
+                }
+                self.nodes[node].conns.insert(
+                    conn,
+                    ConnInfo {
+                        client,
+                        last_at: self.now,
+                    },
+                );
+                self.step_node(
+                    node,
+                    Some(ReplicaInput::Client(Input::Connect { conn, peer, req })),
+                );
+            }
+            ToServer::Request { xid, op, body } => {
+                if alive && self.nodes[node].conns.contains_key(&conn) {
+                    self.step_node(
+                        node,
+                        Some(ReplicaInput::Client(Input::Request {
+                            conn,
+                            xid,
+                            op,
+                            body,
+                        })),
+                    );
+                }
+            }
+            ToServer::Disconnected => {
+                if alive && self.nodes[node].conns.remove(&conn).is_some() {
+                    self.step_node(
+                        node,
+                        Some(ReplicaInput::Client(Input::Disconnected { conn })),
+                    );
+                }
+            }
+        }
+    }
+
+    // ---------------------------------------------------------------- faults
+
+    fn fault(&mut self) {
+        if self.phase != Phase::Faults {
+            return;
+        }
+        let p = self.profile.clone();
+        let mut kinds = Vec::new();
+        if p.crash {
+            kinds.push(0);
+        }
+        if p.partition {
+            kinds.push(1);
+        }
+        if p.link_break {
+            kinds.push(2);
+        }
+        if p.slow_disk {
+            kinds.push(3);
+        }
+        if p.disk_fail {
+            kinds.push(4);
+        }
+        if p.client_pause && self.clients.len() > 1 {
+            kinds.push(5);
+        }
+        if !kinds.is_empty() {
+            let n = self.nodes.len();
+            let i = self.rng_fault.index(n);
+            match *self.rng_fault.pick(&kinds) {
+                0 => {
+                    if p.power_loss && self.rng_fault.chance(0.1) {
+                        self.stats.power_losses += 1;
+                        self.log(|| "POWER LOSS: every server crashes".to_string());
+                        for j in 0..n {
+                            if self.nodes[j].replica.is_some() {
+                                self.crash(j, "power loss");
+                                let t = self.now + self.rng_fault.range(100, 2000);
+                                self.at(t, Ev::Restart(j));
+                            }
+                        }
+                    } else if self.nodes[i].replica.is_some() {
+                        self.crash(i, "fault");
+                        let t = self.now + self.rng_fault.range(100, 3000);
+                        self.at(t, Ev::Restart(i));
+                    }
+                }
+                1 => {
+                    let side: Vec<u32> = if self.rng_fault.chance(0.5) {
+                        (0..n).map(|j| (j == i) as u32).collect()
+                    } else {
+                        (0..n).map(|_| self.rng_fault.below(2) as u32).collect()
+                    };
+                    self.stats.partitions += 1;
+                    self.partition_epoch += 1;
+                    let sides = side.clone();
+                    self.log(|| format!("PARTITION sides {sides:?}"));
+                    for (a, b) in self.net.partition(side) {
+                        self.tell_link_down(a, b);
+                    }
+                    let t = self.now + self.rng_fault.range(200, 5000);
+                    let e = self.partition_epoch;
+                    self.at(t, Ev::Heal(e));
+                }
+                2 => {
+                    let j = (i + 1 + self.rng_fault.index(n - 1)) % n;
+                    if n > 1 && self.net.connected(i, j) {
+                        self.stats.link_breaks += 1;
+                        self.log(|| format!("link {}-{} breaks", i + 1, j + 1));
+                        self.net.break_link(i, j);
+                        self.tell_link_down(i, j);
+                    }
+                }
+                3 => {
+                    self.stats.slow_disks += 1;
+                    let until = self.now + self.rng_fault.range(500, 5000);
+                    self.nodes[i].slow_until = until;
+                    let d = until - self.now;
+                    self.log(|| format!("server {}: disk slow for {d}ms", i + 1));
+                }
+                4 => {
+                    if self.nodes[i].replica.is_some() {
+                        self.log(|| format!("server {}: disk will fail at its next write", i + 1));
+                        self.nodes[i].fail_disk = true;
+                    }
+                }
+                _ => {
+                    let c = 1 + self.rng_fault.index(self.cfg.clients.max(1));
+                    let d = self.rng_fault.range(1000, 8000);
+                    self.clients[c].paused_until = self.now + d;
+                    self.clients[c].stats.pauses += 1;
+                    self.log(|| format!("client {c} pauses for {d}ms"));
+                }
+            }
+        }
+        let (lo, hi) = p.fault_gap;
+        let t = self.now + self.rng_fault.range(lo, hi);
+        self.at(t, Ev::Fault);
+    }
+
+    fn begin_heal(&mut self) {
+        self.log(|| "=== HEAL: faults stop, partitions heal, every server restarts".to_string());
+        self.net.heal();
+        self.net.cfg = NetConfig::calm();
+        for c in 0..self.clients.len() {
+            self.clients[c].paused_until = 0;
+        }
+        for n in 0..self.nodes.len() {
+            self.nodes[n].slow_until = 0;
+            self.nodes[n].fail_disk = false;
+            if self.nodes[n].replica.is_none() {
+                let t = self.now + self.rng_fault.range(0, 300);
+                self.at(t, Ev::Restart(n));
+            }
+        }
+        self.stuck_at_heal = self.clients.iter().map(|c| c.stats.stuck).sum();
+        self.phase = Phase::Heal {
+            since: self.now,
+            deadline: self.now + 60_000,
+        };
+    }
+
+    // ---------------------------------------------------------------- phases
+
+    /// Every server up and serving under one leader, with the same state applied.
+    fn stable(&self) -> Option<String> {
+        let mut leader = None;
+        for n in &self.nodes {
+            let Some(r) = &n.replica else {
+                return Some(format!("server {} is down", n.sid));
+            };
+            match r.role() {
+                Role::Leading => {
+                    if leader.replace(n.sid).is_some() {
+                        return Some("two servers leading".into());
+                    }
+                }
+                Role::Following { .. } => {}
+                other => return Some(format!("server {} is {other:?}", n.sid)),
+            }
+        }
+        let Some(l) = leader else {
+            return Some("no leader".into());
+        };
+        let lr = self.nodes[(l - 1) as usize].replica.as_ref().unwrap();
+        let target = lr.committed_zxid();
+        for n in &self.nodes {
+            let r = n.replica.as_ref().unwrap();
+            if let Role::Following { leader } = r.role() {
+                if leader != l {
+                    return Some(format!("server {} follows {leader}, not {l}", n.sid));
+                }
+            }
+            if r.applied_zxid() != target {
+                return Some(format!(
+                    "server {} applied {:#x}, leader committed {target:#x}",
+                    n.sid,
+                    r.applied_zxid()
+                ));
+            }
+        }
+        None
+    }
+
+    fn phase_check(&mut self) {
+        match self.phase {
+            Phase::Bootstrap { deadline } => {
+                if self.clients[0].done() {
+                    self.log(|| "=== keys created; faults begin".to_string());
+                    self.phase = Phase::Faults;
+                    for c in 1..self.clients.len() {
+                        self.clients[c].issuing = true;
+                        let t = self.now + self.rng_misc.range(0, 50);
+                        self.at(t, Ev::ClientTimer(c));
+                    }
+                    let t = self.now + self.rng_fault.range(50, 500);
+                    self.at(t, Ev::Fault);
+                    if self.cfg.steps == 0 {
+                        self.begin_heal();
+                    }
+                } else if self.now > deadline {
+                    let why = self
+                        .stable()
+                        .unwrap_or_else(|| "cluster looks stable".into());
+                    self.checker.violate(
+                        self.now,
+                        "liveness",
+                        format!("the set-up client could not create the keys within 30 s of start with no faults ({why})"),
+                    );
+                }
+                if matches!(self.phase, Phase::Faults) {
+                    self.net.cfg = self.profile.net.clone();
+                }
+            }
+            Phase::Faults => {}
+            Phase::Heal { since, deadline } => {
+                let acked_after_heal = self.checker.ops().iter().any(|o| {
+                    o.call >= since
+                        && matches!(o.kind, OpKind::Write { .. })
+                        && matches!(o.outcome, Outcome::WriteOk { .. })
+                });
+                let stable = self.stable();
+                if stable.is_none() && acked_after_heal {
+                    let took = self.now - since;
+                    self.log(|| format!("=== stable with a write acknowledged {took}ms after healing; clients stop"));
+                    for c in 1..self.clients.len() {
+                        self.clients[c].issuing = false;
+                    }
+                    self.phase = Phase::Quiesce {
+                        deadline: self.now + 30_000,
+                    };
+                } else if self.now > deadline {
+                    let why = stable.unwrap_or_else(|| "no write acknowledged".into());
+                    self.checker.violate(
+                        self.now,
+                        "liveness",
+                        format!("not stable 60 s after faults stopped: {why}"),
+                    );
+                }
+            }
+            Phase::Quiesce { deadline } => {
+                let busy = self.clients[1..]
+                    .iter()
+                    .filter(|c| c.has_outstanding())
+                    .count();
+                if busy == 0 {
+                    let first = self.clients.len();
+                    for n in 0..self.nodes.len() {
+                        let id = self.clients.len();
+                        let steps = (0..self.keys.len())
+                            .map(|key| Planned::Read { key })
+                            .collect();
+                        let rng = self.rng_misc.fork();
+                        self.clients.push(Client::new(
+                            id,
+                            Mode::Script {
+                                node: Some(n),
+                                steps,
+                            },
+                            rng,
+                            self.now,
+                        ));
+                        self.client_last_at.push(0);
+                        self.at(self.now + 1, Ev::ClientTimer(id));
+                    }
+                    self.phase = Phase::FinalReads {
+                        deadline: self.now + 30_000,
+                        first_reader: first,
+                    };
+                } else if self.now > deadline {
+                    self.checker.violate(
+                        self.now,
+                        "liveness",
+                        format!("{busy} clients still wait for replies 30 s after the cluster became stable"),
+                    );
+                }
+            }
+            Phase::FinalReads {
+                deadline,
+                first_reader,
+            } => {
+                let readers_done = self.clients[first_reader..].iter().all(|c| c.done());
+                if readers_done && self.stable().is_none() {
+                    self.finish(first_reader);
+                    self.phase = Phase::Done;
+                } else if self.now > deadline {
+                    let why = self.stable().unwrap_or_else(|| "readers not done".into());
+                    self.checker.violate(
+                        self.now,
+                        "liveness",
+                        format!(
+                            "final reads did not complete within 30 s on a stable cluster: {why}"
+                        ),
+                    );
+                }
+            }
+            Phase::Done => {}
+        }
+    }
+
+    fn finish(&mut self, first_reader: usize) {
+        let stuck: u64 = self.clients.iter().map(|c| c.stats.stuck).sum();
+        if stuck > self.stuck_at_heal {
+            self.notes.push(format!(
+                "{} requests went unanswered for 3 session timeouts after faults stopped",
+                stuck - self.stuck_at_heal
+            ));
+        }
+        for n in 0..self.nodes.len() {
+            let reader = first_reader + n;
+            let results = self.clients[reader].read_results.clone();
+            let sid = self.nodes[n].sid;
+            for (key, value, mzxid) in results {
+                self.checker.final_read(self.now, sid, key, &value, mzxid);
+            }
+        }
+        // Every server holds the same tree.
+        let trees: Vec<SnapshotData> = self
+            .nodes
+            .iter()
+            .map(|n| n.replica.as_ref().unwrap().engine().snapshot())
+            .collect();
+        for (k, t) in trees.iter().enumerate().skip(1) {
+            if t.nodes != trees[0].nodes {
+                let a: BTreeMap<&str, _> = trees[0]
+                    .nodes
+                    .iter()
+                    .map(|n| (n.path.as_str(), n))
+                    .collect();
+                let b: BTreeMap<&str, _> = t.nodes.iter().map(|n| (n.path.as_str(), n)).collect();
+                let diff = a
+                    .keys()
+                    .chain(b.keys())
+                    .find(|p| a.get(*p) != b.get(*p))
+                    .map(|p| format!("{p}: {:?} vs {:?}", a.get(p), b.get(p)))
+                    .unwrap_or_default();
+                self.checker.violate(
+                    self.now,
+                    "final state",
+                    format!(
+                        "servers {} and {} hold different trees: {diff}",
+                        self.nodes[0].sid, self.nodes[k].sid
+                    ),
+                );
+            }
+            if t.sessions != trees[0].sessions {
+                let a: Vec<i64> = trees[0].sessions.iter().map(|s| s.id).collect();
+                let b: Vec<i64> = t.sessions.iter().map(|s| s.id).collect();
+                self.checker.violate(
+                    self.now,
+                    "final state",
+                    format!(
+                        "servers {} and {} hold different sessions: {a:x?} vs {b:x?}",
+                        self.nodes[0].sid, self.nodes[k].sid
+                    ),
+                );
+            }
+        }
+        // No ephemeral node outlives its session.
+        let live: std::collections::HashSet<i64> = trees[0].sessions.iter().map(|s| s.id).collect();
+        for n in &trees[0].nodes {
+            let owner = n.ephemeral_owner;
+            let special = owner == i64::MIN || (owner as u64) >> 56 == 0xff;
+            if owner != 0 && !special && !live.contains(&owner) {
+                self.checker.violate(
+                    self.now,
+                    "final state",
+                    format!("ephemeral {} outlives its session {owner:#x}", n.path),
+                );
+            }
+        }
+        let notes = self.checker.finish(self.now, self.cfg.lin_budget);
+        self.notes.extend(notes);
+        self.log(|| "=== end checks done".to_string());
+    }
+}
+
+fn describe_msg(m: &PeerMsg) -> String {
+    match m {
+        PeerMsg::Proposal(f) => format!("proposal {:#x}..{:#x}", f.first, f.last),
+        PeerMsg::Sync { mode, frames, .. } => format!(
+            "sync {:?} + {} frames",
+            match mode {
+                keel_engine::zab::SyncMode::Snap { zxid, .. } => format!("SNAP {zxid:#x}"),
+                other => format!("{other:?}"),
+            },
+            frames.len()
+        ),
+        PeerMsg::Request(f) => format!("request op {} session {:#x}", f.opcode, f.session),
+        other => format!("{other:?}"),
+    }
+}
+
+/// Runs one seed.
+pub fn run(cfg: SimConfig) -> Report {
+    World::new(cfg).run()
+}
