@@ -335,6 +335,19 @@ impl Leader {
                         last_heard: now,
                     },
                 );
+                let observer = observer || r.cfg.observers.contains(&from);
+                if l.phase > Phase::Discovery && !observer && accepted_epoch > l.epoch {
+                    // It promised an epoch above ours (one that never got established)
+                    // and cannot follow us; until a leader proposes above that, it
+                    // would loop. Stepping down lets the next election do so.
+                    warn!(
+                        id = r.cfg.my_id,
+                        "server {from} accepted epoch {accepted_epoch}, above ours ({}); electing again",
+                        l.epoch
+                    );
+                    l.exhausted = true;
+                    return;
+                }
                 if l.phase == Phase::Discovery {
                     Self::progress(r);
                 } else {

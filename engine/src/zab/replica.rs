@@ -433,7 +433,9 @@ impl Replica {
             PeerMsg::LeaderInfo { epoch } => {
                 let fresh = phase == FollowPhase::Discovery
                     || (phase != FollowPhase::Broadcast && epoch > term);
-                if !fresh || epoch < self.epochs.accepted {
+                // An observer's promise counts for nothing, so it may follow any leader.
+                let behind = epoch < self.epochs.accepted && !self.cfg.is_observer();
+                if !fresh || behind {
                     // A duplicate, an earlier term's message still on the link, or a
                     // leader behind what we promised: not answered (ZooKeeper gives up
                     // on the last; the deadline does that here).
