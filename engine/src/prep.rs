@@ -70,7 +70,7 @@ pub(crate) fn prep_and_apply(
                             },
                         })
                         .collect();
-                    let applied = Applied::Multi(errs.iter().map(|t| apply_error(t)).collect());
+                    let applied = Applied::Multi(errs.iter().map(apply_error).collect());
                     (Txn::Multi(errs), applied)
                 }
             }

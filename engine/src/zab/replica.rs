@@ -528,7 +528,7 @@ impl Replica {
                     return self.look();
                 }
                 if !self.append(fr) {
-                    return self.look();
+                    self.look();
                 }
             }
             PeerMsg::Commit { zxid } => {
