@@ -1080,7 +1080,10 @@ pub fn compare_nodes(opts: &CompareOptions, nodes: usize) -> Result<PathBuf, Str
     facts.load_after = load_average();
     let md = render_markdown(opts, &plan, &facts, &all, nodes);
     let md_path = opts.out_dir.join(&names.markdown);
-    fs::write(&md_path, md).map_err(|e| format!("cannot write {}: {e}", md_path.display()))?;
+    fs::write(&md_path, &md).map_err(|e| format!("cannot write {}: {e}", md_path.display()))?;
+    if let Some(page) = update_summary_page(&opts.out_dir, nodes, &md, &facts, &names.markdown)? {
+        eprintln!("updated the results table in {}", page.display());
+    }
     let mut jsonl = String::new();
     for s in &all {
         for (_, r) in &s.cells {
@@ -1139,6 +1142,69 @@ fn ratio(a: f64, b: f64) -> String {
     } else {
         "–".into()
     }
+}
+
+/// The markers around the part of `docs/benchmarks.md` that `compare` rewrites.
+fn summary_markers(nodes: usize) -> (String, String) {
+    (
+        format!("<!-- keel-bench compare --nodes {nodes}: begin -->"),
+        format!("<!-- keel-bench compare --nodes {nodes}: end -->"),
+    )
+}
+
+/// Rewrites the region between [`summary_markers`] in the page beside the output
+/// directory (`docs/benchmarks.md` for the default `docs/benchmarks/`) with this run's
+/// results table, so the one `compare` command regenerates the side-by-side part of
+/// that page too. Nothing happens when the page or its markers are absent.
+fn update_summary_page(
+    out_dir: &Path,
+    nodes: usize,
+    md: &str,
+    facts: &MachineFacts,
+    results_file: &str,
+) -> Result<Option<PathBuf>, String> {
+    let Some(parent) = out_dir.parent() else {
+        return Ok(None);
+    };
+    let dir_name = out_dir
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let page = parent.join(format!("{dir_name}.md"));
+    let Ok(text) = fs::read_to_string(&page) else {
+        return Ok(None);
+    };
+    let (begin, end) = summary_markers(nodes);
+    let (Some(b), Some(e)) = (text.find(&begin), text.find(&end)) else {
+        return Ok(None);
+    };
+    if e < b {
+        return Ok(None);
+    }
+    let new = summary_region(md, facts, &format!("{dir_name}/{results_file}"));
+    let updated = format!("{}\n{new}{}", &text[..b + begin.len()], &text[e..]);
+    fs::write(&page, updated).map_err(|e| format!("cannot write {}: {e}", page.display()))?;
+    Ok(Some(page))
+}
+
+/// What goes between the markers: when and under what load the run was made, then its
+/// results table (from the generated page, which also holds the machine and settings).
+fn summary_region(md: &str, facts: &MachineFacts, link: &str) -> String {
+    let table: Vec<&str> = md
+        .lines()
+        .skip_while(|l| !l.starts_with("## Results"))
+        .skip(1)
+        .skip_while(|l| l.trim().is_empty())
+        .take_while(|l| l.starts_with('|'))
+        .collect();
+    format!(
+        "Run of {} (load average {} before, {} after); machine, settings and every \
+         column: [{link}]({link}).\n\n{}\n",
+        facts.date_utc,
+        facts.load_before,
+        facts.load_after,
+        table.join("\n")
+    )
 }
 
 fn render_markdown(
@@ -1583,5 +1649,46 @@ mod tests {
                 "every member gets the same number of sessions"
             );
         }
+    }
+
+    #[test]
+    fn compare_rewrites_only_the_marked_region_of_the_summary_page() {
+        let d = tempfile::tempdir().unwrap();
+        let out = d.path().join("benchmarks");
+        fs::create_dir_all(&out).unwrap();
+        let page = d.path().join("benchmarks.md");
+        let (b, e) = summary_markers(3);
+        fs::write(
+            &page,
+            format!("# Top\nkept above\n{b}\nold table\n{e}\nkept below\n"),
+        )
+        .unwrap();
+        let facts = MachineFacts {
+            nproc: 2,
+            cpu_model: String::new(),
+            kernel: String::new(),
+            memory: String::new(),
+            filesystem: String::new(),
+            java: String::new(),
+            keel: String::new(),
+            date_utc: "2026-11-22 23:00 UTC".into(),
+            load_before: "1.00".into(),
+            load_after: "2.00".into(),
+        };
+        let md =
+            "# x\n\n## Results: 3-node ensembles\n\n| a | b |\n|---|---|\n| 1 | 2 |\n\nafter\n";
+        let got = update_summary_page(&out, 3, md, &facts, "results-3node.md").unwrap();
+        assert_eq!(got.as_deref(), Some(page.as_path()));
+        let text = fs::read_to_string(&page).unwrap();
+        assert!(text.starts_with("# Top\nkept above\n"), "{text}");
+        assert!(text.ends_with(&format!("{e}\nkept below\n")), "{text}");
+        assert!(!text.contains("old table"), "{text}");
+        assert!(text.contains("| a | b |\n|---|---|\n| 1 | 2 |\n"), "{text}");
+        assert!(text.contains("Run of 2026-11-22 23:00 UTC (load average 1.00 before, 2.00 after)"));
+        assert!(text.contains("[benchmarks/results-3node.md](benchmarks/results-3node.md)"));
+        // Without markers for that size nothing changes.
+        assert!(update_summary_page(&out, 1, md, &facts, "results.md")
+            .unwrap()
+            .is_none());
     }
 }
