@@ -66,6 +66,10 @@ def run_pair(specs, name, tmp_path_factory):
     """Run two scenario runs concurrently (separate servers, sockets and
     transcripts); returns their normalised transcripts in order."""
     results, errors = [None, None], [None, None]
+    # pytest creates its base temporary directory lazily and not thread-safely: two
+    # threads making the first mktemp of the session at once can each create one and
+    # fail pytest's own check ("... is not a normalized and relative path").
+    tmp_path_factory.getbasetemp()
 
     def work(i, kind, label):
         try:
