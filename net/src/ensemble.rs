@@ -134,6 +134,11 @@ impl ReplicaLoop {
                 self.replica.committed_zxid(),
                 self.durable.load(Ordering::Acquire),
             )),
+            learners: if self.role == Role::Leading {
+                self.replica.learner_counts()
+            } else {
+                None
+            },
         }
     }
 

@@ -59,6 +59,8 @@ pub struct Mode {
     pub proposal_sizes: Option<(i64, i64, i64)>,
     /// Ensemble: (epoch, last logged zxid, committed zxid, durable zxid) for `mntr`.
     pub replica: Option<(i64, i64, i64, i64)>,
+    /// Leader only: (learners, synced followers, synced observers, pending syncs).
+    pub learners: Option<(usize, usize, usize, usize)>,
 }
 
 impl Mode {
@@ -67,6 +69,7 @@ impl Mode {
         serving: true,
         proposal_sizes: None,
         replica: None,
+        learners: None,
     };
 
     /// ZooKeeper's `zk_peer_state` (`QuorumPeer.getDetailedPeerState`).
@@ -104,6 +107,7 @@ pub fn answer_in(
         serving: true,
         proposal_sizes: None,
         replica: mode.replica,
+        learners: None,
     };
     let (mode, ro_prefix) = if !mode.serving && engine.is_read_only() {
         (
@@ -402,6 +406,13 @@ fn mntr(e: &Engine, info: &ServerInfo, mode: &Mode) -> String {
         kv("zk_keel_logged_zxid", format!("0x{logged:x}"));
         kv("zk_keel_committed_zxid", format!("0x{committed:x}"));
     }
+    if let Some((learners, followers, observers, syncs)) = mode.learners {
+        kv("zk_learners", learners.to_string());
+        kv("zk_synced_followers", followers.to_string());
+        kv("zk_synced_non_voting_followers", "0".into());
+        kv("zk_synced_observers", observers.to_string());
+        kv("zk_pending_syncs", syncs.to_string());
+    }
     if let Some((last, min, max)) = mode.proposal_sizes {
         kv("zk_last_proposal_size", last.to_string());
         kv("zk_min_proposal_size", min.to_string());
@@ -521,6 +532,7 @@ mod tests {
             serving: false,
             proposal_sizes: None,
             replica: Some((0, 0, 0, 0)),
+            learners: None,
         };
         for w in [
             "srvr", "stat", "mntr", "cons", "conf", "dump", "wchs", "dirs", "crst",
@@ -540,6 +552,7 @@ mod tests {
             serving: true,
             proposal_sizes: Some((36, 32, 288)),
             replica: Some((2, 0x2_0000_0003, 0x2_0000_0002, 0x2_0000_0003)),
+            learners: Some((3, 2, 1, 0)),
         };
         let s = answer_in("srvr", &mut e, &info(), me, &leader);
         assert!(
@@ -551,6 +564,11 @@ mod tests {
         assert!(m.contains("zk_server_state\tleader\n"), "{m}");
         assert!(m.contains("zk_peer_state\tleading - broadcast\n"), "{m}");
         assert!(m.contains("zk_max_proposal_size\t288\n"), "{m}");
+        assert!(
+            m.contains("zk_learners\t3\nzk_synced_followers\t2\n")
+                && m.contains("zk_synced_observers\t1\nzk_pending_syncs\t0\n"),
+            "{m}"
+        );
         assert!(m.contains("zk_keel_committed_zxid\t0x200000002\n"), "{m}");
         assert!(m.contains("zk_durable_zxid\t0x200000003\n"), "{m}");
         let follower = Mode {
@@ -558,6 +576,7 @@ mod tests {
             serving: true,
             proposal_sizes: None,
             replica: Some((2, 5, 5, 5)),
+            learners: None,
         };
         let s = answer_in("srvr", &mut e, &info(), me, &follower);
         assert!(

@@ -389,6 +389,11 @@ async fn a_write_on_one_member_is_read_on_another_after_sync() {
     assert!(srvr.contains("Proposal sizes last/min/max: "), "{srvr}");
     let mntr = four_letter(e.nodes[leader].client_port, "mntr").unwrap();
     assert!(mntr.contains("zk_server_state\tleader\n"), "{mntr}");
+    // Both followers are in the leader's synced set once every member serves.
+    assert!(
+        mntr.contains("zk_learners\t2\n") && mntr.contains("zk_synced_followers\t2\n"),
+        "{mntr}"
+    );
     assert_eq!(
         four_letter(e.nodes[0].client_port, "ruok").as_deref(),
         Some("imok")

@@ -105,6 +105,25 @@ impl Leader {
         }
     }
 
+    /// (learners connected, voters synced, observers synced, `sync`s waiting): what
+    /// ZooKeeper's `mntr` reports for a leader.
+    pub fn learner_counts(&self, cfg: &ReplicaConfig) -> (usize, usize, usize, usize) {
+        let synced = |obs: bool| {
+            self.peers
+                .iter()
+                .filter(|(s, p)| {
+                    p.stage == Stage::Synced && (p.observer || !cfg.voters.contains(s)) == obs
+                })
+                .count()
+        };
+        (
+            self.peers.len(),
+            synced(false),
+            synced(true),
+            self.syncs.len(),
+        )
+    }
+
     /// The followers and observers that get proposals and commits: those sent a `Sync`.
     fn in_sync(&self) -> Vec<Sid> {
         self.peers

@@ -177,6 +177,12 @@ impl Replica {
     pub fn config(&self) -> &ReplicaConfig {
         &self.cfg
     }
+    /// When leading: (learners connected, voters synced, observers synced, `sync`s
+    /// waiting for a commit), as ZooKeeper's `mntr` reports them.
+    pub fn learner_counts(&self) -> Option<(usize, usize, usize, usize)> {
+        self.leader.as_ref().map(|l| l.learner_counts(&self.cfg))
+    }
+
     /// The leader this server follows (itself when leading), if any.
     pub fn leader_id(&self) -> Option<Sid> {
         match self.role {
