@@ -819,13 +819,41 @@ impl Engine {
             self.drop_conn(old);
             self.emit(Output::Close { conn: old });
         }
+        self.resume_session(conn, peer, req, timeout, true);
+    }
+
+    /// Attaches `conn` to the existing session it asks for, or answers that the session
+    /// expired. In an ensemble a session this server does not know yet (created
+    /// through another member, its commit still on the way here) is first checked
+    /// again after catching up with the leader, as ZooKeeper revalidates it there.
+    fn resume_session(
+        &mut self,
+        conn: ConnId,
+        peer: SocketAddr,
+        req: ConnectRequest,
+        timeout: i32,
+        may_revalidate: bool,
+    ) {
+        let id = req.session_id;
+        let ro = req.has_read_only;
         let valid = self
             .sessions
             .get(id)
             .is_some_and(|s| !s.closing && s.password == req.password)
             || self.local_session_valid(id, &req.password);
+        if !valid
+            && may_revalidate
+            && self.sessions.get(id).is_none()
+            && self.repl_revalidate(conn, peer, &req, timeout)
+        {
+            return;
+        }
         if !valid {
-            info!("invalid session 0x{id:x} for client {addr}, probably expired");
+            info!(
+                "invalid session 0x{id:x} for client {}, probably expired",
+                peer.ip()
+            );
+            self.drop_conn(conn);
             self.send(conn, connect_response(0, 0, &[0; 16], ro));
             self.emit(Output::Close { conn });
             return;

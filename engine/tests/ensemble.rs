@@ -38,6 +38,9 @@ struct Cluster {
     read_only: bool,
     /// (localSessionsEnabled, localSessionsUpgradingEnabled)
     local: (bool, bool),
+    /// Messages to this server wait in `held` (a slow link) until released.
+    hold: Option<Sid>,
+    held: Vec<(Sid, Sid, PeerMsg)>,
 }
 
 fn engine(id: Sid, now: i64, local: (bool, bool)) -> Engine {
@@ -71,6 +74,8 @@ impl Cluster {
             observers: (n + 1..=n + o).collect(),
             read_only: false,
             local: (false, false),
+            hold: None,
+            held: Vec::new(),
         };
         for id in ids {
             c.nodes.insert(
@@ -181,6 +186,10 @@ impl Cluster {
         while self.now < end {
             let mut delivered = 0;
             while let Some((from, to, msg)) = self.net.pop_front() {
+                if self.hold == Some(to) {
+                    self.held.push((from, to, msg));
+                    continue;
+                }
                 delivered += 1;
                 assert!(
                     delivered < 100_000,
@@ -322,6 +331,11 @@ fn three_servers_elect_one_leader_and_replicate_writes() {
     let leader = c.leader().unwrap();
     let follower = c.ids.iter().copied().find(|i| *i != leader).unwrap();
     c.connect(follower, 1);
+    // A sync before the epoch's first write is answered (nothing to wait for).
+    let mut sync = Writer::new();
+    sync.string("/");
+    let (_, err, _) = c.call(follower, 1, 100, op::SYNC, sync);
+    assert_eq!(err, 0);
     let (z, err, _) = c.call(follower, 1, 1, op::CREATE, create("/a", b"one"));
     assert_eq!(err, 0);
     assert!(z >> 32 >= 1, "zxid 0x{z:x} carries the epoch");
@@ -640,4 +654,100 @@ fn the_leader_reaps_empty_containers_for_everyone() {
             .iter()
             .all(|i| c.replica(*i).engine().tree().get("/box").is_none())
     });
+}
+
+#[test]
+fn a_session_created_a_moment_ago_elsewhere_is_revalidated_not_expired() {
+    let mut c = Cluster::new(3);
+    c.run_until("all serving", |c| c.serving() == 3);
+    let l = c.leader().unwrap();
+    let others: Vec<Sid> = c.ids.iter().copied().filter(|i| *i != l).collect();
+    let (a, b) = (others[0], others[1]);
+    // B lags: it has not heard of the session when the client comes to it.
+    c.hold = Some(b);
+    let session = c.connect(a, 1);
+    assert!(c.replica(b).engine().sessions().get(session).is_none());
+    let n = c.nodes.get_mut(&a).unwrap();
+    let password =
+        n.r.as_ref()
+            .unwrap()
+            .engine()
+            .sessions()
+            .get(session)
+            .unwrap()
+            .password
+            .clone();
+    let req = ConnectRequest {
+        protocol_version: 0,
+        last_zxid_seen: 0,
+        timeout_ms: 6000,
+        session_id: session,
+        password,
+        read_only: false,
+        has_read_only: false,
+    };
+    c.input(
+        b,
+        ReplicaInput::Client(Input::Connect {
+            conn: 2,
+            peer: LOCAL,
+            req,
+        }),
+    );
+    c.run(50);
+    assert!(
+        c.nodes[&b].replies.iter().all(|(c2, _)| *c2 != 2),
+        "no answer while B has not caught up"
+    );
+    // The link recovers: B applies the session, then answers the client with it.
+    c.hold = None;
+    let held = std::mem::take(&mut c.held);
+    for m in held.into_iter().rev() {
+        c.net.push_front(m);
+    }
+    c.run_until("B's answer", |c| {
+        c.nodes[&b].replies.iter().any(|(c2, _)| *c2 == 2)
+    });
+    let frame = c.nodes[&b]
+        .replies
+        .iter()
+        .find(|(c2, _)| *c2 == 2)
+        .unwrap()
+        .1
+        .clone();
+    let mut r = Reader::new(&frame[4..]);
+    r.i32().unwrap();
+    assert_eq!(r.i32().unwrap(), 6000, "a live session, not an expired one");
+    assert_eq!(r.i64().unwrap(), session);
+    // And a session nobody knows is still told it expired.
+    let bogus = ConnectRequest {
+        protocol_version: 0,
+        last_zxid_seen: 0,
+        timeout_ms: 6000,
+        session_id: 0x7777,
+        password: vec![0; 16],
+        read_only: false,
+        has_read_only: false,
+    };
+    c.input(
+        b,
+        ReplicaInput::Client(Input::Connect {
+            conn: 3,
+            peer: LOCAL,
+            req: bogus,
+        }),
+    );
+    c.run_until("the expiry answer", |c| {
+        c.nodes[&b].replies.iter().any(|(c2, _)| *c2 == 3)
+    });
+    let frame = c.nodes[&b]
+        .replies
+        .iter()
+        .find(|(c2, _)| *c2 == 3)
+        .unwrap()
+        .1
+        .clone();
+    let mut r = Reader::new(&frame[4..]);
+    r.i32().unwrap();
+    assert_eq!(r.i32().unwrap(), 0, "timeout 0: expired");
 }

@@ -21,6 +21,10 @@ use crate::txn::{Txn, TxnRecord};
 use crate::watch::ConnId;
 use crate::zab::msg::{Forward, FWD_CLOSE_SESSION, FWD_CREATE_SESSION, FWD_SYNC};
 
+/// The cxid of the `sync` that revalidates a session unknown here (no client uses it:
+/// client xids are positive, ZooKeeper's special ones small negatives).
+const REVALIDATE_CXID: i32 = i32::MIN;
+
 /// Sessions active since the last report, for the leader's expiry clock.
 pub type SessionTouch = Vec<i64>;
 
@@ -41,6 +45,14 @@ enum Pending {
         conn: ConnId,
         xid: i32,
         path: String,
+    },
+    /// A connection resuming a session unknown here, waiting until this server has
+    /// caught up with the leader to check again.
+    Revalidate {
+        conn: ConnId,
+        peer: SocketAddr,
+        req: crate::proto::ConnectRequest,
+        timeout: i32,
     },
     /// Any request that arrived while an earlier one of its session was pending.
     Queued {
@@ -315,6 +327,27 @@ impl Engine {
         let Some(q) = self.repl.as_mut().and_then(|r| r.pending.get_mut(&session)) else {
             return;
         };
+        if cxid == REVALIDATE_CXID && matches!(q.front(), Some(Pending::Revalidate { .. })) {
+            if let Some(Pending::Revalidate {
+                conn,
+                peer,
+                req,
+                timeout,
+            }) = q.pop_front()
+            {
+                if q.is_empty() {
+                    if let Some(r) = self.repl.as_mut() {
+                        r.pending.remove(&session);
+                    }
+                }
+                // A connection that went while it waited needs no answer.
+                if self.conns.remove(&conn).is_some() {
+                    self.resume_session(conn, peer, req, timeout, false);
+                }
+                self.advance(session);
+            }
+            return;
+        }
         if let Some(Pending::Sync { conn, xid, path }) = q.front() {
             if *xid == cxid {
                 let mut w = Writer::framed();
@@ -538,6 +571,44 @@ impl Engine {
                 auth: Vec::new(),
             });
         }
+    }
+
+    /// Replicated mode: a session unknown here may have been created through another
+    /// member a moment ago; ask the leader for a `sync` and check again once it is
+    /// answered. False when that cannot be done (not serving, not replicated).
+    pub(super) fn repl_revalidate(
+        &mut self,
+        conn: ConnId,
+        peer: SocketAddr,
+        req: &crate::proto::ConnectRequest,
+        timeout: i32,
+    ) -> bool {
+        if !self.is_serving() {
+            return false;
+        }
+        let id = req.session_id;
+        debug!("session 0x{id:x} unknown here; checking again after catching up with the leader");
+        // Held like a connection of that session, so losing the leader closes it.
+        self.conns.insert(conn, self.new_conn(peer, id, timeout));
+        self.push_pending(
+            id,
+            Pending::Revalidate {
+                conn,
+                peer,
+                req: req.clone(),
+                timeout,
+            },
+        );
+        if let Some(r) = self.repl.as_mut() {
+            r.forwards.push(Forward {
+                session: id,
+                cxid: REVALIDATE_CXID,
+                opcode: FWD_SYNC,
+                body: Vec::new(),
+                auth: Vec::new(),
+            });
+        }
+        true
     }
 
     /// `localSessionsEnabled`: a new session lives here only; answered at once.

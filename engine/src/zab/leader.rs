@@ -536,8 +536,15 @@ impl Leader {
             return;
         }
         if fwd.opcode == FWD_SYNC {
+            // The last zxid actually proposed: `last_zxid` starts at the epoch's zero,
+            // which no commit will ever reach until the epoch's first write.
+            let proposed = if l.batch.is_empty() {
+                r.last_logged
+            } else {
+                l.last_zxid
+            };
             l.syncs
-                .push_back((l.last_zxid.max(r.committed), origin, fwd.session, fwd.cxid));
+                .push_back((proposed.max(r.committed), origin, fwd.session, fwd.cxid));
             Self::answer_syncs(r);
             return;
         }
