@@ -52,8 +52,12 @@ def test_forced_expiry_deletes_ephemerals_and_fires_watches(zk_factory, path):
 
 def test_expired_session_cannot_be_resumed(server, zk_factory):
     a = zk_factory()
+    states = States(a)
     sid, pw = a.client_id
     expire_session(zk_factory, a)
+    # kazoo's stop() may return before the server has processed the twin's close;
+    # the original client learning its session is gone is the event to wait for.
+    states.wait_for(KazooState.LOST)
     r = rawzk.RawZK(server.host, server.port)
     resp = r.connect(session_id=sid, passwd=pw)
     assert resp.get("closed") or (resp["sessionId"] == 0 and resp["timeOut"] == 0)
