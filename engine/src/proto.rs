@@ -398,6 +398,21 @@ pub struct SetWatches {
 
 impl Request {
     /// Whether this request changes the tree (goes through the log).
+    /// Whether this creates an ephemeral node, directly or inside a multi: it needs a
+    /// global session in an ensemble.
+    pub fn creates_ephemeral(&self) -> bool {
+        let eph = |r: &Request| match r {
+            Request::Create { flags, .. } => {
+                CreateMode::from_flags(*flags).is_some_and(|m| m.is_ephemeral())
+            }
+            _ => false,
+        };
+        match self {
+            Request::Multi(ops) => ops.iter().any(eph),
+            r => eph(r),
+        }
+    }
+
     pub fn is_write(&self) -> bool {
         matches!(
             self,

@@ -634,14 +634,19 @@ impl Engine {
 
     fn tick(&mut self, now_ms: i64) {
         self.now_ms = now_ms.max(self.now_ms);
+        let scan = self.now_ms >= self.next_expiry_scan;
+        if scan {
+            self.next_expiry_scan = self.now_ms + (self.cfg.tick_ms as i64 / 4).clamp(10, 500);
+        }
         if self.repl.is_some() {
             // Global expiry and container reaping are the leader's, proposed like any
             // write; local sessions are this server's alone.
-            self.expire_local_sessions();
+            if scan {
+                self.expire_local_sessions();
+            }
             return;
         }
-        if self.now_ms >= self.next_expiry_scan {
-            self.next_expiry_scan = self.now_ms + (self.cfg.tick_ms as i64 / 4).clamp(10, 500);
+        if scan {
             for id in self.sessions.expired(self.now_ms) {
                 info!(session = format_args!("0x{id:x}"), "session expired");
                 self.counters.sessions_expired += 1;
@@ -974,18 +979,15 @@ impl Engine {
             self.counters.reads += 1;
         }
         if self.repl.is_some() {
-            let sync = match &req {
-                Request::Sync { path } => Some(path.clone()),
-                _ => None,
-            };
-            let forward = sync.is_some()
-                || matches!(
-                    req,
-                    Request::CloseSession | Request::Reconfig | Request::Multi(_)
-                )
-                || (req.is_write() && !matches!(req, Request::Check { .. }));
+            let forward = matches!(
+                req,
+                Request::Sync { .. }
+                    | Request::CloseSession
+                    | Request::Reconfig
+                    | Request::Multi(_)
+            ) || (req.is_write() && !matches!(req, Request::Check { .. }));
             if forward {
-                self.repl_forward(conn, session, xid, opcode, body, sync);
+                self.repl_forward(conn, session, xid, opcode, body, &req);
                 return;
             }
         }

@@ -236,15 +236,7 @@ impl Cluster {
     }
 
     fn connect(&mut self, id: Sid, conn: u64) -> i64 {
-        let req = ConnectRequest {
-            protocol_version: 0,
-            last_zxid_seen: 0,
-            timeout_ms: 6000,
-            session_id: 0,
-            password: vec![0; 16],
-            read_only: false,
-            has_read_only: false,
-        };
+        let req = handshake(0, vec![0; 16], false);
         self.input(
             id,
             ReplicaInput::Client(Input::Connect {
@@ -303,6 +295,19 @@ impl Cluster {
         let err = r.i32().unwrap();
         got.get_or_insert((zxid, err, frame[20..].to_vec()));
         got.unwrap()
+    }
+}
+
+/// A handshake asking for `session` (0: a new one) with a 6 s timeout.
+fn handshake(session: i64, password: Vec<u8>, read_only: bool) -> ConnectRequest {
+    ConnectRequest {
+        protocol_version: 0,
+        last_zxid_seen: 0,
+        timeout_ms: 6000,
+        session_id: session,
+        password,
+        read_only,
+        has_read_only: true,
     }
 }
 
@@ -527,15 +532,7 @@ fn a_member_cut_off_serves_read_only_clients_until_the_quorum_returns() {
         c.replica(survivor).engine().is_read_only()
     });
     // A client that does not accept read-only service is turned away.
-    let plain = ConnectRequest {
-        protocol_version: 0,
-        last_zxid_seen: 0,
-        timeout_ms: 6000,
-        session_id: 0,
-        password: vec![0; 16],
-        read_only: false,
-        has_read_only: true,
-    };
+    let plain = handshake(0, vec![0; 16], false);
     c.input(
         survivor,
         ReplicaInput::Client(Input::Connect {
@@ -677,15 +674,7 @@ fn a_session_created_a_moment_ago_elsewhere_is_revalidated_not_expired() {
             .unwrap()
             .password
             .clone();
-    let req = ConnectRequest {
-        protocol_version: 0,
-        last_zxid_seen: 0,
-        timeout_ms: 6000,
-        session_id: session,
-        password,
-        read_only: false,
-        has_read_only: false,
-    };
+    let req = handshake(session, password, false);
     c.input(
         b,
         ReplicaInput::Client(Input::Connect {
@@ -720,15 +709,7 @@ fn a_session_created_a_moment_ago_elsewhere_is_revalidated_not_expired() {
     assert_eq!(r.i32().unwrap(), 6000, "a live session, not an expired one");
     assert_eq!(r.i64().unwrap(), session);
     // And a session nobody knows is still told it expired.
-    let bogus = ConnectRequest {
-        protocol_version: 0,
-        last_zxid_seen: 0,
-        timeout_ms: 6000,
-        session_id: 0x7777,
-        password: vec![0; 16],
-        read_only: false,
-        has_read_only: false,
-    };
+    let bogus = handshake(0x7777, vec![0; 16], false);
     c.input(
         b,
         ReplicaInput::Client(Input::Connect {

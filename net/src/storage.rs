@@ -66,27 +66,8 @@ pub fn recover(
     segment_bytes: u64,
     preallocate: bool,
 ) -> Result<Recovered, StorageError> {
-    for d in [&layout.snap_dir, &layout.log_dir] {
-        std::fs::create_dir_all(d).map_err(|source| StorageError::Dir {
-            path: d.clone(),
-            source,
-        })?;
-    }
-    let store = SnapshotStore::new(layout.snap_dir.clone());
     let started = std::time::Instant::now();
-    // The tree is built straight from the validated, mmap'd archive: no parse into an
-    // intermediate copy first.
-    let loaded = store.visit_latest(|a| {
-        engine.load_archived(a);
-        (a.last_zxid.to_native(), a.nodes.len(), a.sessions.len())
-    })?;
-    let snap_zxid = loaded.map(|(z, _, _)| z).unwrap_or(0);
-    if let Some((zxid, nodes, sessions)) = loaded {
-        info!(
-            "loaded snapshot at zxid {zxid:#x} ({nodes} nodes, {sessions} sessions) in {:?}",
-            started.elapsed()
-        );
-    }
+    let snap_zxid = prepare_and_load_snapshot(layout, engine)?;
     let log = open_log(layout, segment_bytes, preallocate)?;
     let frames = frames_after(layout, &log, snap_zxid, false)?;
     let mut replayed = 0;
@@ -112,6 +93,32 @@ pub fn recover(
         snap_zxid,
         replayed,
     })
+}
+
+/// Creates the data directories if needed and loads the newest valid snapshot into
+/// `engine`, building the tree straight from the validated, mmap'd archive (no parse
+/// into an intermediate copy). Returns the snapshot's zxid (0 without one).
+fn prepare_and_load_snapshot(layout: &Layout, engine: &mut Engine) -> Result<u64, StorageError> {
+    for d in [&layout.snap_dir, &layout.log_dir] {
+        std::fs::create_dir_all(d).map_err(|source| StorageError::Dir {
+            path: d.clone(),
+            source,
+        })?;
+    }
+    let store = SnapshotStore::new(layout.snap_dir.clone());
+    let started = std::time::Instant::now();
+    let loaded = store.visit_latest(|a| {
+        engine.load_archived(a);
+        (a.last_zxid.to_native(), a.nodes.len(), a.sessions.len())
+    })?;
+    let snap_zxid = loaded.map(|(z, _, _)| z).unwrap_or(0);
+    if let Some((zxid, nodes, sessions)) = loaded {
+        info!(
+            "loaded snapshot at zxid {zxid:#x} ({nodes} nodes, {sessions} sessions) in {:?}",
+            started.elapsed()
+        );
+    }
+    Ok(snap_zxid)
 }
 
 fn open_log(layout: &Layout, segment_bytes: u64, preallocate: bool) -> Result<Log, StorageError> {
@@ -181,26 +188,9 @@ pub fn recover_member(
     segment_bytes: u64,
     preallocate: bool,
 ) -> Result<RecoveredMember, StorageError> {
-    for d in [&layout.snap_dir, &layout.log_dir] {
-        std::fs::create_dir_all(d).map_err(|source| StorageError::Dir {
-            path: d.clone(),
-            source,
-        })?;
-    }
-    let epochs = read_epochs(data_dir)?;
-    let store = SnapshotStore::new(layout.snap_dir.clone());
     let started = std::time::Instant::now();
-    let loaded = store.visit_latest(|a| {
-        engine.load_archived(a);
-        (a.last_zxid.to_native(), a.nodes.len(), a.sessions.len())
-    })?;
-    let snap_zxid = loaded.map(|(z, _, _)| z).unwrap_or(0);
-    if let Some((zxid, nodes, sessions)) = loaded {
-        info!(
-            "loaded snapshot at zxid {zxid:#x} ({nodes} nodes, {sessions} sessions) in {:?}",
-            started.elapsed()
-        );
-    }
+    let snap_zxid = prepare_and_load_snapshot(layout, engine)?;
+    let epochs = read_epochs(data_dir)?;
     let log = open_log(layout, segment_bytes, preallocate)?;
     let frames: Vec<LogFrame> = frames_after(layout, &log, snap_zxid, true)?
         .into_iter()

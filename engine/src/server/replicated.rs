@@ -464,8 +464,12 @@ impl Engine {
         xid: i32,
         opcode: i32,
         body: &[u8],
-        sync_path: Option<String>,
+        req: &crate::proto::Request,
     ) {
+        let sync_path = match req {
+            crate::proto::Request::Sync { path } => Some(path.clone()),
+            _ => None,
+        };
         let auth: Vec<(String, String)> = self
             .conns
             .get(&conn)
@@ -492,7 +496,7 @@ impl Engine {
                 self.emit(Output::Close { conn });
                 return;
             }
-            if creates_ephemeral(opcode, body) {
+            if req.creates_ephemeral() {
                 if !self.cfg.local_sessions_upgrading {
                     let z = self.last_zxid;
                     self.send(
@@ -669,22 +673,6 @@ impl Engine {
         if let Some(r) = self.repl.as_mut() {
             r.touched.insert(session);
         }
-    }
-}
-
-/// Whether a request creates an ephemeral node (directly or inside a multi), which
-/// needs a global session.
-fn creates_ephemeral(opcode: i32, body: &[u8]) -> bool {
-    let eph = |r: &crate::proto::Request| match r {
-        crate::proto::Request::Create { flags, .. } => {
-            crate::proto::CreateMode::from_flags(*flags).is_some_and(|m| m.is_ephemeral())
-        }
-        _ => false,
-    };
-    match crate::proto::Request::decode(opcode, body) {
-        Ok(crate::proto::Request::Multi(ops)) => ops.iter().any(eph),
-        Ok(r) => eph(&r),
-        Err(_) => false,
     }
 }
 

@@ -585,7 +585,7 @@ impl Leader {
                 Err(_) => err(Code::MarshallingError),
                 Ok(ref req)
                     if !l.spec_sessions.contains(&session)
-                        && (!r.engine.config().local_sessions || needs_global_session(req)) =>
+                        && (!r.engine.config().local_sessions || req.creates_ephemeral()) =>
                 {
                     // With local sessions an unknown id is a follower's local session;
                     // an ephemeral still needs a global one (an orphan would live
@@ -752,19 +752,6 @@ impl Leader {
             );
         }
         true
-    }
-}
-
-fn needs_global_session(req: &Request) -> bool {
-    let eph = |r: &Request| match r {
-        Request::Create { flags, .. } => {
-            crate::proto::CreateMode::from_flags(*flags).is_some_and(|m| m.is_ephemeral())
-        }
-        _ => false,
-    };
-    match req {
-        Request::Multi(ops) => ops.iter().any(eph),
-        r => eph(r),
     }
 }
 

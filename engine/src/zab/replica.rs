@@ -716,10 +716,10 @@ impl Replica {
         if target <= applied {
             return;
         }
-        for fr in self.log.iter() {
-            if fr.last <= applied {
-                continue;
-            }
+        // The log is in zxid order: start at the first frame not yet applied rather
+        // than walking the whole in-memory history on every commit.
+        let start = self.log.partition_point(|fr| fr.last <= applied);
+        for fr in self.log.range(start..) {
             if fr.first > target {
                 break;
             }
