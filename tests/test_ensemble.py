@@ -20,7 +20,7 @@ from kazoo.protocol.states import EventType, KeeperState
 from kazoo.retry import KazooRetry
 
 from harness import rawzk
-from harness.ensemble import Ensemble, EnsembleError
+from harness.ensemble import module_ensemble
 from harness.kazoo_ext import EphemeralOnLocalSessionError
 from harness.wait import wait_event, wait_until
 
@@ -36,15 +36,9 @@ ELECTION_TIMEOUT = 30
 def ens(server_kind, tmp_path_factory):
     """A 3-participant + 1-observer ensemble shared by the tests of this module
     that leave it as they found it (every member running)."""
-    e = Ensemble(server_kind, tmp_path_factory.mktemp("%s-ensemble" % server_kind),
-                 participants=3, observers=1)
-    try:
-        e.start()
-    except EnsembleError as err:
-        e.kill_all()
-        pytest.fail(str(err), pytrace=False)
-    yield e
-    e.kill_all()
+    yield from module_ensemble(server_kind,
+                               tmp_path_factory.mktemp("%s-ensemble" % server_kind),
+                               participants=3, observers=1)
 
 
 @pytest.fixture

@@ -15,9 +15,20 @@ use crate::txn::Txn;
 /// What applying one transaction produced, for building the reply.
 #[derive(Debug)]
 pub(crate) enum Applied {
-    Created { op: i32, path: String, stat: Stat },
+    Created {
+        op: i32,
+        path: String,
+        stat: Stat,
+    },
     Deleted,
-    Set { stat: Stat },
+    Set {
+        stat: Stat,
+    },
+    /// A reconfiguration: `/zookeeper/config`'s new data and stat (a getData answer).
+    Config {
+        data: Vec<u8>,
+        stat: Stat,
+    },
     Checked,
     Error(Code),
     Multi(Vec<Applied>),
@@ -97,6 +108,14 @@ pub(crate) fn prep(
     session: i64,
     req: &Request,
 ) -> Result<Txn, Code> {
+    // `zookeeper.skipACL=yes` skips every permission check, as in ZooKeeper.
+    let permit = |acl: &[crate::proto::Acl], want: i32| {
+        if cfg.skip_acl {
+            Ok(())
+        } else {
+            acl::check(acl, want, ids)
+        }
+    };
     match req {
         Request::Create {
             op: opc,
@@ -127,7 +146,7 @@ pub(crate) fn prep(
             }
             let acl = acl::fixup(acls, ids)?;
             let parent = tree.get(parent_path).ok_or(Code::NoNode)?;
-            acl::check(&parent.acl, perm::CREATE, ids)?;
+            permit(&parent.acl, perm::CREATE)?;
             let mut full = if p == "/" && mode.is_sequential() {
                 String::from("/")
             } else {
@@ -167,7 +186,7 @@ pub(crate) fn prep(
             }
             let parent_path = path::parent(p).ok_or(Code::BadArguments)?;
             let parent = tree.get(parent_path).ok_or(Code::NoNode)?;
-            acl::check(&parent.acl, perm::DELETE, ids)?;
+            permit(&parent.acl, perm::DELETE)?;
             let n = tree.get(p).ok_or(Code::NoNode)?;
             if *version != -1 && *version != n.stat.version {
                 return Err(Code::BadVersion);
@@ -184,7 +203,7 @@ pub(crate) fn prep(
         } => {
             path::validate(p).map_err(|_| Code::BadArguments)?;
             let n = tree.get(p).ok_or(Code::NoNode)?;
-            acl::check(&n.acl, perm::WRITE, ids)?;
+            permit(&n.acl, perm::WRITE)?;
             if *version != -1 && *version != n.stat.version {
                 return Err(Code::BadVersion);
             }
@@ -202,7 +221,7 @@ pub(crate) fn prep(
             path::validate(p).map_err(|_| Code::BadArguments)?;
             let acl = acl::fixup(acls, ids)?;
             let n = tree.get(p).ok_or(Code::NoNode)?;
-            acl::check(&n.acl, perm::ADMIN, ids)?;
+            permit(&n.acl, perm::ADMIN)?;
             if *version != -1 && *version != n.stat.aversion {
                 return Err(Code::BadVersion);
             }
@@ -215,7 +234,7 @@ pub(crate) fn prep(
         Request::Check { path: p, version } => {
             path::validate(p).map_err(|_| Code::BadArguments)?;
             let n = tree.get(p).ok_or(Code::NoNode)?;
-            acl::check(&n.acl, perm::READ, ids)?;
+            permit(&n.acl, perm::READ)?;
             if *version != -1 && *version != n.stat.version {
                 return Err(Code::BadVersion);
             }
@@ -284,6 +303,16 @@ pub(crate) fn apply_one(
             tree.set_acl(p, acl, *aversion, undo);
             Applied::Set {
                 stat: stat_of(tree, p),
+            }
+        }
+        Txn::Reconfig { data } => {
+            // Like a setData of /zookeeper/config, which clients cannot write; as in
+            // ZooKeeper its data version reads -1 from then on.
+            const CONFIG: &str = "/zookeeper/config";
+            tree.set_data(CONFIG, Some(data.clone()), -1, zxid, time, undo, triggers);
+            Applied::Config {
+                data: data.clone(),
+                stat: stat_of(tree, CONFIG),
             }
         }
         Txn::Check { .. } => Applied::Checked,
@@ -386,7 +415,7 @@ pub(crate) fn write_reply(xid: i32, zxid: i64, opcode: i32, applied: &Applied) -
                             .i32(code.as_i32())
                             .i32(code.as_i32());
                     }
-                    Applied::Multi(_) | Applied::Session => {}
+                    Applied::Multi(_) | Applied::Session | Applied::Config { .. } => {}
                 }
             }
             w.i32(-1).bool(true).i32(-1);
@@ -404,6 +433,10 @@ pub(crate) fn write_reply(xid: i32, zxid: i64, opcode: i32, applied: &Applied) -
             stat.write(&mut w);
         }
         (_, Applied::Set { stat }) => stat.write(&mut w),
+        (_, Applied::Config { data, stat }) => {
+            w.buffer(data);
+            stat.write(&mut w);
+        }
         _ => {}
     }
     w.finish_frame()

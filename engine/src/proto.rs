@@ -353,7 +353,16 @@ pub enum Request {
     },
     Multi(Vec<Request>),
     MultiRead(Vec<Request>),
-    Reconfig,
+    /// ZooKeeper's `ReconfigRequest`: the incremental form (`joining` servers as
+    /// comma-separated `server.N=spec`, `leaving` ids comma-separated) or the bulk form
+    /// (`new_members`, the whole new list). Null and empty strings read alike (absent).
+    /// `cur_config_id` is the version the change applies to, or -1 for any.
+    Reconfig {
+        joining: String,
+        leaving: String,
+        new_members: String,
+        cur_config_id: i64,
+    },
     /// Server-internal (the container reaper); a client sending it gets BadArguments.
     DeleteContainer,
     CheckWatches {
@@ -513,7 +522,12 @@ impl Request {
                     Request::MultiRead(ops)
                 }
             }
-            o::RECONFIG => Request::Reconfig,
+            o::RECONFIG => Request::Reconfig {
+                joining: r.string()?,
+                leaving: r.string()?,
+                new_members: r.string()?,
+                cur_config_id: r.i64()?,
+            },
             o::CHECK_WATCHES => Request::CheckWatches {
                 path: r.string()?,
                 kind: r.i32()?,

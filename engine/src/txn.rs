@@ -46,6 +46,11 @@ pub enum Txn {
         code: i32,
     },
     Multi(Vec<Txn>),
+    /// A dynamic reconfiguration: `/zookeeper/config` gets `data` (the new membership,
+    /// ending with its `version=` line), and every server switches to it on commit.
+    Reconfig {
+        data: Vec<u8>,
+    },
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -65,6 +70,7 @@ const T_SET_DATA: i32 = 5;
 const T_SET_ACL: i32 = 7;
 const T_CHECK: i32 = 13;
 const T_MULTI: i32 = 14;
+const T_RECONFIG: i32 = 16;
 const T_ERROR: i32 = -1;
 
 impl Txn {
@@ -122,6 +128,9 @@ impl Txn {
             Txn::Error { code } => {
                 w.i32(T_ERROR).i32(*code);
             }
+            Txn::Reconfig { data } => {
+                w.i32(T_RECONFIG).buffer(data);
+            }
             Txn::Multi(txns) => {
                 w.i32(T_MULTI).i32(txns.len() as i32);
                 for t in txns {
@@ -170,6 +179,7 @@ impl Txn {
             }
             T_CHECK => Txn::Check { path: r.string()? },
             T_ERROR => Txn::Error { code: r.i32()? },
+            T_RECONFIG => Txn::Reconfig { data: r.bytes()? },
             T_MULTI => {
                 let n = r.vec_len(4)?;
                 let mut v = Vec::with_capacity(n);
@@ -211,6 +221,20 @@ pub fn encode_batch(records: &[TxnRecord]) -> Vec<u8> {
         r.encode(&mut w);
     }
     w.buf
+}
+
+/// Whether a log-frame payload is a single reconfiguration record, read from its
+/// header without decoding it. The leader gives every reconfiguration a frame of its
+/// own, so a follower learns of one as the frame arrives at no cost to other frames.
+pub fn batch_is_reconfig(payload: &[u8]) -> bool {
+    // i32 count, then the record: i64 zxid, i64 time, i64 session, i32 cxid, i32 type.
+    const TYPE_AT: usize = 4 + 8 + 8 + 8 + 4;
+    let word = |at: usize| {
+        payload
+            .get(at..at + 4)
+            .map(|b| i32::from_be_bytes([b[0], b[1], b[2], b[3]]))
+    };
+    word(0) == Some(1) && word(TYPE_AT) == Some(T_RECONFIG)
 }
 
 /// Decodes one log-frame payload.
@@ -275,5 +299,30 @@ mod tests {
         let bytes = encode_batch(&recs);
         assert_eq!(decode_batch(&bytes).unwrap(), recs);
         assert!(decode_batch(&bytes[..bytes.len() - 1]).is_err());
+        assert!(!batch_is_reconfig(&bytes));
+    }
+
+    #[test]
+    fn a_lone_reconfiguration_is_recognised_from_its_header() {
+        let rec = |zxid, txn| TxnRecord {
+            zxid,
+            time: 5,
+            session: 9,
+            cxid: 3,
+            txn,
+        };
+        let reconfig = || Txn::Reconfig {
+            data: b"server.1=h:1:2:participant\nversion=100000001".to_vec(),
+        };
+        let one = encode_batch(&[rec(1, reconfig())]);
+        assert!(batch_is_reconfig(&one));
+        assert_eq!(decode_batch(&one).unwrap()[0].txn, reconfig());
+        let two = encode_batch(&[rec(1, Txn::CloseSession), rec(2, reconfig())]);
+        assert!(!batch_is_reconfig(&two));
+        assert!(!batch_is_reconfig(&encode_batch(&[rec(
+            1,
+            Txn::CloseSession
+        )])));
+        assert!(!batch_is_reconfig(&[0, 0, 0, 1]));
     }
 }

@@ -9,7 +9,8 @@ use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use keel_engine::jute::{Reader, Writer};
 use keel_engine::proto::{op, write_acls, Acl, ConnectRequest};
 use keel_engine::zab::{
-    Epochs, LogFrame, PeerMsg, Replica, ReplicaConfig, ReplicaInput, ReplicaOutput, Role, Sid,
+    Epochs, LogFrame, Membership, PeerMsg, Replica, ReplicaConfig, ReplicaInput, ReplicaOutput,
+    Role, Sid,
 };
 use keel_engine::{Engine, EngineConfig, Input, Output};
 
@@ -21,6 +22,8 @@ struct Disk {
     frames: Vec<LogFrame>,
     epochs: Epochs,
     snapshot: Option<keel_wal::SnapshotData>,
+    /// The last committed membership (`ReplicaOutput::Membership`), as net saves it.
+    membership: Option<String>,
 }
 
 struct Node {
@@ -41,6 +44,8 @@ struct Cluster {
     /// Messages to this server wait in `held` (a slow link) until released.
     hold: Option<Sid>,
     held: Vec<(Sid, Sid, PeerMsg)>,
+    /// `reconfigEnabled`.
+    reconfig: bool,
 }
 
 fn engine(id: Sid, now: i64, local: (bool, bool)) -> Engine {
@@ -50,6 +55,7 @@ fn engine(id: Sid, now: i64, local: (bool, bool)) -> Engine {
             local_sessions_upgrading: local.1,
             server_id: id as i64,
             tick_ms: TICK as i32,
+            super_digest: Some(keel_engine::acl::digest_id("super:secret")),
             min_session_timeout_ms: 2000,
             max_session_timeout_ms: 20000,
             ..Default::default()
@@ -76,6 +82,7 @@ impl Cluster {
             local: (false, false),
             hold: None,
             held: Vec::new(),
+            reconfig: true,
         };
         for id in ids {
             c.nodes.insert(
@@ -104,6 +111,12 @@ impl Cluster {
         cfg.history_txns = 20;
         cfg.record_applied = true;
         cfg.read_only_mode = self.read_only;
+        cfg.reconfig_enabled = self.reconfig;
+        if let Some(text) = &self.nodes[&id].disk.membership {
+            let m = Membership::parse(text, keel_engine::zab::membership::simple_spec).unwrap();
+            cfg.voters = m.voters();
+            cfg.observers = m.observers();
+        }
         cfg
     }
 
@@ -115,6 +128,9 @@ impl Cluster {
         let mut e = engine(id, now, local);
         if let Some(s) = &n.disk.snapshot {
             e.load_snapshot(s);
+        }
+        if let Some(text) = &n.disk.membership {
+            e.set_config_znode(text.clone().into_bytes());
         }
         let base = e.last_zxid();
         let frames = n
@@ -173,6 +189,11 @@ impl Cluster {
                     panic!("engine persisted directly")
                 }
                 ReplicaOutput::Role { .. } => {}
+                ReplicaOutput::Membership { text, committed } => {
+                    if committed {
+                        n.disk.membership = Some(text);
+                    }
+                }
             }
         }
         if let Some(z) = durable {
@@ -731,4 +752,265 @@ fn a_session_created_a_moment_ago_elsewhere_is_revalidated_not_expired() {
     let mut r = Reader::new(&frame[4..]);
     r.i32().unwrap();
     assert_eq!(r.i32().unwrap(), 0, "timeout 0: expired");
+}
+
+// ---------------------------------------------------------------- reconfiguration
+
+fn reconfig(joining: &str, leaving: &str, new_members: &str, version: i64) -> Writer {
+    let mut w = Writer::new();
+    w.string(joining)
+        .string(leaving)
+        .string(new_members)
+        .i64(version);
+    w
+}
+
+impl Cluster {
+    /// A connection on `id` authenticated as the superuser.
+    fn super_conn(&mut self, id: Sid, conn: u64) {
+        self.connect(id, conn);
+        let mut w = Writer::new();
+        w.i32(0).string("digest").buffer(b"super:secret");
+        let (_, err, _) = self.call(id, conn, -4, op::AUTH, w);
+        assert_eq!(err, 0);
+    }
+
+    /// Starts a server that is not a member yet, its own configuration listing the
+    /// ensemble and itself.
+    fn join(&mut self, id: Sid) {
+        self.ids.push(id);
+        self.nodes.insert(
+            id,
+            Node {
+                r: None,
+                disk: Disk::default(),
+                replies: vec![],
+            },
+        );
+        self.start(id);
+    }
+
+    fn voters(&self, id: Sid) -> Vec<Sid> {
+        self.replica(id).config().voters.clone()
+    }
+}
+
+/// `version=` of a membership text.
+fn version_of(text: &[u8]) -> i64 {
+    let t = String::from_utf8_lossy(text);
+    let v = t.lines().find_map(|l| l.strip_prefix("version=")).unwrap();
+    i64::from_str_radix(v, 16).unwrap()
+}
+
+#[test]
+fn reconfig_is_refused_unless_enabled_authorised_current_and_able_to_commit() {
+    let mut c = Cluster::new(3);
+    c.reconfig = false;
+    for id in 1..=3 {
+        c.crash(id);
+        c.start(id);
+    }
+    c.run_until("all serving", |c| c.serving() == 3);
+    c.super_conn(1, 1);
+    let (_, err, _) = c.call(1, 1, 1, op::RECONFIG, reconfig("", "3", "", -1));
+    assert_eq!(err, -123, "ReconfigDisabled");
+
+    let mut c = Cluster::new(3);
+    c.run_until("all serving", |c| c.serving() == 3);
+    c.connect(2, 1);
+    let (_, err, _) = c.call(2, 1, 1, op::RECONFIG, reconfig("", "3", "", -1));
+    assert_eq!(err, -102, "NoAuth without the superuser");
+    c.super_conn(2, 2);
+    let (_, err, _) = c.call(2, 2, 1, op::RECONFIG, reconfig("", "3", "", 0x1234));
+    assert_eq!(err, -103, "BadVersion for a stale curConfigId");
+    let (_, err, _) = c.call(
+        2,
+        2,
+        2,
+        op::RECONFIG,
+        reconfig("server.9=nohost", "", "", -1),
+    );
+    assert_eq!(err, -8, "BadArguments for a malformed server");
+    let (_, err, _) = c.call(2, 2, 3, op::RECONFIG, reconfig("", "1,2,3", "", -1));
+    assert_eq!(err, -8, "BadArguments for no voters left");
+    let three_new = "server.4=h:1:2,server.5=h:3:4,server.6=h:5:6";
+    let (_, err, _) = c.call(2, 2, 4, op::RECONFIG, reconfig(three_new, "", "", -1));
+    assert_eq!(err, -13, "NewConfigNoQuorum: 3 of 6 voters in sync");
+    // Nothing changed anywhere.
+    c.run(200);
+    for id in 1..=3 {
+        assert_eq!(c.voters(id), vec![1, 2, 3]);
+        assert_eq!(c.replica(id).membership().version, 0);
+    }
+}
+
+#[test]
+fn removing_a_follower_takes_it_out_of_every_quorum() {
+    let mut c = Cluster::new(3);
+    c.run_until("all serving", |c| c.serving() == 3);
+    let l = c.leader().unwrap();
+    let gone = c.ids.iter().copied().find(|i| *i != l).unwrap();
+    let stay = c
+        .ids
+        .iter()
+        .copied()
+        .find(|i| *i != l && *i != gone)
+        .unwrap();
+    c.super_conn(stay, 1);
+    let (z, err, body) = c.call(
+        stay,
+        1,
+        1,
+        op::RECONFIG,
+        reconfig("", &gone.to_string(), "", 0),
+    );
+    assert_eq!(err, 0);
+    let data = data_of(&body);
+    let text = String::from_utf8(data.clone()).unwrap();
+    assert!(!text.contains(&format!("server.{gone}=")), "{text}");
+    assert_eq!(
+        version_of(&data),
+        z,
+        "the version is the reconfiguration's zxid"
+    );
+    c.run(300);
+    for id in [l, stay, gone] {
+        assert_eq!(c.voters(id), {
+            let mut v = vec![l, stay];
+            v.sort();
+            v
+        });
+        assert_eq!(c.replica(id).membership().version, z);
+        assert_eq!(c.nodes[&id].disk.membership.as_deref(), Some(text.as_str()));
+        let seen = c
+            .replica(id)
+            .engine()
+            .tree()
+            .get("/zookeeper/config")
+            .unwrap();
+        assert_eq!(seen.data.as_deref(), Some(&data[..]));
+    }
+    // Its acks no longer count, nor does its absence.
+    c.crash(gone);
+    let (_, err, _) = c.call(stay, 1, 2, op::CREATE, create("/after", b"x"));
+    assert_eq!(err, 0);
+    // A stale curConfigId is refused now, the current one accepted.
+    let (_, err, _) = c.call(stay, 1, 3, op::RECONFIG, reconfig("", "", "", 0));
+    assert_eq!(err, -103);
+    // Restarting everyone keeps the new membership (from the saved copy).
+    for id in [l, stay] {
+        c.crash(id);
+    }
+    for id in [l, stay] {
+        c.start(id);
+    }
+    c.run_until("the two members serving", |c| c.serving() == 2);
+    assert_eq!(c.replica(stay).membership().version, z);
+    c.connect(stay, 2);
+    let (_, err, _) = c.call(stay, 2, 1, op::CREATE, create("/restarted", b"x"));
+    assert_eq!(err, 0);
+}
+
+#[test]
+fn a_new_server_catches_up_as_a_learner_then_votes_once_added() {
+    let mut c = Cluster::new(3);
+    c.run_until("all serving", |c| c.serving() == 3);
+    c.connect(1, 1);
+    for i in 0..10 {
+        let (_, err, _) = c.call(1, 1, i + 1, op::CREATE, create(&format!("/n{i}"), b"x"));
+        assert_eq!(err, 0);
+    }
+    c.join(4);
+    c.run_until("the new server serving as a learner", |c| {
+        c.replica(4).role().is_serving()
+    });
+    assert_eq!(c.voters(1), vec![1, 2, 3], "not a member yet");
+    c.super_conn(1, 2);
+    let (z, err, body) = c.call(
+        1,
+        2,
+        1,
+        op::RECONFIG,
+        reconfig("server.4=127.0.0.1:2892:3892:participant;2184", "", "", -1),
+    );
+    assert_eq!(err, 0);
+    let text = String::from_utf8(data_of(&body)).unwrap();
+    assert!(
+        text.contains("server.4=127.0.0.1:2892:3892:participant;0.0.0.0:2184"),
+        "{text}"
+    );
+    c.run(300);
+    for id in 1..=4 {
+        assert_eq!(c.voters(id), vec![1, 2, 3, 4], "server {id}");
+        assert_eq!(c.replica(id).membership().version, z);
+    }
+    assert!(c.replica(4).engine().tree().get("/n9").is_some());
+    // Four voters: a quorum is three, so with one old follower down the new server's
+    // acks are what commits writes.
+    let l = c.leader().unwrap();
+    let down = (1..=3).find(|i| *i != l).unwrap();
+    c.crash(down);
+    let up = (1..=3).find(|i| *i != l && *i != down).unwrap();
+    c.connect(up, 3);
+    let (_, err, _) = c.call(up, 3, 1, op::CREATE, create("/with4", b"x"));
+    assert_eq!(err, 0);
+    c.connect(4, 4);
+    let (_, err, _) = c.call(4, 4, 1, op::SYNC, {
+        let mut w = Writer::new();
+        w.string("/");
+        w
+    });
+    assert_eq!(err, 0);
+    let (_, err, body) = c.call(4, 4, 2, op::GET_DATA, get("/with4"));
+    assert_eq!((err, data_of(&body)), (0, b"x".to_vec()));
+}
+
+#[test]
+fn removing_the_leader_elects_another_among_the_remaining() {
+    let mut c = Cluster::new(3);
+    c.run_until("all serving", |c| c.serving() == 3);
+    let old = c.leader().unwrap();
+    let f = c.ids.iter().copied().find(|i| *i != old).unwrap();
+    c.super_conn(f, 1);
+    let (_, err, _) = c.call(
+        f,
+        1,
+        1,
+        op::RECONFIG,
+        reconfig("", &old.to_string(), "", -1),
+    );
+    assert_eq!(err, 0);
+    c.run_until("a new leader among the remaining two", |c| {
+        c.leader().is_some_and(|l| l != old)
+            && c.ids
+                .iter()
+                .filter(|i| **i != old)
+                .all(|i| c.replica(*i).role().is_serving())
+    });
+    c.crash(old);
+    c.connect(f, 2);
+    let (_, err, _) = c.call(f, 2, 1, op::CREATE, create("/new-leader", b"x"));
+    assert_eq!(err, 0);
+}
+
+#[test]
+fn the_bulk_form_replaces_the_whole_list() {
+    let mut c = Cluster::new(3);
+    c.run_until("all serving", |c| c.serving() == 3);
+    c.super_conn(2, 1);
+    let members =
+        "server.1=127.0.0.1:2889:3889:participant,server.2=127.0.0.1:2890:3890:participant,\
+                   server.3=127.0.0.1:2891:3891:observer";
+    let (_, err, body) = c.call(2, 1, 1, op::RECONFIG, reconfig("", "", members, 0));
+    assert_eq!(err, 0);
+    let text = String::from_utf8(data_of(&body)).unwrap();
+    assert!(
+        text.contains("server.3=127.0.0.1:2891:3891:observer"),
+        "{text}"
+    );
+    c.run(300);
+    for id in 1..=3 {
+        assert_eq!(c.voters(id), vec![1, 2]);
+        assert_eq!(c.replica(id).config().observers, vec![3]);
+    }
 }

@@ -66,6 +66,8 @@ pub mod props {
     /// `user:base64(sha1(user:password))` of the super user;
     /// `DigestAuthenticationProvider.superDigest`.
     pub const SUPER_DIGEST: &str = "zookeeper.DigestAuthenticationProvider.superDigest";
+    /// `yes` turns every permission check off; `skipACL`.
+    pub const SKIP_ACL: &str = "zookeeper.skipACL";
     /// TTL nodes (and other extended types); `extendedTypesEnabled`.
     pub const EXTENDED_TYPES: &str = "zookeeper.extendedTypesEnabled";
     /// Read-only mode for partitioned servers (no `zookeeper.` prefix).
@@ -83,11 +85,12 @@ pub mod props {
     pub const DATADIR_AUTOCREATE: &str = "zookeeper.datadir.autocreate";
 
     /// Every property Keel uses.
-    pub const ALL: [&str; 11] = [
+    pub const ALL: [&str; 12] = [
         SNAP_COUNT,
         GLOBAL_OUTSTANDING_LIMIT,
         FOUR_LETTER_WORDS,
         SUPER_DIGEST,
+        SKIP_ACL,
         EXTENDED_TYPES,
         READ_ONLY,
         JUTE_MAX_BUFFER,
@@ -608,6 +611,8 @@ pub struct Config {
     /// `zookeeper.DigestAuthenticationProvider.superDigest`: `user:base64digest` of the super
     /// user, if any (an empty value means none).
     pub super_digest: Option<String>,
+    /// `zookeeper.skipACL`: `yes` (exactly, as ZooKeeper reads it) checks no permission.
+    pub skip_acl: bool,
     /// `readonlymode.enabled`: serve reads to read-only clients while partitioned.
     pub read_only_mode: bool,
     /// `zookeeper.extendedTypesEnabled` (`extendedTypesEnabled`): TTL nodes. Needs a server
@@ -671,6 +676,7 @@ impl Default for Config {
             four_letter_words: BTreeSet::from(["srvr".to_string()]),
             jute_max_buffer: DEFAULT_JUTE_MAX_BUFFER,
             super_digest: None,
+            skip_acl: false,
             read_only_mode: false,
             extended_types: false,
             snap_count: DEFAULT_SNAP_COUNT,
@@ -1168,6 +1174,7 @@ impl Config {
                     self.super_digest = Some(value.to_string());
                 }
             }
+            props::SKIP_ACL => self.skip_acl = value.trim() == "yes",
             props::EXTENDED_TYPES => self.extended_types = parse_bool(origin, shown, value)?,
             props::READ_ONLY => self.read_only_mode = parse_bool(origin, shown, value)?,
             props::JUTE_MAX_BUFFER => {

@@ -282,6 +282,9 @@ impl ReplicaLoop {
                         }
                         self.epochs = e;
                     }
+                    ReplicaOutput::Membership { text, committed } => {
+                        self.membership_changed(&text, committed);
+                    }
                     ReplicaOutput::Role { role, epoch } => {
                         if role.is_serving() && (!self.role.is_serving() || epoch != self.epoch) {
                             info!(
@@ -321,6 +324,41 @@ impl ReplicaLoop {
                 break;
             }
         }
+    }
+
+    /// A reconfiguration was logged (`committed` false) or is now in force: links to
+    /// its new servers, and, once committed, the copy in the data directory that a
+    /// restart starts from (written before anything else happens: fail-stop if not).
+    fn membership_changed(&mut self, text: &str, committed: bool) {
+        let parsed = match crate::membership::parse(text) {
+            Ok(p) => p,
+            // The engine checked every spec with the same parser.
+            Err(e) => fatal(format_args!(
+                "a reconfiguration's membership does not parse: {e}"
+            )),
+        };
+        if committed {
+            if let Err(e) = crate::membership::save(&self.data_dir, text) {
+                fatal(format_args!(
+                    "cannot save the new membership to {}: {e}",
+                    crate::membership::file(&self.data_dir).display()
+                ));
+            }
+            self.observer = self.replica.config().is_observer();
+            info!("membership 0x{:x} in force and saved", parsed.version);
+        }
+        let me = self.replica.config().my_id;
+        self.peers.set_peers(
+            parsed
+                .members
+                .into_iter()
+                .filter(|m| m.id != me)
+                .map(|m| crate::peer::PeerAddr {
+                    id: m.id,
+                    addr: m.peer_addr,
+                })
+                .collect(),
+        );
     }
 
     /// Stops group commit (everything submitted is written first), hands the log to

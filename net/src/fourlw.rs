@@ -133,7 +133,7 @@ pub fn answer_in(
         "srvr" => srvr(engine, None, mode),
         "stat" => format!("{ro_prefix}{}", srvr(engine, Some(me), mode)),
         "mntr" => mntr(engine, info, mode),
-        "conf" => conf(info),
+        "conf" => conf(info, engine),
         "envi" => {
             let mut s = String::from("Environment:\n");
             for (k, v) in &info.env {
@@ -423,10 +423,25 @@ fn mntr(e: &Engine, info: &ServerInfo, mode: &Mode) -> String {
     s
 }
 
-fn conf(info: &ServerInfo) -> String {
+fn conf(info: &ServerInfo, engine: &Engine) -> String {
     match &info.config {
         Some(cfg) => {
-            cfg.describe_conf_with_sizes(dir_size(&info.data_dir), dir_size(&info.log_dir))
+            let mut s =
+                cfg.describe_conf_with_sizes(dir_size(&info.data_dir), dir_size(&info.log_dir));
+            // The membership is the one in force, which a reconfiguration may have
+            // changed since zoo.cfg was read: /zookeeper/config has it.
+            const MARK: &str = "membership: \n";
+            let current = engine
+                .tree()
+                .get("/zookeeper/config")
+                .and_then(|n| n.data.as_deref())
+                .map(|d| String::from_utf8_lossy(d).into_owned())
+                .filter(|t| t.contains("server."));
+            if let (Some(at), Some(current)) = (s.find(MARK), current) {
+                s.truncate(at + MARK.len());
+                s.push_str(&current);
+            }
+            s
         }
         None => format!(
             "dataDir={}\ndataLogDir={}\n",

@@ -10,6 +10,7 @@ pub mod engine_loop;
 pub mod ensemble;
 pub mod fourlw;
 pub mod listener;
+pub mod membership;
 pub mod msg;
 pub mod peer;
 pub mod server;

@@ -4,21 +4,47 @@
 //! * Every server listens on its **quorum port** (the second number of its `server.N`
 //!   line). The election port (the third) is parsed but not used: elections and the
 //!   broadcast share the one link.
+//! * A peer is **named** when this server has its address: from its configuration
+//!   ([`PeerSettings::peers`]) or, at run time, from [`PeerNet::set_peers`] (dynamic
+//!   reconfiguration). Named peers are never forgotten: one that a later `set_peers` no
+//!   longer lists keeps its address, its link and its dialer, because a server removed
+//!   from the voting membership may still follow the leader as a non-voting learner.
 //! * Of each pair, the server with the **smaller id dials** the larger one's quorum
-//!   port, retrying with a backoff (50 ms doubling to 500 ms) while it is down, and
-//!   redials as soon as a link breaks. The larger id only accepts.
+//!   port while it has no link to it, retrying with a backoff (50 ms doubling to
+//!   500 ms), and redials as soon as a link breaks.
+//! * **Reverse dial.** A server joining by reconfiguration starts with a configuration
+//!   naming the servers it joins (4 joining 1, 2, 3), while those do not know it until
+//!   the reconfiguration that adds it commits — and that reconfiguration needs the new
+//!   server connected first (it follows the leader as a non-voting learner, and the
+//!   leader checks it is in sync). With the larger id joining, nobody would dial under
+//!   the rule above. So a server also dials a named peer with a *smaller* id, but only
+//!   while it has no link to it and only [`PeerSettings::reverse_dial_grace`] (1 s)
+//!   after start or after the last link to it went down: normally the smaller side's own
+//!   dial wins within that time, and no extra connection is made.
+//! * **Accepting.** A connection is accepted from any id that is not named here (a
+//!   joining server, or one named later): the transport creates its slot on the fly,
+//!   with no address (it never dials it), until `set_peers` names it. A connection from
+//!   a named smaller id is accepted. A connection from a named *larger* id is refused —
+//!   this server dials that one itself — so a reverse dial to a server that knows the
+//!   dialer never makes a second link; the refused dialer backs off (1 s doubling to
+//!   5 s) and logs only the first refusal of a series above debug level. When
+//!   `set_peers` names a peer that is linked through an inbound connection, the link is
+//!   kept (this server dials it only once that link is down), so a reconfiguration does
+//!   not break the link of the server it adds.
 //! * Both ends first send a **hello**: `"KEEL"`, `u32` protocol version, `u64` server id
-//!   (big-endian, 16 bytes). The acceptor refuses an id it does not know or that is not
-//!   smaller than its own; the dialer refuses an answer from a server other than the
-//!   one it meant to reach. Hellos must arrive within [`HELLO_TIMEOUT`].
+//!   (big-endian, 16 bytes). The acceptor refuses its own id and, as said, a named
+//!   larger id, by closing the connection without answering; the dialer refuses an
+//!   answer from a server other than the one it meant to reach. Hellos must arrive
+//!   within [`HELLO_TIMEOUT`].
 //! * Then each side writes frames: `u32` big-endian length, then [`PeerMsg::encode`]'s
 //!   bytes. Everything queued for a peer is written with one `write` call. A length
 //!   above [`PeerSettings::max_frame`] or a body [`PeerMsg::decode`] refuses closes
 //!   that link with an error in the log (never a panic, never an allocation of the
 //!   announced length: the body is read as it arrives).
-//! * Links are threads: an accept thread, a dialer thread per larger-id peer, and a
-//!   reader (the dialer or handshake thread itself) plus a writer thread per live link.
-//!   Inbound messages and link failures go to one callback (the engine channel).
+//! * Links are threads: an accept thread, a dialer thread per named peer, and a reader
+//!   (the dialer or handshake thread itself) plus a writer thread per live link.
+//!   Inbound messages and link failures go to one callback (the engine channel), for
+//!   peers created on the fly as for named ones.
 //!
 //! Delivery guarantees, as the replica expects them: on a link, messages arrive in the
 //! order sent. When a link breaks (EOF, I/O error, bad frame, a newer link from the same
@@ -29,13 +55,14 @@
 //! first when a link comes up, so a server that starts before its peers is heard at
 //! once (votes are superseded by newer ones and the election re-sends them anyway).
 //! Nothing phase-bound (a proposal, a commit, a sync) ever crosses from before a break
-//! to a new link.
+//! to a new link. Messages for a server that is neither named nor linked are dropped.
 
+use std::collections::hash_map::Entry;
 use std::collections::{HashMap, VecDeque};
 use std::io::{Read, Write};
 use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream, ToSocketAddrs};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, Condvar, Mutex, MutexGuard};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard, RwLock};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
@@ -57,9 +84,17 @@ pub const DEFAULT_MAX_FRAME: usize = 1 << 30;
 /// the queue is dropped and the link declared broken: 256 MiB. One message larger
 /// than this is still queued on its own.
 pub const DEFAULT_MAX_QUEUED_BYTES: usize = 256 << 20;
+/// Default time a server leaves a smaller-id peer to dial it before dialing it itself.
+pub const DEFAULT_REVERSE_DIAL_GRACE: Duration = Duration::from_secs(1);
 
 const BACKOFF_MIN: Duration = Duration::from_millis(50);
 const BACKOFF_MAX: Duration = Duration::from_millis(500);
+/// Backoff after a reverse dial the other side refused: it knows this server and will
+/// dial it, so retrying fast only costs both sides a connection (and the other side a
+/// thread) per attempt. Retrying at all covers the other side forgetting this server
+/// (a restart with a configuration that predates it).
+const REFUSED_BACKOFF_MIN: Duration = Duration::from_secs(1);
+const REFUSED_BACKOFF_MAX: Duration = Duration::from_secs(5);
 
 /// What the transport reports.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -88,7 +123,7 @@ pub struct PeerAddr {
 #[derive(Debug, Clone)]
 pub struct PeerSettings {
     pub my_id: Sid,
-    /// Every other member.
+    /// The other members known at start; [`PeerNet::set_peers`] names more later.
     pub peers: Vec<PeerAddr>,
     /// Largest frame accepted or sent, in bytes.
     pub max_frame: usize,
@@ -97,6 +132,10 @@ pub struct PeerSettings {
     pub max_queued_bytes: usize,
     /// A write that makes no progress for this long breaks the link.
     pub write_timeout: Duration,
+    /// How long after start, or after its last link went down, a named peer with a
+    /// smaller id is left to dial this server before this server dials it (see the
+    /// module documentation: reverse dial).
+    pub reverse_dial_grace: Duration,
 }
 
 impl PeerSettings {
@@ -107,6 +146,7 @@ impl PeerSettings {
             max_frame: DEFAULT_MAX_FRAME,
             max_queued_bytes: DEFAULT_MAX_QUEUED_BYTES,
             write_timeout: Duration::from_secs(10),
+            reverse_dial_grace: DEFAULT_REVERSE_DIAL_GRACE,
         }
     }
 }
@@ -145,8 +185,15 @@ struct Link {
     stream: TcpStream,
 }
 
-#[derive(Default)]
 struct SlotState {
+    /// Where to dial the peer; `None` for a peer known only from its own connection
+    /// (created on the fly), which this server never dials.
+    addr: Option<String>,
+    /// Whether a dialer thread runs for this peer (at most one ever does).
+    dialer: bool,
+    /// When the slot was created or its last link went down: the reverse dialer's grace
+    /// period counts from here.
+    down_since: Instant,
     link: Option<Link>,
     /// Encoded messages (without the length prefix) not yet taken by a writer.
     queue: VecDeque<Vec<u8>>,
@@ -154,20 +201,62 @@ struct SlotState {
 }
 
 struct Slot {
-    addr: String,
     state: Mutex<SlotState>,
     /// Wakes the writer of the current link.
     cv: Condvar,
+    /// Wakes the dialer when the link goes down or the transport stops. Separate from
+    /// `cv`, which every `send` notifies, so a dialer idling while its link is up is
+    /// not woken once per message.
+    dial_cv: Condvar,
+    /// Connection attempts by the dialer (for tests and diagnostics).
+    dials: AtomicU64,
+}
+
+impl Slot {
+    fn new(addr: Option<String>) -> Slot {
+        Slot {
+            state: Mutex::new(SlotState {
+                addr,
+                dialer: false,
+                down_since: Instant::now(),
+                link: None,
+                queue: VecDeque::new(),
+                queued_bytes: 0,
+            }),
+            cv: Condvar::new(),
+            dial_cv: Condvar::new(),
+            dials: AtomicU64::new(0),
+        }
+    }
 }
 
 struct Inner {
     settings: PeerSettings,
-    slots: HashMap<Sid, Slot>,
+    /// Every peer this server has a slot for: named ones and those created on the fly.
+    /// Slots are never removed, so an `Arc<Slot>` taken out stays the peer's slot. Lock
+    /// order: this map, then a slot; the map lock is never held across I/O.
+    slots: RwLock<HashMap<Sid, Arc<Slot>>>,
     deliver: Deliver,
     stop: AtomicBool,
     next_link: AtomicU64,
     listen_addr: SocketAddr,
     threads: Mutex<Vec<JoinHandle<()>>>,
+}
+
+impl Inner {
+    fn slot(&self, peer: Sid) -> Option<Arc<Slot>> {
+        self.slots
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(&peer)
+            .cloned()
+    }
+
+    fn add_thread(&self, h: JoinHandle<()>) {
+        let mut threads = self.threads.lock().unwrap_or_else(|p| p.into_inner());
+        threads.retain(|t| !t.is_finished());
+        threads.push(h);
+    }
 }
 
 /// A running transport. `send` may be called from any thread.
@@ -180,8 +269,8 @@ fn lock(slot: &Slot) -> MutexGuard<'_, SlotState> {
 }
 
 impl PeerNet {
-    /// Starts accepting on `listener` (this server's quorum port) and dialing every peer
-    /// with a larger id.
+    /// Starts accepting on `listener` (this server's quorum port) and dialing the peers
+    /// of `settings` (see the module documentation for who dials whom, and when).
     pub fn start(
         settings: PeerSettings,
         listener: TcpListener,
@@ -189,24 +278,18 @@ impl PeerNet {
     ) -> std::io::Result<PeerNet> {
         let listen_addr = listener.local_addr()?;
         listener.set_nonblocking(false)?;
-        let slots = settings
+        let slots: HashMap<Sid, Arc<Slot>> = settings
             .peers
             .iter()
             .filter(|p| p.id != settings.my_id)
-            .map(|p| {
-                (
-                    p.id,
-                    Slot {
-                        addr: p.addr.clone(),
-                        state: Mutex::new(SlotState::default()),
-                        cv: Condvar::new(),
-                    },
-                )
-            })
+            .map(|p| (p.id, Arc::new(Slot::new(Some(p.addr.clone())))))
             .collect();
+        let mut dial: Vec<(Sid, Arc<Slot>)> =
+            slots.iter().map(|(id, s)| (*id, s.clone())).collect();
+        dial.sort_unstable_by_key(|(id, _)| *id);
         let inner = Arc::new(Inner {
             settings,
-            slots,
+            slots: RwLock::new(slots),
             deliver,
             stop: AtomicBool::new(false),
             next_link: AtomicU64::new(1),
@@ -222,20 +305,9 @@ impl PeerNet {
                     .spawn(move || accept_loop(inner, listener))?,
             );
         }
-        let mut dial: Vec<Sid> = inner
-            .slots
-            .keys()
-            .copied()
-            .filter(|id| *id > inner.settings.my_id)
-            .collect();
-        dial.sort_unstable();
-        for peer in dial {
-            let inner = inner.clone();
-            handles.push(
-                std::thread::Builder::new()
-                    .name(format!("keel-peer-{peer}"))
-                    .spawn(move || dial_loop(inner, peer))?,
-            );
+        for (peer, slot) in dial {
+            lock(&slot).dialer = true;
+            handles.push(spawn_dialer(&inner, peer, slot)?);
         }
         inner
             .threads
@@ -245,6 +317,81 @@ impl PeerNet {
         Ok(PeerNet { inner })
     }
 
+    /// Names the peers of the current configuration (after a reconfiguration), as
+    /// [`PeerSettings::peers`] did at start; this server's own id is skipped.
+    ///
+    /// * A peer not known yet gets a slot and a dialer (see the module documentation).
+    /// * A peer known only from its own connection (created on the fly) gets its
+    ///   address and a dialer; its current link, if any, is kept.
+    /// * A peer whose address changed is dialed at the new address from its next dial
+    ///   on; its current link, if any, is kept.
+    /// * A peer no longer listed is kept as it is — its address, link and dialer — since
+    ///   a server removed from the voting membership may still follow as a learner.
+    ///
+    /// Never blocks on the network.
+    pub fn set_peers(&self, peers: Vec<PeerAddr>) {
+        let my_id = self.inner.settings.my_id;
+        let mut start: Vec<(Sid, Arc<Slot>)> = Vec::new();
+        // Decided under the map lock, logged after it (logging is I/O).
+        let mut news: Vec<String> = Vec::new();
+        {
+            let mut slots = self.inner.slots.write().unwrap_or_else(|p| p.into_inner());
+            for p in peers {
+                if p.id == my_id {
+                    continue;
+                }
+                match slots.entry(p.id) {
+                    Entry::Vacant(v) => {
+                        news.push(format!("server {} at {} is now a peer", p.id, p.addr));
+                        let slot = Arc::new(Slot::new(Some(p.addr)));
+                        start.push((p.id, slot.clone()));
+                        v.insert(slot);
+                    }
+                    Entry::Occupied(o) => {
+                        let mut st = lock(o.get());
+                        match &st.addr {
+                            None => news.push(format!(
+                                "server {}, known so far from its own connection, is now a peer at {}",
+                                p.id, p.addr
+                            )),
+                            Some(old) if *old != p.addr => news.push(format!(
+                                "server {} moves from {old} to {}; its next dial uses the new address",
+                                p.id, p.addr
+                            )),
+                            Some(_) => {}
+                        }
+                        st.addr = Some(p.addr);
+                        if !st.dialer {
+                            start.push((p.id, o.get().clone()));
+                        }
+                    }
+                }
+            }
+        }
+        for n in news {
+            info!("{n}");
+        }
+        // Threads are started without the map lock.
+        for (peer, slot) in start {
+            {
+                let mut st = lock(&slot);
+                if st.dialer {
+                    // A concurrent `set_peers` started it.
+                    continue;
+                }
+                st.dialer = true;
+            }
+            match spawn_dialer(&self.inner, peer, slot.clone()) {
+                Ok(h) => self.inner.add_thread(h),
+                Err(e) => {
+                    // Left marked as not dialing, so the next `set_peers` retries.
+                    lock(&slot).dialer = false;
+                    error!("cannot start the thread that dials server {peer}: {e}; it is not dialed until the peers are set again");
+                }
+            }
+        }
+    }
+
     /// The address the quorum port is bound to.
     pub fn local_addr(&self) -> SocketAddr {
         self.inner.listen_addr
@@ -252,7 +399,7 @@ impl PeerNet {
 
     /// Queues `msg` for `to`. Never blocks on the network.
     pub fn send(&self, to: Sid, msg: &PeerMsg) {
-        let Some(slot) = self.inner.slots.get(&to) else {
+        let Some(slot) = self.inner.slot(to) else {
             warn!(
                 "dropping a {} message for server {to}, which is not a peer",
                 msg.name()
@@ -267,11 +414,11 @@ impl PeerNet {
                 bytes.len(),
                 self.inner.settings.max_frame
             );
-            let mut st = lock(slot);
-            drop_link(&self.inner, to, slot, &mut st, None);
+            let mut st = lock(&slot);
+            drop_link(&self.inner, to, &slot, &mut st, None);
             return;
         }
-        let mut st = lock(slot);
+        let mut st = lock(&slot);
         if st.link.is_none() {
             if matches!(msg, PeerMsg::Vote(_)) {
                 st.queue.clear();
@@ -287,7 +434,7 @@ impl PeerNet {
                 "more than {} bytes queued for server {to}; dropping them and reporting the link down",
                 self.inner.settings.max_queued_bytes
             );
-            drop_link(&self.inner, to, slot, &mut st, None);
+            drop_link(&self.inner, to, &slot, &mut st, None);
         }
         st.queued_bytes += bytes.len();
         st.queue.push_back(bytes);
@@ -297,22 +444,32 @@ impl PeerNet {
     /// Whether a link to `peer` is up now (for tests and diagnostics).
     pub fn is_connected(&self, peer: Sid) -> bool {
         self.inner
-            .slots
-            .get(&peer)
-            .is_some_and(|s| lock(s).link.is_some())
+            .slot(peer)
+            .is_some_and(|s| lock(&s).link.is_some())
     }
 
     /// Closes every link and stops every transport thread (joining them).
     pub fn shutdown(self) {
         self.inner.stop.store(true, Ordering::SeqCst);
-        for slot in self.inner.slots.values() {
-            let mut st = lock(slot);
+        let slots: Vec<Arc<Slot>> = self
+            .inner
+            .slots
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .values()
+            .cloned()
+            .collect();
+        // A slot created after this snapshot was created after `stop` was set, so no
+        // link is ever installed in it (`run_link` checks `stop` under the slot lock).
+        for slot in slots {
+            let mut st = lock(&slot);
             if let Some(link) = st.link.take() {
                 let _ = link.stream.shutdown(Shutdown::Both);
             }
             st.queue.clear();
             st.queued_bytes = 0;
             slot.cv.notify_all();
+            slot.dial_cv.notify_all();
         }
         // Wake the accept thread.
         let mut wake = self.inner.listen_addr;
@@ -323,11 +480,32 @@ impl PeerNet {
             });
         }
         let _ = TcpStream::connect_timeout(&wake, Duration::from_millis(200));
-        let handles =
-            std::mem::take(&mut *self.inner.threads.lock().unwrap_or_else(|p| p.into_inner()));
-        for h in handles {
-            let _ = h.join();
+        // Until none are left: the accept thread may register a handshake thread
+        // after a batch was taken.
+        loop {
+            let handles =
+                std::mem::take(&mut *self.inner.threads.lock().unwrap_or_else(|p| p.into_inner()));
+            if handles.is_empty() {
+                break;
+            }
+            for h in handles {
+                let _ = h.join();
+            }
         }
+    }
+
+    /// Links made so far, in both directions and to every peer (for tests).
+    #[cfg(test)]
+    fn links_made(&self) -> u64 {
+        self.inner.next_link.load(Ordering::SeqCst) - 1
+    }
+
+    /// Connection attempts of the dialer of `peer` so far (for tests).
+    #[cfg(test)]
+    fn dials(&self, peer: Sid) -> u64 {
+        self.inner
+            .slot(peer)
+            .map_or(0, |s| s.dials.load(Ordering::SeqCst))
     }
 }
 
@@ -342,6 +520,8 @@ fn drop_link(inner: &Inner, peer: Sid, slot: &Slot, st: &mut SlotState, only: Op
     }
     if let Some(link) = st.link.take() {
         let _ = link.stream.shutdown(Shutdown::Both);
+        st.down_since = Instant::now();
+        slot.dial_cv.notify_all();
     }
     st.queue.clear();
     st.queued_bytes = 0;
@@ -359,27 +539,52 @@ fn hello(my_id: Sid) -> [u8; HELLO_LEN] {
     h
 }
 
+/// Why no hello was had from the other side.
+#[derive(Debug)]
+enum HelloError {
+    /// The connection ended before a whole hello arrived: how an acceptor refuses.
+    Closed(std::io::Error),
+    /// Anything else: a timeout, a socket error, or bytes that are not a hello.
+    Bad(String),
+}
+
+impl std::fmt::Display for HelloError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            HelloError::Closed(e) => write!(f, "no hello: {e}"),
+            HelloError::Bad(e) => f.write_str(e),
+        }
+    }
+}
+
 /// Reads the other side's hello and returns its server id.
-fn read_hello(stream: &mut TcpStream) -> Result<Sid, String> {
+fn read_hello(stream: &mut TcpStream) -> Result<Sid, HelloError> {
     stream
         .set_read_timeout(Some(HELLO_TIMEOUT))
-        .map_err(|e| e.to_string())?;
+        .map_err(|e| HelloError::Bad(e.to_string()))?;
     let mut h = [0u8; HELLO_LEN];
-    stream
-        .read_exact(&mut h)
-        .map_err(|e| format!("no hello: {e}"))?;
+    if let Err(e) = stream.read_exact(&mut h) {
+        return Err(match e.kind() {
+            std::io::ErrorKind::UnexpectedEof
+            | std::io::ErrorKind::ConnectionReset
+            | std::io::ErrorKind::ConnectionAborted => HelloError::Closed(e),
+            _ => HelloError::Bad(format!("no hello: {e}")),
+        });
+    }
     if &h[..4] != HELLO_MAGIC {
-        return Err("not a Keel peer (bad hello magic)".into());
+        return Err(HelloError::Bad("not a Keel peer (bad hello magic)".into()));
     }
     let version = u32::from_be_bytes([h[4], h[5], h[6], h[7]]);
     if version != PEER_PROTOCOL_VERSION {
-        return Err(format!(
+        return Err(HelloError::Bad(format!(
             "peer protocol version {version}, this server speaks {PEER_PROTOCOL_VERSION}"
-        ));
+        )));
     }
     let mut id = [0u8; 8];
     id.copy_from_slice(&h[8..]);
-    stream.set_read_timeout(None).map_err(|e| e.to_string())?;
+    stream
+        .set_read_timeout(None)
+        .map_err(|e| HelloError::Bad(e.to_string()))?;
     Ok(Sid::from_be_bytes(id))
 }
 
@@ -406,11 +611,7 @@ fn accept_loop(inner: Arc<Inner>, listener: TcpListener) {
                     .name("keel-peer-in".into())
                     .spawn(move || inbound(inner2, stream, from));
                 match spawned {
-                    Ok(h) => {
-                        let mut threads = inner.threads.lock().unwrap_or_else(|p| p.into_inner());
-                        threads.retain(|t| !t.is_finished());
-                        threads.push(h);
-                    }
+                    Ok(h) => inner.add_thread(h),
                     Err(e) => {
                         warn!("cannot start a thread for the peer connection from {from}: {e}")
                     }
@@ -437,105 +638,193 @@ fn inbound(inner: Arc<Inner>, mut stream: TcpStream, from: SocketAddr) {
         warn!("peer connection from {from} refused: it says it is server {peer}, which is this server's own id (two servers with one myid?)");
         return;
     }
-    if !inner.slots.contains_key(&peer) {
-        warn!(
-            "peer connection from {from} refused: server {peer} is not a member of this ensemble"
-        );
+    // Decided under the map lock, logged after it (logging is I/O).
+    let (slot, created) = {
+        let mut slots = inner.slots.write().unwrap_or_else(|p| p.into_inner());
+        match slots.entry(peer) {
+            Entry::Occupied(o) => {
+                if peer > my_id && lock(o.get()).addr.is_some() {
+                    (None, false)
+                } else {
+                    (Some(o.get().clone()), false)
+                }
+            }
+            Entry::Vacant(v) => (Some(v.insert(Arc::new(Slot::new(None))).clone()), true),
+        }
+    };
+    let Some(slot) = slot else {
+        // Expected now and then, not a fault: a reverse dial from a server that this
+        // one is dialing (or about to) itself. Refusing it keeps one link per pair; the
+        // other side backs off.
+        debug!("peer connection from {from} refused: server {peer} has the larger id and is a named peer, so this server ({my_id}) dials it");
         return;
-    }
-    if peer > my_id {
-        warn!("peer connection from {from} refused: server {peer} has the larger id, so this server ({my_id}) dials it, not the other way round");
-        return;
+    };
+    if created {
+        info!("accepting a peer connection from server {peer} ({from}), which is not in this server's configuration (a server joining the ensemble?)");
     }
     if let Err(e) = stream.write_all(&hello(my_id)) {
         debug!("peer connection from server {peer} ({from}) lost during the hello: {e}");
         return;
     }
-    run_link(&inner, peer, stream);
+    run_link(&inner, peer, &slot, stream);
 }
 
-fn dial_loop(inner: Arc<Inner>, peer: Sid) {
-    let slot = &inner.slots[&peer];
+fn spawn_dialer(inner: &Arc<Inner>, peer: Sid, slot: Arc<Slot>) -> std::io::Result<JoinHandle<()>> {
+    let inner = inner.clone();
+    std::thread::Builder::new()
+        .name(format!("keel-peer-{peer}"))
+        .spawn(move || dial_loop(inner, peer, slot))
+}
+
+/// Waits until `peer` should be dialed — it has no link, `not_before` has passed and,
+/// for a reverse dial, the grace period since its last link went down has too — and
+/// returns the address to dial; `None` once the transport stops.
+fn wait_to_dial(inner: &Inner, slot: &Slot, reverse: bool, not_before: Instant) -> Option<String> {
+    let mut st = lock(slot);
+    loop {
+        // Checked under the slot lock: `shutdown` sets `stop` before it locks the slot
+        // to notify, so the notification cannot fall between this check and the wait.
+        if inner.stop.load(Ordering::SeqCst) {
+            return None;
+        }
+        if st.link.is_some() {
+            st = slot.dial_cv.wait(st).unwrap_or_else(|p| p.into_inner());
+            continue;
+        }
+        let mut at = not_before;
+        if reverse {
+            at = at.max(st.down_since + inner.settings.reverse_dial_grace);
+        }
+        let now = Instant::now();
+        if at <= now {
+            if let Some(addr) = &st.addr {
+                return Some(addr.clone());
+            }
+            // Dialers only run for named peers and an address is never taken away;
+            // wait rather than spin should that ever change.
+            st = slot.dial_cv.wait(st).unwrap_or_else(|p| p.into_inner());
+            continue;
+        }
+        st = slot
+            .dial_cv
+            .wait_timeout(st, at - now)
+            .unwrap_or_else(|p| p.into_inner())
+            .0;
+    }
+}
+
+/// Dials `peer` whenever it has no link: at once for a larger id, after the grace
+/// period for a smaller one (a reverse dial).
+fn dial_loop(inner: Arc<Inner>, peer: Sid, slot: Arc<Slot>) {
+    let reverse = peer < inner.settings.my_id;
+    let kind = if reverse { "reverse dial" } else { "dial" };
     let mut backoff = BACKOFF_MIN;
     let mut failures = 0u32;
-    while !inner.stop.load(Ordering::SeqCst) {
-        match dial(&inner, peer, &slot.addr) {
+    let mut not_before = Instant::now();
+    while let Some(addr) = wait_to_dial(&inner, &slot, reverse, not_before) {
+        slot.dials.fetch_add(1, Ordering::SeqCst);
+        match dial(&inner, peer, &addr) {
             Ok(stream) => {
                 if failures > 0 {
                     info!(
-                        "connected to server {peer} at {} after {failures} failed attempt(s)",
-                        slot.addr
+                        "connected to server {peer} at {addr} after {failures} failed attempt(s)"
                     );
                 }
                 failures = 0;
                 backoff = BACKOFF_MIN;
-                run_link(&inner, peer, stream);
+                run_link(&inner, peer, &slot, stream);
                 // A peer that takes the hello and then drops the link must not be
                 // redialled in a tight loop.
-                sleep_unless_stopped(&inner, BACKOFF_MIN);
+                not_before = Instant::now() + BACKOFF_MIN;
             }
             Err(e) => {
                 failures += 1;
-                if failures % 100 == 1 {
-                    info!(
-                        "cannot reach server {peer} at {} ({e}); retrying",
-                        slot.addr
-                    );
+                let refused = reverse && matches!(e, DialError::Refused(_));
+                // A reverse dial is a fallback, failing routinely (the smaller side
+                // down, or dialing us itself): only the first failure of a series is
+                // worth more than debug. A regular dial failing is news every so often.
+                let loud = if reverse {
+                    failures == 1
                 } else {
-                    debug!(
-                        "cannot reach server {peer} at {} ({e}); retrying",
-                        slot.addr
-                    );
+                    failures % 100 == 1
+                };
+                if refused {
+                    if loud {
+                        info!("server {peer} at {addr} refused this server's {kind} ({e}): it knows this server and dials it itself; retrying now and then in case it forgets");
+                    } else {
+                        debug!(
+                            "server {peer} at {addr} refused this server's {kind} ({e}); retrying"
+                        );
+                    }
+                    backoff = (backoff * 2).clamp(REFUSED_BACKOFF_MIN, REFUSED_BACKOFF_MAX);
+                    not_before = Instant::now() + backoff;
+                } else {
+                    if loud {
+                        info!("cannot reach server {peer} at {addr} ({kind}: {e}); retrying");
+                    } else {
+                        debug!("cannot reach server {peer} at {addr} ({kind}: {e}); retrying");
+                    }
+                    not_before = Instant::now() + backoff;
+                    backoff = (backoff * 2).min(BACKOFF_MAX);
                 }
-                sleep_unless_stopped(&inner, backoff);
-                backoff = (backoff * 2).min(BACKOFF_MAX);
             }
         }
     }
 }
 
-fn sleep_unless_stopped(inner: &Inner, d: Duration) {
-    let until = Instant::now() + d;
-    while !inner.stop.load(Ordering::SeqCst) {
-        let now = Instant::now();
-        if now >= until {
-            return;
+/// Why a dial made no link.
+#[derive(Debug)]
+enum DialError {
+    /// The server at the address closed the connection instead of answering the hello.
+    Refused(String),
+    /// No connection, or no usable answer.
+    Failed(String),
+}
+
+impl std::fmt::Display for DialError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            DialError::Refused(e) | DialError::Failed(e) => f.write_str(e),
         }
-        std::thread::sleep((until - now).min(Duration::from_millis(20)));
     }
 }
 
-fn dial(inner: &Inner, peer: Sid, addr: &str) -> Result<TcpStream, String> {
+fn dial(inner: &Inner, peer: Sid, addr: &str) -> Result<TcpStream, DialError> {
     let addrs: Vec<SocketAddr> = addr
         .to_socket_addrs()
-        .map_err(|e| format!("cannot resolve: {e}"))?
+        .map_err(|e| DialError::Failed(format!("cannot resolve: {e}")))?
         .collect();
     let mut last = String::from("no address");
     for a in addrs {
         match TcpStream::connect_timeout(&a, Duration::from_secs(2)) {
             Ok(mut s) => {
                 s.write_all(&hello(inner.settings.my_id))
-                    .map_err(|e| format!("hello: {e}"))?;
-                let got = read_hello(&mut s)?;
+                    .map_err(|e| DialError::Failed(format!("{a}: hello: {e}")))?;
+                let got = match read_hello(&mut s) {
+                    Ok(id) => id,
+                    Err(HelloError::Closed(e)) => {
+                        return Err(DialError::Refused(format!("{a}: closed at the hello: {e}")))
+                    }
+                    Err(e) => return Err(DialError::Failed(format!("{a}: {e}"))),
+                };
                 if got != peer {
-                    return Err(format!(
+                    return Err(DialError::Failed(format!(
                         "{a} answered as server {got}, not {peer}: check the server.N lines"
-                    ));
+                    )));
                 }
                 return Ok(s);
             }
             Err(e) => last = format!("{a}: {e}"),
         }
     }
-    Err(last)
+    Err(DialError::Failed(last))
 }
 
 /// Installs `stream` as the link to `peer` (replacing any older one), runs its writer
 /// thread and reads from it on this thread until it breaks.
-fn run_link(inner: &Arc<Inner>, peer: Sid, stream: TcpStream) {
+fn run_link(inner: &Arc<Inner>, peer: Sid, slot: &Arc<Slot>, stream: TcpStream) {
     tune(&stream, inner.settings.write_timeout);
-    let slot = &inner.slots[&peer];
-    let id = inner.next_link.fetch_add(1, Ordering::Relaxed);
+    let id = inner.next_link.fetch_add(1, Ordering::SeqCst);
     let (reader, writer) = match (stream.try_clone(), stream.try_clone()) {
         (Ok(r), Ok(w)) => (r, w),
         _ => {
@@ -558,10 +847,15 @@ fn run_link(inner: &Arc<Inner>, peer: Sid, stream: TcpStream) {
     }
     info!("peer link to server {peer} is up");
     let w_inner = inner.clone();
+    let w_slot = slot.clone();
     let writer = std::thread::Builder::new()
         .name(format!("keel-peer-w{peer}"))
-        .spawn(move || write_loop(&w_inner, peer, id, writer));
-    let why = read_loop(inner, peer, id, reader);
+        .spawn(move || write_loop(&w_inner, peer, &w_slot, id, writer));
+    let why = match &writer {
+        Ok(_) => read_loop(inner, peer, slot, id, reader),
+        // Without a writer nothing queued would ever be sent: give the link up.
+        Err(e) => Err(format!("cannot start its writer thread: {e}")),
+    };
     {
         let mut st = lock(slot);
         let current = st.link.as_ref().map(|l| l.id) == Some(id);
@@ -579,8 +873,13 @@ fn run_link(inner: &Arc<Inner>, peer: Sid, stream: TcpStream) {
 }
 
 /// Reads frames until the link ends: `Ok` on a clean EOF or when the link was replaced.
-fn read_loop(inner: &Inner, peer: Sid, id: u64, stream: TcpStream) -> Result<(), String> {
-    let slot = &inner.slots[&peer];
+fn read_loop(
+    inner: &Inner,
+    peer: Sid,
+    slot: &Slot,
+    id: u64,
+    stream: TcpStream,
+) -> Result<(), String> {
     let max = inner.settings.max_frame;
     let mut r = std::io::BufReader::with_capacity(64 * 1024, stream);
     let mut body = Vec::new();
@@ -626,8 +925,7 @@ fn read_loop(inner: &Inner, peer: Sid, id: u64, stream: TcpStream) -> Result<(),
     }
 }
 
-fn write_loop(inner: &Inner, peer: Sid, id: u64, mut stream: TcpStream) {
-    let slot = &inner.slots[&peer];
+fn write_loop(inner: &Inner, peer: Sid, slot: &Slot, id: u64, mut stream: TcpStream) {
     let mut buf: Vec<u8> = Vec::new();
     loop {
         {
@@ -693,7 +991,55 @@ mod tests {
             peer_epoch: 1,
             round: n,
             state: PeerState::Looking,
+            config_version: 0,
         })
+    }
+
+    fn msg(from: Sid, msg: PeerMsg) -> PeerEvent {
+        PeerEvent::Msg { from, msg }
+    }
+
+    /// Grace before a reverse dial in the tests that use [`settings`]: short, so they
+    /// run quickly. Nothing in them depends on a race against it.
+    const TEST_GRACE: Duration = Duration::from_millis(100);
+
+    /// Settings for server `id` naming `peers` (id, address).
+    fn settings(id: Sid, peers: &[(Sid, String)]) -> PeerSettings {
+        let mut s = PeerSettings::new(
+            id,
+            peers
+                .iter()
+                .map(|(id, addr)| PeerAddr {
+                    id: *id,
+                    addr: addr.clone(),
+                })
+                .collect(),
+        );
+        s.reverse_dial_grace = TEST_GRACE;
+        s
+    }
+
+    /// Reads one frame from a raw peer connection.
+    fn read_frame(s: &mut TcpStream) -> PeerMsg {
+        let mut len = [0u8; 4];
+        s.read_exact(&mut len).unwrap();
+        let mut body = vec![0u8; u32::from_be_bytes(len) as usize];
+        s.read_exact(&mut body).unwrap();
+        PeerMsg::decode(&body).unwrap()
+    }
+
+    fn write_frame(s: &mut TcpStream, m: &PeerMsg) {
+        let body = m.encode();
+        s.write_all(&(body.len() as u32).to_be_bytes()).unwrap();
+        s.write_all(&body).unwrap();
+    }
+
+    /// Asserts that no `Down` was delivered so far (every event already delivered is
+    /// taken off `rx`).
+    fn assert_no_down(rx: &flume::Receiver<PeerEvent>) {
+        for e in rx.try_iter() {
+            assert!(!matches!(e, PeerEvent::Down { .. }), "unexpected {e:?}");
+        }
     }
 
     /// Two transports on loopback; `a` is server 1 (dials), `b` server 2 (accepts).
@@ -876,8 +1222,13 @@ mod tests {
 
     /// A raw client that says hello as server 1 to a transport that is server 2.
     fn raw_peer(b: &PeerNet) -> TcpStream {
+        raw_peer_as(b, 1)
+    }
+
+    /// A raw client that says hello as server `id` to a transport that is server 2.
+    fn raw_peer_as(b: &PeerNet, id: Sid) -> TcpStream {
         let mut s = TcpStream::connect(b.local_addr()).unwrap();
-        s.write_all(&hello(1)).unwrap();
+        s.write_all(&hello(id)).unwrap();
         s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
         let mut h = [0u8; HELLO_LEN];
         s.read_exact(&mut h).unwrap();
@@ -890,7 +1241,8 @@ mod tests {
         let (db, rb) = collector();
         let mut settings = PeerSettings::new(
             2,
-            // Nobody listens there: server 2 never dials server 1 anyway.
+            // Nobody listens there: server 2's reverse dials to server 1 fail, making
+            // no link and no event.
             vec![PeerAddr {
                 id: 1,
                 addr: "127.0.0.1:9".into(),
@@ -956,10 +1308,21 @@ mod tests {
 
     #[test]
     fn bad_hellos_are_refused() {
-        let (b, rb) = server2(1024);
+        let (db, rb) = collector();
+        // Server 2 names servers 1 and 3 where nobody listens: its dials fail, making
+        // no link and no event.
+        let b = PeerNet::start(
+            settings(2, &[(1, "127.0.0.1:9".into()), (3, "127.0.0.1:9".into())]),
+            listener(),
+            db,
+        )
+        .unwrap();
+        let mut old_version = hello(1);
+        old_version[4..8].copy_from_slice(&(PEER_PROTOCOL_VERSION + 1).to_be_bytes());
         for hello_bytes in [
             b"GET / HTTP/1.1\r\n".to_vec(),
-            hello(3).to_vec(), // not a member
+            old_version.to_vec(),
+            hello(3).to_vec(), // a named larger id: server 2 dials it, not the reverse
             hello(2).to_vec(), // its own id
         ] {
             let mut s = TcpStream::connect(b.local_addr()).unwrap();
@@ -968,7 +1331,8 @@ mod tests {
             assert_closed(&mut s);
         }
         assert!(rb.try_recv().is_err(), "no link, so no events");
-        assert!(!b.is_connected(1));
+        assert!(!b.is_connected(1) && !b.is_connected(3));
+        assert_eq!(b.links_made(), 0);
         b.shutdown();
     }
 
@@ -976,6 +1340,10 @@ mod tests {
     fn a_new_link_from_the_same_peer_replaces_the_old() {
         let (b, rb) = server2(1 << 20);
         let mut old = raw_peer(&b);
+        // The hello is answered before the link is installed: only a delivered frame
+        // shows that this one is the current link, which the next must replace.
+        write_frame(&mut old, &PeerMsg::Commit { zxid: 1 });
+        assert_eq!(recv(&rb), msg(1, PeerMsg::Commit { zxid: 1 }));
         let _new = raw_peer(&b);
         assert_eq!(recv(&rb), PeerEvent::Down { peer: 1 });
         assert_closed(&mut old);
@@ -986,6 +1354,205 @@ mod tests {
         let mut body = vec![0u8; u32::from_be_bytes(len) as usize];
         n.read_exact(&mut body).unwrap();
         assert_eq!(PeerMsg::decode(&body).unwrap(), PeerMsg::Commit { zxid: 3 });
+        b.shutdown();
+    }
+
+    #[test]
+    fn an_unknown_peer_is_accepted_on_the_fly() {
+        // Server 2 names only server 1; server 5 is unknown to it (a joining server).
+        let (b, rb) = server2(1 << 20);
+        let mut s = raw_peer_as(&b, 5);
+        write_frame(&mut s, &PeerMsg::Commit { zxid: 5 });
+        assert_eq!(recv(&rb), msg(5, PeerMsg::Commit { zxid: 5 }));
+        assert!(b.is_connected(5));
+        b.send(5, &PeerMsg::Ack { zxid: 6 });
+        assert_eq!(read_frame(&mut s), PeerMsg::Ack { zxid: 6 });
+        // Its link goes down like any other.
+        drop(s);
+        assert_eq!(recv(&rb), PeerEvent::Down { peer: 5 });
+        // And it may connect again: the slot made on the fly has no address, so server
+        // 2 never dials it, and a larger id it has no address for is not refused.
+        let mut s = raw_peer_as(&b, 5);
+        write_frame(&mut s, &PeerMsg::Commit { zxid: 7 });
+        assert_eq!(recv(&rb), msg(5, PeerMsg::Commit { zxid: 7 }));
+        assert_eq!(b.dials(5), 0);
+        b.shutdown();
+    }
+
+    #[test]
+    fn a_server_its_peer_does_not_know_connects_by_reverse_dial() {
+        // Server 4 joins: it names server 1, which does not know it.
+        let (da, ra) = collector();
+        let a = PeerNet::start(settings(1, &[]), listener(), da).unwrap();
+        let (db, rb) = collector();
+        let b_listener = listener();
+        let b_addr = b_listener.local_addr().unwrap();
+        let b = PeerNet::start(
+            settings(4, &[(1, a.local_addr().to_string())]),
+            b_listener,
+            db,
+        )
+        .unwrap();
+        // Kept while there is no link, written first once the reverse dial connects.
+        b.send(1, &vote(1));
+        assert_eq!(recv(&ra), msg(4, vote(1)));
+        // Server 1 made a slot for server 4 on the fly: it can answer.
+        a.send(4, &PeerMsg::Ack { zxid: 7 });
+        assert_eq!(recv(&rb), msg(1, PeerMsg::Ack { zxid: 7 }));
+        assert!(a.is_connected(4) && b.is_connected(1));
+
+        // The reconfiguration that adds server 4 names it on server 1: the link the
+        // reverse dial made stays (server 1 dials only once it is down).
+        a.set_peers(vec![
+            PeerAddr {
+                id: 1,
+                addr: a.local_addr().to_string(),
+            },
+            PeerAddr {
+                id: 4,
+                addr: b_addr.to_string(),
+            },
+        ]);
+        a.send(4, &PeerMsg::Commit { zxid: 8 });
+        assert_eq!(recv(&rb), msg(1, PeerMsg::Commit { zxid: 8 }));
+        b.send(1, &PeerMsg::Ack { zxid: 8 });
+        assert_eq!(recv(&ra), msg(4, PeerMsg::Ack { zxid: 8 }));
+        assert_no_down(&ra);
+        assert_no_down(&rb);
+        assert_eq!((a.links_made(), b.links_made()), (1, 1));
+        assert_eq!(a.dials(4), 0, "server 1 never dialed while the link was up");
+
+        // Server 4 restarts: now that server 1 knows it, server 1 dials it (its reverse
+        // dials are refused), and messages flow again.
+        b.shutdown();
+        assert_eq!(recv(&ra), PeerEvent::Down { peer: 4 });
+        let (db2, rb2) = collector();
+        let b2 = PeerNet::start(
+            settings(4, &[(1, a.local_addr().to_string())]),
+            listener_at(b_addr),
+            db2,
+        )
+        .unwrap();
+        a.send(4, &vote(2));
+        assert_eq!(recv(&rb2), msg(1, vote(2)));
+        b2.send(1, &PeerMsg::Ack { zxid: 9 });
+        assert_eq!(recv(&ra), msg(4, PeerMsg::Ack { zxid: 9 }));
+        assert!(a.dials(4) >= 1);
+        drop(rb);
+        a.shutdown();
+        b2.shutdown();
+    }
+
+    #[test]
+    fn set_peers_names_a_new_peer_which_is_then_dialed() {
+        let (da, ra) = collector();
+        let a = PeerNet::start(settings(1, &[]), listener(), da).unwrap();
+        // Server 2 knows nobody: only server 1's dial can link them.
+        let (db, rb) = collector();
+        let b = PeerNet::start(settings(2, &[]), listener(), db).unwrap();
+        a.send(2, &vote(1)); // not a peer: dropped
+        assert!(!a.is_connected(2));
+        a.set_peers(vec![
+            PeerAddr {
+                id: 1,
+                addr: a.local_addr().to_string(),
+            },
+            PeerAddr {
+                id: 2,
+                addr: b.local_addr().to_string(),
+            },
+        ]);
+        a.send(2, &vote(2));
+        assert_eq!(recv(&rb), msg(1, vote(2)));
+        b.send(1, &PeerMsg::Ack { zxid: 3 });
+        assert_eq!(recv(&ra), msg(2, PeerMsg::Ack { zxid: 3 }));
+        assert_eq!((a.links_made(), b.links_made()), (1, 1));
+        a.shutdown();
+        assert_eq!(recv(&rb), PeerEvent::Down { peer: 1 });
+        b.shutdown();
+    }
+
+    #[test]
+    fn set_peers_moves_a_peer_to_a_new_address() {
+        // Server 1 first has server 2 at an address where nobody listens.
+        let (da, ra) = collector();
+        let a = PeerNet::start(settings(1, &[(2, "127.0.0.1:9".into())]), listener(), da).unwrap();
+        let (db, rb) = collector();
+        let b = PeerNet::start(settings(2, &[]), listener(), db).unwrap();
+        a.send(2, &vote(1));
+        a.set_peers(vec![PeerAddr {
+            id: 2,
+            addr: b.local_addr().to_string(),
+        }]);
+        assert_eq!(recv(&rb), msg(1, vote(1)));
+        b.send(1, &PeerMsg::Ack { zxid: 1 });
+        assert_eq!(recv(&ra), msg(2, PeerMsg::Ack { zxid: 1 }));
+        a.shutdown();
+        b.shutdown();
+    }
+
+    #[test]
+    fn peers_that_know_each_other_make_one_link() {
+        let (la, lb) = (listener(), listener());
+        let (aa, ab) = (la.local_addr().unwrap(), lb.local_addr().unwrap());
+        let (da, ra) = collector();
+        let (db, rb) = collector();
+        let b = PeerNet::start(settings(2, &[(1, aa.to_string())]), lb, db).unwrap();
+        let a = PeerNet::start(settings(1, &[(2, ab.to_string())]), la, da).unwrap();
+        a.send(2, &vote(1));
+        assert_eq!(recv(&rb), msg(1, vote(1)));
+        b.send(1, &PeerMsg::Ack { zxid: 1 });
+        assert_eq!(recv(&ra), msg(2, PeerMsg::Ack { zxid: 1 }));
+        // Checking for an absence needs a window: several grace periods, in which a
+        // reverse dial by server 2 would have made a second link (it must not: server
+        // 2 does not dial while linked, and server 1 refuses it, as it dials server 2).
+        std::thread::sleep(TEST_GRACE * 5);
+        a.send(2, &PeerMsg::Commit { zxid: 2 });
+        assert_eq!(recv(&rb), msg(1, PeerMsg::Commit { zxid: 2 }));
+        b.send(1, &PeerMsg::Ack { zxid: 2 });
+        assert_eq!(recv(&ra), msg(2, PeerMsg::Ack { zxid: 2 }));
+        assert_no_down(&ra);
+        assert_no_down(&rb);
+        assert_eq!((a.links_made(), b.links_made()), (1, 1));
+        assert!(a.is_connected(2) && b.is_connected(1));
+        a.shutdown();
+        b.shutdown();
+    }
+
+    #[test]
+    fn a_refused_reverse_dial_backs_off() {
+        let start = Instant::now();
+        // Server 1 names server 2 where nobody listens (it cannot reach it); server 2
+        // names server 1 and reverse-dials it, which server 1 refuses.
+        let (da, ra) = collector();
+        let a = PeerNet::start(settings(1, &[(2, "127.0.0.1:9".into())]), listener(), da).unwrap();
+        let (db, rb) = collector();
+        let b = PeerNet::start(
+            settings(2, &[(1, a.local_addr().to_string())]),
+            listener(),
+            db,
+        )
+        .unwrap();
+        // No event marks a refused dial: poll for the first.
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while b.dials(1) == 0 {
+            assert!(Instant::now() < deadline, "no reverse dial within 10 s");
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        std::thread::sleep(Duration::from_millis(1500));
+        // Each refusal waits at least REFUSED_BACKOFF_MIN before the next dial, so
+        // however slowly this test ran, the dials are bounded by the time elapsed.
+        let elapsed = start.elapsed();
+        let bound = 1 + (elapsed.as_secs_f64() / REFUSED_BACKOFF_MIN.as_secs_f64()) as u64;
+        let dials = b.dials(1);
+        assert!(
+            dials <= bound,
+            "{dials} reverse dials in {elapsed:?}: not backing off"
+        );
+        assert!(!a.is_connected(2) && !b.is_connected(1));
+        assert_eq!((a.links_made(), b.links_made()), (0, 0));
+        assert!(ra.try_recv().is_err() && rb.try_recv().is_err());
+        a.shutdown();
         b.shutdown();
     }
 }

@@ -63,6 +63,12 @@ pub struct EnsembleOptions {
     pub read_only_mode: bool,
     /// What `/zookeeper/config` holds: the membership in ZooKeeper's format.
     pub config_data: String,
+    /// The membership's version (`zoo.cfg`'s `version`, or the dynamic file's suffix).
+    pub config_version: i64,
+    /// `reconfigEnabled`: accept `reconfig` requests when leading.
+    pub reconfig_enabled: bool,
+    /// `standaloneEnabled`: a reconfiguration may not leave fewer than two voters.
+    pub standalone_enabled: bool,
 }
 
 /// One `server.N` line, as the ensemble uses it.
@@ -183,9 +189,31 @@ pub fn start(opts: ServerOptions) -> Result<RunningServer, StartError> {
                 recovered.log.backend(),
                 recovered.log.io_mode()
             );
+            // A reconfiguration committed before a restart overrides zoo.cfg's list.
+            let static_members = ens.members.clone();
+            let mut ens = ens.clone();
+            match crate::membership::load(&opts.data_dir) {
+                Ok(Some((text, saved))) if saved.version > ens.config_version => {
+                    info!(
+                        "membership 0x{:x} from the last reconfiguration ({}) replaces zoo.cfg's",
+                        saved.version,
+                        crate::membership::file(&opts.data_dir).display()
+                    );
+                    ens.members = saved.members;
+                    ens.config_data = text;
+                    ens.config_version = saved.version;
+                }
+                Ok(_) => {}
+                Err(e) => {
+                    return Err(StartError::Storage(StorageError::Membership(e)));
+                }
+            }
+            // A server removed by a reconfiguration still starts (as a non-voting
+            // learner) from its own zoo.cfg line.
             let me = ens
                 .members
                 .iter()
+                .chain(static_members.iter())
                 .find(|m| m.id == ens.my_id)
                 .cloned()
                 .ok_or_else(|| StartError::PeerBind {
@@ -219,6 +247,9 @@ pub fn start(opts: ServerOptions) -> Result<RunningServer, StartError> {
             rcfg.sync_limit = ens.sync_limit;
             rcfg.max_batch_txns = opts.knobs.max_batch_txns.max(1);
             rcfg.read_only_mode = ens.read_only_mode;
+            rcfg.reconfig_enabled = ens.reconfig_enabled;
+            rcfg.standalone_enabled = ens.standalone_enabled;
+            rcfg.check_server = crate::membership::check_server;
             let peer_tx = engine_tx.clone();
             let mut settings = peer::PeerSettings::new(
                 ens.my_id,
@@ -508,6 +539,7 @@ impl ServerOptions {
             min_session_timeout_ms: cfg.min_session_timeout_ms as i32,
             max_session_timeout_ms: cfg.max_session_timeout_ms as i32,
             super_digest: cfg.super_digest.clone(),
+            skip_acl: cfg.skip_acl,
             extended_types: cfg.extended_types,
             container_check_ms: prop_ms("znode.container.checkIntervalMs", 60_000)?,
             container_never_used_ms: prop_ms("znode.container.maxNeverUsedIntervalMs", 0)?,
@@ -547,23 +579,13 @@ fn ensemble_options(cfg: &crate::config::Config) -> Result<EnsembleOptions, Opti
     })?;
     let mut members = Vec::with_capacity(cfg.servers.len());
     for s in &cfg.servers {
-        let Some(a) = s.addresses.first() else {
-            return Err(OptionsError::Peer {
+        members.push(
+            crate::membership::member_of(s).ok_or_else(|| OptionsError::Peer {
                 id: s.id,
                 host: String::new(),
                 reason: "no address".into(),
-            });
-        };
-        let host = if a.host.contains(':') {
-            format!("[{}]", a.host)
-        } else {
-            a.host.clone()
-        };
-        members.push(Member {
-            id: s.id,
-            observer: s.role == crate::config::PeerRole::Observer,
-            peer_addr: format!("{host}:{}", a.quorum_port),
-        });
+            })?,
+        );
     }
     Ok(EnsembleOptions {
         my_id,
@@ -572,42 +594,11 @@ fn ensemble_options(cfg: &crate::config::Config) -> Result<EnsembleOptions, Opti
         init_limit: cfg.init_limit as i64,
         sync_limit: cfg.sync_limit as i64,
         read_only_mode: cfg.read_only_mode,
-        config_data: config_znode_data(cfg),
+        config_data: cfg.membership(),
+        config_version: cfg.config_version as i64,
+        reconfig_enabled: cfg.reconfig_enabled,
+        standalone_enabled: cfg.standalone_enabled,
     })
-}
-
-/// `/zookeeper/config` as ZooKeeper writes it (`QuorumMaj.toString`): one
-/// `server.N=host:quorumPort:electionPort:role[;clientHost:clientPort]` line per member,
-/// then `version=<hex>`.
-fn config_znode_data(cfg: &crate::config::Config) -> String {
-    use std::fmt::Write;
-    let mut s = String::new();
-    for m in &cfg.servers {
-        let addrs: Vec<String> = m
-            .addresses
-            .iter()
-            .map(|a| {
-                let host = if a.host.contains(':') {
-                    format!("[{}]", a.host)
-                } else {
-                    a.host.clone()
-                };
-                format!("{host}:{}:{}", a.quorum_port, a.election_port)
-            })
-            .collect();
-        let role = if m.role == crate::config::PeerRole::Observer {
-            "observer"
-        } else {
-            "participant"
-        };
-        let _ = write!(s, "server.{}={}:{role}", m.id, addrs.join("|"));
-        if let Some(c) = &m.client {
-            let _ = write!(s, ";{}:{}", c.host, c.port);
-        }
-        s.push('\n');
-    }
-    let _ = write!(s, "version={:x}", cfg.config_version);
-    s
 }
 
 #[cfg(test)]

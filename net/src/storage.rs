@@ -37,6 +37,10 @@ pub enum StorageError {
     Gap { dir: PathBuf, first: u64, snap: u64 },
     #[error("{}: {reason}", path.display())]
     Epoch { path: PathBuf, reason: String },
+    /// The membership saved by the last reconfiguration (the message names the file
+    /// and line).
+    #[error("the membership saved by the last reconfiguration is unreadable: {0}")]
+    Membership(String),
 }
 
 pub struct Layout {

@@ -19,6 +19,8 @@ struct Node {
     client_port: u16,
     dir: PathBuf,
     child: Option<Child>,
+    /// Its `server.N=...` line.
+    spec: String,
 }
 
 struct Ensemble {
@@ -41,21 +43,36 @@ impl Ensemble {
 
     /// `n` servers, the last `observers` of them observers, `extra` zoo.cfg lines.
     fn start_with(n: usize, observers: usize, extra: &str) -> Ensemble {
+        Ensemble::start_joining(n, observers, 0, extra)
+    }
+
+    /// As `start_with`, plus `joiners` more servers (ids after the others) that are
+    /// not started and not in the others' zoo.cfg: each lists the ensemble and itself,
+    /// as a server about to be added by `reconfig` does.
+    fn start_joining(n: usize, observers: usize, joiners: usize, extra: &str) -> Ensemble {
         let dir = tempfile::tempdir().expect("temp dir");
-        let ports = free_ports(3 * n);
-        let mut servers = String::new();
-        for i in 0..n {
-            servers.push_str(&format!(
+        let total = n + joiners;
+        let ports = free_ports(3 * total);
+        let line = |i: usize| {
+            format!(
                 "server.{}=127.0.0.1:{}:{}{};127.0.0.1:{}\n",
                 i + 1,
                 ports[3 * i + 1],
                 ports[3 * i + 2],
-                if i >= n - observers { ":observer" } else { "" },
+                if i < n && i >= n - observers {
+                    ":observer"
+                } else {
+                    ""
+                },
                 ports[3 * i]
-            ));
-        }
+            )
+        };
         let mut nodes = Vec::new();
-        for i in 0..n {
+        for i in 0..total {
+            let mut servers: String = (0..n).map(line).collect();
+            if i >= n {
+                servers.push_str(&line(i));
+            }
             let nd = dir.path().join(format!("node{}", i + 1));
             std::fs::create_dir_all(&nd).unwrap();
             std::fs::write(nd.join("myid"), format!("{}\n", i + 1)).unwrap();
@@ -73,6 +90,7 @@ impl Ensemble {
                 client_port: ports[3 * i],
                 dir: nd,
                 child: None,
+                spec: line(i).trim().to_string(),
             });
         }
         let mut e = Ensemble { nodes, _dir: dir };
@@ -730,4 +748,58 @@ async fn keel_cluster_starts_a_local_ensemble_and_stops_it() {
         );
     }
     assert!(dir.path().join("node2/myid").exists());
+}
+
+#[tokio::test]
+async fn a_reconfiguration_replaces_a_member_and_outlives_kill_9_of_every_member() {
+    let mut e = Ensemble::start_joining(3, 0, 1, "reconfigEnabled=true\nskipACL=yes\n");
+    e.settled_leader(Duration::from_secs(30)).await;
+    // Server 4 is in no one's zoo.cfg but its own: it follows as a learner first.
+    e.launch(3);
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while e.mode(3).as_deref() != Some("follower") {
+        assert!(
+            Instant::now() < deadline,
+            "server 4 never followed\n{}",
+            e.logs()
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let c = e.writable(&e.only(0), Duration::from_secs(30)).await;
+    let (data, stat) = c
+        .update_ensemble(
+            zk::EnsembleUpdate::Incremental {
+                joinings: [e.nodes[3].spec.as_str()].into_iter(),
+                leavings: ["3"].into_iter(),
+            },
+            None,
+        )
+        .await
+        .unwrap();
+    let text = String::from_utf8(data).unwrap();
+    assert!(
+        text.contains("server.4=") && !text.contains("server.3="),
+        "{text}"
+    );
+    assert!(
+        text.ends_with(&format!("version={:x}", stat.mzxid)),
+        "{text}"
+    );
+    c.create("/after-reconfig", b"x", PERSISTENT).await.unwrap();
+
+    for i in 0..4 {
+        e.kill9(i);
+    }
+    // Servers 1 and 4 are a quorum of the new membership {1, 2, 4} but not of
+    // zoo.cfg's {1, 2, 3}: they serve only if the reconfiguration was kept.
+    e.launch(0);
+    e.launch(3);
+    let both = format!("{},{}", e.only(0), e.only(3));
+    let c = e.writable(&both, Duration::from_secs(60)).await;
+    c.sync("/").await.unwrap();
+    assert!(c.check_stat("/after-reconfig").await.unwrap().is_some());
+    let (config, _) = c.get_config().await.unwrap();
+    assert_eq!(String::from_utf8(config).unwrap(), text);
+    let saved = std::fs::read_to_string(e.nodes[0].dir.join("membership")).unwrap();
+    assert_eq!(saved.trim_end(), text);
 }

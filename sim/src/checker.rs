@@ -6,7 +6,10 @@
 //! - a server applies zxids in increasing order without skipping one that any server
 //!   applied (committed prefixes are identical): between two consecutive applies on one
 //!   server (or a snapshot and the next apply) no other committed zxid may exist;
-//! - a transaction is durable on a quorum of voters when it is applied anywhere;
+//! - a transaction is durable on a quorum of voters when it is applied anywhere, the
+//!   voters being those of the membership in force at its zxid (the newest committed
+//!   reconfiguration below it, learned from the applied `Txn::Reconfig`s, or the
+//!   initial one); a reconfiguration also on a quorum of its own new voters;
 //! - at most one leader per epoch; epochs never go backwards and `current <= accepted`.
 //!
 //! **The client history** (fed as replies arrive):
@@ -26,7 +29,8 @@ use std::collections::{BTreeMap, HashMap};
 use std::fmt;
 
 use keel_engine::txn::{Txn, TxnRecord};
-use keel_engine::zab::{Epochs, Sid};
+use keel_engine::zab::membership::simple_spec;
+use keel_engine::zab::{Epochs, Membership, Sid};
 
 use crate::lin::{self, Op, Verdict, VersionedRegister, WriteResult};
 
@@ -51,6 +55,7 @@ impl fmt::Display for OpRec {
             OpKind::Create { key, value } => write!(f, "create /k{key} = {:?}", v(value))?,
             OpKind::Read { key } => write!(f, "getData /k{key}")?,
             OpKind::Sync => write!(f, "sync")?,
+            OpKind::Reconfig { cxid, what } => write!(f, "reconfig (xid {cxid}) {what}")?,
         }
         match self.ret {
             Some(r) => write!(f, " [{}..{}ms]", t(self.call), t(r))?,
@@ -65,6 +70,7 @@ impl fmt::Display for OpRec {
                 write!(f, " -> {:?} (mzxid {mzxid:#x}) at {zxid:#x}", v(value))
             }
             Outcome::SyncOk { zxid } => write!(f, " -> at {zxid:#x}"),
+            Outcome::ReconfigOk { zxid, .. } => write!(f, " -> membership {zxid:#x}"),
             Outcome::Failed { err } => write!(f, " -> error {err}"),
         }
     }
@@ -99,6 +105,12 @@ pub enum OpKind {
         key: usize,
         value: Vec<u8>,
     },
+    /// `reconfig` (its request xid, the txn's cxid if it commits; what it asks, for
+    /// traces).
+    Reconfig {
+        cxid: i32,
+        what: String,
+    },
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -118,6 +130,11 @@ pub enum Outcome {
     SyncOk {
         zxid: i64,
     },
+    /// A `reconfig` answered with the new membership's text.
+    ReconfigOk {
+        zxid: i64,
+        data: Vec<u8>,
+    },
     /// An error reply: the operation did not take effect.
     Failed {
         err: i32,
@@ -132,6 +149,60 @@ pub struct OpRec {
     pub call: i64,
     pub ret: Option<i64>,
     pub outcome: Outcome,
+}
+
+/// An ensemble membership as the checks count it.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Members {
+    /// The zxid of the reconfiguration that made it; 0 for the initial one.
+    pub version: i64,
+    pub voters: Vec<Sid>,
+    pub observers: Vec<Sid>,
+}
+
+impl Members {
+    pub fn new(version: i64, voters: Vec<Sid>, observers: Vec<Sid>) -> Members {
+        Members {
+            version,
+            voters,
+            observers,
+        }
+    }
+
+    pub fn from_membership(m: &Membership) -> Members {
+        Members::new(m.version, m.voters(), m.observers())
+    }
+
+    /// The membership a `Txn::Reconfig`'s data describes.
+    pub fn parse(data: &[u8]) -> Result<Members, String> {
+        let text = std::str::from_utf8(data).map_err(|_| "not UTF-8".to_string())?;
+        let m = Membership::parse(text, simple_spec).map_err(|e| e.0)?;
+        Ok(Members::from_membership(&m))
+    }
+
+    pub fn is_voter(&self, s: Sid) -> bool {
+        self.voters.contains(&s)
+    }
+
+    pub fn is_member(&self, s: Sid) -> bool {
+        self.voters.contains(&s) || self.observers.contains(&s)
+    }
+
+    /// How many of `holders` are voters, and whether that is a majority of the voters.
+    pub fn quorum_of(&self, holders: &[Sid]) -> (usize, bool) {
+        let n = holders.iter().filter(|s| self.is_voter(**s)).count();
+        (n, n > self.voters.len() / 2)
+    }
+}
+
+impl fmt::Display for Members {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{:#x}: voters {:?}", self.version, self.voters)?;
+        if !self.observers.is_empty() {
+            write!(f, " observers {:?}", self.observers)?;
+        }
+        Ok(())
+    }
 }
 
 #[derive(Debug, Default, Clone)]
@@ -158,6 +229,11 @@ pub struct Checker {
     key_writes: Vec<BTreeMap<i64, Vec<u8>>>,
     leaders: BTreeMap<i64, Sid>,
     epochs: HashMap<Sid, Epochs>,
+    /// Committed memberships by version (the zxid of their reconfiguration): the
+    /// initial one at 0, then every `Txn::Reconfig` some server applied.
+    memberships: BTreeMap<i64, Members>,
+    /// Committed reconfigurations by (session, cxid): their zxid.
+    reconfig_by_request: HashMap<(i64, i32), i64>,
     ops: Vec<OpRec>,
     sessions: Vec<SessionRec>,
     write_by_value: HashMap<Vec<u8>, OpId>,
@@ -170,9 +246,20 @@ pub struct Checker {
 pub const INIT_VALUE: &[u8] = b"init";
 
 impl Checker {
-    pub fn new(keys: Vec<String>, waive: Vec<String>) -> Checker {
+    /// `initial`: the membership every server starts with (version 0).
+    pub fn new(keys: Vec<String>, waive: Vec<String>, initial: Members) -> Checker {
         let n = keys.len();
+        let mut memberships = BTreeMap::new();
+        memberships.insert(
+            0,
+            Members {
+                version: 0,
+                ..initial
+            },
+        );
         Checker {
+            memberships,
+            reconfig_by_request: HashMap::new(),
             keys,
             violations: Vec::new(),
             waive,
@@ -257,11 +344,89 @@ impl Checker {
         self.digests.keys().next_back().copied().unwrap_or(0)
     }
 
+    // ------------------------------------------------------------ membership
+
+    /// The membership in force at `zxid`: the newest committed reconfiguration below
+    /// it, or the initial one. (A transaction committed while a reconfiguration was
+    /// pending needed a quorum of both, so counting the older one is sound.)
+    pub fn membership_at(&self, zxid: i64) -> &Members {
+        self.memberships
+            .range(..zxid)
+            .next_back()
+            .map(|(_, m)| m)
+            .unwrap_or_else(|| &self.memberships[&0])
+    }
+
+    /// The newest committed membership the checker knows of.
+    pub fn newest_membership(&self) -> &Members {
+        self.memberships.values().next_back().unwrap()
+    }
+
+    /// The committed membership of version `v`, if known.
+    pub fn membership(&self, v: i64) -> Option<&Members> {
+        self.memberships.get(&v)
+    }
+
+    /// Every committed membership, oldest first.
+    pub fn memberships(&self) -> impl Iterator<Item = &Members> {
+        self.memberships.values()
+    }
+
+    /// Committed reconfigurations seen (not counting the initial membership).
+    pub fn reconfigs_committed(&self) -> u64 {
+        self.memberships.len() as u64 - 1
+    }
+
+    /// A committed reconfiguration, first seen applied at `zxid`.
+    fn learn_reconfig(&mut self, now: i64, node: Sid, r: &TxnRecord) {
+        let Txn::Reconfig { data } = &r.txn else {
+            return;
+        };
+        self.reconfig_by_request.insert((r.session, r.cxid), r.zxid);
+        match Members::parse(data) {
+            Ok(m) => {
+                if m.version != r.zxid {
+                    let detail = format!(
+                        "server {node} applied reconfiguration {:#x} whose membership says version={:#x}",
+                        r.zxid, m.version
+                    );
+                    self.violate(now, "membership", detail);
+                }
+                if m.voters.is_empty() {
+                    self.violate(
+                        now,
+                        "membership",
+                        format!(
+                            "reconfiguration {:#x} committed a membership without voters",
+                            r.zxid
+                        ),
+                    );
+                }
+                self.memberships.insert(
+                    r.zxid,
+                    Members {
+                        version: r.zxid,
+                        ..m
+                    },
+                );
+            }
+            Err(e) => self.violate(
+                now,
+                "membership",
+                format!(
+                    "server {node} applied reconfiguration {:#x} that does not parse: {e}",
+                    r.zxid
+                ),
+            ),
+        }
+    }
+
     // ------------------------------------------------------------ replicated log
 
     /// Server `node` applied (`zxid`, `digest`) right after `prev` (its previous apply,
     /// or the snapshot it loaded). `rec` is the transaction as its own log holds it;
-    /// `durable_on` how many voters hold it durably; `quorum` the voters' quorum.
+    /// `durable_on` the servers that hold it durably (the voters among them are
+    /// counted against the membership in force at `zxid`).
     #[allow(clippy::too_many_arguments)]
     pub fn applied(
         &mut self,
@@ -271,8 +436,7 @@ impl Checker {
         zxid: i64,
         digest: u64,
         rec: Option<&TxnRecord>,
-        durable_on: Option<usize>,
-        quorum: usize,
+        durable_on: Option<&[Sid]>,
     ) {
         self.applied_events += 1;
         if zxid <= prev {
@@ -308,22 +472,57 @@ impl Checker {
                         );
                         self.violate(now, "committed prefix", detail);
                     }
-                } else {
-                    self.content.insert(zxid, r.clone());
-                    self.note_committed_write(r);
                 }
-                if let Some(n) = durable_on {
-                    if n < quorum {
-                        self.violate(
-                            now,
-                            "commit quorum",
-                            format!("server {node} applied {zxid:#x} but only {n} voters hold it durably (quorum {quorum})"),
-                        );
-                    }
+                if let Some(h) = durable_on {
+                    self.check_commit_quorum(now, node, r, h);
+                }
+                if let std::collections::hash_map::Entry::Vacant(e) = self.content.entry(zxid) {
+                    e.insert(r.clone());
+                    self.note_committed_write(r);
+                    self.learn_reconfig(now, node, r);
                 }
             }
             None => self.unknown_content += 1,
         }
+    }
+
+    /// `r` was applied while `holders` hold it durably: a quorum of the voters in force
+    /// at its zxid (and, for a reconfiguration, of its own new voters) must be among
+    /// them. Once a newer membership is committed, a quorum of that one suffices: the
+    /// older membership's voters no longer count (one that was removed may since have
+    /// been cut back by a doomed candidate, as an observer may).
+    fn check_commit_quorum(&mut self, now: i64, node: Sid, r: &TxnRecord, holders: &[Sid]) {
+        let zxid = r.zxid;
+        let m = self.membership_at(zxid);
+        let (n, mut ok) = m.quorum_of(holders);
+        let mut short = if ok { None } else { Some((n, m.clone())) };
+        if let Txn::Reconfig { data } = &r.txn {
+            if let Ok(nm) = Members::parse(data) {
+                let (n2, ok2) = nm.quorum_of(holders);
+                if !ok2 {
+                    ok = false;
+                    short.get_or_insert((
+                        n2,
+                        Members {
+                            version: zxid,
+                            ..nm
+                        },
+                    ));
+                }
+            }
+        }
+        if ok {
+            return;
+        }
+        let newest = self.newest_membership();
+        if newest.version > m.version && newest.quorum_of(holders).1 {
+            return;
+        }
+        let (n, m) = short.unwrap();
+        let detail = format!(
+            "server {node} applied {zxid:#x} but only {n} voters of membership {m} hold it durably ({holders:?})"
+        );
+        self.violate(now, "commit quorum", detail);
     }
 
     fn note_committed_write(&mut self, r: &TxnRecord) {
@@ -622,6 +821,76 @@ impl Checker {
         self.session_zxid(now, op, zxid, "sync");
     }
 
+    /// A `reconfig` answered with the new membership `data` at `zxid`.
+    pub fn reconfig_ok(&mut self, now: i64, op: OpId, zxid: i64, data: Vec<u8>) {
+        self.ops[op].ret = Some(now);
+        self.ops[op].outcome = Outcome::ReconfigOk {
+            zxid,
+            data: data.clone(),
+        };
+        self.session_zxid(now, op, zxid, "reconfig");
+        match Members::parse(&data) {
+            Ok(m) if m.version == zxid => {}
+            Ok(m) => {
+                let detail = format!(
+                    "reconfig answered at {zxid:#x} with a membership of version {:#x}",
+                    m.version
+                );
+                self.violate(now, "reconfig", detail);
+            }
+            Err(e) => self.violate(
+                now,
+                "reconfig",
+                format!("reconfig answered at {zxid:#x} with text that does not parse: {e}"),
+            ),
+        }
+        self.check_reconfig_committed(now, op, false);
+    }
+
+    /// An acknowledged `reconfig` is the committed reconfiguration at its zxid, with
+    /// the text it was answered with; one answered with an error never commits.
+    fn check_reconfig_committed(&mut self, now: i64, op: OpId, final_check: bool) {
+        let o = &self.ops[op];
+        let OpKind::Reconfig { cxid, .. } = o.kind else {
+            return;
+        };
+        let session = self.sessions[o.session].zk_id;
+        match &o.outcome {
+            Outcome::ReconfigOk { zxid, data } => {
+                let zxid = *zxid;
+                match self.content.get(&zxid).map(|r| (&r.txn, r.session, r.cxid)) {
+                    Some((Txn::Reconfig { data: d }, s, c))
+                        if d == data && s == session && c == cxid => {}
+                    Some(other) => {
+                        let detail = format!(
+                            "{} acknowledged at {zxid:#x}, but the committed transaction there is {other:?}",
+                            self.ops[op]
+                        );
+                        self.violate(now, "reconfig", detail);
+                    }
+                    None if final_check => {
+                        let detail = format!(
+                            "{} acknowledged at {zxid:#x}, which is not in the committed log (lost)",
+                            self.ops[op]
+                        );
+                        self.violate(now, "reconfig", detail);
+                    }
+                    None => {}
+                }
+            }
+            Outcome::Failed { err } if final_check => {
+                if let Some(z) = self.reconfig_by_request.get(&(session, cxid)) {
+                    let detail = format!(
+                        "{} was answered with error {err}, but it committed at {z:#x}",
+                        self.ops[op]
+                    );
+                    self.violate(now, "reconfig", detail);
+                }
+            }
+            _ => {}
+        }
+    }
+
     /// Replies without a checked result (create of the set-up script).
     pub fn done(&mut self, now: i64, op: OpId) {
         self.ops[op].ret = Some(now);
@@ -674,6 +943,7 @@ impl Checker {
         // No acknowledged write lost; nothing committed from nowhere.
         for op in 0..self.ops.len() {
             self.check_write_committed(now, op, true);
+            self.check_reconfig_committed(now, op, true);
         }
         for key in 0..self.keys.len() {
             let writes: Vec<(i64, Vec<u8>)> = self.key_writes[key]
@@ -851,35 +1121,39 @@ mod tests {
     }
 
     fn checker() -> Checker {
-        Checker::new(vec!["/k0".into(), "/k1".into()], Vec::new())
+        Checker::new(
+            vec!["/k0".into(), "/k1".into()],
+            Vec::new(),
+            Members::new(0, vec![1, 2, 3], vec![]),
+        )
     }
 
     #[test]
     fn divergent_commit_is_caught() {
         let mut c = checker();
-        c.applied(0, 1, 0, 1, 11, Some(&set(1, "/k0", "a")), Some(2), 2);
-        c.applied(0, 2, 0, 1, 11, Some(&set(1, "/k0", "a")), Some(2), 2);
+        c.applied(0, 1, 0, 1, 11, Some(&set(1, "/k0", "a")), Some(&[1, 2]));
+        c.applied(0, 2, 0, 1, 11, Some(&set(1, "/k0", "a")), Some(&[1, 2]));
         assert!(!c.failed());
-        c.applied(0, 3, 0, 1, 12, Some(&set(1, "/k0", "b")), Some(2), 2);
+        c.applied(0, 3, 0, 1, 12, Some(&set(1, "/k0", "b")), Some(&[1, 2]));
         assert!(c.failed());
     }
 
     #[test]
     fn skipping_a_committed_zxid_is_caught() {
         let mut c = checker();
-        c.applied(0, 1, 0, 1, 1, None, None, 2);
-        c.applied(0, 1, 1, 2, 2, None, None, 2);
-        c.applied(0, 2, 0, 2, 2, None, None, 2);
+        c.applied(0, 1, 0, 1, 1, None, None);
+        c.applied(0, 1, 1, 2, 2, None, None);
+        c.applied(0, 2, 0, 2, 2, None, None);
         assert_eq!(c.violations()[0].kind, "committed prefix");
     }
 
     #[test]
     fn reapplying_and_missing_quorum_are_caught() {
         let mut c = checker();
-        c.applied(0, 1, 5, 5, 1, None, None, 2);
+        c.applied(0, 1, 5, 5, 1, None, None);
         assert_eq!(c.violations()[0].kind, "apply order");
         let mut c = checker();
-        c.applied(0, 1, 0, 1, 1, Some(&set(1, "/k0", "a")), Some(1), 2);
+        c.applied(0, 1, 0, 1, 1, Some(&set(1, "/k0", "a")), Some(&[1]));
         assert_eq!(c.violations()[0].kind, "commit quorum");
     }
 
@@ -909,9 +1183,9 @@ mod tests {
     fn good_history_passes() {
         let mut c = checker();
         let s = c.new_session(0x10);
-        c.applied(0, 1, 0, 1, 1, Some(&set(1, "/k0", "init")), Some(2), 2);
+        c.applied(0, 1, 0, 1, 1, Some(&set(1, "/k0", "init")), Some(&[1, 2]));
         let w = write(&mut c, s, 0, "a", 10);
-        c.applied(15, 1, 1, 2, 2, Some(&set(2, "/k0", "a")), Some(2), 2);
+        c.applied(15, 1, 1, 2, 2, Some(&set(2, "/k0", "a")), Some(&[1, 2]));
         c.write_ok(20, w, 2, 2, 1);
         let r = c.invoke(s, 0, OpKind::Read { key: 0 }, 30);
         c.read_ok(40, r, 2, b"a".to_vec(), 2, 1);
@@ -927,9 +1201,9 @@ mod tests {
     fn stale_and_backwards_reads_are_caught() {
         let mut c = checker();
         let s = c.new_session(0x10);
-        c.applied(0, 1, 0, 1, 1, Some(&set(1, "/k0", "init")), Some(2), 2);
+        c.applied(0, 1, 0, 1, 1, Some(&set(1, "/k0", "init")), Some(&[1, 2]));
         let w = write(&mut c, s, 0, "a", 10);
-        c.applied(15, 1, 1, 2, 2, Some(&set(2, "/k0", "a")), Some(2), 2);
+        c.applied(15, 1, 1, 2, 2, Some(&set(2, "/k0", "a")), Some(&[1, 2]));
         c.write_ok(20, w, 2, 2, 1);
         // The session reads its key back at the old value: not monotonic.
         let r = c.invoke(s, 0, OpKind::Read { key: 0 }, 30);
@@ -939,8 +1213,8 @@ mod tests {
         // Another session reads the old value in a reply claiming state 2: stale.
         let mut c2 = checker();
         let s2 = c2.new_session(0x11);
-        c2.applied(0, 1, 0, 1, 1, Some(&set(1, "/k0", "init")), Some(2), 2);
-        c2.applied(15, 1, 1, 2, 2, Some(&set(2, "/k0", "a")), Some(2), 2);
+        c2.applied(0, 1, 0, 1, 1, Some(&set(1, "/k0", "init")), Some(&[1, 2]));
+        c2.applied(15, 1, 1, 2, 2, Some(&set(2, "/k0", "a")), Some(&[1, 2]));
         let r = c2.invoke(s2, 0, OpKind::Read { key: 0 }, 30);
         c2.read_ok(40, r, 2, b"init".to_vec(), 1, 0);
         assert_eq!(c2.violations()[0].kind, "stale read");
@@ -960,7 +1234,7 @@ mod tests {
 
         let mut c = checker();
         let s = c.new_session(0x10);
-        c.applied(0, 1, 0, 7, 1, Some(&set(7, "/k0", "zzz")), Some(2), 2);
+        c.applied(0, 1, 0, 7, 1, Some(&set(7, "/k0", "zzz")), Some(&[1, 2]));
         let w = write(&mut c, s, 0, "a", 10);
         c.write_ok(20, w, 7, 7, 1);
         assert_eq!(c.violations()[0].kind, "acknowledged write");
@@ -972,7 +1246,7 @@ mod tests {
         let s = c.new_session(0x10);
         let w = write(&mut c, s, 0, "a", 10);
         c.failed_op(20, w, -118);
-        c.applied(30, 1, 0, 3, 1, Some(&set(3, "/k0", "a")), Some(2), 2);
+        c.applied(30, 1, 0, 3, 1, Some(&set(3, "/k0", "a")), Some(&[1, 2]));
         c.finish(100, 1_000_000);
         assert!(c.violations().iter().any(|v| v.kind == "committed write"));
     }
@@ -982,8 +1256,8 @@ mod tests {
         let mut c = checker();
         let s = c.new_session(0x10);
         let t = c.new_session(0x11);
-        c.applied(0, 1, 0, 5, 1, Some(&set(5, "/k1", "b")), Some(2), 2);
-        c.applied(0, 1, 5, 6, 1, Some(&set(6, "/k0", "a")), Some(2), 2);
+        c.applied(0, 1, 0, 5, 1, Some(&set(5, "/k1", "b")), Some(&[1, 2]));
+        c.applied(0, 1, 5, 6, 1, Some(&set(6, "/k0", "a")), Some(&[1, 2]));
         let a = write(&mut c, s, 0, "a", 0);
         c.write_ok(10, a, 6, 6, 1);
         let b = write(&mut c, t, 1, "b", 20);
@@ -1005,5 +1279,139 @@ mod tests {
         let b = c.invoke(s, 0, OpKind::Sync, 2);
         c.sync_ok(3, b, 8);
         assert_eq!(c.violations()[0].kind, "session order");
+    }
+
+    fn reconfig_rec(zxid: i64, voters: &[u64], session: i64, cxid: i32) -> TxnRecord {
+        let mut text = String::new();
+        for v in voters {
+            text.push_str(&format!(
+                "server.{v}=127.0.0.1:{}:{}:participant\n",
+                2888 + v,
+                3888 + v
+            ));
+        }
+        text.push_str(&format!("version={zxid:x}"));
+        TxnRecord {
+            zxid,
+            time: 0,
+            session,
+            cxid,
+            txn: Txn::Reconfig {
+                data: text.into_bytes(),
+            },
+        }
+    }
+
+    #[test]
+    fn quorums_follow_the_membership_in_force() {
+        let mut c = checker();
+        // A reconfiguration needs a quorum of the old voters and of its own.
+        c.applied(
+            0,
+            1,
+            0,
+            5,
+            5,
+            Some(&reconfig_rec(5, &[3, 4, 5], 9, 1)),
+            Some(&[1, 2]),
+        );
+        assert_eq!(c.violations()[0].kind, "commit quorum");
+        let mut c = checker();
+        c.applied(
+            0,
+            1,
+            0,
+            5,
+            5,
+            Some(&reconfig_rec(5, &[3, 4, 5], 9, 1)),
+            Some(&[1, 3, 4]),
+        );
+        assert!(!c.failed(), "{:?}", c.violations());
+        assert_eq!(c.membership_at(5).voters, vec![1, 2, 3]);
+        assert_eq!(c.membership_at(6).voters, vec![3, 4, 5]);
+        assert_eq!(c.newest_membership().version, 5);
+        // After it, the new voters count...
+        c.applied(0, 1, 5, 6, 6, Some(&set(6, "/k0", "a")), Some(&[4, 5]));
+        assert!(!c.failed(), "{:?}", c.violations());
+        // ...and the old ones no longer do.
+        c.applied(0, 1, 6, 7, 7, Some(&set(7, "/k0", "b")), Some(&[1, 2, 3]));
+        assert_eq!(c.violations()[0].kind, "commit quorum");
+    }
+
+    #[test]
+    fn a_late_apply_may_count_the_newest_membership() {
+        let mut c = checker();
+        c.applied(0, 1, 0, 4, 4, Some(&set(4, "/k0", "a")), Some(&[1, 2]));
+        c.applied(
+            0,
+            1,
+            4,
+            5,
+            5,
+            Some(&reconfig_rec(5, &[3, 4, 5], 9, 1)),
+            Some(&[1, 3, 4]),
+        );
+        // A server applies 4 after the voters that held it were removed: a quorum of the
+        // newest membership holding it is enough.
+        c.applied(0, 5, 0, 4, 4, Some(&set(4, "/k0", "a")), Some(&[3, 4, 5]));
+        assert!(!c.failed(), "{:?}", c.violations());
+        c.applied(0, 4, 0, 4, 4, Some(&set(4, "/k0", "a")), Some(&[1, 5]));
+        assert_eq!(c.violations()[0].kind, "commit quorum");
+    }
+
+    #[test]
+    fn reconfig_replies_are_checked_against_the_log() {
+        let mut c = checker();
+        let s = c.new_session(0x10);
+        let data = |z: i64| match reconfig_rec(z, &[1, 2], 0x10, 7).txn {
+            Txn::Reconfig { data } => data,
+            _ => unreachable!(),
+        };
+        let kind = |cxid| OpKind::Reconfig {
+            cxid,
+            what: String::new(),
+        };
+        // Acknowledged, committed with the same text by the same request: fine.
+        let ok = c.invoke(s, 5, kind(7), 0);
+        c.applied(
+            1,
+            1,
+            0,
+            3,
+            3,
+            Some(&reconfig_rec(3, &[1, 2], 0x10, 7)),
+            Some(&[1, 2]),
+        );
+        c.reconfig_ok(2, ok, 3, data(3));
+        assert!(!c.failed(), "{:?}", c.violations());
+        // Acknowledged with a version that is not its zxid.
+        let bad = c.invoke(s, 5, kind(8), 3);
+        c.reconfig_ok(4, bad, 9, data(3));
+        assert_eq!(c.violations()[0].kind, "reconfig");
+
+        // Answered with an error, but it committed.
+        let mut c = checker();
+        let s = c.new_session(0x10);
+        let failed = c.invoke(s, 5, kind(7), 0);
+        c.failed_op(1, failed, -14);
+        c.applied(
+            2,
+            1,
+            0,
+            3,
+            3,
+            Some(&reconfig_rec(3, &[1, 2], 0x10, 7)),
+            Some(&[1, 2]),
+        );
+        c.finish(10, 1_000_000);
+        assert!(c.violations().iter().any(|v| v.kind == "reconfig"));
+
+        // Acknowledged, but never committed.
+        let mut c = checker();
+        let s = c.new_session(0x10);
+        let lost = c.invoke(s, 5, kind(7), 0);
+        c.reconfig_ok(1, lost, 3, data(3));
+        c.finish(10, 1_000_000);
+        assert!(c.violations().iter().any(|v| v.kind == "reconfig"));
     }
 }

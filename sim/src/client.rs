@@ -8,7 +8,9 @@
 //! timeout. Requests in flight on a lost connection have an unknown outcome; the
 //! checker treats them so. A client runs either random work (`setData` with unique
 //! values, `getData`, `sync` + `getData`, occasionally `closeSession`) or a script
-//! (the set-up `create`s, the final reads pinned to one server).
+//! (the set-up `create`s, the final reads pinned to one server). With `--reconfig on`
+//! two more clients authenticate as the superuser and now and then ask for a random
+//! `reconfig` (see [`plan_reconfig`]).
 
 use std::collections::VecDeque;
 use std::net::{Ipv4Addr, SocketAddr};
@@ -17,8 +19,11 @@ use keel_engine::jute::{JuteError, Reader, Writer};
 use keel_engine::proto::{op, ConnectRequest};
 use keel_engine::watch::ConnId;
 
-use crate::checker::{Checker, OpId, OpKind, SessionTag, INIT_VALUE};
+use crate::checker::{Checker, Members, OpId, OpKind, SessionTag, INIT_VALUE};
 use crate::rng::Rng;
+
+/// The superuser's `digest` credentials (the servers' `super_digest` is made from them).
+pub const SUPER_AUTH: &str = "super:secret";
 
 /// What a client asks the world to do.
 #[derive(Debug)]
@@ -56,6 +61,9 @@ pub enum Mode {
         node: Option<usize>,
         steps: VecDeque<Planned>,
     },
+    /// Authenticated as the superuser, a random `reconfig` every 0.6–6 s (sometimes
+    /// two pipelined) until told to stop.
+    Reconfig,
 }
 
 #[derive(Debug)]
@@ -118,6 +126,9 @@ pub struct ClientStats {
     pub stuck: u64,
     pub ephemerals: u64,
     pub pauses: u64,
+    /// `reconfig`s answered 0, and answered with an error.
+    pub reconfigs_ok: u64,
+    pub reconfigs_failed: u64,
 }
 
 pub struct Client {
@@ -241,6 +252,9 @@ const NODE_EXISTS: i32 = -110;
 pub struct Ctx<'a> {
     pub now: i64,
     pub nodes: usize,
+    /// Which servers are running now (the reconfiguring client's oracle: it prefers
+    /// memberships a majority of whose voters are up).
+    pub up: &'a [bool],
     pub keys: &'a [String],
     pub next_conn: &'a mut ConnId,
     pub checker: &'a mut Checker,
@@ -279,7 +293,7 @@ impl Client {
     pub fn done(&self) -> bool {
         match &self.mode {
             Mode::Script { steps, .. } => steps.is_empty() && self.outstanding.is_empty(),
-            Mode::Worker => false,
+            Mode::Worker | Mode::Reconfig => false,
         }
     }
 
@@ -358,7 +372,7 @@ impl Client {
                 if now < retry_at || self.done() {
                     return out;
                 }
-                if matches!(self.mode, Mode::Worker) && !self.issuing {
+                if matches!(self.mode, Mode::Worker | Mode::Reconfig) && !self.issuing {
                     return out;
                 }
                 let node = match &self.mode {
@@ -505,6 +519,42 @@ impl Client {
                 };
                 let id = ctx.checker.invoke(session.tag, self.id, kind, now);
                 self.send(node, conn, Req::Script { id, step }, opcode, body, now, out);
+            }
+            Mode::Reconfig => {
+                if !self.issuing || now < self.next_op_at || !self.outstanding.is_empty() {
+                    return;
+                }
+                self.next_op_at = now + self.rng.range(600, 6000);
+                // Now and then two at once: the second usually finds the first pending
+                // (ReconfigInProgress).
+                let n = if self.rng.chance(0.15) { 2 } else { 1 };
+                for _ in 0..n {
+                    let p = plan_reconfig(&mut self.rng, ctx.nodes, ctx.checker, ctx.up);
+                    let mut w = Writer::new();
+                    w.string(&p.joining)
+                        .string(&p.leaving)
+                        .string(&p.new_members)
+                        .i64(p.cur_config_id);
+                    let kind = OpKind::Reconfig {
+                        cxid: self.next_xid,
+                        what: p.describe(),
+                    };
+                    let id = ctx.checker.invoke(session.tag, self.id, kind.clone(), now);
+                    ctx.trace.push(format!(
+                        "client {} invokes #{id} reconfig {}",
+                        self.id,
+                        p.describe()
+                    ));
+                    self.send(
+                        node,
+                        conn,
+                        Req::Op { id, kind },
+                        op::RECONFIG,
+                        w.buf,
+                        now,
+                        out,
+                    );
+                }
             }
             Mode::Worker => {
                 if !self.issuing
@@ -683,6 +733,18 @@ impl Client {
                 node + 1
             ));
             self.conn = Conn::Connected { node, conn };
+            if self.mode == Mode::Reconfig {
+                // Authentication belongs to the connection: again on every one.
+                let mut w = Writer::new();
+                w.i32(0).string("digest").buffer(SUPER_AUTH.as_bytes());
+                out.push(Action::Request {
+                    node,
+                    conn,
+                    xid: keel_engine::proto::xid::AUTH,
+                    op: op::AUTH,
+                    body: w.buf,
+                });
+            }
             self.issue(ctx, node, conn, &mut out);
             return out;
         }
@@ -789,6 +851,9 @@ impl Client {
             if matches!(kind, OpKind::Write { .. }) {
                 self.stats.writes_failed += 1;
             }
+            if matches!(kind, OpKind::Reconfig { .. }) {
+                self.stats.reconfigs_failed += 1;
+            }
             ctx.trace.push(format!(
                 "client {}: #{id} failed with error {}",
                 self.id, h.err
@@ -826,6 +891,31 @@ impl Client {
             }
             OpKind::Sync => ctx.checker.sync_ok(now, id, h.zxid),
             OpKind::Create { .. } => ctx.checker.done(now, id),
+            OpKind::Reconfig { .. } => match r.bytes().and_then(|d| Ok((d, read_stat(r)?))) {
+                Ok((data, stat)) => {
+                    self.stats.reconfigs_ok += 1;
+                    ctx.trace.push(format!(
+                        "client {}: #{id} reconfig committed at {:#x}: {:?}",
+                        self.id,
+                        h.zxid,
+                        String::from_utf8_lossy(&data)
+                    ));
+                    if stat.mzxid != h.zxid {
+                        ctx.checker.violate(
+                            now,
+                            "reconfig",
+                            format!(
+                                "reconfig reply: header zxid {:#x} but /zookeeper/config's mzxid {:#x}",
+                                h.zxid, stat.mzxid
+                            ),
+                        );
+                    }
+                    ctx.checker.reconfig_ok(now, id, h.zxid, data);
+                }
+                Err(e) => ctx
+                    .checker
+                    .violate(now, "wire", format!("reconfig reply: {e}")),
+            },
         }
     }
 
@@ -847,4 +937,182 @@ impl Client {
             retry_at: ctx.now + self.rng.range(10, 150),
         };
     }
+}
+
+/// A `reconfig` request.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ReconfigPlan {
+    pub joining: String,
+    pub leaving: String,
+    pub new_members: String,
+    pub cur_config_id: i64,
+}
+
+impl ReconfigPlan {
+    pub fn describe(&self) -> String {
+        let mut s = String::new();
+        if !self.joining.is_empty() {
+            s.push_str(&format!("joining [{}] ", self.joining));
+        }
+        if !self.leaving.is_empty() {
+            s.push_str(&format!("leaving [{}] ", self.leaving));
+        }
+        if !self.new_members.is_empty() {
+            s.push_str(&format!("members [{}] ", self.new_members));
+        }
+        s.push_str(&format!("curConfigId {:#x}", self.cur_config_id));
+        s
+    }
+}
+
+/// `server.N=...` as the replicas' made-up initial membership writes it (sometimes with
+/// a client port, which the servers canonicalise).
+fn server_spec(rng: &mut Rng, id: u64, observer: bool) -> String {
+    let role = if observer { "observer" } else { "participant" };
+    let mut s = format!("server.{id}=127.0.0.1:{}:{}:{role}", 2888 + id, 3888 + id);
+    if rng.chance(0.3) {
+        s.push_str(&format!(";{}", 2180 + id));
+    }
+    s
+}
+
+/// A random reconfiguration of the pool (servers `1..=pool`) from the newest committed
+/// membership the checker knows: remove a voter or an observer, add a server from
+/// outside as a participant or an observer, change a member's role, replace the whole
+/// list (bulk form), or now and then something malformed (BadArguments). It keeps at
+/// least one voter and, four times in five, draws again (a few times) for a membership
+/// a majority of whose voters are up. `curConfigId` is the newest version, -1 (any),
+/// or a stale one.
+pub fn plan_reconfig(rng: &mut Rng, pool: usize, checker: &Checker, up: &[bool]) -> ReconfigPlan {
+    let cur = checker.newest_membership().clone();
+    let want_live = rng.chance(0.8);
+    let mut plan = None;
+    for _ in 0..8 {
+        let (p, voters) = draw_reconfig(rng, pool, &cur);
+        let live = voters
+            .iter()
+            .filter(|s| up.get(**s as usize - 1) == Some(&true))
+            .count();
+        let good = voters.is_empty() || live > voters.len() / 2;
+        plan = Some(p);
+        if good || !want_live {
+            break;
+        }
+    }
+    let mut plan = plan.unwrap();
+    let r = rng.unit();
+    plan.cur_config_id = if r < 0.55 {
+        cur.version
+    } else if r < 0.85 {
+        -1
+    } else {
+        let older: Vec<i64> = checker
+            .memberships()
+            .map(|m| m.version)
+            .filter(|v| *v != cur.version)
+            .collect();
+        if !older.is_empty() && rng.chance(0.7) {
+            *rng.pick(&older)
+        } else {
+            cur.version + 1 + rng.range(0, 3)
+        }
+    };
+    plan
+}
+
+/// One draw: the request and the voters it would leave (empty for a malformed one).
+fn draw_reconfig(rng: &mut Rng, pool: usize, cur: &Members) -> (ReconfigPlan, Vec<u64>) {
+    let ids: Vec<u64> = (1..=pool as u64).collect();
+    let outside: Vec<u64> = ids.iter().copied().filter(|s| !cur.is_member(*s)).collect();
+    let mut plan = ReconfigPlan {
+        joining: String::new(),
+        leaving: String::new(),
+        new_members: String::new(),
+        cur_config_id: -1,
+    };
+    let mut voters = cur.voters.clone();
+    let remove_weight = match cur.voters.len() {
+        0 | 1 => 0.0,
+        2 => 0.1,
+        _ => 0.25,
+    };
+    let r = rng.unit();
+    let mut acc = 0.0;
+    let mut pick = |w: f64| {
+        acc += w;
+        r < acc
+    };
+    if pick(remove_weight) {
+        let v = *rng.pick(&cur.voters);
+        plan.leaving = v.to_string();
+        voters.retain(|s| *s != v);
+    } else if pick(0.25) && !outside.is_empty() {
+        let n = *rng.pick(&outside);
+        plan.joining = server_spec(rng, n, false);
+        voters.push(n);
+    } else if pick(0.08) && !outside.is_empty() {
+        let n = *rng.pick(&outside);
+        plan.joining = server_spec(rng, n, true);
+    } else if pick(0.08) && !cur.observers.is_empty() {
+        plan.leaving = rng.pick(&cur.observers).to_string();
+    } else if pick(0.10) && cur.voters.len() + cur.observers.len() > 1 {
+        // A member changes role.
+        let members: Vec<u64> = cur.voters.iter().chain(&cur.observers).copied().collect();
+        let m = *rng.pick(&members);
+        if cur.is_voter(m) && cur.voters.len() > 1 {
+            plan.joining = server_spec(rng, m, true);
+            voters.retain(|s| *s != m);
+        } else if !cur.is_voter(m) {
+            plan.joining = server_spec(rng, m, false);
+            voters.push(m);
+        } else {
+            plan.joining = server_spec(rng, m, false); // no change
+        }
+    } else if pick(0.06) && !outside.is_empty() && cur.voters.len() > 1 {
+        // One out, one in, in one request.
+        let v = *rng.pick(&cur.voters);
+        let n = *rng.pick(&outside);
+        plan.leaving = v.to_string();
+        let obs = rng.chance(0.2);
+        plan.joining = server_spec(rng, n, obs);
+        voters.retain(|s| *s != v);
+        if !plan.joining.contains(":observer") {
+            voters.push(n);
+        }
+    } else if pick(0.04) {
+        // Malformed: a server without ports, or no voter left.
+        voters.clear();
+        if rng.chance(0.5) {
+            plan.joining = format!("server.{}=nohost", 1 + rng.index(pool));
+        } else {
+            plan.leaving = cur
+                .voters
+                .iter()
+                .map(|s| s.to_string())
+                .collect::<Vec<_>>()
+                .join(",");
+        }
+    } else {
+        // Bulk: a whole new list, at least one voter.
+        let mut list = Vec::new();
+        voters.clear();
+        for &s in &ids {
+            let x = rng.unit();
+            if x < 0.55 {
+                voters.push(s);
+                list.push(server_spec(rng, s, false));
+            } else if x < 0.7 {
+                list.push(server_spec(rng, s, true));
+            }
+        }
+        if voters.is_empty() {
+            let s = *rng.pick(&ids);
+            list.retain(|e| !e.starts_with(&format!("server.{s}=")));
+            list.push(server_spec(rng, s, false));
+            voters.push(s);
+        }
+        plan.new_members = list.join(",");
+    }
+    voters.sort_unstable();
+    (plan, voters)
 }

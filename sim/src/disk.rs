@@ -69,6 +69,9 @@ pub struct Disk {
     epochs: Epochs,
     /// Bytes of a torn write the last crash left after the durable frames.
     torn: Vec<u8>,
+    /// The last committed membership the server reported (`ReplicaOutput::Membership
+    /// { committed: true }`): its version and `/zookeeper/config` text.
+    membership: Option<(i64, String)>,
 }
 
 pub const HEADER_LEN: usize = 40;
@@ -220,6 +223,21 @@ impl Disk {
 
     pub fn save_epochs(&mut self, e: Epochs) {
         self.epochs = e;
+    }
+
+    /// Saves the committed membership (synchronous and durable, like the epochs).
+    pub fn save_membership(&mut self, version: i64, text: String) {
+        self.membership = Some((version, text));
+    }
+
+    /// Sabotage (tests only): the saved membership is gone.
+    pub fn forget_membership(&mut self) {
+        self.membership = None;
+    }
+
+    /// The saved membership: (version, text).
+    pub fn membership(&self) -> Option<&(i64, String)> {
+        self.membership.as_ref()
     }
 
     /// The simulator's own compaction: `snap` (committed state) becomes the snapshot and

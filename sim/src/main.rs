@@ -6,7 +6,7 @@
 //! keel-sim --seed X --check-determinism                                 run twice, compare
 //! ```
 //! Options shared by both: `--clients C`, `--keys K`, `--hostile on|off` (default: the
-//! seed decides). Many seeds run in child processes (`--worker`), `--jobs` at a time, so
+//! seed decides), `--reconfig on|off` (default off: the reconfiguration workload). Many seeds run in child processes (`--worker`), `--jobs` at a time, so
 //! a panic in one seed (release builds abort) is reported with its seed and the run goes
 //! on. Exit status: 0 if every seed passed, 1 otherwise.
 
@@ -28,7 +28,7 @@ struct Args {
 
 fn usage() -> ! {
     eprintln!(
-        "usage: keel-sim --seeds N [--start S] [--nodes 3|5] [--steps K] [--clients C] [--keys K] [--observers K] [--hostile on|off] [--waive KIND]... [--timer-ticks-only] [--jobs J]\n       keel-sim --seed X [same options] [-v|-vv] [--check-determinism]"
+        "usage: keel-sim --seeds N [--start S] [--nodes 3|5] [--steps K] [--clients C] [--keys K] [--observers K] [--hostile on|off] [--reconfig on|off] [--waive KIND]... [--timer-ticks-only] [--jobs J]\n       keel-sim --seed X [same options] [-v|-vv] [--check-determinism]"
     );
     std::process::exit(2)
 }
@@ -74,6 +74,13 @@ fn parse() -> Args {
                     "on" => Some(true),
                     "off" => Some(false),
                     "seed" => None,
+                    _ => usage(),
+                }
+            }
+            "--reconfig" => {
+                a.cfg.reconfig = match val("--reconfig").as_str() {
+                    "on" => true,
+                    "off" => false,
                     _ => usage(),
                 }
             }
@@ -175,7 +182,7 @@ fn worker(a: &Args) {
             let st = &r.stats;
             let _ = writeln!(
                 o,
-                "OK {seed} {} {} {} {} {} {} {} {} {} {} {} {} {} {}",
+                "OK {seed} {} {} {} {} {} {} {} {} {} {} {} {} {} {} {} {} {}",
                 st.events,
                 st.sim_ms,
                 st.clients.writes_ok,
@@ -189,7 +196,10 @@ fn worker(a: &Args) {
                 st.truncations,
                 st.leaders,
                 st.clients.expired,
-                st.clients.unknown
+                st.clients.unknown,
+                st.reconfigs,
+                st.clients.reconfigs_ok,
+                st.clients.reconfigs_failed
             );
         } else {
             let line = failure_line(&r).replace('\n', "\t");
@@ -204,7 +214,7 @@ fn worker(a: &Args) {
 
 struct Tally {
     /// Sums of the per-seed counters after `OK seed events sim_ms writes hostile`.
-    counters: [u64; 10],
+    counters: [u64; 13],
     passed: u64,
     failed: Vec<String>,
     hostile_failed: u64,
@@ -221,7 +231,7 @@ fn many(a: &Args) -> i32 {
     let jobs = (a.jobs as u64).min(a.seeds.max(1));
     let chunk = a.seeds.div_ceil(jobs.max(1)).max(1);
     let tally = std::sync::Mutex::new(Tally {
-        counters: [0; 10],
+        counters: [0; 13],
         passed: 0,
         failed: Vec::new(),
         hostile_failed: 0,
@@ -261,6 +271,14 @@ fn many(a: &Args) -> i32 {
         "  passing seeds saw: {} crashes, {} power losses, {} torn tails cut, {} partitions, {} link breaks, {} SNAP syncs, {} TRUNCs, {} leaders, {} sessions expired, {} unknown outcomes",
         c[0], c[1], c[2], c[3], c[4], c[5], c[6], c[7], c[8], c[9]
     );
+    if a.cfg.reconfig {
+        keel_sim::outln!(
+            "  reconfiguration: {} committed, {} answered 0, {} answered with an error",
+            c[10],
+            c[11],
+            c[12]
+        );
+    }
     if t_all.failed.is_empty() {
         0
     } else {
@@ -295,6 +313,9 @@ fn run_chunk(a: &Args, exe: &std::path::Path, lo: u64, hi: u64, tally: &std::syn
         }
         if !a.cfg.tick_every_input {
             cmd.arg("--timer-ticks-only");
+        }
+        if a.cfg.reconfig {
+            cmd.arg("--reconfig").arg("on");
         }
         for w in &a.cfg.waive {
             cmd.arg("--waive").arg(w);
@@ -337,7 +358,7 @@ fn run_chunk(a: &Args, exe: &std::path::Path, lo: u64, hi: u64, tally: &std::syn
                         t.sim_ms += f[1];
                         t.writes += f[2] as u64;
                     }
-                    for (k, v) in f.iter().skip(4).take(10).enumerate() {
+                    for (k, v) in f.iter().skip(4).take(13).enumerate() {
                         t.counters[k] += *v as u64;
                     }
                 }

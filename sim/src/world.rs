@@ -15,6 +15,11 @@
 //! a leader must be elected and a write acknowledged within a bound), and the *end*
 //! (clients stop, each server is read through a client, trees compared, and the
 //! history checks run).
+//!
+//! With `reconfig` the servers are a pool of which a majority starts as the membership;
+//! two superuser clients issue random `reconfig`s, each server saves the committed
+//! membership it reports and restarts from it, and the checks count voters in the
+//! membership in force at each zxid (see `Checker::membership_at`).
 
 use std::cmp::Reverse;
 use std::collections::{BTreeMap, BinaryHeap, HashMap};
@@ -23,11 +28,13 @@ use std::fmt::Write as _;
 use keel_engine::proto::ConnectRequest;
 use keel_engine::server::{Input, Output};
 use keel_engine::watch::ConnId;
-use keel_engine::zab::{PeerMsg, Replica, ReplicaConfig, ReplicaInput, ReplicaOutput, Role, Sid};
+use keel_engine::zab::{
+    Membership, PeerMsg, Replica, ReplicaConfig, ReplicaInput, ReplicaOutput, Role, Sid,
+};
 use keel_engine::{Engine, EngineConfig};
 use keel_wal::SnapshotData;
 
-use crate::checker::{Checker, OpKind, Outcome, Violation};
+use crate::checker::{Checker, Members, OpKind, Outcome, Violation};
 use crate::client::{Action, Client, ClientStats, Ctx, Mode, Planned};
 use crate::disk::Disk;
 use crate::network::{Fate, NetConfig, Network};
@@ -59,6 +66,9 @@ pub struct SimConfig {
     pub waive: Vec<String>,
     /// Break the system on purpose to show the checks catch it (tests only).
     pub sabotage: Option<Sabotage>,
+    /// The reconfiguration workload: the servers are a pool of which only a majority
+    /// starts as the membership, and two superuser clients issue random `reconfig`s.
+    pub reconfig: bool,
 }
 
 /// Deliberate bugs in the simulated environment, for testing the checker end to end.
@@ -66,6 +76,9 @@ pub struct SimConfig {
 pub enum Sabotage {
     /// Disks lie: at a crash they lose the last frames they reported durable.
     LyingDisk,
+    /// With `reconfig`: a crash loses the saved membership, so a restart runs with
+    /// `zoo.cfg`'s (or what its snapshot's `/zookeeper/config` says).
+    ForgetMembership,
 }
 
 impl Default for SimConfig {
@@ -83,6 +96,7 @@ impl Default for SimConfig {
             tick_every_input: true,
             waive: Vec::new(),
             sabotage: None,
+            reconfig: false,
         }
     }
 }
@@ -110,6 +124,9 @@ impl SimConfig {
         if !self.tick_every_input {
             s.push_str(" --timer-ticks-only");
         }
+        if self.reconfig {
+            s.push_str(" --reconfig on");
+        }
         for w in &self.waive {
             let _ = write!(s, " --waive '{w}'");
         }
@@ -135,6 +152,8 @@ pub struct Stats {
     pub snap_syncs: u64,
     pub truncations: u64,
     pub leaders: u64,
+    /// Reconfigurations committed (applied by some server).
+    pub reconfigs: u64,
     pub applied: u64,
     pub last_zxid: i64,
     pub clients: ClientStats,
@@ -433,7 +452,9 @@ pub struct World {
     pair_draws: HashMap<(u32, u32), u64>,
     queue: BinaryHeap<Reverse<Scheduled>>,
     nodes: Vec<Node>,
-    voters: Vec<Sid>,
+    /// The membership every server's configuration (`zoo.cfg`) names: all servers, or
+    /// with `reconfig` the first majority of the pool (and `--observers` after them).
+    initial: Members,
     clients: Vec<Client>,
     /// Per client: latest delivery time scheduled to the server (FIFO per connection).
     client_last_at: Vec<i64>,
@@ -468,7 +489,16 @@ impl World {
         let hostile = cfg.hostile.unwrap_or_else(|| rng_profile.chance(0.25));
         let profile = Profile::draw(&mut rng_profile, hostile);
         let keys: Vec<String> = (0..cfg.keys).map(|k| format!("/k{k}")).collect();
-        let voters: Vec<Sid> = (1..=(cfg.nodes - cfg.observers) as u64).collect();
+        let n_voters = if cfg.reconfig {
+            ((cfg.nodes - cfg.observers) / 2 + 1) as u64
+        } else {
+            (cfg.nodes - cfg.observers) as u64
+        };
+        let initial = Members::new(
+            0,
+            (1..=n_voters).collect(),
+            (n_voters + 1..=n_voters + cfg.observers as u64).collect(),
+        );
         let nodes = (0..cfg.nodes)
             .map(|i| Node {
                 sid: i as Sid + 1,
@@ -502,10 +532,19 @@ impl World {
             cl.issuing = false;
             clients.push(cl);
         }
+        if cfg.reconfig {
+            // Two sessions reconfiguring independently, so that one sometimes finds the
+            // other's reconfiguration pending (a session's own requests are serialised).
+            for c in cfg.clients + 1..=cfg.clients + 2 {
+                let mut cl = Client::new(c, Mode::Reconfig, rng_clients.fork(), START_MS);
+                cl.issuing = false;
+                clients.push(cl);
+            }
+        }
         let n_clients = clients.len();
         World {
             net: Network::new(cfg.nodes, NetConfig::calm()),
-            checker: Checker::new(keys.clone(), cfg.waive.clone()),
+            checker: Checker::new(keys.clone(), cfg.waive.clone(), initial.clone()),
             profile,
             hostile,
             now: START_MS,
@@ -513,7 +552,7 @@ impl World {
             pair_draws: HashMap::new(),
             queue: BinaryHeap::new(),
             nodes,
-            voters,
+            initial,
             clients,
             client_last_at: vec![0; n_clients],
             keys,
@@ -624,6 +663,7 @@ impl World {
         }
         self.stats.sim_ms = self.now - START_MS;
         self.stats.last_zxid = self.checker.last_committed();
+        self.stats.reconfigs = self.checker.reconfigs_committed();
         self.stats.applied = self.checker.applied_events;
         let mut cs = ClientStats::default();
         for c in &self.clients {
@@ -639,6 +679,8 @@ impl World {
             cs.stuck += s.stuck;
             cs.ephemerals += s.ephemerals;
             cs.pauses += s.pauses;
+            cs.reconfigs_ok += s.reconfigs_ok;
+            cs.reconfigs_failed += s.reconfigs_failed;
         }
         self.stats.clients = cs;
         for (kind, (n, first)) in self.checker.waived() {
@@ -713,9 +755,11 @@ impl World {
             } => {
                 let actions = {
                     let mut trace = Vec::new();
+                    let up = self.servers_up();
                     let mut ctx = Ctx {
                         now: self.now,
                         nodes: self.nodes.len(),
+                        up: &up,
                         keys: &self.keys,
                         next_conn: &mut self.next_conn,
                         checker: &mut self.checker,
@@ -739,9 +783,11 @@ impl World {
             Ev::ClientTimer(c) => {
                 let actions = {
                     let mut trace = Vec::new();
+                    let up = self.servers_up();
                     let mut ctx = Ctx {
                         now: self.now,
                         nodes: self.nodes.len(),
+                        up: &up,
                         keys: &self.keys,
                         next_conn: &mut self.next_conn,
                         checker: &mut self.checker,
@@ -782,9 +828,39 @@ impl World {
 
     // ---------------------------------------------------------------- servers
 
+    /// Which servers are running (what the reconfiguring clients may know; empty when
+    /// there are none).
+    fn servers_up(&self) -> Vec<bool> {
+        if !self.cfg.reconfig {
+            return Vec::new();
+        }
+        self.nodes.iter().map(|n| n.replica.is_some()).collect()
+    }
+
+    /// The configuration a (re)start reads: the saved committed membership if there is
+    /// one (as `net` keeps it in `dataDir/membership`), else `zoo.cfg`'s. A server
+    /// outside the initial membership has a `zoo.cfg` naming the initial members and
+    /// itself as a participant, as ZooKeeper asks of a server about to join.
     fn replica_config(&self, i: usize) -> ReplicaConfig {
-        let mut c = ReplicaConfig::new(self.nodes[i].sid, self.voters.clone());
-        c.observers = (self.voters.len() as u64 + 1..=self.nodes.len() as u64).collect();
+        let sid = self.nodes[i].sid;
+        let (voters, observers) = match self.nodes[i].disk.membership() {
+            Some((_, text)) => {
+                let m = Membership::parse(text, keel_engine::zab::membership::simple_spec)
+                    .expect("a saved membership parses");
+                (m.voters(), m.observers())
+            }
+            None => {
+                let mut v = self.initial.voters.clone();
+                if !self.initial.is_member(sid) {
+                    v.push(sid);
+                    v.sort_unstable();
+                }
+                (v, self.initial.observers.clone())
+            }
+        };
+        let mut c = ReplicaConfig::new(sid, voters);
+        c.observers = observers;
+        c.reconfig_enabled = self.cfg.reconfig;
         c.tick_ms = TICK_MS;
         c.init_limit = 10;
         c.sync_limit = 5;
@@ -800,6 +876,10 @@ impl World {
             tick_ms: TICK_MS as i32,
             min_session_timeout_ms: 2 * TICK_MS as i32,
             max_session_timeout_ms: 40 * TICK_MS as i32,
+            super_digest: self
+                .cfg
+                .reconfig
+                .then(|| keel_engine::acl::digest_id(crate::client::SUPER_AUTH)),
             ..Default::default()
         }
     }
@@ -826,6 +906,9 @@ impl World {
             }
             None => 0,
         };
+        if let Some((_, text)) = self.nodes[i].disk.membership() {
+            engine.set_config_znode(text.clone().into_bytes());
+        }
         let n_frames = rec.frames.len();
         let last_frame = rec.frames.last().map(|f| f.last).unwrap_or(0);
         let cfg = self.replica_config(i);
@@ -859,6 +942,9 @@ impl World {
         node.disk.crash(&mut self.rng_disk, torn);
         if self.cfg.sabotage == Some(Sabotage::LyingDisk) {
             node.disk.lose_durable_tail(3);
+        }
+        if self.cfg.sabotage == Some(Sabotage::ForgetMembership) {
+            node.disk.forget_membership();
         }
         node.pending_snapshot = None;
         node.role = Role::Looking;
@@ -937,6 +1023,9 @@ impl World {
             }
         }
         self.check_applied(i, &applied, installed);
+        if self.cfg.reconfig {
+            self.check_membership(i);
+        }
         if fail_stop {
             self.stats.disk_failures += 1;
             self.crash(i, "disk write failed: fail-stop");
@@ -1041,6 +1130,45 @@ impl World {
                 let old = self.nodes[i].disk.epochs();
                 self.checker.epochs_saved(self.now, sid, old, e);
                 self.nodes[i].disk.save_epochs(e);
+            }
+            ReplicaOutput::Membership { text, committed } => {
+                let m = Membership::parse(&text, keel_engine::zab::membership::simple_spec);
+                let (version, shown) = match &m {
+                    Ok(m) => (m.version, Members::from_membership(m).to_string()),
+                    Err(e) => {
+                        self.checker.violate(
+                            self.now,
+                            "membership",
+                            format!("server {sid} reported a membership that does not parse: {}: {text:?}", e.0),
+                        );
+                        return true;
+                    }
+                };
+                self.log(|| {
+                    format!(
+                        "server {sid}: membership {shown} {}",
+                        if committed {
+                            "in force (saved)"
+                        } else {
+                            "pending"
+                        }
+                    )
+                });
+                if committed {
+                    if let Some((old, _)) = self.nodes[i].disk.membership() {
+                        if version < *old {
+                            let old = *old;
+                            self.checker.violate(
+                                self.now,
+                                "membership",
+                                format!(
+                                    "server {sid} saved membership {version:#x} after {old:#x}"
+                                ),
+                            );
+                        }
+                    }
+                    self.nodes[i].disk.save_membership(version, text);
+                }
             }
             ReplicaOutput::Role { role, epoch } => {
                 self.nodes[i].role = role;
@@ -1162,24 +1290,42 @@ impl World {
     /// must not hold a committed transaction there (that would shrink the set of
     /// servers holding it below what made it committed). Observers do not count for
     /// durability; a doomed candidate of an older epoch may legitimately truncate an
-    /// observer that also holds what a newer epoch committed since.
+    /// observer that also holds what a newer epoch committed since, and so a server
+    /// outside the membership (a learner). With reconfiguration, "voter" means: a
+    /// voter of the membership in force at the dropped zxid, and of the newest
+    /// committed one, which it knows of (it saved it or holds its reconfiguration
+    /// durably; a voter that does not know yet may still follow as a learner, and the
+    /// new membership's quorum that committed that reconfiguration holds what it drops).
     fn check_drop(&mut self, i: usize, keep: i64, what: &str) {
-        if !self.voters.contains(&self.nodes[i].sid) {
+        let sid = self.nodes[i].sid;
+        let disk = &self.nodes[i].disk;
+        let newest = self.checker.newest_membership();
+        if !newest.is_voter(sid) {
             return;
         }
-        let disk = &self.nodes[i].disk;
+        if newest.version > 0 {
+            let saved = disk.membership().is_some_and(|(v, _)| *v >= newest.version);
+            let logged = self
+                .checker
+                .committed(newest.version)
+                .is_some_and(|r| disk.durably_holds(r));
+            if !saved && !logged {
+                return;
+            }
+        }
         let end = disk.durable_through();
         if end <= keep {
             return;
         }
-        // The newest committed transaction after `keep` this server holds durably.
+        // The newest committed transaction after `keep` this server holds durably as
+        // a voter.
         let dropped = self
             .checker
             .committed_after(keep, end)
             .into_iter()
             .rev()
             .take(64)
-            .find(|r| disk.durably_holds(r))
+            .find(|r| disk.durably_holds(r) && self.checker.membership_at(r.zxid).is_voter(sid))
             .map(|r| r.zxid);
         if let Some(z) = dropped {
             let sid = self.nodes[i].sid;
@@ -1194,7 +1340,6 @@ impl World {
     /// The checks on what server `i` applied in its last step.
     fn check_applied(&mut self, i: usize, applied: &[(i64, u64)], installed: Option<(i64, i64)>) {
         let sid = self.nodes[i].sid;
-        let quorum = self.voters.len() / 2 + 1;
         let mut snap = installed;
         for &(z, d) in applied {
             if let Some((s, before)) = snap {
@@ -1211,14 +1356,22 @@ impl World {
             }
             let prev = self.nodes[i].last_applied;
             let rec = self.nodes[i].disk.find(z, true).cloned();
-            let durable_on = rec.as_ref().map(|r| {
+            let durable_on: Option<Vec<Sid>> = rec.as_ref().map(|r| {
                 self.nodes
                     .iter()
-                    .filter(|n| self.voters.contains(&n.sid) && n.disk.durably_holds(r))
-                    .count()
+                    .filter(|n| n.disk.durably_holds(r))
+                    .map(|n| n.sid)
+                    .collect()
             });
-            self.checker
-                .applied(self.now, sid, prev, z, d, rec.as_ref(), durable_on, quorum);
+            self.checker.applied(
+                self.now,
+                sid,
+                prev,
+                z,
+                d,
+                rec.as_ref(),
+                durable_on.as_deref(),
+            );
             self.nodes[i].last_applied = z;
             self.nodes[i].applied_since_snapshot += 1;
         }
@@ -1248,6 +1401,50 @@ impl World {
                     format!("server {sid}: applied {a:#x} beyond committed {c:#x}"),
                 );
             }
+        }
+    }
+
+    /// With reconfiguration, after every step: a server runs with the membership of
+    /// the newest reconfiguration it applied (or a newer committed one it saved before
+    /// a crash lost the end of its log), that is the committed one of that version, and
+    /// its quorums count that membership's voters.
+    fn check_membership(&mut self, i: usize) {
+        let Some(r) = &self.nodes[i].replica else {
+            return;
+        };
+        let sid = self.nodes[i].sid;
+        let m = r.membership();
+        let applied = r.applied_zxid();
+        let expect = self.checker.membership_at(applied + 1).version;
+        let mut bad = Vec::new();
+        if m.version < expect {
+            bad.push(format!(
+                "server {sid} applied through {applied:#x}, past reconfiguration {expect:#x}, but runs with membership {:#x}",
+                m.version
+            ));
+        }
+        if m.version > 0 {
+            let mine = Members::from_membership(m);
+            match self.checker.membership(m.version) {
+                Some(c) if c.voters == mine.voters && c.observers == mine.observers => {}
+                Some(c) => bad.push(format!(
+                    "server {sid} runs with membership {mine}, but the committed one of that version is {c}"
+                )),
+                None if !self.checker.is_committed(m.version) => bad.push(format!(
+                    "server {sid} runs with membership {mine}, which no server applied"
+                )),
+                None => {}
+            }
+            let cfg = r.config();
+            if cfg.voters != mine.voters || cfg.observers != mine.observers {
+                bad.push(format!(
+                    "server {sid} runs with membership {mine}, but its quorums count voters {:?} observers {:?}",
+                    cfg.voters, cfg.observers
+                ));
+            }
+        }
+        for b in bad {
+            self.checker.violate(self.now, "membership", b);
         }
     }
 
@@ -1541,6 +1738,42 @@ impl World {
         None
     }
 
+    /// A liveness deadline passed: the run ends there (when `liveness` is waived too,
+    /// with a note instead of the end checks, which need a settled cluster).
+    fn liveness_failed(&mut self) {
+        if !self.checker.failed() {
+            self.notes
+                .push("run ended at a missed liveness deadline; end checks skipped".into());
+        }
+        self.phase = Phase::Done;
+    }
+
+    /// With reconfiguration: each server's membership (for a liveness report).
+    fn membership_summary(&self) -> String {
+        if !self.cfg.reconfig {
+            return String::new();
+        }
+        let mut s = format!(
+            "; newest committed membership {}",
+            self.checker.newest_membership()
+        );
+        for n in &self.nodes {
+            if let Some(r) = &n.replica {
+                let _ = write!(
+                    s,
+                    "; server {} {:?} with {}",
+                    n.sid,
+                    r.role(),
+                    Members::from_membership(r.membership())
+                );
+                if let Some(p) = r.pending_membership() {
+                    let _ = write!(s, " (pending {})", Members::from_membership(p));
+                }
+            }
+        }
+        s
+    }
+
     fn phase_check(&mut self) {
         match self.phase {
             Phase::Bootstrap { deadline } => {
@@ -1566,6 +1799,7 @@ impl World {
                         "liveness",
                         format!("the set-up client could not create the keys within 30 s of start with no faults ({why})"),
                     );
+                    self.liveness_failed();
                 }
                 if matches!(self.phase, Phase::Faults) {
                     self.net.cfg = self.profile.net.clone();
@@ -1589,12 +1823,14 @@ impl World {
                         deadline: self.now + 30_000,
                     };
                 } else if self.now > deadline {
-                    let why = stable.unwrap_or_else(|| "no write acknowledged".into());
+                    let mut why = stable.unwrap_or_else(|| "no write acknowledged".into());
+                    why.push_str(&self.membership_summary());
                     self.checker.violate(
                         self.now,
                         "liveness",
                         format!("not stable 60 s after faults stopped: {why}"),
                     );
+                    self.liveness_failed();
                 }
             }
             Phase::Quiesce { deadline } => {
@@ -1632,6 +1868,7 @@ impl World {
                         "liveness",
                         format!("{busy} clients still wait for replies 30 s after the cluster became stable"),
                     );
+                    self.liveness_failed();
                 }
             }
             Phase::FinalReads {
@@ -1643,7 +1880,8 @@ impl World {
                     self.finish(first_reader);
                     self.phase = Phase::Done;
                 } else if self.now > deadline {
-                    let why = self.stable().unwrap_or_else(|| "readers not done".into());
+                    let mut why = self.stable().unwrap_or_else(|| "readers not done".into());
+                    why.push_str(&self.membership_summary());
                     self.checker.violate(
                         self.now,
                         "liveness",
@@ -1651,6 +1889,7 @@ impl World {
                             "final reads did not complete within 30 s on a stable cluster: {why}"
                         ),
                     );
+                    self.liveness_failed();
                 }
             }
             Phase::Done => {}
@@ -1674,11 +1913,23 @@ impl World {
             }
         }
         // Every server holds the same tree.
-        let trees: Vec<SnapshotData> = self
+        let mut trees: Vec<SnapshotData> = self
             .nodes
             .iter()
             .map(|n| n.replica.as_ref().unwrap().engine().snapshot())
             .collect();
+        if self.cfg.reconfig {
+            // `/zookeeper/config`'s text is checked on its own (a server that never
+            // applied a reconfiguration keeps its own `zoo.cfg`'s, as in ZooKeeper).
+            self.final_membership(&trees);
+            for t in &mut trees {
+                for n in &mut t.nodes {
+                    if n.path == CONFIG_NODE {
+                        n.data = None;
+                    }
+                }
+            }
+        }
         for (k, t) in trees.iter().enumerate().skip(1) {
             if t.nodes != trees[0].nodes {
                 let a: BTreeMap<&str, _> = trees[0]
@@ -1731,6 +1982,75 @@ impl World {
         let notes = self.checker.finish(self.now, self.cfg.lin_budget);
         self.notes.extend(notes);
         self.log(|| "=== end checks done".to_string());
+    }
+}
+
+const CONFIG_NODE: &str = "/zookeeper/config";
+
+impl World {
+    /// At the end, on a stable cluster: every server runs with the newest committed
+    /// membership and its `/zookeeper/config` holds that reconfiguration's text (or,
+    /// when none committed, the initial members agree on theirs).
+    fn final_membership(&mut self, trees: &[SnapshotData]) {
+        let newest = self.checker.newest_membership().clone();
+        let text = self
+            .checker
+            .committed(newest.version)
+            .and_then(|r| match &r.txn {
+                keel_engine::txn::Txn::Reconfig { data } => Some(data.clone()),
+                _ => None,
+            });
+        let config = |t: &SnapshotData| {
+            t.nodes
+                .iter()
+                .find(|n| n.path == CONFIG_NODE)
+                .and_then(|n| n.data.clone())
+                .unwrap_or_default()
+        };
+        let mut bad = Vec::new();
+        let mut first_member: Option<(Sid, Vec<u8>)> = None;
+        for (n, t) in self.nodes.iter().zip(trees) {
+            let r = n.replica.as_ref().unwrap();
+            let m = r.membership();
+            let data = config(t);
+            if m.version != newest.version {
+                bad.push(format!(
+                    "server {} ends with membership {:#x}, not the newest committed {newest}",
+                    n.sid, m.version
+                ));
+            }
+            if newest.version > 0 {
+                let cfg = r.config();
+                if cfg.voters != newest.voters || cfg.observers != newest.observers {
+                    bad.push(format!(
+                        "server {} ends counting voters {:?} observers {:?}, not those of {newest}",
+                        n.sid, cfg.voters, cfg.observers
+                    ));
+                }
+                if text.as_ref().is_some_and(|x| *x != data) {
+                    bad.push(format!(
+                        "server {} ends with /zookeeper/config {:?}, not reconfiguration {:#x}'s text",
+                        n.sid,
+                        String::from_utf8_lossy(&data),
+                        newest.version
+                    ));
+                }
+            } else if self.initial.is_member(n.sid) {
+                match &first_member {
+                    None => first_member = Some((n.sid, data)),
+                    Some((s, d)) if *d != data => bad.push(format!(
+                        "servers {s} and {} end with different /zookeeper/config: {:?} vs {:?}",
+                        n.sid,
+                        String::from_utf8_lossy(d),
+                        String::from_utf8_lossy(&data)
+                    )),
+                    Some(_) => {}
+                }
+            }
+        }
+        for b in bad {
+            self.checker.violate(self.now, "membership", b);
+        }
     }
 }
 

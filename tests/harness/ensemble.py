@@ -17,6 +17,17 @@ currently serving"), exactly one says `Mode: leader`, participants say
 `follower` and observers `observer`.  `wait_serving` polls that with a deadline
 and on timeout raises EnsembleError with each member's last `srvr` answer and
 log tail.
+
+Dynamic reconfiguration (tests/test_reconfig.py): `Ensemble.add_member()`
+starts one more member (next id, fresh ports) whose zoo.cfg lists every member
+so far plus itself, while the running members keep the configs they were
+started with; `Member.server_line(explicit_role=True)` is the spec `reconfig`
+takes (`server.N=host:peer:election:participant;host:client`);
+`Member.config_members` overrides which members' `server.N` lines a member's
+zoo.cfg gets.  With `reconfigEnabled=true` ZooKeeper rewrites its zoo.cfg
+(server lines moved to `zoo.cfg.dynamic.<version>`, `dynamicConfigFile=` added);
+`spawn()` writes the harness's zoo.cfg again, so a member restarted after a
+reconfig starts from its original server list.
 """
 import os
 import re
@@ -72,16 +83,27 @@ class Member(srv.Server):
         self.sid = sid
         self.observer = observer
         self.peer_port = self.election_port = None
+        # members whose server.N lines go into this member's zoo.cfg (None:
+        # every member of the ensemble, see Ensemble.add_member)
+        self.config_members = None
 
     def __repr__(self):
         return "<Member %s%s %s:%s pid=%s>" % (
             self.name, " (observer)" if self.observer else "", self.host, self.port,
             self.proc.pid if self.proc else None)
 
-    def server_line(self):
+    def server_line(self, explicit_role=False):
+        """`server.N=host:peer:election[:observer];host:client`; with
+        explicit_role the role is always written (`:participant` /
+        `:observer`), as ZooKeeper writes it in /zookeeper/config and as
+        `reconfig`'s joining / new_members take it."""
+        if explicit_role:
+            role = ":observer" if self.observer else ":participant"
+        else:
+            role = ":observer" if self.observer else ""
         return "server.%d=%s:%d:%d%s;%s:%d" % (
             self.sid, self.host, self.peer_port, self.election_port,
-            ":observer" if self.observer else "", self.host, self.port)
+            role, self.host, self.port)
 
     def _write_cfg(self):
         e = self.ensemble
@@ -97,7 +119,8 @@ class Member(srv.Server):
             lines.append("peerType=observer")
         for k, v in self.extra_cfg.items():
             lines.append("%s=%s" % (k, v))
-        lines += [m.server_line() for m in e.members]
+        listed = e.members if self.config_members is None else self.config_members
+        lines += [m.server_line() for m in listed]
         with open(self.cfg_path, "w") as f:
             f.write("\n".join(lines) + "\n")
         with open(os.path.join(self.data_dir, "myid"), "w") as f:
@@ -155,6 +178,30 @@ class Ensemble:
         ports = free_ports(3 * len(self.members))
         for i, m in enumerate(self.members):
             m.port, m.peer_port, m.election_port = ports[3 * i:3 * i + 3]
+
+    def add_member(self, observer=False, spawn=True, config_members=None):
+        """One more member: the next id, fresh ports, its own directory.  Its
+        zoo.cfg lists `config_members` (default: every member so far, itself
+        included, i.e. the running ensemble plus the newcomer); the zoo.cfg of
+        members already running is not touched (they learn about the new one
+        only through `reconfig`; one restarted later gets every member's
+        line, the newcomer's included).  Started without waiting when `spawn`
+        (ZooKeeper's newcomer follows the leader as a non-voting follower
+        before the reconfig; wait on `mode()` rather than `wait_serving`).
+        The newcomer is in `members` / `participants` from now on.  Returns
+        the Member."""
+        sid = max(m.sid for m in self.members) + 1
+        d = os.path.join(self.workdir, "member%d" % sid)
+        m = Member(self, sid, observer, d)
+        m.port, m.peer_port, m.election_port = free_ports(3)
+        self.members.append(m)
+        if config_members is not None:
+            m.config_members = list(config_members)
+        else:
+            m.config_members = list(self.members)
+        if spawn:
+            m.spawn()
+        return m
 
     # -- who is who ---------------------------------------------------------
     @property
@@ -264,3 +311,21 @@ class Ensemble:
     def stop_all(self):
         for m in self.members:
             m.stop()
+
+
+def module_ensemble(kind, workdir, **kw):
+    """For a module-scoped fixture: starts an `Ensemble(kind, workdir, **kw)`,
+    yields it, and kills it at the end.  A start-up failure fails the tests
+    (with every member's srvr and log tail) instead of erroring them."""
+    import pytest
+
+    e = Ensemble(kind, workdir, **kw)
+    try:
+        e.start()
+    except EnsembleError as err:
+        e.kill_all()
+        pytest.fail(str(err), pytrace=False)
+    try:
+        yield e
+    finally:
+        e.kill_all()

@@ -42,7 +42,13 @@ impl Election {
             peer_epoch: me.0,
             round: self.round,
             state: PeerState::Looking,
+            config_version: cfg.membership_version,
         }
+    }
+
+    /// Our vote as it goes out: with our membership's version.
+    pub fn outgoing(&self, cfg: &ReplicaConfig) -> Option<Vote> {
+        self.vote.map(|v| stamped(cfg, v))
     }
 
     /// Starts a new round voting for ourselves.
@@ -69,14 +75,14 @@ impl Election {
             ..v
         };
         self.vote = Some(v);
-        if !cfg.is_observer() {
+        if cfg.is_voter(cfg.my_id) {
             self.votes.insert(cfg.my_id, v);
         }
     }
 
     fn broadcast(&mut self, cfg: &ReplicaConfig, now: i64, out: &mut Vec<ReplicaOutput>) {
         self.next_broadcast = now + cfg.tick_ms.max(1);
-        let Some(v) = self.vote else { return };
+        let Some(v) = self.outgoing(cfg) else { return };
         for p in cfg.peers() {
             out.push(ReplicaOutput::Peer {
                 to: p,
@@ -115,12 +121,7 @@ impl Election {
 
     fn agreed(&self, cfg: &ReplicaConfig) -> bool {
         let Some(v) = self.vote else { return false };
-        let n = cfg
-            .voters
-            .iter()
-            .filter(|s| self.votes.get(s).is_some_and(|x| x.key() == v.key()))
-            .count();
-        n >= cfg.quorum()
+        cfg.has_quorum(|s| self.votes.get(&s).is_some_and(|x| x.key() == v.key()))
     }
 
     /// Handles a vote from `from`. `current` is what we report when not looking.
@@ -141,7 +142,7 @@ impl Election {
             if v.state == PeerState::Looking {
                 out.push(ReplicaOutput::Peer {
                     to: from,
-                    msg: PeerMsg::Vote(cur),
+                    msg: PeerMsg::Vote(stamped(cfg, cur)),
                 });
             }
             return None;
@@ -149,16 +150,16 @@ impl Election {
         if self.vote.is_none() {
             self.start(cfg, me, now, out);
         }
-        let voter = cfg.voters.contains(&from);
+        let voter = cfg.is_voter(from);
         if v.state == PeerState::Looking {
             let mine = self.vote?;
             if !voter || v.round < self.round {
-                // Tell a non-voter or a voter in an older round what we think. An
-                // observer never answers, so two observers cannot echo forever.
-                if !cfg.is_observer() {
+                // Tell a non-voter or a voter in an older round what we think. A
+                // non-voter never answers, so two non-voters cannot echo forever.
+                if cfg.is_voter(cfg.my_id) {
                     out.push(ReplicaOutput::Peer {
                         to: from,
-                        msg: PeerMsg::Vote(mine),
+                        msg: PeerMsg::Vote(stamped(cfg, mine)),
                     });
                 }
                 if !voter {
@@ -173,14 +174,14 @@ impl Election {
                 self.round = v.round;
                 self.votes.clear();
                 let own = self.own_vote(cfg, me);
-                let best = if v.key() > own.key() || cfg.is_observer() {
+                let best = if eligible(cfg, &v) && (v.key() > own.key() || !eligible(cfg, &own)) {
                     v
                 } else {
                     own
                 };
                 self.set_vote(cfg, best);
                 changed = true;
-            } else if v.key() > mine.key() && cfg.voters.contains(&v.leader) {
+            } else if eligible(cfg, &v) && (v.key() > mine.key() || !eligible(cfg, &mine)) {
                 self.set_vote(cfg, v);
                 changed = true;
             }
@@ -204,22 +205,37 @@ impl Election {
             self.others.insert(from, v);
         }
         let l = v.leader;
-        let reports = cfg
-            .voters
-            .iter()
-            .filter(|s| {
-                self.others
-                    .get(s)
+        // We count ourselves among those who follow it: we are about to. (Without
+        // us, a pending membership of two, us included, could never be a quorum.)
+        let reported = cfg.has_quorum(|s| {
+            s == cfg.my_id
+                || self
+                    .others
+                    .get(&s)
                     .is_some_and(|x| x.leader == l && x.peer_epoch == v.peer_epoch)
-            })
-            .count();
+        });
         let leads = self
             .others
             .get(&l)
             .is_some_and(|x| x.state == PeerState::Leading && x.leader == l);
-        if leads && reports >= cfg.quorum() {
+        if leads && reported {
             return Some(l);
         }
         None
     }
+}
+
+fn stamped(cfg: &ReplicaConfig, v: Vote) -> Vote {
+    Vote {
+        config_version: cfg.membership_version,
+        ..v
+    }
+}
+
+/// Whether `v`'s candidate may lead: a voter of the membership in force, as in
+/// ZooKeeper (a server only a pending reconfiguration makes a voter is not one yet,
+/// and servers that disagree on that would split their votes forever). A vote for
+/// someone who may not lead gives way to any vote for someone who may.
+fn eligible(cfg: &ReplicaConfig, v: &Vote) -> bool {
+    cfg.voters.contains(&v.leader)
 }

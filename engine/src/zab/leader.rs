@@ -18,7 +18,7 @@ use super::msg::{FWD_CLOSE_SESSION, FWD_CREATE_SESSION, FWD_SYNC};
 use super::replica::{frame_txns, new_frame};
 use super::*;
 use crate::prep;
-use crate::proto::{op, Code, Request};
+use crate::proto::{op, perm, Code, Request};
 use crate::server::{decode_create_session, forward_ids};
 use crate::tree::DataTree;
 use crate::txn::{self, Txn, TxnRecord};
@@ -133,32 +133,28 @@ impl Leader {
             .collect()
     }
 
-    fn count_voters(r: &Replica, l: &Leader, min: Stage) -> usize {
-        let me = usize::from(r.cfg.voters.contains(&r.cfg.my_id));
-        me + l
-            .peers
-            .iter()
-            .filter(|(s, p)| {
-                p.stage >= min
-                    && !p.observer
-                    && r.cfg.voters.contains(s)
-                    && (min < Stage::EpochAcked || p.promised)
-            })
-            .count()
+    /// Whether we and the voters at `min` or beyond (having promised our epoch, from
+    /// `EpochAcked` on) make a quorum.
+    fn quorum_at(r: &Replica, l: &Leader, min: Stage) -> bool {
+        r.cfg.has_quorum(|s| {
+            s == r.cfg.my_id
+                || l.peers
+                    .get(&s)
+                    .is_some_and(|p| p.stage >= min && (min < Stage::EpochAcked || p.promised))
+        })
     }
 
     /// Moves through the establishment phases as far as the quorum allows.
     pub fn progress(r: &mut Replica) {
-        let Some(l) = r.leader.as_mut() else { return };
+        let Some(l) = r.leader.as_ref() else { return };
         if l.phase == Phase::Discovery {
-            if Self::count_voters(r, r.leader.as_ref().unwrap(), Stage::Info) < r.cfg.quorum() {
+            if !Self::quorum_at(r, l, Stage::Info) {
                 return;
             }
             let l = r.leader.as_mut().unwrap();
             let max = l
                 .peers
                 .values()
-                .filter(|p| !p.observer)
                 .map(|p| p.accepted_epoch)
                 .chain(std::iter::once(r.epochs.accepted))
                 .max()
@@ -179,7 +175,7 @@ impl Leader {
         }
         let l = r.leader.as_ref().unwrap();
         if l.phase == Phase::AckEpoch {
-            if Self::count_voters(r, l, Stage::EpochAcked) < r.cfg.quorum() {
+            if !Self::quorum_at(r, l, Stage::EpochAcked) {
                 return;
             }
             r.leader.as_mut().unwrap().phase = Phase::Sync;
@@ -199,15 +195,14 @@ impl Leader {
         let l = r.leader.as_ref().unwrap();
         if l.phase == Phase::Sync {
             let me_durable = r.durable >= r.last_logged;
-            let synced = l
-                .peers
-                .iter()
-                .filter(|(s, p)| {
-                    p.stage == Stage::Synced && !p.observer && r.cfg.voters.contains(s)
-                })
-                .count()
-                + usize::from(me_durable);
-            if synced < r.cfg.quorum() {
+            let synced = r.cfg.has_quorum(|s| {
+                if s == r.cfg.my_id {
+                    me_durable
+                } else {
+                    l.peers.get(&s).is_some_and(|p| p.stage == Stage::Synced)
+                }
+            });
+            if !synced {
                 return;
             }
             Self::establish(r);
@@ -244,10 +239,15 @@ impl Leader {
             commit = format_args!("0x{commit:x}"),
             "established; serving"
         );
+        let membership = r.membership.to_text();
         for p in to {
             r.out.push(ReplicaOutput::Peer {
                 to: p,
-                msg: PeerMsg::UpToDate { epoch, commit },
+                msg: PeerMsg::UpToDate {
+                    epoch,
+                    commit,
+                    membership: membership.clone(),
+                },
             });
         }
         r.engine.set_serving(true);
@@ -320,10 +320,8 @@ impl Leader {
     }
 
     pub fn on_msg(r: &mut Replica, from: Sid, msg: PeerMsg) {
-        let member = r.cfg.voters.contains(&from) || r.cfg.observers.contains(&from);
-        if !member {
-            return;
-        }
+        // Servers outside the membership are welcome as non-voting learners: a server
+        // about to be added by a reconfiguration catches up that way first.
         let now = r.now_ms;
         let Some(l) = r.leader.as_mut() else { return };
         if let Some(p) = l.peers.get_mut(&from) {
@@ -354,8 +352,7 @@ impl Leader {
                         last_heard: now,
                     },
                 );
-                let observer = observer || r.cfg.observers.contains(&from);
-                if l.phase > Phase::Discovery && !observer && accepted_epoch > l.epoch {
+                if l.phase > Phase::Discovery && r.cfg.is_voter(from) && accepted_epoch > l.epoch {
                     // It promised an epoch above ours (one that never got established)
                     // and cannot follow us; until a leader proposes above that, it
                     // would loop. Stepping down lets the next election do so.
@@ -390,8 +387,12 @@ impl Leader {
                 if epoch != l.epoch || p.stage != Stage::Info || l.phase == Phase::Discovery {
                     return; // an earlier term's, or a duplicate
                 }
+                // Only a voter of the membership in force can be ahead in a way that
+                // matters: a server only a pending reconfiguration makes a voter may
+                // not lead, so it is truncated instead (what it has beyond us was
+                // never committed: that needed a quorum of the voters in force).
                 if l.phase < Phase::Broadcast
-                    && !p.observer
+                    && r.cfg.voters.contains(&from)
                     && (current_epoch, last_zxid) > (r.epochs.current, r.last_logged)
                 {
                     warn!(
@@ -427,7 +428,11 @@ impl Leader {
                     let commit = r.committed;
                     r.out.push(ReplicaOutput::Peer {
                         to: from,
-                        msg: PeerMsg::UpToDate { epoch, commit },
+                        msg: PeerMsg::UpToDate {
+                            epoch,
+                            commit,
+                            membership: r.membership.to_text(),
+                        },
                     });
                     Self::recompute_commit(r);
                 } else {
@@ -476,24 +481,19 @@ impl Leader {
     /// Commits through the highest zxid a quorum of voters has durable.
     fn recompute_commit(r: &mut Replica) {
         let Some(l) = r.leader.as_ref() else { return };
-        let mut acks: Vec<i64> = l
-            .peers
-            .iter()
-            .filter(|(s, p)| p.stage == Stage::Synced && !p.observer && r.cfg.voters.contains(s))
-            .map(|(_, p)| p.acked)
-            .collect();
-        if r.cfg.voters.contains(&r.cfg.my_id) {
-            acks.push(r.durable);
-        }
-        let q = r.cfg.quorum();
-        if acks.len() < q {
+        let candidate = r.cfg.quorum_zxid(|s| {
+            if s == r.cfg.my_id {
+                Some(r.durable)
+            } else {
+                l.peers
+                    .get(&s)
+                    .filter(|p| p.stage == Stage::Synced)
+                    .map(|p| p.acked)
+            }
+        });
+        let Some(candidate) = candidate.filter(|c| *c > r.committed) else {
             return;
-        }
-        acks.sort_unstable_by(|a, b| b.cmp(a));
-        let candidate = acks[q - 1];
-        if candidate <= r.committed {
-            return;
-        }
+        };
         let to = l.in_sync();
         r.committed = candidate;
         r.apply_through(candidate);
@@ -556,6 +556,9 @@ impl Leader {
             l.exhausted = true;
             return;
         }
+        if fwd.opcode == op::RECONFIG {
+            return Self::propose_reconfig(r, fwd);
+        }
         let zxid = l.last_zxid + 1;
         let time = r.now_ms;
         let session = fwd.session;
@@ -580,7 +583,6 @@ impl Leader {
                 }
                 Txn::CloseSession
             }
-            op::RECONFIG => err(Code::ReconfigDisabled),
             opcode => match Request::decode(opcode, &fwd.body) {
                 Err(_) => err(Code::MarshallingError),
                 Ok(ref req)
@@ -622,6 +624,117 @@ impl Leader {
         if l.batch.len() >= r.cfg.max_batch_txns.max(1) {
             l.flush(&mut r.log, &mut r.log_txns, &mut r.last_logged, &mut r.out);
         }
+    }
+
+    /// A `reconfig`: checked here as ZooKeeper's leader checks it, then logged in a
+    /// frame of its own (so followers spot it from the frame header) and pending from
+    /// this moment: every quorum counts in the old and the new membership until it
+    /// commits, when every server switches to the new one.
+    fn propose_reconfig(r: &mut Replica, fwd: Forward) {
+        let Some(l) = r.leader.as_ref() else { return };
+        let zxid = l.last_zxid + 1;
+        let time = r.now_ms;
+        let txn = match Self::reconfigured(r, l, &fwd, zxid) {
+            Ok(m) => {
+                let data = m.to_text().into_bytes();
+                r.set_pending(Some(m));
+                Txn::Reconfig { data }
+            }
+            Err(code) => Txn::Error {
+                code: code.as_i32(),
+            },
+        };
+        let Some(l) = r.leader.as_mut() else { return };
+        let alone = matches!(txn, Txn::Reconfig { .. });
+        if alone {
+            l.flush(&mut r.log, &mut r.log_txns, &mut r.last_logged, &mut r.out);
+            prep::apply_one(&mut l.spec, &txn, zxid, time, None, &mut Vec::new());
+        }
+        l.last_zxid = zxid;
+        l.batch.push(TxnRecord {
+            zxid,
+            time,
+            session: fwd.session,
+            cxid: fwd.cxid,
+            txn,
+        });
+        if alone {
+            l.flush(&mut r.log, &mut r.log_txns, &mut r.last_logged, &mut r.out);
+        }
+    }
+
+    /// The membership a `reconfig` asks for, or why not (in ZooKeeper's order of
+    /// checks).
+    fn reconfigured(r: &Replica, l: &Leader, fwd: &Forward, zxid: i64) -> Result<Membership, Code> {
+        if !r.cfg.reconfig_enabled {
+            return Err(Code::ReconfigDisabled);
+        }
+        // /zookeeper/config is world-readable only: the superuser, or whoever an
+        // operator granted WRITE there, may reconfigure.
+        let acl = l
+            .spec
+            .get("/zookeeper/config")
+            .map(|n| n.acl.clone())
+            .unwrap_or_default();
+        if !r.engine.config().skip_acl {
+            crate::acl::check(&acl, perm::WRITE, &forward_ids(fwd))?;
+        }
+        // With local sessions an unknown id is a follower's local session.
+        if !l.spec_sessions.contains(&fwd.session) && !r.engine.config().local_sessions {
+            return Err(Code::SessionExpired);
+        }
+        let Ok(Request::Reconfig {
+            joining,
+            leaving,
+            new_members,
+            cur_config_id,
+        }) = Request::decode(op::RECONFIG, &fwd.body)
+        else {
+            return Err(Code::MarshallingError);
+        };
+        if r.pending.is_some() {
+            return Err(Code::ReconfigInProgress);
+        }
+        if cur_config_id != -1 && cur_config_id != r.membership.version {
+            return Err(Code::BadVersion);
+        }
+        let mut next = r
+            .membership
+            .reconfigured(&joining, &leaving, &new_members, r.cfg.check_server)
+            .map_err(|e| {
+                let (code, why) = match e {
+                    Refused::BadArguments(m) => (Code::BadArguments, m),
+                    Refused::Malformed(m) => (Code::MarshallingError, m),
+                };
+                info!(id = r.cfg.my_id, "reconfig refused: {why}");
+                code
+            })?;
+        let voters = next.voters();
+        let least = if r.cfg.standalone_enabled { 2 } else { 1 };
+        if voters.len() < least {
+            info!(
+                id = r.cfg.my_id,
+                "reconfig refused: the new membership would have {} voter(s), at least {least} needed",
+                voters.len()
+            );
+            return Err(Code::BadArguments);
+        }
+        // The new voters must be able to commit it: a quorum of them in sync now.
+        let synced = voters
+            .iter()
+            .filter(|s| {
+                **s == r.cfg.my_id || l.peers.get(s).is_some_and(|p| p.stage == Stage::Synced)
+            })
+            .count();
+        if synced <= voters.len() / 2 {
+            info!(
+                id = r.cfg.my_id,
+                "reconfig refused: only {synced} of the new voters {voters:?} are in sync"
+            );
+            return Err(Code::NewConfigNoQuorum);
+        }
+        next.version = zxid;
+        Ok(next)
     }
 
     /// ContainerManager in an ensemble: the leader deletes empty containers and expired
@@ -700,17 +813,13 @@ impl Leader {
             return true;
         }
         let limit = r.cfg.sync_limit * r.cfg.tick_ms;
-        let heard = usize::from(r.cfg.voters.contains(&r.cfg.my_id))
-            + l.peers
-                .iter()
-                .filter(|(s, p)| {
-                    p.stage == Stage::Synced
-                        && !p.observer
-                        && r.cfg.voters.contains(s)
-                        && now - p.last_heard <= limit
-                })
-                .count();
-        if heard < r.cfg.quorum() {
+        let heard = r.cfg.has_quorum(|s| {
+            s == r.cfg.my_id
+                || l.peers
+                    .get(&s)
+                    .is_some_and(|p| p.stage == Stage::Synced && now - p.last_heard <= limit)
+        });
+        if !heard {
             warn!(id = r.cfg.my_id, "lost the quorum; electing again");
             return false;
         }

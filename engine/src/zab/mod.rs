@@ -33,9 +33,11 @@
 
 mod election;
 mod leader;
+pub mod membership;
 pub mod msg;
 mod replica;
 
+pub use membership::{Membership, Refused, SpecCheck};
 pub use msg::{Forward, LogFrame, PeerMsg, PeerState, Sid, SyncMode, Vote};
 pub use replica::Replica;
 
@@ -67,6 +69,22 @@ pub struct ReplicaConfig {
     /// `readonlymode.enabled`: while cut off from a quorum, serve reads to clients
     /// that asked for read-only sessions.
     pub read_only_mode: bool,
+    /// `reconfigEnabled`: the leader accepts `reconfig` requests.
+    pub reconfig_enabled: bool,
+    /// `standaloneEnabled` (default true): as in ZooKeeper, a reconfiguration may then
+    /// not leave fewer than two voters.
+    pub standalone_enabled: bool,
+    /// Checks and normalises a server spec of a `reconfig` request.
+    pub check_server: SpecCheck,
+    /// The voters of a reconfiguration this server has logged but not applied yet
+    /// (ZooKeeper's "last seen" configuration). While there is one, every quorum is a
+    /// quorum of both memberships. Kept by the replica; `None` when built.
+    pub next_voters: Option<Vec<Sid>>,
+    /// The observers of that reconfiguration.
+    pub next_observers: Vec<Sid>,
+    /// The version of the membership in force (kept by the replica; election votes
+    /// carry it).
+    pub membership_version: i64,
 }
 
 impl ReplicaConfig {
@@ -82,6 +100,12 @@ impl ReplicaConfig {
             history_txns: 100_000,
             record_applied: false,
             read_only_mode: false,
+            reconfig_enabled: false,
+            standalone_enabled: true,
+            check_server: membership::simple_spec,
+            next_voters: None,
+            next_observers: Vec::new(),
+            membership_version: 0,
         }
     }
 
@@ -89,17 +113,51 @@ impl ReplicaConfig {
         self.observers.contains(&self.my_id)
     }
 
-    /// Everyone but this server.
-    pub fn peers(&self) -> impl Iterator<Item = Sid> + '_ {
-        self.voters
+    /// Everyone but this server, in the membership and in a pending one.
+    pub fn peers(&self) -> Vec<Sid> {
+        let mut v: Vec<Sid> = self
+            .voters
             .iter()
             .chain(self.observers.iter())
+            .chain(self.next_voters.iter().flatten())
+            .chain(self.next_observers.iter())
             .copied()
-            .filter(move |s| *s != self.my_id)
+            .filter(|s| *s != self.my_id)
+            .collect();
+        v.sort_unstable();
+        v.dedup();
+        v
     }
 
-    pub fn quorum(&self) -> usize {
-        self.voters.len() / 2 + 1
+    /// A voter of the membership or of a pending one: its vote and acks count.
+    pub fn is_voter(&self, s: Sid) -> bool {
+        self.voters.contains(&s) || self.next_voters.as_ref().is_some_and(|n| n.contains(&s))
+    }
+
+    /// Whether the servers `yes` picks are a quorum: a majority of the voters, and of
+    /// a pending reconfiguration's voters too while there is one.
+    pub fn has_quorum(&self, mut yes: impl FnMut(Sid) -> bool) -> bool {
+        let mut majority = |vs: &[Sid]| vs.iter().filter(|s| yes(**s)).count() > vs.len() / 2;
+        majority(&self.voters) && self.next_voters.as_deref().is_none_or(&mut majority)
+    }
+
+    /// The highest zxid a quorum (as [`has_quorum`](Self::has_quorum) counts) has
+    /// reached, given each voter's zxid (`None`: not counted).
+    pub fn quorum_zxid(&self, of: impl Fn(Sid) -> Option<i64>) -> Option<i64> {
+        let kth = |vs: &[Sid]| {
+            let mut z: Vec<i64> = vs.iter().filter_map(|s| of(*s)).collect();
+            let q = vs.len() / 2 + 1;
+            if z.len() < q {
+                return None;
+            }
+            z.sort_unstable_by(|a, b| b.cmp(a));
+            Some(z[q - 1])
+        };
+        let a = kth(&self.voters)?;
+        match self.next_voters.as_deref() {
+            Some(n) => kth(n).map(|b| a.min(b)),
+            None => Some(a),
+        }
     }
 }
 
@@ -177,4 +235,9 @@ pub enum ReplicaOutput {
     SaveEpochs(Epochs),
     /// The role changed (for logs, `srvr` and tests).
     Role { role: Role, epoch: i64 },
+    /// The membership changed: `text` is `/zookeeper/config`'s new text. `committed`:
+    /// this server now runs with it, and the caller persists it (synchronous, durable)
+    /// so that a restart starts from it; otherwise it is a logged reconfiguration not
+    /// yet committed, whose new servers the caller should be able to reach.
+    Membership { text: String, committed: bool },
 }

@@ -28,6 +28,10 @@ pub struct Vote {
     pub peer_epoch: i64,
     pub round: i64,
     pub state: PeerState,
+    /// The version of the sender's membership in force: a server that sees a newer one
+    /// than its own asks for it (by answering with its vote), one that sees an older
+    /// one sends its own (`PeerMsg::Membership`).
+    pub config_version: i64,
 }
 
 impl Vote {
@@ -117,7 +121,13 @@ pub enum PeerMsg {
     /// Follower → leader: synced and durable through `zxid`.
     AckNewLeader { epoch: i64, zxid: i64 },
     /// Leader → follower: broadcast begins; everything through `commit` is committed.
-    UpToDate { epoch: i64, commit: i64 },
+    /// `membership` is the leader's `/zookeeper/config` text as of `commit`: a server
+    /// started with its own list (one about to be added) takes the ensemble's.
+    UpToDate {
+        epoch: i64,
+        commit: i64,
+        membership: String,
+    },
     /// Leader → follower: one batch of transactions (a whole log frame).
     Proposal(LogFrame),
     /// Follower → leader: everything through `zxid` is durable here (cumulative).
@@ -131,6 +141,10 @@ pub enum PeerMsg {
     /// Heartbeat both ways; from a follower it carries the sessions that were active
     /// since its last ping, so the leader can keep them alive.
     Ping { sessions: Vec<i64> },
+    /// Election: the sender's membership in force (`/zookeeper/config` text), sent to a
+    /// server whose vote showed an older one, so that a server that missed
+    /// reconfigurations (or was outside the membership) learns whom to count.
+    Membership { text: String },
 }
 
 const T_VOTE: i32 = 1;
@@ -147,6 +161,7 @@ const T_COMMIT: i32 = 11;
 const T_REQUEST: i32 = 12;
 const T_SYNC_DONE: i32 = 13;
 const T_PING: i32 = 14;
+const T_MEMBERSHIP: i32 = 15;
 
 fn write_frame(w: &mut Writer, f: &LogFrame) {
     w.i64(f.first).i64(f.last).buffer(&f.payload);
@@ -178,6 +193,7 @@ impl PeerMsg {
             PeerMsg::Request(_) => "request",
             PeerMsg::SyncDone { .. } => "syncdone",
             PeerMsg::Ping { .. } => "ping",
+            PeerMsg::Membership { .. } => "membership",
         }
     }
 
@@ -190,7 +206,8 @@ impl PeerMsg {
                     .i64(v.zxid)
                     .i64(v.peer_epoch)
                     .i64(v.round)
-                    .i32(v.state as i32);
+                    .i32(v.state as i32)
+                    .i64(v.config_version);
             }
             PeerMsg::FollowerInfo {
                 accepted_epoch,
@@ -250,8 +267,15 @@ impl PeerMsg {
             PeerMsg::AckNewLeader { epoch, zxid } => {
                 w.i32(T_ACK_NEW_LEADER).i64(*epoch).i64(*zxid);
             }
-            PeerMsg::UpToDate { epoch, commit } => {
-                w.i32(T_UP_TO_DATE).i64(*epoch).i64(*commit);
+            PeerMsg::UpToDate {
+                epoch,
+                commit,
+                membership,
+            } => {
+                w.i32(T_UP_TO_DATE)
+                    .i64(*epoch)
+                    .i64(*commit)
+                    .string(membership);
             }
             PeerMsg::Proposal(f) => {
                 w.i32(T_PROPOSAL);
@@ -287,6 +311,9 @@ impl PeerMsg {
                     w.i64(*s);
                 }
             }
+            PeerMsg::Membership { text } => {
+                w.i32(T_MEMBERSHIP).string(text);
+            }
         }
         w.buf
     }
@@ -307,6 +334,7 @@ impl PeerMsg {
                     3 => PeerState::Observing,
                     other => return Err(JuteError::Invalid(format!("peer state {other}"))),
                 },
+                config_version: r.i64()?,
             }),
             T_FOLLOWER_INFO => PeerMsg::FollowerInfo {
                 accepted_epoch: r.i64()?,
@@ -365,6 +393,7 @@ impl PeerMsg {
             T_UP_TO_DATE => PeerMsg::UpToDate {
                 epoch: r.i64()?,
                 commit: r.i64()?,
+                membership: r.string()?,
             },
             T_PROPOSAL => PeerMsg::Proposal(read_frame(&mut r)?),
             T_ACK => PeerMsg::Ack { zxid: r.i64()? },
@@ -400,6 +429,7 @@ impl PeerMsg {
                 }
                 PeerMsg::Ping { sessions }
             }
+            T_MEMBERSHIP => PeerMsg::Membership { text: r.string()? },
             other => return Err(JuteError::Invalid(format!("peer message type {other}"))),
         };
         r.finish()?;
@@ -425,7 +455,11 @@ mod tests {
                 peer_epoch: 1,
                 round: 4,
                 state: PeerState::Looking,
+                config_version: 1 << 32 | 3,
             }),
+            PeerMsg::Membership {
+                text: "server.1=h:1:2:participant\nversion=100000003".into(),
+            },
             PeerMsg::FollowerInfo {
                 accepted_epoch: 2,
                 last_zxid: 77,
@@ -462,6 +496,7 @@ mod tests {
             PeerMsg::UpToDate {
                 epoch: 3,
                 commit: 8,
+                membership: "server.1=h:1:2:participant\nversion=0".into(),
             },
             PeerMsg::Proposal(frame),
             PeerMsg::Ack { zxid: 8 },

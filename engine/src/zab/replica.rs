@@ -65,6 +65,15 @@ pub struct Replica {
     applied_log: Vec<(i64, u64)>,
     /// When this server last started looking (read-only mode starts a while after).
     looking_since: i64,
+    /// The membership in force: the newest committed reconfiguration applied here (or
+    /// `zoo.cfg`'s). `cfg.voters` and `cfg.observers` are its.
+    pub(super) membership: Membership,
+    /// A reconfiguration in our log not applied yet (ZooKeeper's "last seen" one):
+    /// `cfg.next_voters` is its; quorums count in both memberships while it lasts.
+    pub(super) pending: Option<Membership>,
+    /// Applying a reconfiguration took away the leader we follow, or our own
+    /// leadership: elect again once the current input is handled.
+    elect_again: bool,
 }
 
 impl Replica {
@@ -92,6 +101,7 @@ impl Replica {
             txns += (f.last - f.first + 1).max(1) as usize;
             log.push_back(f);
         }
+        let membership = initial_membership(&cfg, &mut engine);
         let mut r = Replica {
             election: Election::new(&cfg),
             cfg,
@@ -110,7 +120,12 @@ impl Replica {
             out: Vec::new(),
             applied_log: Vec::new(),
             looking_since: now_ms,
+            membership,
+            pending: None,
+            elect_again: false,
         };
+        r.cfg.membership_version = r.membership.version;
+        r.find_pending();
         r.look();
         r
     }
@@ -329,7 +344,11 @@ impl Replica {
     }
 
     fn peer(&mut self, from: Sid, msg: PeerMsg) {
+        if let PeerMsg::Membership { text } = msg {
+            return self.membership_from_peer(from, &text);
+        }
         if let PeerMsg::Vote(v) = msg {
+            self.compare_memberships(from, v.config_version);
             let me = self.my_vote_key();
             let current = self.current_vote();
             if let Some(l) =
@@ -373,6 +392,7 @@ impl Replica {
             peer_epoch: self.epochs.current,
             round: self.election.round(),
             state,
+            config_version: self.membership.version,
         })
     }
 
@@ -402,6 +422,9 @@ impl Replica {
 
     /// Hands the engine's requests to the leader, after every input.
     fn after_step(&mut self) {
+        if std::mem::take(&mut self.elect_again) {
+            self.look();
+        }
         let fwds = self.engine.take_forwards();
         if fwds.is_empty() {
             return;
@@ -439,8 +462,8 @@ impl Replica {
             PeerMsg::LeaderInfo { epoch } => {
                 let fresh = phase == FollowPhase::Discovery
                     || (phase != FollowPhase::Broadcast && epoch > term);
-                // An observer's promise counts for nothing, so it may follow any leader.
-                let behind = epoch < self.epochs.accepted && !self.cfg.is_observer();
+                // A non-voter's promise counts for nothing, so it may follow any leader.
+                let behind = epoch < self.epochs.accepted && self.cfg.is_voter(self.cfg.my_id);
                 if !fresh || behind {
                     // A duplicate, an earlier term's message still on the link, or a
                     // leader behind what we promised: not answered (ZooKeeper gives up
@@ -503,7 +526,11 @@ impl Replica {
                 }
                 self.follower_durable();
             }
-            PeerMsg::UpToDate { epoch, commit } => {
+            PeerMsg::UpToDate {
+                epoch,
+                commit,
+                membership,
+            } => {
                 if epoch != term {
                     return;
                 }
@@ -515,6 +542,7 @@ impl Replica {
                 }
                 self.committed = self.committed.max(commit);
                 self.apply_through(self.committed);
+                self.adopt_leader_membership(&membership);
                 self.set_role(Role::Following { leader });
                 self.engine.set_serving(true);
             }
@@ -601,6 +629,7 @@ impl Replica {
                 self.last_logged = self.log.back().map_or(self.base, |b| b.last);
                 self.durable = self.durable.min(self.last_logged);
                 self.out.push(ReplicaOutput::TruncateLog { after: zxid });
+                self.find_pending();
                 true
             }
             SyncMode::Snap { zxid, data } => {
@@ -621,6 +650,9 @@ impl Replica {
                 }
                 self.engine.load_snapshot(&snap);
                 self.log.clear();
+                // What our log had pending is gone with it.
+                self.set_pending(None);
+                self.adopt_tree_membership();
                 self.log_txns = 0;
                 self.base = zxid;
                 self.last_logged = zxid;
@@ -653,6 +685,7 @@ impl Replica {
         self.last_logged = fr.last;
         self.log_txns += frame_txns(&fr);
         self.out.push(ReplicaOutput::Persist(fr.clone()));
+        self.note_reconfig(&fr);
         self.log.push_back(fr);
         true
     }
@@ -679,8 +712,11 @@ impl Replica {
                     },
                 });
             }
+            // An observer acks too when a pending reconfiguration makes it a voter:
+            // the new membership's quorum is counted from its acks.
             FollowPhase::NewLeader { acked: true } | FollowPhase::Broadcast
-                if self.durable > f.acked && !self.cfg.is_observer() =>
+                if self.durable > f.acked
+                    && (!self.cfg.is_observer() || self.cfg.is_voter(self.cfg.my_id)) =>
             {
                 f.acked = self.durable;
                 let leader = f.leader;
@@ -719,6 +755,7 @@ impl Replica {
         // The log is in zxid order: start at the first frame not yet applied rather
         // than walking the whole in-memory history on every commit.
         let start = self.log.partition_point(|fr| fr.last <= applied);
+        let mut reconfigs = Vec::new();
         for fr in self.log.range(start..) {
             if fr.first > target {
                 break;
@@ -741,13 +778,262 @@ impl Replica {
                 }
                 self.engine.apply_committed(rec);
                 applied = rec.zxid;
+                if let txn::Txn::Reconfig { data } = &rec.txn {
+                    reconfigs.push(data.clone());
+                }
                 if self.cfg.record_applied {
                     let bytes = txn::encode_batch(std::slice::from_ref(rec));
                     self.applied_log.push((rec.zxid, fnv1a(&bytes)));
                 }
             }
         }
+        for data in reconfigs {
+            self.activate(&data);
+        }
         self.trim_log();
+    }
+
+    // ------------------------------------------------------------------ membership
+
+    /// The membership in force here.
+    pub fn membership(&self) -> &Membership {
+        &self.membership
+    }
+
+    /// A logged, uncommitted reconfiguration, if any.
+    pub fn pending_membership(&self) -> Option<&Membership> {
+        self.pending.as_ref()
+    }
+
+    /// Makes `m` the pending reconfiguration (or clears it): from now on quorums count
+    /// in both memberships.
+    pub(super) fn set_pending(&mut self, m: Option<Membership>) {
+        if self.pending == m {
+            return;
+        }
+        match &m {
+            Some(m) => {
+                info!(
+                    id = self.cfg.my_id,
+                    "reconfiguration 0x{:x} logged: voters {:?}, observers {:?}; quorums now need both memberships",
+                    m.version,
+                    m.voters(),
+                    m.observers()
+                );
+                self.cfg.next_voters = Some(m.voters());
+                self.cfg.next_observers = m.observers();
+                self.out.push(ReplicaOutput::Membership {
+                    text: m.to_text(),
+                    committed: false,
+                });
+            }
+            None => {
+                self.cfg.next_voters = None;
+                self.cfg.next_observers.clear();
+            }
+        }
+        self.pending = m;
+    }
+
+    /// A frame just logged: if it is a reconfiguration (always alone in its frame), it
+    /// is pending from now.
+    fn note_reconfig(&mut self, fr: &LogFrame) {
+        if let Some(m) = self.reconfig_in(fr) {
+            self.logged_reconfig(m);
+        }
+    }
+
+    /// A reconfiguration in our log, not applied. A leader proposes one only once the
+    /// previous one committed, so one logged after another means the other is
+    /// committed: it is in force (for counting quorums) even though we have not
+    /// applied it yet, and the new one is pending.
+    fn logged_reconfig(&mut self, m: Membership) {
+        if m.version <= self.membership.version {
+            return;
+        }
+        if let Some(prev) = self.pending.take_if(|p| p.version < m.version) {
+            self.switch_to(prev, false);
+        }
+        self.set_pending(Some(m));
+    }
+
+    fn reconfig_in(&self, fr: &LogFrame) -> Option<Membership> {
+        if !txn::batch_is_reconfig(&fr.payload) {
+            return None;
+        }
+        let recs = txn::decode_batch(&fr.payload).ok()?;
+        match recs.first().map(|r| &r.txn) {
+            Some(txn::Txn::Reconfig { data }) => Some(self.parse_membership(data)),
+            _ => None,
+        }
+    }
+
+    /// The pending reconfiguration, found again in the unapplied part of the log
+    /// (after a restart or a truncation).
+    fn find_pending(&mut self) {
+        let applied = self.engine.last_zxid();
+        let logged: Vec<Membership> = self
+            .log
+            .iter()
+            .filter(|fr| fr.last > applied)
+            .filter_map(|fr| self.reconfig_in(fr))
+            .collect();
+        self.set_pending(None);
+        for m in logged {
+            self.logged_reconfig(m);
+        }
+    }
+
+    fn parse_membership(&self, data: &[u8]) -> Membership {
+        let parsed = std::str::from_utf8(data)
+            .map_err(|_| "not UTF-8".to_string())
+            .and_then(|t| Membership::parse(t, self.cfg.check_server).map_err(|e| e.0));
+        match parsed {
+            Ok(m) => m,
+            // The leader checked it with the same rules before logging it: a committed
+            // membership we cannot read means the servers disagree on what is valid,
+            // and running on with another membership than the others is unsafe.
+            Err(e) => panic!("a logged reconfiguration does not parse: {e}"),
+        }
+    }
+
+    /// Votes carry the sender's membership version: an older one than ours gets ours;
+    /// a newer one gets our vote back, so that its sender sees ours is older and sends
+    /// its membership. Each side answers at most once per vote it receives.
+    fn compare_memberships(&mut self, from: Sid, theirs: i64) {
+        let ours = self.membership.version;
+        if theirs < ours {
+            self.out.push(ReplicaOutput::Peer {
+                to: from,
+                msg: PeerMsg::Membership {
+                    text: self.membership.to_text(),
+                },
+            });
+        } else if theirs > ours {
+            let mine = self
+                .current_vote()
+                .or_else(|| self.election.outgoing(&self.cfg));
+            if let Some(v) = mine {
+                self.out.push(ReplicaOutput::Peer {
+                    to: from,
+                    msg: PeerMsg::Vote(v),
+                });
+            }
+        }
+    }
+
+    /// Another server's membership in force, newer than ours: we missed
+    /// reconfigurations (down, cut off, or outside the membership when they were
+    /// made), and counting votes or acks by our old list could leave us out forever.
+    /// What a server has in force was committed, so it is safe to take.
+    fn membership_from_peer(&mut self, from: Sid, text: &str) {
+        match Membership::parse(text, self.cfg.check_server) {
+            Ok(m) if m.version > self.membership.version && !m.servers.is_empty() => {
+                info!(
+                    id = self.cfg.my_id,
+                    "server {from} has membership 0x{:x}, newer than ours (0x{:x}); taking it",
+                    m.version,
+                    self.membership.version
+                );
+                self.switch_to(m, false);
+            }
+            Ok(_) => {}
+            Err(e) => warn!(
+                id = self.cfg.my_id,
+                "server {from} sent a membership that does not parse: {}", e.0
+            ),
+        }
+    }
+
+    /// A committed reconfiguration was applied: its membership is in force.
+    fn activate(&mut self, data: &[u8]) {
+        let m = self.parse_membership(data);
+        self.switch_to(m, false);
+    }
+
+    /// After installing the leader's snapshot: its `/zookeeper/config` is the newest
+    /// committed membership.
+    fn adopt_tree_membership(&mut self) {
+        let data = self
+            .engine
+            .tree()
+            .get(CONFIG_NODE)
+            .and_then(|n| n.data.clone())
+            .unwrap_or_default();
+        if let Ok(m) = std::str::from_utf8(&data)
+            .map_err(|_| ())
+            .and_then(|t| Membership::parse(t, self.cfg.check_server).map_err(|_| ()))
+        {
+            if !m.servers.is_empty() {
+                self.switch_to(m, false);
+            }
+        }
+    }
+
+    /// On `UpToDate`: the leader's membership, as of the commit point we just applied
+    /// through, is the ensemble's. At the same version it still wins: a server started
+    /// with a list of its own (one about to be added) takes the one in force.
+    fn adopt_leader_membership(&mut self, text: &str) {
+        let Ok(m) = Membership::parse(text, self.cfg.check_server) else {
+            warn!(
+                id = self.cfg.my_id,
+                "the leader's membership does not parse; kept ours"
+            );
+            return;
+        };
+        if m.servers.is_empty() || m == self.membership {
+            return;
+        }
+        let same_version = m.version == self.membership.version;
+        if same_version {
+            self.engine.set_config_znode(text.as_bytes().to_vec());
+        }
+        self.switch_to(m, same_version);
+    }
+
+    /// Puts `m` in force, unless it is older than what is (`or_equal`: or as old).
+    fn switch_to(&mut self, m: Membership, or_equal: bool) {
+        let older = if or_equal {
+            m.version < self.membership.version
+        } else {
+            m.version <= self.membership.version
+        };
+        if older {
+            return; // replaying history older than what is in force
+        }
+        info!(
+            id = self.cfg.my_id,
+            "membership 0x{:x} in force: voters {:?}, observers {:?}",
+            m.version,
+            m.voters(),
+            m.observers()
+        );
+        self.cfg.voters = m.voters();
+        self.cfg.observers = m.observers();
+        self.cfg.membership_version = m.version;
+        if self
+            .pending
+            .as_ref()
+            .is_some_and(|p| p.version <= m.version)
+        {
+            self.set_pending(None);
+        }
+        self.out.push(ReplicaOutput::Membership {
+            text: m.to_text(),
+            committed: true,
+        });
+        self.membership = m;
+        // As in ZooKeeper, a leader that is no longer a voter hands over by stepping
+        // down, and its followers elect again at once instead of waiting to miss it.
+        let leader = self.leader_id();
+        if leader.is_some_and(|l| !self.cfg.voters.contains(&l)) {
+            info!(
+                id = self.cfg.my_id,
+                "the leader (server {}) is not a voter of the new membership; electing again",
+                leader.unwrap_or_default()
+            );
+            self.elect_again = true;
+        }
     }
 
     /// Forgets applied frames beyond the in-memory history budget.
@@ -764,6 +1050,45 @@ impl Replica {
             }
         }
     }
+}
+
+const CONFIG_NODE: &str = "/zookeeper/config";
+
+/// The membership at start: `/zookeeper/config` as the caller set it (`zoo.cfg`'s or
+/// the last committed reconfiguration's). Without one (the simulator, tests), one is
+/// made up from `cfg` with placeholder addresses and put there, so that `reconfig`
+/// has a list to change.
+fn initial_membership(cfg: &ReplicaConfig, engine: &mut Engine) -> Membership {
+    let data = engine
+        .tree()
+        .get(CONFIG_NODE)
+        .and_then(|n| n.data.clone())
+        .unwrap_or_default();
+    let text = String::from_utf8_lossy(&data);
+    match Membership::parse(&text, cfg.check_server) {
+        Ok(m) if !m.servers.is_empty() => return m,
+        Ok(_) => {}
+        Err(e) => warn!(
+            id = cfg.my_id,
+            "/zookeeper/config does not parse ({}); reconfig will start from placeholder addresses",
+            e.0
+        ),
+    }
+    let mut m = Membership::default();
+    for (ids, observer) in [(&cfg.voters, false), (&cfg.observers, true)] {
+        for id in ids {
+            let role = if observer { "observer" } else { "participant" };
+            m.servers.insert(
+                *id,
+                super::membership::Server {
+                    spec: format!("127.0.0.1:{}:{}:{role}", 2888 + id, 3888 + id),
+                    observer,
+                },
+            );
+        }
+    }
+    engine.set_config_znode(m.to_text().into_bytes());
+    m
 }
 
 pub(super) fn frame_txns(f: &LogFrame) -> usize {
