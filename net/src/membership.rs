@@ -19,8 +19,15 @@ pub fn file(data_dir: &Path) -> PathBuf {
 
 /// The engine's `SpecCheck`: a `reconfig` request's server spec is held to the same
 /// rules as a `server.N` line of `zoo.cfg`, and written back as ZooKeeper writes it.
+/// Unlike a `zoo.cfg` line, it must name its client port (`;[host:]port`), as ZooKeeper
+/// requires of a dynamic membership: there is no `clientPort` to fall back on.
 pub fn check_server(spec: &str) -> Result<(String, bool), String> {
     let s = ServerSpec::parse(0, spec)?;
+    if s.client.is_none() {
+        return Err(format!(
+            "`{spec}` has no client port: a server added by reconfig needs ;[clientHost:]clientPort"
+        ));
+    }
     Ok((s.to_string(), s.role == PeerRole::Observer))
 }
 
@@ -113,7 +120,8 @@ mod tests {
                 false
             )
         );
-        assert!(check_server("h:1:2:observer").unwrap().1);
+        assert!(check_server("h:1:2:observer;3").unwrap().1);
+        assert!(check_server("h:1:2:observer").is_err(), "no client port");
         assert!(check_server("h:1").is_err());
         assert!(check_server("h:1:1").is_err());
     }

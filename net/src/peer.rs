@@ -71,8 +71,10 @@ use tracing::{debug, error, info, warn};
 
 /// Magic at the start of a hello.
 const HELLO_MAGIC: &[u8; 4] = b"KEEL";
-/// Version of the peer protocol (hello + framing + `PeerMsg` encoding).
-pub const PEER_PROTOCOL_VERSION: u32 = 1;
+/// Version of the peer protocol (hello + framing + `PeerMsg` encoding). 2: votes carry
+/// the membership version, `NewLeader` the commit point, `UpToDate` the membership, and
+/// `Membership` exists (dynamic reconfiguration).
+pub const PEER_PROTOCOL_VERSION: u32 = 2;
 /// Bytes in a hello.
 const HELLO_LEN: usize = 16;
 /// How long either side waits for the other's hello.
@@ -435,6 +437,9 @@ impl PeerNet {
                 self.inner.settings.max_queued_bytes
             );
             drop_link(&self.inner, to, &slot, &mut st, None);
+            // Not queued for the next link either: it would go out ahead of what the
+            // protocol re-sends after the `Down`, out of order.
+            return;
         }
         st.queued_bytes += bytes.len();
         st.queue.push_back(bytes);

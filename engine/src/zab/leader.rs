@@ -81,6 +81,11 @@ pub(super) struct Leader {
     /// When the periodic work (pings, quorum check, expiry) runs next: every half tick,
     /// however often the caller feeds ticks.
     next_periodic: i64,
+    /// After a reconfiguration commits here: the voters before it, and the last zxid
+    /// proposed while it was pending. As in ZooKeeper, the quorums a proposal needs are
+    /// fixed when it is proposed: everything through that zxid still needs a majority
+    /// of the old voters too, even though the new membership is in force.
+    joint: Option<(Vec<Sid>, i64)>,
 }
 
 impl Leader {
@@ -102,7 +107,14 @@ impl Leader {
             exhausted: false,
             next_reap: r.now_ms + r.engine.config().container_check_ms.max(1),
             next_periodic: r.now_ms,
+            joint: None,
         }
+    }
+
+    /// The reconfiguration just applied here replaced `old` voters: proposals made
+    /// before now keep needing them too.
+    pub fn membership_replaced(&mut self, old: Vec<Sid>) {
+        self.joint = Some((old, self.last_zxid));
     }
 
     /// (learners connected, voters synced, observers synced, `sync`s waiting): what
@@ -315,6 +327,7 @@ impl Leader {
             msg: PeerMsg::NewLeader {
                 epoch,
                 zxid: r.last_logged,
+                commit: r.committed,
             },
         });
     }
@@ -481,7 +494,7 @@ impl Leader {
     /// Commits through the highest zxid a quorum of voters has durable.
     fn recompute_commit(r: &mut Replica) {
         let Some(l) = r.leader.as_ref() else { return };
-        let candidate = r.cfg.quorum_zxid(|s| {
+        let acked = |s: Sid| {
             if s == r.cfg.my_id {
                 Some(r.durable)
             } else {
@@ -490,12 +503,26 @@ impl Leader {
                     .filter(|p| p.stage == Stage::Synced)
                     .map(|p| p.acked)
             }
-        });
+        };
+        let mut candidate = r.cfg.quorum_zxid(acked);
+        if let (Some((old, through)), Some(c)) = (&l.joint, candidate) {
+            // Through `through`, a majority of the old voters is needed as well.
+            candidate = match majority_zxid(old, acked) {
+                Some(o) if o >= *through => Some(c),
+                Some(o) => Some(c.min(o)),
+                None => None,
+            };
+        }
         let Some(candidate) = candidate.filter(|c| *c > r.committed) else {
             return;
         };
         let to = l.in_sync();
         r.committed = candidate;
+        if let Some(l) = r.leader.as_mut() {
+            if l.joint.as_ref().is_some_and(|(_, t)| candidate >= *t) {
+                l.joint = None;
+            }
+        }
         r.apply_through(candidate);
         for p in to {
             r.out.push(ReplicaOutput::Peer {
@@ -663,21 +690,12 @@ impl Leader {
         }
     }
 
-    /// The membership a `reconfig` asks for, or why not (in ZooKeeper's order of
-    /// checks).
+    /// The membership a `reconfig` asks for, or why not, in ZooKeeper's order of checks:
+    /// enabled, session, none pending, curConfigId, the new list, its voters, their
+    /// quorum in sync, and only then permission.
     fn reconfigured(r: &Replica, l: &Leader, fwd: &Forward, zxid: i64) -> Result<Membership, Code> {
         if !r.cfg.reconfig_enabled {
             return Err(Code::ReconfigDisabled);
-        }
-        // /zookeeper/config is world-readable only: the superuser, or whoever an
-        // operator granted WRITE there, may reconfigure.
-        let acl = l
-            .spec
-            .get("/zookeeper/config")
-            .map(|n| n.acl.clone())
-            .unwrap_or_default();
-        if !r.engine.config().skip_acl {
-            crate::acl::check(&acl, perm::WRITE, &forward_ids(fwd))?;
         }
         // With local sessions an unknown id is a follower's local session.
         if !l.spec_sessions.contains(&fwd.session) && !r.engine.config().local_sessions {
@@ -732,6 +750,16 @@ impl Leader {
                 "reconfig refused: only {synced} of the new voters {voters:?} are in sync"
             );
             return Err(Code::NewConfigNoQuorum);
+        }
+        // Last, as in ZooKeeper: /zookeeper/config is world-readable only, so the
+        // superuser, or whoever an operator granted WRITE there, may reconfigure.
+        if !r.engine.config().skip_acl {
+            let acl = l
+                .spec
+                .get("/zookeeper/config")
+                .map(|n| n.acl.clone())
+                .unwrap_or_default();
+            crate::acl::check(&acl, perm::WRITE, &forward_ids(fwd))?;
         }
         next.version = zxid;
         Ok(next)

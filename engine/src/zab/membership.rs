@@ -130,6 +130,16 @@ impl Membership {
             let (id, server) = parse_entry(entry, check).map_err(|e| Refused::BadArguments(e.0))?;
             servers.insert(id, server);
         }
+        let mut seen: BTreeMap<String, Sid> = BTreeMap::new();
+        for (id, server) in &servers {
+            for end in endpoints(&server.spec) {
+                if let Some(other) = seen.insert(end.clone(), *id) {
+                    return Err(Refused::BadArguments(format!(
+                        "servers {other} and {id} both use {end}"
+                    )));
+                }
+            }
+        }
         let m = Membership {
             version: self.version,
             servers,
@@ -139,6 +149,30 @@ impl Membership {
         }
         Ok(m)
     }
+}
+
+/// The `host:quorumPort` and `host:electionPort` of each address of a spec: two servers
+/// may not share one (ZooKeeper's duplicate-address check).
+fn endpoints(spec: &str) -> Vec<String> {
+    let peer = spec.split(';').next().unwrap_or(spec);
+    let mut out = Vec::new();
+    for address in peer.split('|') {
+        let mut parts: Vec<&str> = address.trim().rsplitn(4, ':').collect();
+        if parts.first().is_some_and(|r| {
+            r.eq_ignore_ascii_case("participant") || r.eq_ignore_ascii_case("observer")
+        }) {
+            parts.remove(0);
+        } else if parts.len() == 4 {
+            // No role: the fourth piece from the right belongs to the host.
+            let host = address.trim().rsplitn(3, ':').nth(2).unwrap_or("");
+            parts = vec![parts[0], parts[1], host];
+        }
+        if let [election, quorum, host, ..] = parts.as_slice() {
+            out.push(format!("{host}:{quorum}"));
+            out.push(format!("{host}:{election}"));
+        }
+    }
+    out
 }
 
 /// Entries of a `reconfig` list: comma- or newline-separated, blanks skipped.
@@ -164,6 +198,23 @@ fn parse_entry(entry: &str, check: SpecCheck) -> Result<(Sid, Server), BadMember
     let (spec, observer) =
         check(spec.trim()).map_err(|m| BadMembership(format!("server.{id}: {m}")))?;
     Ok((id, Server { spec, observer }))
+}
+
+/// Reads a spec already in a membership (logged, committed, from `zoo.cfg` or from a
+/// peer) as it is: only its role matters here. Those were checked when they were
+/// written; holding them to today's rules again could make a server that is stricter
+/// (a newer version, say) refuse a committed membership the others run with.
+pub fn any_spec(spec: &str) -> Result<(String, bool), String> {
+    let spec = spec.trim();
+    if spec.is_empty() {
+        return Err("an empty server spec".into());
+    }
+    let peer = spec.split(';').next().unwrap_or(spec);
+    let role = peer.rsplit(':').next().unwrap_or("");
+    Ok((
+        spec.to_string(),
+        role.trim().eq_ignore_ascii_case("observer"),
+    ))
 }
 
 /// A plain check of `host:quorumPort:electionPort[:role][;[clientHost:]clientPort]`
@@ -225,6 +276,16 @@ mod tests {
     }
 
     #[test]
+    fn specs_already_in_a_membership_are_read_as_they_are() {
+        assert_eq!(
+            any_spec(" [::1]:1:2:observer;[::1]:3 "),
+            Ok(("[::1]:1:2:observer;[::1]:3".into(), true))
+        );
+        assert_eq!(any_spec("h:1:2"), Ok(("h:1:2".into(), false)));
+        assert!(any_spec(" ").is_err());
+    }
+
+    #[test]
     fn incremental_and_bulk_forms() {
         let m = Membership::parse(TEXT, simple_spec).unwrap();
         let n = m
@@ -254,6 +315,23 @@ mod tests {
         assert!(bad(m.reconfigured("server.4=h4", "", "", simple_spec)));
         assert!(bad(m.reconfigured("4=h:1:2", "", "", simple_spec)));
         assert!(bad(m.reconfigured("", "1", "server.1=h:1:2", simple_spec)));
+        assert!(bad(m.reconfigured(
+            "server.4=h1:2888:9999",
+            "",
+            "",
+            simple_spec
+        )));
+        assert!(!bad(m.reconfigured(
+            "server.4=h9:1:3888",
+            "",
+            "",
+            simple_spec
+        )));
+        assert_eq!(
+            endpoints("[::1]:1:2:observer;3"),
+            vec!["[::1]:1", "[::1]:2"]
+        );
+        assert_eq!(endpoints("h:1:2"), vec!["h:1", "h:2"]);
         // Not a member: nothing to remove, no error.
         assert_eq!(
             m.reconfigured("", "99", "", simple_spec).unwrap().servers,

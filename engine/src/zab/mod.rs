@@ -144,21 +144,24 @@ impl ReplicaConfig {
     /// The highest zxid a quorum (as [`has_quorum`](Self::has_quorum) counts) has
     /// reached, given each voter's zxid (`None`: not counted).
     pub fn quorum_zxid(&self, of: impl Fn(Sid) -> Option<i64>) -> Option<i64> {
-        let kth = |vs: &[Sid]| {
-            let mut z: Vec<i64> = vs.iter().filter_map(|s| of(*s)).collect();
-            let q = vs.len() / 2 + 1;
-            if z.len() < q {
-                return None;
-            }
-            z.sort_unstable_by(|a, b| b.cmp(a));
-            Some(z[q - 1])
-        };
-        let a = kth(&self.voters)?;
+        let a = majority_zxid(&self.voters, &of)?;
         match self.next_voters.as_deref() {
-            Some(n) => kth(n).map(|b| a.min(b)),
+            Some(n) => majority_zxid(n, &of).map(|b| a.min(b)),
             None => Some(a),
         }
     }
+}
+
+/// The highest zxid a majority of `voters` has reached, given each one's (`None`: not
+/// counted).
+pub fn majority_zxid(voters: &[Sid], of: impl Fn(Sid) -> Option<i64>) -> Option<i64> {
+    let mut z: Vec<i64> = voters.iter().filter_map(|s| of(*s)).collect();
+    let q = voters.len() / 2 + 1;
+    if z.len() < q {
+        return None;
+    }
+    z.sort_unstable_by(|a, b| b.cmp(a));
+    Some(z[q - 1])
 }
 
 /// The two epochs ZAB persists (ZooKeeper's `acceptedEpoch` and `currentEpoch` files).

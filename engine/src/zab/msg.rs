@@ -117,7 +117,11 @@ pub enum PeerMsg {
     },
     /// Leader → follower: the end of synchronisation; the follower takes `epoch` as its
     /// current epoch once what it was sent is durable.
-    NewLeader { epoch: i64, zxid: i64 },
+    ///
+    /// `commit` is the leader's commit point: the follower applies what it was sent up
+    /// to it before acknowledging, so that a reconfiguration committed there is in force
+    /// here before our acks count in the new membership.
+    NewLeader { epoch: i64, zxid: i64, commit: i64 },
     /// Follower → leader: synced and durable through `zxid`.
     AckNewLeader { epoch: i64, zxid: i64 },
     /// Leader → follower: broadcast begins; everything through `commit` is committed.
@@ -261,8 +265,12 @@ impl PeerMsg {
                     write_frame(&mut w, f);
                 }
             }
-            PeerMsg::NewLeader { epoch, zxid } => {
-                w.i32(T_NEW_LEADER).i64(*epoch).i64(*zxid);
+            PeerMsg::NewLeader {
+                epoch,
+                zxid,
+                commit,
+            } => {
+                w.i32(T_NEW_LEADER).i64(*epoch).i64(*zxid).i64(*commit);
             }
             PeerMsg::AckNewLeader { epoch, zxid } => {
                 w.i32(T_ACK_NEW_LEADER).i64(*epoch).i64(*zxid);
@@ -385,6 +393,7 @@ impl PeerMsg {
             T_NEW_LEADER => PeerMsg::NewLeader {
                 epoch: r.i64()?,
                 zxid: r.i64()?,
+                commit: r.i64()?,
             },
             T_ACK_NEW_LEADER => PeerMsg::AckNewLeader {
                 epoch: r.i64()?,
@@ -491,7 +500,11 @@ mod tests {
                 },
                 frames: vec![frame.clone(), frame.clone()],
             },
-            PeerMsg::NewLeader { epoch: 3, zxid: 8 },
+            PeerMsg::NewLeader {
+                epoch: 3,
+                zxid: 8,
+                commit: 6,
+            },
             PeerMsg::AckNewLeader { epoch: 3, zxid: 8 },
             PeerMsg::UpToDate {
                 epoch: 3,

@@ -159,10 +159,12 @@ impl Replica {
         }
         let mut eo = Vec::new();
         self.engine.drain(&mut eo);
-        // Engine outputs first: they answer what was applied before this drain, and
-        // nothing the engine emits depends on the log outputs after it.
-        out.extend(eo.into_iter().map(ReplicaOutput::Client));
+        // Protocol outputs first: a leader's `Commit`s leave before the replies to the
+        // clients whose writes they commit, so that a client told "done" by a leader
+        // that dies at once is less likely to find the commit (a reconfiguration's
+        // above all) reached no one. Nothing the engine emits needs to go before them.
         out.append(&mut self.out);
+        out.extend(eo.into_iter().map(ReplicaOutput::Client));
     }
 
     pub fn role(&self) -> Role {
@@ -514,7 +516,7 @@ impl Replica {
                     f.phase = FollowPhase::Synced;
                 }
             }
-            PeerMsg::NewLeader { epoch, .. } => {
+            PeerMsg::NewLeader { epoch, commit, .. } => {
                 if epoch != term {
                     return;
                 }
@@ -524,6 +526,11 @@ impl Replica {
                 if let Some(f) = self.follower.as_mut() {
                     f.phase = FollowPhase::NewLeader { acked: false };
                 }
+                // Apply what the leader has committed before acking: a reconfiguration
+                // among it must be in force here before our acks count in its
+                // membership (the leader counts them there from now on).
+                self.committed = self.committed.max(commit.min(self.last_logged));
+                self.apply_through(self.committed);
                 self.follower_durable();
             }
             PeerMsg::UpToDate {
@@ -575,7 +582,12 @@ impl Replica {
                     return self.look();
                 }
                 self.committed = self.committed.max(zxid);
-                if phase == FollowPhase::Broadcast {
+                // Also before `UpToDate`: a committed reconfiguration must be in force
+                // before we ack what the leader proposes after it.
+                if matches!(
+                    phase,
+                    FollowPhase::NewLeader { .. } | FollowPhase::Broadcast
+                ) {
                     self.apply_through(self.committed);
                 }
             }
@@ -712,11 +724,11 @@ impl Replica {
                     },
                 });
             }
-            // An observer acks too when a pending reconfiguration makes it a voter:
-            // the new membership's quorum is counted from its acks.
+            // Observers ack too: a pending reconfiguration may make one a voter, and
+            // what was proposed before a reconfiguration demoted a voter still counts
+            // its ack (the quorums a proposal needs are fixed when it is proposed).
             FollowPhase::NewLeader { acked: true } | FollowPhase::Broadcast
-                if self.durable > f.acked
-                    && (!self.cfg.is_observer() || self.cfg.is_voter(self.cfg.my_id)) =>
+                if self.durable > f.acked =>
             {
                 f.acked = self.durable;
                 let leader = f.leader;
@@ -887,12 +899,11 @@ impl Replica {
     fn parse_membership(&self, data: &[u8]) -> Membership {
         let parsed = std::str::from_utf8(data)
             .map_err(|_| "not UTF-8".to_string())
-            .and_then(|t| Membership::parse(t, self.cfg.check_server).map_err(|e| e.0));
+            .and_then(|t| Membership::parse(t, membership::any_spec).map_err(|e| e.0));
         match parsed {
             Ok(m) => m,
-            // The leader checked it with the same rules before logging it: a committed
-            // membership we cannot read means the servers disagree on what is valid,
-            // and running on with another membership than the others is unsafe.
+            // Only a text the leader did not write fails here (specs are read as they
+            // are): running on with another membership than the others is unsafe.
             Err(e) => panic!("a logged reconfiguration does not parse: {e}"),
         }
     }
@@ -927,8 +938,18 @@ impl Replica {
     /// made), and counting votes or acks by our old list could leave us out forever.
     /// What a server has in force was committed, so it is safe to take.
     fn membership_from_peer(&mut self, from: Sid, text: &str) {
-        match Membership::parse(text, self.cfg.check_server) {
+        match Membership::parse(text, membership::any_spec) {
             Ok(m) if m.version > self.membership.version && !m.servers.is_empty() => {
+                // Only from a server we count, or one of the membership it sends: not
+                // from any process that got a link to our quorum port.
+                let known = self.cfg.peers().contains(&from) || m.servers.contains_key(&from);
+                if !known {
+                    warn!(
+                        id = self.cfg.my_id,
+                        "server {from}, a stranger, sent membership 0x{:x}; ignored", m.version
+                    );
+                    return;
+                }
                 info!(
                     id = self.cfg.my_id,
                     "server {from} has membership 0x{:x}, newer than ours (0x{:x}); taking it",
@@ -936,6 +957,11 @@ impl Replica {
                     self.membership.version
                 );
                 self.switch_to(m, false);
+                // Whoever we follow or lead missed it too: a stale leader, which must
+                // not go on (it might even propose over its own pending change).
+                if self.role != Role::Looking {
+                    self.elect_again = true;
+                }
             }
             Ok(_) => {}
             Err(e) => warn!(
@@ -962,7 +988,7 @@ impl Replica {
             .unwrap_or_default();
         if let Ok(m) = std::str::from_utf8(&data)
             .map_err(|_| ())
-            .and_then(|t| Membership::parse(t, self.cfg.check_server).map_err(|_| ()))
+            .and_then(|t| Membership::parse(t, membership::any_spec).map_err(|_| ()))
         {
             if !m.servers.is_empty() {
                 self.switch_to(m, false);
@@ -974,7 +1000,7 @@ impl Replica {
     /// through, is the ensemble's. At the same version it still wins: a server started
     /// with a list of its own (one about to be added) takes the one in force.
     fn adopt_leader_membership(&mut self, text: &str) {
-        let Ok(m) = Membership::parse(text, self.cfg.check_server) else {
+        let Ok(m) = Membership::parse(text, membership::any_spec) else {
             warn!(
                 id = self.cfg.my_id,
                 "the leader's membership does not parse; kept ours"
@@ -1008,7 +1034,10 @@ impl Replica {
             m.voters(),
             m.observers()
         );
-        self.cfg.voters = m.voters();
+        let old = std::mem::replace(&mut self.cfg.voters, m.voters());
+        if let Some(l) = self.leader.as_mut() {
+            l.membership_replaced(old);
+        }
         self.cfg.observers = m.observers();
         self.cfg.membership_version = m.version;
         if self
@@ -1065,7 +1094,7 @@ fn initial_membership(cfg: &ReplicaConfig, engine: &mut Engine) -> Membership {
         .and_then(|n| n.data.clone())
         .unwrap_or_default();
     let text = String::from_utf8_lossy(&data);
-    match Membership::parse(&text, cfg.check_server) {
+    match Membership::parse(&text, membership::any_spec) {
         Ok(m) if !m.servers.is_empty() => return m,
         Ok(_) => {}
         Err(e) => warn!(
