@@ -251,11 +251,22 @@ struct SnapNodeRef<'a> {
 }
 
 /// A consistent, copy-on-write view of the state for a snapshot: taken in O(1) on the
-/// engine thread, turned into the archive's form (O(n)) on the snapshot thread.
+/// engine thread, turned into the archive's form (O(n)) on the snapshot thread (or,
+/// for a follower that needs the leader's state, on that follower's link thread).
 pub struct SnapshotView {
     last_zxid: i64,
     nodes: tree::PersistentNodes,
     sessions: Vec<keel_wal::SnapSession>,
+}
+
+impl std::fmt::Debug for SnapshotView {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SnapshotView")
+            .field("last_zxid", &format_args!("0x{:x}", self.last_zxid))
+            .field("nodes", &self.nodes.len())
+            .field("sessions", &self.sessions.len())
+            .finish()
+    }
 }
 
 impl SnapshotView {

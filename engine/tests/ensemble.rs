@@ -171,6 +171,17 @@ impl Cluster {
         for o in out {
             match o {
                 ReplicaOutput::Peer { to, msg } => self.net.push_back((id, to, msg)),
+                ReplicaOutput::SendSnapshot {
+                    to,
+                    epoch,
+                    view,
+                    frames,
+                    then,
+                } => {
+                    let sync = keel_engine::zab::snap_sync(epoch, view, frames).unwrap();
+                    self.net.push_back((id, to, sync));
+                    self.net.push_back((id, to, then));
+                }
                 ReplicaOutput::Persist(f) => {
                     durable = Some(f.last);
                     n.disk.frames.push(f);

@@ -254,6 +254,26 @@ impl ReplicaLoop {
                         warn!("ignoring a client-engine Persist in ensemble mode");
                     }
                     ReplicaOutput::Peer { to, msg } => self.peers.send(to, &msg),
+                    ReplicaOutput::SendSnapshot {
+                        to,
+                        epoch,
+                        view,
+                        frames,
+                        then,
+                    } => {
+                        // The archive (O(tree)) is made on that follower's link thread,
+                        // not here: this thread serves every client meanwhile.
+                        self.peers.send_built(
+                            to,
+                            "sync (snapshot)",
+                            Box::new(move || {
+                                keel_engine::zab::snap_sync(epoch, view, frames)
+                                    .map(|m| m.encode())
+                                    .map_err(|e| e.to_string())
+                            }),
+                        );
+                        self.peers.send(to, &then);
+                    }
                     ReplicaOutput::Persist(frame) => {
                         if self.role == Role::Leading {
                             proposals.add(frame.payload.len() as i64);

@@ -197,9 +197,20 @@ struct SlotState {
     /// period counts from here.
     down_since: Instant,
     link: Option<Link>,
-    /// Encoded messages (without the length prefix) not yet taken by a writer.
-    queue: VecDeque<Vec<u8>>,
+    /// Messages not yet taken by a writer.
+    queue: VecDeque<Queued>,
     queued_bytes: usize,
+}
+
+/// A message waiting for the link's writer thread.
+enum Queued {
+    /// Encoded (without the length prefix).
+    Bytes(Vec<u8>),
+    /// Encoded by the writer thread when it gets there (see [`PeerNet::send_built`]).
+    Later {
+        name: &'static str,
+        build: Box<dyn FnOnce() -> Result<Vec<u8>, String> + Send>,
+    },
 }
 
 struct Slot {
@@ -425,7 +436,7 @@ impl PeerNet {
             if matches!(msg, PeerMsg::Vote(_)) {
                 st.queue.clear();
                 st.queued_bytes = bytes.len();
-                st.queue.push_back(bytes);
+                st.queue.push_back(Queued::Bytes(bytes));
             } else {
                 debug!("no link to server {to}: dropping a {} message", msg.name());
             }
@@ -442,7 +453,31 @@ impl PeerNet {
             return;
         }
         st.queued_bytes += bytes.len();
-        st.queue.push_back(bytes);
+        st.queue.push_back(Queued::Bytes(bytes));
+        slot.cv.notify_all();
+    }
+
+    /// Queues a message for `to` that `build` encodes, on the link's writer thread when
+    /// it gets to it, in order with everything else sent to `to`: for a message that is
+    /// expensive to make (a snapshot for a follower), so that the caller's thread does
+    /// not stop for it. Dropped, like any message but a vote, if there is no link now.
+    /// A build that fails, or makes a frame above the limit, resets the link.
+    pub fn send_built(
+        &self,
+        to: Sid,
+        name: &'static str,
+        build: Box<dyn FnOnce() -> Result<Vec<u8>, String> + Send>,
+    ) {
+        let Some(slot) = self.inner.slot(to) else {
+            warn!("dropping a {name} message for server {to}, which is not a peer");
+            return;
+        };
+        let mut st = lock(&slot);
+        if st.link.is_none() {
+            debug!("no link to server {to}: dropping a {name} message");
+            return;
+        }
+        st.queue.push_back(Queued::Later { name, build });
         slot.cv.notify_all();
     }
 
@@ -932,6 +967,7 @@ fn read_loop(
 
 fn write_loop(inner: &Inner, peer: Sid, slot: &Slot, id: u64, mut stream: TcpStream) {
     let mut buf: Vec<u8> = Vec::new();
+    let mut taken: Vec<Queued> = Vec::new();
     loop {
         {
             let mut st = lock(slot);
@@ -944,12 +980,34 @@ fn write_loop(inner: &Inner, peer: Sid, slot: &Slot, id: u64, mut stream: TcpStr
                 }
                 st = slot.cv.wait(st).unwrap_or_else(|p| p.into_inner());
             }
-            buf.clear();
-            for m in st.queue.drain(..) {
-                buf.extend_from_slice(&(m.len() as u32).to_be_bytes());
-                buf.extend_from_slice(&m);
-            }
+            taken.extend(st.queue.drain(..));
             st.queued_bytes = 0;
+        }
+        // Messages built late are built here, outside the lock, in their place.
+        buf.clear();
+        for q in taken.drain(..) {
+            let m = match q {
+                Queued::Bytes(m) => m,
+                Queued::Later { name, build } => match build() {
+                    Ok(m) if m.len() <= inner.settings.max_frame => m,
+                    Ok(m) => {
+                        error!(
+                            "a {name} message for server {peer} is {} bytes, above the peer frame limit of {}; resetting the link",
+                            m.len(),
+                            inner.settings.max_frame
+                        );
+                        drop_link(inner, peer, slot, &mut lock(slot), Some(id));
+                        return;
+                    }
+                    Err(e) => {
+                        error!("cannot make a {name} message for server {peer}: {e}; resetting the link");
+                        drop_link(inner, peer, slot, &mut lock(slot), Some(id));
+                        return;
+                    }
+                },
+            };
+            buf.extend_from_slice(&(m.len() as u32).to_be_bytes());
+            buf.extend_from_slice(&m);
         }
         if let Err(e) = stream.write_all(&buf) {
             let mut st = lock(slot);
@@ -1083,6 +1141,36 @@ mod tests {
         )
         .unwrap();
         (a, ra, b, rb)
+    }
+
+    /// Waits (polling with a deadline) until `a` has a link to `to`.
+    fn wait_linked(a: &PeerNet, to: Sid) {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while !a.is_connected(to) {
+            assert!(Instant::now() < deadline, "no link to {to}");
+            std::thread::sleep(Duration::from_millis(5));
+        }
+    }
+
+    #[test]
+    fn a_message_built_late_keeps_its_place_and_a_failed_build_resets_the_link() {
+        let (a, _ra, _b, rb) = pair();
+        wait_linked(&a, 2);
+        a.send(2, &vote(1));
+        // Built on the writer thread; it blocks only that link, never the caller.
+        a.send_built(2, "slow", Box::new(|| Ok(vote(2).encode())));
+        a.send(2, &vote(3));
+        for i in 1..=3 {
+            assert_eq!(
+                recv(&rb),
+                PeerEvent::Msg {
+                    from: 1,
+                    msg: vote(i)
+                }
+            );
+        }
+        a.send_built(2, "broken", Box::new(|| Err("no archive".into())));
+        assert_eq!(recv(&rb), PeerEvent::Down { peer: 1 });
     }
 
     #[test]

@@ -1088,6 +1088,23 @@ impl World {
                 );
             }
             ReplicaOutput::Peer { to, msg } => self.send_peer(i, to, msg),
+            ReplicaOutput::SendSnapshot {
+                to,
+                epoch,
+                view,
+                frames,
+                then,
+            } => match keel_engine::zab::snap_sync(epoch, view, frames) {
+                Ok(sync) => {
+                    self.send_peer(i, to, sync);
+                    self.send_peer(i, to, then);
+                }
+                Err(e) => self.checker.violate(
+                    self.now,
+                    "outputs",
+                    format!("server {sid}: its snapshot does not encode: {e}"),
+                ),
+            },
             ReplicaOutput::Persist(frame) => {
                 if self.nodes[i].fail_disk {
                     self.log(|| format!("server {sid}: disk write fails"));

@@ -290,18 +290,28 @@ impl Leader {
         } else if common >= r.base && ours(common) {
             (SyncMode::Trunc { zxid: common }, after(common, &r.log))
         } else {
-            let snap = r.engine.snapshot();
-            let zxid = snap.last_zxid as i64;
-            match snap.to_bytes() {
-                Ok(data) => (SyncMode::Snap { zxid, data }, after(zxid, &r.log)),
-                Err(e) => {
-                    warn!(
-                        id = r.cfg.my_id,
-                        peer, "cannot encode a snapshot for a follower: {e}"
-                    );
-                    return;
-                }
-            }
+            // The archive is built off this thread (`SendSnapshot`); the view is O(1).
+            let view = r.engine.snapshot_view();
+            let zxid = view.last_zxid();
+            let frames = after(zxid, &r.log);
+            info!(
+                id = r.cfg.my_id,
+                peer,
+                "synchronising 0x{f:x} by SNAP 0x{zxid:x} with {} frames",
+                frames.len()
+            );
+            r.out.push(ReplicaOutput::SendSnapshot {
+                to: peer,
+                epoch,
+                view,
+                frames,
+                then: PeerMsg::NewLeader {
+                    epoch,
+                    zxid: r.last_logged,
+                    commit: r.committed,
+                },
+            });
+            return;
         };
         info!(
             id = r.cfg.my_id,

@@ -152,6 +152,22 @@ impl ReplicaConfig {
     }
 }
 
+/// The `Sync` message of a SNAP ([`ReplicaOutput::SendSnapshot`]): the view's archive,
+/// then the frames after it.
+pub fn snap_sync(
+    epoch: i64,
+    view: crate::server::SnapshotView,
+    frames: Vec<LogFrame>,
+) -> Result<PeerMsg, keel_wal::WalError> {
+    let zxid = view.last_zxid();
+    let data = view.into_data().to_bytes()?;
+    Ok(PeerMsg::Sync {
+        epoch,
+        mode: SyncMode::Snap { zxid, data },
+        frames,
+    })
+}
+
 /// The highest zxid a majority of `voters` has reached, given each one's (`None`: not
 /// counted).
 pub fn majority_zxid(voters: &[Sid], of: impl Fn(Sid) -> Option<i64>) -> Option<i64> {
@@ -238,6 +254,17 @@ pub enum ReplicaOutput {
     SaveEpochs(Epochs),
     /// The role changed (for logs, `srvr` and tests).
     Role { role: Role, epoch: i64 },
+    /// Synchronise `to` by SNAP: send it [`snap_sync`]`(epoch, view, frames)`, then
+    /// `then` (its `NewLeader`), before anything else for `to`. Turning the view into an
+    /// archive is O(tree): the caller does it off the thread that drives the replica
+    /// (the view is a copy-on-write clone, so that is safe), keeping this order.
+    SendSnapshot {
+        to: Sid,
+        epoch: i64,
+        view: crate::server::SnapshotView,
+        frames: Vec<LogFrame>,
+        then: PeerMsg,
+    },
     /// The membership changed: `text` is `/zookeeper/config`'s new text. `committed`:
     /// this server now runs with it, and the caller persists it (synchronous, durable)
     /// so that a restart starts from it; otherwise it is a logged reconfiguration not
