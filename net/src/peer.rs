@@ -30,7 +30,9 @@
 //!   5 s) and logs only the first refusal of a series above debug level. When
 //!   `set_peers` names a peer that is linked through an inbound connection, the link is
 //!   kept (this server dials it only once that link is down), so a reconfiguration does
-//!   not break the link of the server it adds.
+//!   not break the link of the server it adds. At most `MAX_UNNAMED_PEERS` (64) servers
+//!   that are not named are kept at once; the slot of one whose link has been gone for
+//!   10 s is forgotten when another arrives.
 //! * Both ends first send a **hello**: `"KEEL"`, `u32` protocol version, `u64` server id
 //!   (big-endian, 16 bytes). The acceptor refuses its own id and, as said, a named
 //!   larger id, by closing the connection without answering; the dialer refuses an
@@ -68,6 +70,10 @@ use std::time::{Duration, Instant};
 
 use keel_engine::zab::{PeerMsg, Sid};
 use tracing::{debug, error, info, warn};
+
+/// Most servers outside this server's configuration linked at once (servers about to
+/// be added by a reconfiguration, or removed ones still following).
+const MAX_UNNAMED_PEERS: usize = 64;
 
 /// Magic at the start of a hello.
 const HELLO_MAGIC: &[u8; 4] = b"KEEL";
@@ -689,9 +695,32 @@ fn inbound(inner: Arc<Inner>, mut stream: TcpStream, from: SocketAddr) {
                     (Some(o.get().clone()), false)
                 }
             }
-            Entry::Vacant(v) => (Some(v.insert(Arc::new(Slot::new(None))).clone()), true),
+            Entry::Vacant(_) => {
+                // Servers we do not know: forget those whose link has been gone a
+                // while (their `Down` was delivered; a slot just made for a link about
+                // to be installed is young), and keep at most a few, so hellos with
+                // ever new ids cannot grow the map without bound.
+                slots.retain(|_, s| {
+                    let st = lock(s);
+                    st.addr.is_some()
+                        || st.link.is_some()
+                        || st.down_since.elapsed() < Duration::from_secs(10)
+                });
+                let unnamed = slots.values().filter(|s| lock(s).addr.is_none()).count();
+                if unnamed >= MAX_UNNAMED_PEERS {
+                    (None, true)
+                } else {
+                    let s = Arc::new(Slot::new(None));
+                    slots.insert(peer, s.clone());
+                    (Some(s), true)
+                }
+            }
         }
     };
+    if slot.is_none() && created {
+        warn!("peer connection from {from} refused: server {peer} is not in this server's configuration and {MAX_UNNAMED_PEERS} such servers are linked already");
+        return;
+    }
     let Some(slot) = slot else {
         // Expected now and then, not a fault: a reverse dial from a server that this
         // one is dialing (or about to) itself. Refusing it keeps one link per pair; the
@@ -1469,6 +1498,25 @@ mod tests {
         write_frame(&mut s, &PeerMsg::Commit { zxid: 7 });
         assert_eq!(recv(&rb), msg(5, PeerMsg::Commit { zxid: 7 }));
         assert_eq!(b.dials(5), 0);
+        b.shutdown();
+    }
+
+    #[test]
+    fn unknown_peers_are_capped() {
+        let (b, _rb) = server2(1 << 20);
+        let held: Vec<TcpStream> = (0..MAX_UNNAMED_PEERS as Sid)
+            .map(|i| raw_peer_as(&b, 100 + i))
+            .collect();
+        // One more unknown id gets no hello back: the connection is closed.
+        let mut s = TcpStream::connect(b.local_addr()).unwrap();
+        s.write_all(&hello(99)).unwrap();
+        s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+        let mut h = [0u8; HELLO_LEN];
+        assert!(
+            s.read_exact(&mut h).is_err(),
+            "the 65th unknown server was accepted"
+        );
+        drop(held);
         b.shutdown();
     }
 
