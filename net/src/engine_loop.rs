@@ -13,7 +13,7 @@ use keel_engine::{Engine, Input, Output};
 use tracing::info;
 
 use crate::fourlw::{self, ServerInfo};
-use crate::msg::{ToConn, ToEngine};
+use crate::msg::{ToConn, ToEngine, Turn};
 
 pub fn now_ms() -> i64 {
     SystemTime::now()
@@ -57,16 +57,12 @@ impl<L: LogSink> EngineLoop<L> {
         let tick =
             Duration::from_millis(((self.engine.config().tick_ms as u64) / 10).clamp(5, 100));
         loop {
-            let first = match self.rx.recv_timeout(tick) {
-                Ok(m) => Some(m),
-                Err(flume::RecvTimeoutError::Timeout) => None,
-                Err(flume::RecvTimeoutError::Disconnected) => break,
+            let Some(turn) = Turn::wait(&self.rx, tick, self.max_batch) else {
+                break;
             };
             self.engine.step(Input::Tick { now_ms: now_ms() });
             let mut stop = false;
-            let mut next = first;
-            let mut budget = self.max_batch.max(1);
-            while let Some(m) = next.take() {
+            for m in turn {
                 match m {
                     ToEngine::Register { conn, tx } => {
                         routes.insert(conn, tx);
@@ -91,10 +87,6 @@ impl<L: LogSink> EngineLoop<L> {
                     | ToEngine::PeerDown { .. }
                     | ToEngine::Durable { .. } => {}
                     ToEngine::Shutdown => stop = true,
-                }
-                budget -= 1;
-                if budget > 0 {
-                    next = self.rx.try_recv().ok();
                 }
             }
             self.engine.drain(&mut outputs);

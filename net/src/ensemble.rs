@@ -20,7 +20,7 @@ use tracing::{error, info, warn};
 
 use crate::engine_loop::now_ms;
 use crate::fourlw::{self, Mode, ServerInfo};
-use crate::msg::{ToConn, ToEngine};
+use crate::msg::{ToConn, ToEngine, Turn};
 use crate::peer::PeerNet;
 use crate::storage;
 
@@ -159,16 +159,12 @@ impl ReplicaLoop {
             }
         );
         loop {
-            let first = match self.rx.recv_timeout(tick) {
-                Ok(m) => Some(m),
-                Err(flume::RecvTimeoutError::Timeout) => None,
-                Err(flume::RecvTimeoutError::Disconnected) => break,
+            let Some(mut turn) = Turn::wait(&self.rx, tick, self.max_batch) else {
+                break;
             };
             self.replica.step(ReplicaInput::Tick { now_ms: now_ms() });
             let mut stop = false;
-            let mut next = first;
-            let mut budget = self.max_batch.max(1);
-            while let Some(m) = next.take() {
+            while let Some(m) = turn.next() {
                 match m {
                     ToEngine::Register { conn, tx } => {
                         routes.insert(conn, tx);
@@ -196,7 +192,7 @@ impl ReplicaLoop {
                         // generation moves on) before any later durability report is
                         // fed; a report of the old log must not count for the new one.
                         if matches!(msg, PeerMsg::Sync { .. }) {
-                            budget = 1;
+                            turn.end();
                         }
                         self.replica.step(ReplicaInput::Peer { from, msg });
                     }
@@ -229,10 +225,6 @@ impl ReplicaLoop {
                         }
                     }
                     ToEngine::Shutdown => stop = true,
-                }
-                budget -= 1;
-                if budget > 0 {
-                    next = self.rx.try_recv().ok();
                 }
             }
             self.replica.drain(&mut outputs);
