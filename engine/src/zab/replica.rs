@@ -102,6 +102,25 @@ impl Replica {
             log.push_back(f);
         }
         let membership = initial_membership(&cfg, &mut engine);
+        let mut cfg = cfg;
+        let sorted = |v: &[Sid]| {
+            let mut v = v.to_vec();
+            v.sort_unstable();
+            v
+        };
+        if (membership.voters(), membership.observers())
+            != (sorted(&cfg.voters), sorted(&cfg.observers))
+        {
+            // One source of truth: what /zookeeper/config says is what quorums count.
+            warn!(
+                id = cfg.my_id,
+                "the configured voters {:?} / observers {:?} differ from /zookeeper/config's; using the latter",
+                cfg.voters,
+                cfg.observers
+            );
+            cfg.voters = membership.voters();
+            cfg.observers = membership.observers();
+        }
         let mut r = Replica {
             election: Election::new(&cfg),
             cfg,
