@@ -1,11 +1,13 @@
 //! keel-bench: a ZooKeeper-protocol load generator ([`run`]), the client it is built on
 //! ([`client`]) and the side-by-side harness that runs the same matrix against Apache
 //! ZooKeeper and Keel ([`compare`]), and the footprint measurements: memory per znode
-//! ([`memory`]) and restart time ([`restart`]), both loading with [`load`].
+//! ([`memory`]) and restart time ([`restart`]), both loading with [`load`] and reading
+//! their load flags with [`load_args`].
 
 pub mod client;
 pub mod compare;
 pub mod load;
+pub mod load_args;
 pub mod memory;
 pub mod plot;
 pub mod report;

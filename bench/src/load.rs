@@ -1,6 +1,7 @@
 //! Bulk loading for the footprint measurements (`keel-bench memory` and `restart`): creates
 //! N znodes under one parent over one session with many creates in flight, and the small
-//! helpers both commands share (one server address, RSS of a process).
+//! helpers both commands share (one server address, RSS of a process). Their load flags
+//! are read by [`crate::load_args`].
 
 use std::net::{SocketAddr, ToSocketAddrs};
 use std::time::{Duration, Instant};

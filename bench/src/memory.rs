@@ -3,9 +3,10 @@
 //! the growth per znode created. Works for any server whose pid is known (Keel, a ZooKeeper
 //! JVM); for a JVM the number includes heap growth the collector has not given back.
 
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
-use crate::load::{load_znodes, parse_addr, rss_bytes, LoadOptions};
+use crate::load::{load_znodes, rss_bytes, LoadOptions};
+use crate::load_args::{Flags, LoadArgs};
 
 /// `keel-bench memory` options.
 #[derive(Debug, Clone)]
@@ -68,42 +69,30 @@ impl MemoryResult {
 /// Reads `--connect HOST:PORT --pid PID --znodes N [--value-size B] [--inflight K]
 /// [--root PATH] [--settle D]`.
 pub fn parse_args(args: &[String]) -> Result<MemoryOptions, String> {
-    let stamp = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_secs())
-        .unwrap_or(0);
-    let (mut addr, mut pid, mut znodes) = (None, None, None);
-    let mut load = LoadOptions {
-        addr: ([127, 0, 0, 1], 2181).into(),
-        root: format!("/keel-bench/mem-{stamp}-{}", std::process::id()),
-        znodes: 0,
-        value_size: 128,
-        inflight: 256,
-        reply_timeout: Duration::from_secs(30),
-    };
+    let mut load = LoadArgs::new("mem");
+    let mut pid = None;
     let mut settle = Duration::from_secs(1);
-    let mut it = args.iter();
-    while let Some(flag) = it.next() {
-        let mut value = || it.next().ok_or_else(|| format!("{flag} expects a value"));
-        let num = |v: &String| -> Result<u64, String> {
-            v.parse()
-                .map_err(|_| format!("{flag} expects a number, not `{v}`"))
-        };
-        match flag.as_str() {
-            "--connect" => addr = Some(parse_addr(value()?)?),
-            "--pid" => pid = Some(num(value()?)? as u32),
-            "--znodes" => znodes = Some(num(value()?)?),
-            "--value-size" => load.value_size = num(value()?)? as usize,
-            "--inflight" => load.inflight = num(value()?)?.max(1) as usize,
-            "--root" => load.root = value()?.clone(),
-            "--settle" => settle = Duration::from_millis(num(value()?)?),
+    let mut flags = Flags::new(args);
+    while let Some(flag) = flags.next_flag() {
+        if load.take(flag, &mut flags)? {
+            continue;
+        }
+        match flag {
+            "--pid" => pid = Some(flags.num(flag)? as u32),
+            "--settle" => settle = Duration::from_millis(flags.num(flag)?),
             other => return Err(format!("memory: unknown option `{other}`")),
         }
     }
-    load.addr = addr.ok_or("usage: keel-bench memory --connect HOST:PORT --pid PID --znodes N")?;
-    load.znodes = znodes.ok_or("usage: memory needs --znodes N")?;
+    let addr = load
+        .addr
+        .ok_or("usage: keel-bench memory --connect HOST:PORT --pid PID --znodes N")?;
+    let znodes = load.znodes.ok_or("usage: memory needs --znodes N")?;
     let pid = pid.ok_or("usage: memory needs --pid PID (the server's process id)")?;
-    Ok(MemoryOptions { load, pid, settle })
+    Ok(MemoryOptions {
+        load: load.options(addr, znodes),
+        pid,
+        settle,
+    })
 }
 
 /// Measures: RSS, load, wait `settle`, RSS again.
@@ -131,10 +120,7 @@ pub fn measure(o: &MemoryOptions) -> Result<MemoryResult, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn s(v: &[&str]) -> Vec<String> {
-        v.iter().map(|x| x.to_string()).collect()
-    }
+    use crate::load_args::args as s;
 
     #[test]
     fn args_and_output() {

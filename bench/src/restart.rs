@@ -9,12 +9,13 @@
 use std::net::SocketAddr;
 use std::os::unix::process::CommandExt as _;
 use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
 use keel_engine::proto::Code;
 
 use crate::client::{Client, Op};
-use crate::load::{load_znodes, parse_addr, LoadOptions};
+use crate::load::{load_znodes, LoadOptions};
+use crate::load_args::{Flags, LoadArgs};
 
 /// `keel-bench restart` options.
 #[derive(Debug, Clone)]
@@ -69,46 +70,34 @@ impl RestartResult {
 /// Reads `--cmd "SHELL COMMAND" --connect HOST:PORT [--znodes N] [--value-size B]
 /// [--inflight K] [--root PATH] [--deadline SECS] [--log FILE]`.
 pub fn parse_args(args: &[String]) -> Result<RestartOptions, String> {
-    let stamp = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_secs())
-        .unwrap_or(0);
-    let (mut cmd, mut addr) = (None, None);
-    let mut o = RestartOptions {
-        cmd: String::new(),
-        load: LoadOptions {
-            addr: ([127, 0, 0, 1], 2181).into(),
-            root: format!("/keel-bench/restart-{stamp}-{}", std::process::id()),
-            znodes: 10_000,
-            value_size: 128,
-            inflight: 256,
-            reply_timeout: Duration::from_secs(30),
-        },
-        deadline: Duration::from_secs(120),
-        log: None,
-    };
-    let mut it = args.iter();
-    while let Some(flag) = it.next() {
-        let mut value = || it.next().ok_or_else(|| format!("{flag} expects a value"));
-        let num = |v: &String| -> Result<u64, String> {
-            v.parse()
-                .map_err(|_| format!("{flag} expects a number, not `{v}`"))
-        };
-        match flag.as_str() {
-            "--cmd" => cmd = Some(value()?.clone()),
-            "--connect" => addr = Some(parse_addr(value()?)?),
-            "--znodes" => o.load.znodes = num(value()?)?.max(1),
-            "--value-size" => o.load.value_size = num(value()?)? as usize,
-            "--inflight" => o.load.inflight = num(value()?)?.max(1) as usize,
-            "--root" => o.load.root = value()?.clone(),
-            "--deadline" => o.deadline = Duration::from_secs(num(value()?)?),
-            "--log" => o.log = Some(value()?.into()),
+    let mut load = LoadArgs::new("restart");
+    let mut cmd = None;
+    let mut deadline = Duration::from_secs(120);
+    let mut log = None;
+    let mut flags = Flags::new(args);
+    while let Some(flag) = flags.next_flag() {
+        if load.take(flag, &mut flags)? {
+            continue;
+        }
+        match flag {
+            "--cmd" => cmd = Some(flags.value(flag)?.to_string()),
+            "--deadline" => deadline = Duration::from_secs(flags.num(flag)?),
+            "--log" => log = Some(flags.value(flag)?.into()),
             other => return Err(format!("restart: unknown option `{other}`")),
         }
     }
-    o.cmd = cmd.ok_or("usage: keel-bench restart --cmd \"SHELL COMMAND\" --connect HOST:PORT")?;
-    o.load.addr = addr.ok_or("usage: restart needs --connect HOST:PORT")?;
-    Ok(o)
+    let cmd = cmd.ok_or("usage: keel-bench restart --cmd \"SHELL COMMAND\" --connect HOST:PORT")?;
+    let addr = load
+        .addr
+        .ok_or("usage: restart needs --connect HOST:PORT")?;
+    // At least one znode, so that there is a last one to read back after the restart.
+    let znodes = load.znodes.map_or(10_000, |n| n.max(1));
+    Ok(RestartOptions {
+        cmd,
+        load: load.options(addr, znodes),
+        deadline,
+        log,
+    })
 }
 
 /// A server started by `sh -c`, in its own process group; dropping it kills the group.
@@ -259,10 +248,7 @@ pub fn measure(o: &RestartOptions) -> Result<RestartResult, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn s(v: &[&str]) -> Vec<String> {
-        v.iter().map(|x| x.to_string()).collect()
-    }
+    use crate::load_args::args as s;
 
     #[test]
     fn args_and_output() {
