@@ -208,6 +208,32 @@ pub fn start(opts: ServerOptions) -> Result<RunningServer, StartError> {
                     return Err(StartError::Storage(StorageError::Membership(e)));
                 }
             }
+            // The newest snapshot's /zookeeper/config can be newer still (the saved
+            // copy lost or restored from an older backup): a committed membership there
+            // is the ensemble's too.
+            let in_snapshot = engine
+                .tree()
+                .get("/zookeeper/config")
+                .and_then(|n| n.data.as_deref())
+                .map(|d| String::from_utf8_lossy(d).into_owned())
+                .and_then(|t| crate::membership::parse(&t).ok().map(|p| (t, p)));
+            if let Some((text, snap)) = in_snapshot {
+                if snap.version > ens.config_version && !snap.members.is_empty() {
+                    info!(
+                        "membership 0x{:x} from the newest snapshot replaces the configured one (0x{:x})",
+                        snap.version, ens.config_version
+                    );
+                    if let Err(e) = crate::membership::save(&opts.data_dir, &text) {
+                        return Err(StartError::Storage(StorageError::Membership(format!(
+                            "{}: {e}",
+                            crate::membership::file(&opts.data_dir).display()
+                        ))));
+                    }
+                    ens.members = snap.members;
+                    ens.config_data = text;
+                    ens.config_version = snap.version;
+                }
+            }
             // A server removed by a reconfiguration still starts (as a non-voting
             // learner) from its own zoo.cfg line.
             let me = ens

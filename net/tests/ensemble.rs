@@ -752,7 +752,8 @@ async fn keel_cluster_starts_a_local_ensemble_and_stops_it() {
 
 #[tokio::test]
 async fn a_reconfiguration_replaces_a_member_and_outlives_kill_9_of_every_member() {
-    let mut e = Ensemble::start_joining(3, 0, 1, "reconfigEnabled=true\nskipACL=yes\n");
+    let mut e =
+        Ensemble::start_joining(3, 0, 1, "reconfigEnabled=true\nskipACL=yes\nsnapCount=2\n");
     e.settled_leader(Duration::from_secs(30)).await;
     // Server 4 is in no one's zoo.cfg but its own: it follows as a learner first.
     e.launch(3);
@@ -786,10 +787,26 @@ async fn a_reconfiguration_replaces_a_member_and_outlives_kill_9_of_every_member
         "{text}"
     );
     c.create("/after-reconfig", b"x", PERSISTENT).await.unwrap();
+    // Server 1 snapshots past the reconfiguration (every 2 transactions here).
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let mut n = 0;
+    while newest_snapshot(&e.nodes[0].dir) < stat.mzxid {
+        assert!(
+            Instant::now() < deadline,
+            "no snapshot past the reconfiguration"
+        );
+        n += 1;
+        c.create(&format!("/more-{n}"), b"", PERSISTENT)
+            .await
+            .unwrap();
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
 
     for i in 0..4 {
         e.kill9(i);
     }
+    // Server 1 also loses its saved membership: its snapshot has it.
+    std::fs::remove_file(e.nodes[0].dir.join("membership")).unwrap();
     // Servers 1 and 4 are a quorum of the new membership {1, 2, 4} but not of
     // zoo.cfg's {1, 2, 3}: they serve only if the reconfiguration was kept.
     e.launch(0);

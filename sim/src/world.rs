@@ -76,8 +76,8 @@ pub struct SimConfig {
 pub enum Sabotage {
     /// Disks lie: at a crash they lose the last frames they reported durable.
     LyingDisk,
-    /// With `reconfig`: a crash loses the saved membership, so a restart runs with
-    /// `zoo.cfg`'s (or what its snapshot's `/zookeeper/config` says).
+    /// With `reconfig`: a crash loses what the server knew of the membership (the saved
+    /// copy, and its snapshot's `/zookeeper/config`), so a restart runs with `zoo.cfg`'s.
     ForgetMembership,
 }
 
@@ -908,6 +908,10 @@ impl World {
         };
         if let Some((_, text)) = self.nodes[i].disk.membership() {
             engine.set_config_znode(text.clone().into_bytes());
+        } else if self.cfg.sabotage == Some(Sabotage::ForgetMembership) {
+            // The snapshot's /zookeeper/config would give the membership back (the
+            // replica reads it): the sabotage takes that too, leaving zoo.cfg's.
+            engine.set_config_znode(Vec::new());
         }
         let n_frames = rec.frames.len();
         let last_frame = rec.frames.last().map(|f| f.last).unwrap_or(0);
