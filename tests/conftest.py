@@ -189,26 +189,14 @@ def zk_factory(server_kind, request):
     """make(target=None, start=True, **KazooClient kwargs) -> KazooClient on
     `target` (default: the module's shared `server`); all are stopped and
     closed at teardown."""
-    from kazoo.client import KazooClient
+    from harness.clients import kazoo_clients
 
-    clients = []
+    with kazoo_clients() as new_client:
+        def make(target=None, start=True, **kw):
+            target = target or request.getfixturevalue("server")
+            return new_client(target.hosts, start=start, **kw)
 
-    def make(target=None, start=True, **kw):
-        target = target or request.getfixturevalue("server")
-        kw.setdefault("timeout", 10.0)
-        c = KazooClient(hosts=target.hosts, **kw)
-        clients.append(c)
-        if start:
-            c.start(timeout=15)
-        return c
-
-    yield make
-    for c in clients:
-        try:
-            c.stop()
-            c.close()
-        except Exception:
-            pass
+        yield make
 
 
 @pytest.fixture

@@ -13,13 +13,13 @@ import threading
 import time
 
 import pytest
-from kazoo.client import KazooClient, KazooState
+from kazoo.client import KazooState
 from kazoo.exceptions import ConnectionLoss, KazooException, NotReadOnlyCallError
 from kazoo.handlers.threading import KazooTimeoutError
 from kazoo.protocol.states import EventType, KeeperState
-from kazoo.retry import KazooRetry
 
 from harness import rawzk
+from harness.clients import kazoo_clients
 from harness.ensemble import module_ensemble
 from harness.kazoo_ext import EphemeralOnLocalSessionError
 from harness.wait import wait_event, wait_until
@@ -52,34 +52,12 @@ def ensemble(ens):
     return ens
 
 
-def fast_retry():
-    # kazoo's default reconnect back-off doubles up to 60 s; an election takes
-    # well under a second, so retry often.
-    return KazooRetry(max_tries=-1, delay=0.05, backoff=1.5, max_delay=0.5)
-
-
 @pytest.fixture
 def kz():
     """make(hosts, start=True, **KazooClient kwargs) -> KazooClient; all are
     closed at teardown."""
-    clients = []
-
-    def make(hosts, start=True, **kw):
-        kw.setdefault("timeout", 10.0)
-        kw.setdefault("connection_retry", fast_retry())
-        c = KazooClient(hosts=hosts, **kw)
-        clients.append(c)
-        if start:
-            c.start(timeout=15)
-        return c
-
-    yield make
-    for c in clients:
-        try:
-            c.stop()
-            c.close()
-        except Exception:
-            pass
+    with kazoo_clients(fast=True) as make:
+        yield make
 
 
 def session_id(c):

@@ -86,12 +86,11 @@ Membership changes
 """
 import pytest
 from kazoo import exceptions as _kex
-from kazoo.client import KazooClient
 from kazoo.exceptions import (BadArgumentsError, BadVersionError, ConnectionLoss,
                               MarshallingError, NewConfigNoQuorumError, NoAuthError)
-from kazoo.retry import KazooRetry
 
 from harness import servers as srv
+from harness.clients import kazoo_clients
 from harness.ensemble import free_ports, module_ensemble
 from harness.wait import wait_until
 
@@ -158,36 +157,18 @@ def read_config(client):
     return servers, int(version, 16), stat
 
 
-def fast_retry():
-    # kazoo's default reconnect back-off doubles up to 60 s; an election takes
-    # well under a second, so retry often.
-    return KazooRetry(max_tries=-1, delay=0.05, backoff=1.5, max_delay=0.5)
-
-
 @pytest.fixture
 def kz():
     """make(hosts, start=True, superuser=False, **KazooClient kwargs) ->
     KazooClient; all are closed at teardown."""
-    clients = []
-
-    def make(hosts, start=True, superuser=False, **kw):
-        kw.setdefault("timeout", 10.0)
-        kw.setdefault("connection_retry", fast_retry())
-        c = KazooClient(hosts=hosts, **kw)
-        clients.append(c)
-        if start:
-            c.start(timeout=15)
-            if superuser:
+    with kazoo_clients(fast=True) as new_client:
+        def make(hosts, start=True, superuser=False, **kw):
+            c = new_client(hosts, start=start, **kw)
+            if start and superuser:
                 c.add_auth("digest", SUPER_AUTH)
-        return c
+            return c
 
-    yield make
-    for c in clients:
-        try:
-            c.stop()
-            c.close()
-        except Exception:
-            pass
+        yield make
 
 
 def start_reconfig_ensemble(ensemble_factory, **kw):
