@@ -105,84 +105,59 @@ pub fn plan_for(mode: Mode, nodes: usize) -> Plan {
     if nodes <= 1 {
         return plan(mode);
     }
-    let (workloads, per_member, warmup, duration): (Vec<Workload>, Vec<(usize, usize)>, u64, u64) =
-        match mode {
-            Mode::Short => (
-                vec![Workload::Create, Workload::Set, Workload::Get],
-                vec![(1, 1), (4, 8)],
-                1,
-                4,
-            ),
-            Mode::Full => (
-                vec![
-                    Workload::Create,
-                    Workload::Set,
-                    Workload::Get,
-                    Workload::Delete,
-                    Workload::Mixed { read_pct: 90 },
-                    Workload::Mixed { read_pct: 50 },
-                    Workload::Multi { ops: 8 },
-                    Workload::Watch,
-                ],
-                vec![(1, 1), (2, 4), (8, 8), (16, 16)],
-                2,
-                10,
-            ),
-        };
-    let mut cells = Vec::new();
-    for w in &workloads {
-        for &(s, k) in &per_member {
-            cells.push(Cell {
-                workload: *w,
-                sessions: s * nodes,
-                inflight: k,
-            });
-        }
-    }
-    Plan {
-        cells,
-        warmup: Duration::from_secs(warmup),
-        duration: Duration::from_secs(duration),
-        keys: 10_000,
-        delete_keys: 100_000,
-        value_size: 128,
+    match mode {
+        Mode::Short => matrix(
+            &[Workload::Create, Workload::Set, Workload::Get],
+            &[(1, 1), (4, 8)],
+            nodes,
+            (1, 4),
+        ),
+        Mode::Full => matrix(&FULL, &[(1, 1), (2, 4), (8, 8), (16, 16)], nodes, (2, 10)),
     }
 }
 
 pub fn plan(mode: Mode) -> Plan {
-    let (workloads, concurrency, warmup, duration): (Vec<Workload>, Vec<(usize, usize)>, u64, u64) =
-        match mode {
-            Mode::Short => (
-                vec![
-                    Workload::Create,
-                    Workload::Set,
-                    Workload::Get,
-                    Workload::Mixed { read_pct: 90 },
-                    Workload::Multi { ops: 8 },
-                ],
-                vec![(1, 1), (16, 8)],
-                1,
-                6,
-            ),
-            Mode::Full => (
-                vec![
-                    Workload::Create,
-                    Workload::Set,
-                    Workload::Get,
-                    Workload::Delete,
-                    Workload::Mixed { read_pct: 90 },
-                    Workload::Mixed { read_pct: 50 },
-                    Workload::Multi { ops: 8 },
-                    Workload::Watch,
-                ],
-                vec![(1, 1), (4, 4), (16, 8), (64, 16)],
-                2,
-                10,
-            ),
-        };
+    match mode {
+        Mode::Short => matrix(
+            &[
+                Workload::Create,
+                Workload::Set,
+                Workload::Get,
+                Workload::Mixed { read_pct: 90 },
+                Workload::Multi { ops: 8 },
+            ],
+            &[(1, 1), (16, 8)],
+            1,
+            (1, 6),
+        ),
+        Mode::Full => matrix(&FULL, &[(1, 1), (4, 4), (16, 8), (64, 16)], 1, (2, 10)),
+    }
+}
+
+/// The workloads of `--full`, standalone and ensembles alike.
+const FULL: [Workload; 8] = [
+    Workload::Create,
+    Workload::Set,
+    Workload::Get,
+    Workload::Delete,
+    Workload::Mixed { read_pct: 90 },
+    Workload::Mixed { read_pct: 50 },
+    Workload::Multi { ops: 8 },
+    Workload::Watch,
+];
+
+/// Every workload at every (sessions per member, in flight) pair, sessions times
+/// `members`; `(warm-up, measured)` seconds per cell.
+fn matrix(
+    workloads: &[Workload],
+    pairs: &[(usize, usize)],
+    members: usize,
+    (warmup, duration): (u64, u64),
+) -> Plan {
     let mut cells = Vec::new();
-    for w in &workloads {
-        for &(s, k) in &concurrency {
+    for w in workloads {
+        for &(s, k) in pairs {
+            let s = s * members;
             // watch needs a writer and at least one watcher
             let s = if *w == Workload::Watch { s.max(2) } else { s };
             cells.push(Cell {

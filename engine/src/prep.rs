@@ -308,7 +308,7 @@ pub(crate) fn apply_one(
         Txn::Reconfig { data } => {
             // Like a setData of /zookeeper/config, which clients cannot write; as in
             // ZooKeeper its data version reads -1 from then on.
-            const CONFIG: &str = "/zookeeper/config";
+            use crate::tree::CONFIG_NODE as CONFIG;
             tree.set_data(CONFIG, Some(data.clone()), -1, zxid, time, undo, triggers);
             Applied::Config {
                 data: data.clone(),

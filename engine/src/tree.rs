@@ -101,6 +101,9 @@ pub enum Trigger {
 }
 
 /// The node map, shareable in O(1) (see `DataTree::persistent_nodes`).
+/// The node holding the ensemble's membership (ZooKeeper's `ZooDefs.CONFIG_NODE`).
+pub const CONFIG_NODE: &str = "/zookeeper/config";
+
 pub type PersistentNodes = PersistentMap<String, Node>;
 
 /// How to take back one change of an uncommitted multi. Each records only what the
@@ -179,7 +182,7 @@ impl DataTree {
         let mut config = mk(&Arc::new(Acl::world_read()), &[]);
         // ZooKeeper creates the config node with aversion -1.
         config.stat.aversion = -1;
-        t.put("/zookeeper/config".into(), Some(config));
+        t.put(CONFIG_NODE.into(), Some(config));
         t
     }
 
@@ -195,17 +198,25 @@ impl DataTree {
         }
     }
 
-    /// The shared copy of an ACL (unused entries are kept: the set of distinct ACLs in a
-    /// tree is small).
     /// Replaces `/zookeeper/config`'s data (membership, set from the configuration).
     pub fn set_config_data(&mut self, data: Vec<u8>) {
-        if let Some(mut n) = self.nodes.get("/zookeeper/config").cloned() {
+        if let Some(mut n) = self.nodes.get(CONFIG_NODE).cloned() {
             self.data_size = self.data_size - n.data_len() + data.len();
             n.data = Some(data);
-            self.nodes.insert("/zookeeper/config".into(), n);
+            self.nodes.insert(CONFIG_NODE.into(), n);
         }
     }
 
+    /// `/zookeeper/config`'s text: the membership (lossy UTF-8; empty when unset).
+    pub fn config_text(&self) -> String {
+        self.get(CONFIG_NODE)
+            .and_then(|n| n.data.as_deref())
+            .map(|d| String::from_utf8_lossy(d).into_owned())
+            .unwrap_or_default()
+    }
+
+    /// The shared copy of an ACL (unused entries are kept: the set of distinct ACLs in a
+    /// tree is small).
     pub fn intern_acl(&mut self, acl: &[Acl]) -> Arc<Vec<Acl>> {
         if let Some(a) = self.acls.get(acl) {
             return a.clone();

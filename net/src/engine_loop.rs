@@ -10,7 +10,6 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use keel_engine::watch::ConnId;
 use keel_engine::{Engine, Input, Output};
-use tracing::info;
 
 use crate::fourlw::{self, ServerInfo};
 use crate::msg::{ToConn, ToEngine, Turn};
@@ -111,19 +110,8 @@ impl<L: LogSink> EngineLoop<L> {
             }
             if let Some(snap_tx) = &self.snap_tx {
                 if self.engine.last_zxid() - last_snap >= self.snap_count {
-                    // O(1): a copy-on-write view. Never block here: if the snapshot
-                    // thread is still busy, try again on a later turn.
-                    let started = std::time::Instant::now();
-                    let view = self.engine.snapshot_view();
-                    let (zxid, nodes) = (view.last_zxid(), view.node_count());
-                    if snap_tx.try_send(view).is_ok() {
+                    if let Some(zxid) = crate::storage::offer_snapshot(snap_tx, &self.engine) {
                         last_snap = zxid;
-                        info!(
-                            zxid = format_args!("0x{zxid:x}"),
-                            nodes,
-                            "snapshot view taken in {:?}",
-                            started.elapsed()
-                        );
                     }
                 }
             }

@@ -318,17 +318,8 @@ impl ReplicaLoop {
             if let Some(snap_tx) = &self.snap_tx {
                 let engine = self.replica.engine();
                 if txns_between(last_snap, engine.last_zxid()) >= self.snap_count {
-                    let started = std::time::Instant::now();
-                    let view = engine.snapshot_view();
-                    let (zxid, nodes) = (view.last_zxid(), view.node_count());
-                    if snap_tx.try_send(view).is_ok() {
+                    if let Some(zxid) = storage::offer_snapshot(snap_tx, engine) {
                         last_snap = zxid;
-                        info!(
-                            zxid = format_args!("0x{zxid:x}"),
-                            nodes,
-                            "snapshot view taken in {:?}",
-                            started.elapsed()
-                        );
                     }
                 }
             }

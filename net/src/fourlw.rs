@@ -431,12 +431,7 @@ fn conf(info: &ServerInfo, engine: &Engine) -> String {
             // The membership is the one in force, which a reconfiguration may have
             // changed since zoo.cfg was read: /zookeeper/config has it.
             const MARK: &str = "membership: \n";
-            let current = engine
-                .tree()
-                .get("/zookeeper/config")
-                .and_then(|n| n.data.as_deref())
-                .map(|d| String::from_utf8_lossy(d).into_owned())
-                .filter(|t| t.contains("server."));
+            let current = Some(engine.tree().config_text()).filter(|t| t.contains("server."));
             if let (Some(at), Some(current)) = (s.find(MARK), current) {
                 s.truncate(at + MARK.len());
                 s.push_str(&current);

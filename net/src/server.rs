@@ -211,11 +211,7 @@ pub fn start(opts: ServerOptions) -> Result<RunningServer, StartError> {
             // The newest snapshot's /zookeeper/config can be newer still (the saved
             // copy lost or restored from an older backup): a committed membership there
             // is the ensemble's too.
-            let in_snapshot = engine
-                .tree()
-                .get("/zookeeper/config")
-                .and_then(|n| n.data.as_deref())
-                .map(|d| String::from_utf8_lossy(d).into_owned())
+            let in_snapshot = Some(engine.tree().config_text())
                 .and_then(|t| crate::membership::parse(&t).ok().map(|p| (t, p)));
             if let Some((text, snap)) = in_snapshot {
                 if snap.version > ens.config_version && !snap.members.is_empty() {

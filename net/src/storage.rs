@@ -336,6 +336,26 @@ impl LogSink for GroupSink {
     }
 }
 
+/// Hands the snapshot thread an O(1) copy-on-write view of `engine`'s state. Never
+/// blocks: while the thread is still busy with the previous one, nothing is sent and
+/// the caller tries again on a later turn. Returns the zxid of the view sent.
+pub fn offer_snapshot(
+    snap_tx: &flume::Sender<keel_engine::server::SnapshotView>,
+    engine: &Engine,
+) -> Option<i64> {
+    let started = std::time::Instant::now();
+    let view = engine.snapshot_view();
+    let (zxid, nodes) = (view.last_zxid(), view.node_count());
+    snap_tx.try_send(view).ok()?;
+    info!(
+        zxid = format_args!("0x{zxid:x}"),
+        nodes,
+        "snapshot view taken in {:?}",
+        started.elapsed()
+    );
+    Some(zxid)
+}
+
 /// Writes snapshots handed over by the engine thread, once the log has made their
 /// zxid durable (a snapshot must never hold a write a crash could still take back),
 /// then applies the retention policy.

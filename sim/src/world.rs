@@ -753,52 +753,17 @@ impl World {
             Ev::ToClient {
                 client, conn, what, ..
             } => {
-                let actions = {
-                    let mut trace = Vec::new();
-                    let up = self.servers_up();
-                    let mut ctx = Ctx {
-                        now: self.now,
-                        nodes: self.nodes.len(),
-                        up: &up,
-                        keys: &self.keys,
-                        next_conn: &mut self.next_conn,
-                        checker: &mut self.checker,
-                        trace: &mut trace,
-                    };
-                    let c = &mut self.clients[client];
-                    let a = match what {
-                        ToClient::Frame(f) => c.on_frame(&mut ctx, conn, &f),
-                        ToClient::Closed => {
-                            c.on_closed(&mut ctx, conn);
-                            Vec::new()
-                        }
-                    };
-                    if self.cfg.verbose > 0 {
-                        self.trace.extend(trace);
+                let actions = self.with_client(client, |c, ctx| match what {
+                    ToClient::Frame(f) => c.on_frame(ctx, conn, &f),
+                    ToClient::Closed => {
+                        c.on_closed(ctx, conn);
+                        Vec::new()
                     }
-                    a
-                };
+                });
                 self.client_actions(client, actions);
             }
             Ev::ClientTimer(c) => {
-                let actions = {
-                    let mut trace = Vec::new();
-                    let up = self.servers_up();
-                    let mut ctx = Ctx {
-                        now: self.now,
-                        nodes: self.nodes.len(),
-                        up: &up,
-                        keys: &self.keys,
-                        next_conn: &mut self.next_conn,
-                        checker: &mut self.checker,
-                        trace: &mut trace,
-                    };
-                    let a = self.clients[c].on_timer(&mut ctx);
-                    if self.cfg.verbose > 0 {
-                        self.trace.extend(trace);
-                    }
-                    a
-                };
+                let actions = self.with_client(c, |c, ctx| c.on_timer(ctx));
                 self.client_actions(c, actions);
                 if !self.clients[c].done() {
                     let t = self.now + self.rng_misc.range(10, 40);
@@ -1504,6 +1469,31 @@ impl World {
 
     // ---------------------------------------------------------------- clients
 
+    /// Runs `f` on client `client` with its view of the world (`Ctx`), keeping what it
+    /// traced when verbose; returns the actions it asked for.
+    fn with_client(
+        &mut self,
+        client: usize,
+        f: impl FnOnce(&mut Client, &mut Ctx) -> Vec<Action>,
+    ) -> Vec<Action> {
+        let mut trace = Vec::new();
+        let up = self.servers_up();
+        let mut ctx = Ctx {
+            now: self.now,
+            nodes: self.nodes.len(),
+            up: &up,
+            keys: &self.keys,
+            next_conn: &mut self.next_conn,
+            checker: &mut self.checker,
+            trace: &mut trace,
+        };
+        let actions = f(&mut self.clients[client], &mut ctx);
+        if self.cfg.verbose > 0 {
+            self.trace.extend(trace);
+        }
+        actions
+    }
+
     fn client_actions(&mut self, client: usize, actions: Vec<Action>) {
         for a in actions {
             let (node, conn, what) = match a {
@@ -2006,7 +1996,7 @@ impl World {
     }
 }
 
-const CONFIG_NODE: &str = "/zookeeper/config";
+use keel_engine::tree::CONFIG_NODE;
 
 impl World {
     /// At the end, on a stable cluster: every server runs with the newest committed

@@ -766,7 +766,7 @@ impl Leader {
         if !r.engine.config().skip_acl {
             let acl = l
                 .spec
-                .get("/zookeeper/config")
+                .get(crate::tree::CONFIG_NODE)
                 .map(|n| n.acl.clone())
                 .unwrap_or_default();
             crate::acl::check(&acl, perm::WRITE, &forward_ids(fwd))?;

@@ -999,16 +999,7 @@ impl Replica {
     /// After installing the leader's snapshot: its `/zookeeper/config` is the newest
     /// committed membership.
     fn adopt_tree_membership(&mut self) {
-        let data = self
-            .engine
-            .tree()
-            .get(CONFIG_NODE)
-            .and_then(|n| n.data.clone())
-            .unwrap_or_default();
-        if let Ok(m) = std::str::from_utf8(&data)
-            .map_err(|_| ())
-            .and_then(|t| Membership::parse(t, membership::any_spec).map_err(|_| ()))
-        {
+        if let Ok(m) = Membership::parse(&self.engine.tree().config_text(), membership::any_spec) {
             if !m.servers.is_empty() {
                 self.switch_to(m, false);
             }
@@ -1100,20 +1091,12 @@ impl Replica {
     }
 }
 
-const CONFIG_NODE: &str = "/zookeeper/config";
-
 /// The membership at start: `/zookeeper/config` as the caller set it (`zoo.cfg`'s or
 /// the last committed reconfiguration's). Without one (the simulator, tests), one is
 /// made up from `cfg` with placeholder addresses and put there, so that `reconfig`
 /// has a list to change.
 fn initial_membership(cfg: &ReplicaConfig, engine: &mut Engine) -> Membership {
-    let data = engine
-        .tree()
-        .get(CONFIG_NODE)
-        .and_then(|n| n.data.clone())
-        .unwrap_or_default();
-    let text = String::from_utf8_lossy(&data);
-    match Membership::parse(&text, membership::any_spec) {
+    match Membership::parse(&engine.tree().config_text(), membership::any_spec) {
         Ok(m) if !m.servers.is_empty() => return m,
         Ok(_) => {}
         Err(e) => warn!(
