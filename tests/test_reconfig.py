@@ -229,6 +229,8 @@ def test_reconfig_disabled(ensemble_factory, kz):
     servers, version = parse_config(data)
     assert servers == expected_lines(e.members)
     assert version == "0" and stat.mzxid == 0
+    # As ZooKeeper's initConfigInZKDatabase writes it in an ensemble (standalone: 0).
+    assert stat.version == -1
     follower = [m for m in e.participants if m is not e.leader()][0]
     for c in (anon, sup):
         with pytest.raises(ReconfigDisabledError):

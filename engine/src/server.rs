@@ -468,6 +468,7 @@ impl Engine {
             };
             tree.put(n.path.to_owned(), Some(node));
         }
+        tree.setup_quotas();
         self.tree = tree;
         self.sessions = Sessions::new(self.cfg.server_id, self.now_ms);
         for (id, timeout_ms, password) in sessions {
@@ -923,8 +924,30 @@ impl Engine {
         self.watches.remove_conn(conn);
     }
 
+    /// The client ended the connection (the engine's own closes drop the connection
+    /// first, so they never get here).
     fn disconnected(&mut self, conn: ConnId) {
+        if let Some(c) = self.conns.get(&conn) {
+            self.warn_if_reply_rejected(c);
+        }
         self.drop_conn(conn);
+    }
+
+    /// A client that hangs up right after a reply, without closing its session, most
+    /// likely refused that reply (ZooKeeper's Java client drops the connection on an
+    /// unexpected xid, reconnects and repeats the request): say so at WARN, since the
+    /// client's own log is usually the only other trace of it.
+    fn warn_if_reply_rejected(&self, c: &Conn) {
+        let s = &c.stats;
+        let closing = self.sessions.get(c.session).is_some_and(|x| x.closing);
+        let gap = self.now_ms - s.last_response_ms;
+        if closing || s.latency_count == 0 || s.last_op == "PING" || gap > 1000 {
+            return;
+        }
+        warn!(
+            "session 0x{:x} ({}) hung up {gap} ms after our reply to {} (xid {}) without closing its session; if this repeats, the client is rejecting that reply",
+            c.session, s.peer, s.last_op, s.last_cxid
+        );
     }
 
     /// Logs a closeSession (client request when `reply` is set, or expiry), deleting the
@@ -1012,7 +1035,7 @@ impl Engine {
             }
             Request::CloseSession => self.close_session(session, xid, Some((conn, xid))),
             Request::Auth { scheme, auth, .. } => self.auth(conn, &scheme, &auth),
-            Request::SetWatches(sw) => self.set_watches(conn, sw),
+            Request::SetWatches(sw) => self.set_watches(conn, xid, sw),
             Request::Reconfig { .. } => {
                 let rec = self.log(
                     session,
@@ -1102,8 +1125,11 @@ impl Engine {
     }
 
     /// setWatches after a reconnect: events the client missed (judged by relativeZxid)
-    /// are delivered now; the rest are armed.
-    fn set_watches(&mut self, conn: ConnId, sw: SetWatches) {
+    /// are delivered now; the rest are armed. The reply carries the request's own xid,
+    /// as ZooKeeper's FinalRequestProcessor answers: the C client sends -8 and so gets
+    /// -8 back, while the 3.8 Java client sends an ordinary xid and drops the
+    /// connection on any other.
+    fn set_watches(&mut self, conn: ConnId, xid: i32, sw: SetWatches) {
         let rz = sw.relative_zxid;
         let mut events = Vec::new();
         for p in &sw.data {
@@ -1139,7 +1165,7 @@ impl Engine {
             self.send(conn, proto::notification(kind, state::SYNC_CONNECTED, &p));
         }
         let z = self.last_zxid;
-        self.send(conn, proto::empty_reply(xid::SET_WATCHES, z, Code::Ok));
+        self.send(conn, proto::empty_reply(xid, z, Code::Ok));
     }
 
     /// A node by path for reads: ZooKeeper keeps the root under both "" and "/".

@@ -100,6 +100,70 @@ pub enum Trigger {
     ChildrenChanged(String),
 }
 
+/// Where quotas live, and the two nodes each quota has there.
+pub const QUOTA_ROOT: &str = "/zookeeper/quota";
+pub const QUOTA_LIMITS: &str = "zookeeper_limits";
+pub const QUOTA_STATS: &str = "zookeeper_stats";
+
+/// A quota statistics text (ZooKeeper's `StatsTrack`): `count=N,bytes=M` first, then
+/// whatever other `key=value` pairs it held, in their order. A missing or unreadable
+/// count or byte total reads as -1, as ZooKeeper's does; other bad pairs are dropped.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct QuotaStats {
+    pub count: i64,
+    pub bytes: i64,
+    pub rest: Vec<(String, i64)>,
+}
+
+impl QuotaStats {
+    pub fn parse(data: &[u8]) -> QuotaStats {
+        let mut st = QuotaStats {
+            count: -1,
+            bytes: -1,
+            rest: Vec::new(),
+        };
+        let text = String::from_utf8_lossy(data);
+        for pair in text.split([',', ';']).filter(|p| !p.is_empty()) {
+            let Some((k, v)) = pair.split_once('=') else {
+                continue;
+            };
+            let v = if v.is_empty() {
+                Ok(-1)
+            } else {
+                v.parse::<i64>()
+            };
+            let Ok(v) = v else { continue };
+            match k {
+                "count" => st.count = v,
+                "bytes" => st.bytes = v,
+                _ => match st.rest.iter_mut().find(|(key, _)| key == k) {
+                    Some(slot) => slot.1 = v,
+                    None => st.rest.push((k.to_owned(), v)),
+                },
+            }
+        }
+        st
+    }
+
+    pub fn to_text(&self) -> String {
+        let mut s = format!("count={},bytes={}", self.count, self.bytes);
+        for (k, v) in &self.rest {
+            s.push_str(&format!(",{k}={v}"));
+        }
+        s
+    }
+}
+
+/// The `version=<hex>` line of a membership text, if it has a well-formed one.
+fn config_version(text: &[u8]) -> Option<i64> {
+    let text = std::str::from_utf8(text).ok()?;
+    let hex = text
+        .lines()
+        .rev()
+        .find_map(|l| l.trim().strip_prefix("version="))?;
+    u64::from_str_radix(hex, 16).ok().map(|v| v as i64)
+}
+
 /// The node map, shareable in O(1) (see `DataTree::persistent_nodes`).
 /// The node holding the ensemble's membership (ZooKeeper's `ZooDefs.CONFIG_NODE`).
 pub const CONFIG_NODE: &str = "/zookeeper/config";
@@ -149,6 +213,10 @@ pub struct DataTree {
     /// Every distinct ACL once: nearly all nodes share a handful, so nodes hold an `Arc`
     /// to the shared copy instead of their own (as ZooKeeper's ReferenceCountedACLCache).
     acls: HashMap<Vec<Acl>, Arc<Vec<Acl>>>,
+    /// The paths with a quota: those with a `zookeeper_limits` node under
+    /// `/zookeeper/quota` (ZooKeeper's `pTrie`). Derived from the nodes, so never
+    /// persisted: rebuilt by `setup_quotas` after a snapshot is loaded.
+    quotas: BTreeSet<String>,
 }
 
 impl Default for DataTree {
@@ -168,6 +236,7 @@ impl DataTree {
             ttls: BTreeSet::new(),
             data_size: 0,
             acls: HashMap::new(),
+            quotas: BTreeSet::new(),
         };
         let open = Arc::new(Acl::world_all());
         let mk = |acl: &Arc<Vec<Acl>>, children: &[&str]| Node {
@@ -195,13 +264,20 @@ impl DataTree {
             ttls: BTreeSet::new(),
             data_size: 0,
             acls: HashMap::new(),
+            quotas: BTreeSet::new(),
         }
     }
 
-    /// Replaces `/zookeeper/config`'s data (membership, set from the configuration).
+    /// Replaces `/zookeeper/config`'s data with an ensemble's membership, set from the
+    /// configuration. As ZooKeeper's `initConfigInZKDatabase` does, the data version
+    /// becomes -1 and mzxid the membership's version (its `version=` line, hex).
     pub fn set_config_data(&mut self, data: Vec<u8>) {
         if let Some(mut n) = self.nodes.get(CONFIG_NODE).cloned() {
             self.data_size = self.data_size - n.data_len() + data.len();
+            n.stat.version = -1;
+            if let Some(v) = config_version(&data) {
+                n.stat.mzxid = v;
+            }
             n.data = Some(data);
             self.nodes.insert(CONFIG_NODE.into(), n);
         }
@@ -340,7 +416,9 @@ impl DataTree {
                     cversion,
                     pzxid,
                 } => {
-                    self.put(p.clone(), None);
+                    if let Some(gone) = self.put(p.clone(), None) {
+                        self.quota_on_delete(&p, gone.data_len());
+                    }
                     if let Some(par) = self.nodes.get_mut(&parent) {
                         par.children.remove(path::name(&p));
                         par.stat.cversion = cversion;
@@ -357,14 +435,17 @@ impl DataTree {
                         par.children.insert(path::name(&p).to_owned());
                         par.stat.pzxid = pzxid;
                     }
-                    self.put(p, Some(node));
+                    self.put(p.clone(), Some(node));
+                    self.quota_on_create(&p);
                 }
                 UndoOp::DataSet {
                     path: p,
                     data,
                     stat,
                 } => {
-                    self.replace_data(&p, data, stat);
+                    if let Some((old, _)) = self.replace_data(&p, data, stat) {
+                        self.quota_on_set(&p, old.as_ref().map_or(0, |d| d.len()));
+                    }
                 }
                 UndoOp::AclSet { path: p, acl, stat } => {
                     if let Some(n) = self.nodes.get_mut(&p) {
@@ -443,6 +524,7 @@ impl DataTree {
                 children: OrdSet::new(),
             }),
         );
+        self.quota_on_create(p);
         triggers.push(Trigger::Created(p.to_owned()));
         triggers.push(Trigger::ChildrenChanged(parent_path.to_owned()));
     }
@@ -460,6 +542,7 @@ impl DataTree {
         let Some(node) = self.put(p.to_owned(), None) else {
             return;
         };
+        self.quota_on_delete(p, node.data_len());
         let mut prev_pzxid = 0;
         if let Some(parent) = self.nodes.get_mut(parent_path) {
             prev_pzxid = parent.stat.pzxid;
@@ -499,6 +582,7 @@ impl DataTree {
             ..n.stat
         };
         if let Some((old, old_stat)) = self.replace_data(p, data, stat) {
+            self.quota_on_set(p, old.as_ref().map_or(0, |d| d.len()));
             if let Some(u) = undo {
                 u.push(UndoOp::DataSet {
                     path: p.to_owned(),
@@ -508,6 +592,127 @@ impl DataTree {
             }
         }
         triggers.push(Trigger::DataChanged(p.to_owned()));
+    }
+
+    // ------------------------------------------------------------------ quotas
+    //
+    // ZooKeeper keeps, for every path with a quota, the node count and data bytes of its
+    // subtree in `/zookeeper/quota<path>/zookeeper_stats` ("count=N,bytes=M"), updated in
+    // place (no zxid, no version, no watch) by every create, delete and setData below
+    // the path. Enforcement is not here: only the statistics `listquota` shows.
+
+    /// Whether `p` names a quota node (`/zookeeper/quota<path>/<leaf>`); the quota's path.
+    fn quota_target<'a>(p: &'a str, leaf: &str) -> Option<&'a str> {
+        let parent = path::parent(p)?;
+        let target = parent.strip_prefix(QUOTA_ROOT)?;
+        (path::name(p) == leaf && target.starts_with('/')).then_some(target)
+    }
+
+    /// The deepest path at or above `p` with a quota (never `/`, as in ZooKeeper).
+    fn quota_prefix(&self, p: &str) -> Option<String> {
+        if self.quotas.is_empty() {
+            return None;
+        }
+        let mut at = p;
+        loop {
+            if at != "/" && self.quotas.contains(at) {
+                return Some(at.to_owned());
+            }
+            at = path::parent(at)?;
+        }
+    }
+
+    /// Adds to the statistics of the quota at `target`.
+    fn quota_add(&mut self, target: &str, count: i64, bytes: i64) {
+        let stats_path = format!("{QUOTA_ROOT}{target}/{QUOTA_STATS}");
+        let Some(n) = self.nodes.get(&stats_path) else {
+            return;
+        };
+        let mut st = QuotaStats::parse(n.data.as_deref().unwrap_or_default());
+        st.count = st.count.saturating_add(count);
+        st.bytes = st.bytes.saturating_add(bytes);
+        self.set_quota_stats(&stats_path, st.to_text());
+    }
+
+    /// Counts `target`'s subtree afresh into its statistics node.
+    fn quota_recount(&mut self, target: &str) {
+        let (mut count, mut bytes) = (0i64, 0i64);
+        let mut stack = vec![target.to_owned()];
+        while let Some(p) = stack.pop() {
+            if let Some(n) = self.nodes.get(&p) {
+                count += 1;
+                bytes += n.data_len() as i64;
+                stack.extend(n.children.iter().map(|c| path::join(&p, c)));
+            }
+        }
+        let st = QuotaStats {
+            count,
+            bytes,
+            rest: Vec::new(),
+        };
+        self.set_quota_stats(&format!("{QUOTA_ROOT}{target}/{QUOTA_STATS}"), st.to_text());
+    }
+
+    /// Rewrites a statistics node's data in place, stat untouched (as ZooKeeper does).
+    fn set_quota_stats(&mut self, stats_path: &str, text: String) {
+        if let Some(n) = self.nodes.get_mut(stats_path) {
+            let old_len = n.data_len();
+            n.data = Some(text.into_bytes());
+            let new_len = n.data_len();
+            self.data_size = (self.data_size + new_len).saturating_sub(old_len);
+        }
+    }
+
+    fn quota_on_create(&mut self, p: &str) {
+        if let Some(t) = Self::quota_target(p, QUOTA_LIMITS) {
+            self.quotas.insert(t.to_owned());
+        }
+        if let Some(t) = Self::quota_target(p, QUOTA_STATS) {
+            let t = t.to_owned();
+            self.quota_recount(&t);
+        }
+        if let Some(prefix) = self.quota_prefix(p) {
+            let bytes = self.nodes.get(p).map_or(0, |n| n.data_len()) as i64;
+            self.quota_add(&prefix, 1, bytes);
+        }
+    }
+
+    fn quota_on_delete(&mut self, p: &str, data_len: usize) {
+        if let Some(t) = Self::quota_target(p, QUOTA_LIMITS) {
+            self.quotas.remove(t);
+        }
+        if let Some(prefix) = self.quota_prefix(p) {
+            self.quota_add(&prefix, -1, -(data_len as i64));
+        }
+    }
+
+    fn quota_on_set(&mut self, p: &str, old_len: usize) {
+        if let Some(prefix) = self.quota_prefix(p) {
+            let new_len = self.nodes.get(p).map_or(0, |n| n.data_len());
+            self.quota_add(&prefix, 0, new_len as i64 - old_len as i64);
+        }
+    }
+
+    /// Rebuilds the quota index and recounts every quota's statistics, after the nodes
+    /// were loaded from a snapshot (ZooKeeper's `setupQuota`).
+    pub fn setup_quotas(&mut self) {
+        self.quotas.clear();
+        let prefix = format!("{QUOTA_ROOT}/");
+        let targets: Vec<String> = self
+            .nodes
+            .keys()
+            .filter(|p| p.starts_with(&prefix))
+            .filter_map(|p| Self::quota_target(p, QUOTA_LIMITS).map(str::to_owned))
+            .collect();
+        for t in targets {
+            self.quota_recount(&t);
+            self.quotas.insert(t);
+        }
+    }
+
+    /// The paths with a quota.
+    pub fn quota_paths(&self) -> impl Iterator<Item = &String> {
+        self.quotas.iter()
     }
 
     pub fn set_acl(&mut self, p: &str, acl: Arc<Vec<Acl>>, aversion: i32, undo: Option<&mut Undo>) {
@@ -623,6 +828,150 @@ mod tests {
         t.set_data("/e", Some(vec![1]), 1, 8, 2, None, &mut trig);
         assert!(t.containers().contains("/c"));
         assert_eq!(t.ephemerals_of(9).count(), 1);
+    }
+
+    fn mk(t: &mut DataTree, p: &str, data: &[u8], zxid: i64, undo: Option<&mut Undo>) {
+        let acl = Arc::new(Acl::world_all());
+        t.create(
+            p,
+            Some(data.to_vec()),
+            acl,
+            0,
+            zxid as i32,
+            zxid,
+            1,
+            undo,
+            &mut Vec::new(),
+        );
+    }
+
+    fn stats_of(t: &DataTree, target: &str) -> String {
+        let p = format!("{QUOTA_ROOT}{target}/{QUOTA_STATS}");
+        String::from_utf8(t.get(&p).unwrap().data.clone().unwrap()).unwrap()
+    }
+
+    /// What zkCli's `setquota -n 3 /q` does, then three one-byte children: ZooKeeper's
+    /// `listquota /q` shows count=4,bytes=3.
+    fn quota_tree() -> DataTree {
+        let mut t = DataTree::new();
+        mk(&mut t, "/q", b"", 1, None);
+        mk(&mut t, "/zookeeper/quota/q", b"", 2, None);
+        mk(
+            &mut t,
+            "/zookeeper/quota/q/zookeeper_limits",
+            b"count=3,bytes=-1",
+            3,
+            None,
+        );
+        mk(
+            &mut t,
+            "/zookeeper/quota/q/zookeeper_stats",
+            b"count=0,bytes=0",
+            4,
+            None,
+        );
+        t
+    }
+
+    #[test]
+    fn quota_statistics_follow_creates_deletes_and_sets() {
+        let mut t = quota_tree();
+        assert_eq!(stats_of(&t, "/q"), "count=1,bytes=0");
+        let stat_before = t.get("/zookeeper/quota/q/zookeeper_stats").unwrap().stat;
+        for (i, c) in ["a", "b", "c"].iter().enumerate() {
+            mk(&mut t, &format!("/q/{c}"), b"x", 10 + i as i64, None);
+        }
+        assert_eq!(stats_of(&t, "/q"), "count=4,bytes=3");
+        t.set_data(
+            "/q/a",
+            Some(b"xyz".to_vec()),
+            1,
+            20,
+            2,
+            None,
+            &mut Vec::new(),
+        );
+        assert_eq!(stats_of(&t, "/q"), "count=4,bytes=5");
+        t.delete("/q/b", 21, None, &mut Vec::new());
+        assert_eq!(stats_of(&t, "/q"), "count=3,bytes=4");
+        // In place: no zxid, version or mtime of its own.
+        assert_eq!(
+            t.get("/zookeeper/quota/q/zookeeper_stats").unwrap().stat,
+            stat_before
+        );
+        // Outside the quota: untouched.
+        mk(&mut t, "/other", b"zz", 30, None);
+        assert_eq!(stats_of(&t, "/q"), "count=3,bytes=4");
+        // Removing the limits node ends the accounting.
+        t.delete(
+            "/zookeeper/quota/q/zookeeper_limits",
+            31,
+            None,
+            &mut Vec::new(),
+        );
+        mk(&mut t, "/q/d", b"x", 32, None);
+        assert_eq!(stats_of(&t, "/q"), "count=3,bytes=4");
+    }
+
+    #[test]
+    fn quota_statistics_roll_back_with_a_multi() {
+        let mut t = quota_tree();
+        mk(&mut t, "/q/a", b"x", 10, None);
+        let before = t.clone();
+        let mut undo = Undo::new();
+        mk(&mut t, "/q/b", b"yy", 11, Some(&mut undo));
+        t.set_data(
+            "/q/a",
+            Some(b"xyz".to_vec()),
+            1,
+            11,
+            2,
+            Some(&mut undo),
+            &mut Vec::new(),
+        );
+        t.delete("/q/b", 11, Some(&mut undo), &mut Vec::new());
+        t.delete("/q/a", 11, Some(&mut undo), &mut Vec::new());
+        assert_eq!(stats_of(&t, "/q"), "count=1,bytes=0");
+        t.rollback(undo);
+        assert_eq!(t.nodes, before.nodes);
+        assert_eq!(stats_of(&t, "/q"), "count=2,bytes=1");
+    }
+
+    #[test]
+    fn quotas_are_rebuilt_after_loading() {
+        let mut t = quota_tree();
+        mk(&mut t, "/q/a", b"x", 10, None);
+        // A snapshot whose statistics are stale: loading recounts them.
+        t.set_quota_stats(
+            "/zookeeper/quota/q/zookeeper_stats",
+            "count=9,bytes=9".into(),
+        );
+        t.quotas.clear();
+        t.setup_quotas();
+        assert_eq!(t.quota_paths().collect::<Vec<_>>(), vec!["/q"]);
+        assert_eq!(stats_of(&t, "/q"), "count=2,bytes=1");
+        mk(&mut t, "/q/b", b"x", 11, None);
+        assert_eq!(stats_of(&t, "/q"), "count=3,bytes=2");
+    }
+
+    #[test]
+    fn quota_stats_text() {
+        let st = QuotaStats::parse(b"count=3,bytes=-1;countHardLimit=5,junk,x=y");
+        assert_eq!((st.count, st.bytes), (3, -1));
+        assert_eq!(st.to_text(), "count=3,bytes=-1,countHardLimit=5");
+        assert_eq!(QuotaStats::parse(b"").to_text(), "count=-1,bytes=-1");
+        assert_eq!(
+            QuotaStats::parse(b"bytes=,count=2").to_text(),
+            "count=2,bytes=-1"
+        );
+    }
+
+    #[test]
+    fn config_data_takes_version_minus_one_and_the_membership_version() {
+        let mut t = DataTree::new();
+        t.set_config_data(b"server.1=a:1:2:participant;a:3\nversion=100000000".to_vec());
+        let n = t.get(CONFIG_NODE).unwrap();
+        assert_eq!((n.stat.version, n.stat.mzxid), (-1, 0x1_0000_0000));
     }
 
     #[test]

@@ -655,16 +655,18 @@ class RawZK:
         return self.call(OP["auth"], W().int(typ).ustring(scheme).buffer(credential).bytes(),
                          xid=AUTH_XID, args={"scheme": scheme, "auth": credential})
 
-    def set_watches(self, relative_zxid, data=(), exist=(), child=()):
+    def set_watches(self, relative_zxid, data=(), exist=(), child=(), xid=SET_WATCHES_XID):
+        """The C client sends xid -8; ZooKeeper's 3.8 Java client an ordinary one."""
         body = W().long(relative_zxid).strings(list(data)).strings(list(exist)).strings(list(child)).bytes()
-        return self.call(OP["setWatches"], body, xid=SET_WATCHES_XID,
+        return self.call(OP["setWatches"], body, xid=xid,
                          args={"relativeZxid": relative_zxid, "data": list(data),
                                "exist": list(exist), "child": list(child)})
 
-    def set_watches2(self, relative_zxid, data=(), exist=(), child=(), persistent=(), recursive=()):
+    def set_watches2(self, relative_zxid, data=(), exist=(), child=(), persistent=(), recursive=(),
+                     xid=SET_WATCHES_XID):
         body = (W().long(relative_zxid).strings(list(data)).strings(list(exist))
                 .strings(list(child)).strings(list(persistent)).strings(list(recursive)).bytes())
-        return self.call(OP["setWatches2"], body, xid=SET_WATCHES_XID,
+        return self.call(OP["setWatches2"], body, xid=xid,
                          args={"relativeZxid": relative_zxid, "data": list(data),
                                "exist": list(exist), "child": list(child),
                                "persistent": list(persistent), "recursive": list(recursive)})
