@@ -66,6 +66,19 @@ impl<'a> Reader<'a> {
         Ok(i32::from_be_bytes([b[0], b[1], b[2], b[3]]))
     }
 
+    /// The next i32 without consuming it.
+    pub fn peek_i32(&self) -> Result<i32> {
+        let b = self
+            .buf
+            .get(self.pos..self.pos + 4)
+            .ok_or(JuteError::Truncated {
+                need: 4,
+                at: self.pos,
+                len: self.buf.len(),
+            })?;
+        Ok(i32::from_be_bytes([b[0], b[1], b[2], b[3]]))
+    }
+
     pub fn i64(&mut self) -> Result<i64> {
         let b = self.take(8)?;
         let mut a = [0u8; 8];

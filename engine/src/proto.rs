@@ -405,6 +405,25 @@ pub struct SetWatches {
     pub persistent_recursive: Vec<String>,
 }
 
+/// The operation types a multi or multiRead may hold (ZooKeeper's
+/// `MultiOperationRecord.deserialize`); which of them each kind accepts is checked
+/// after decoding, with ZooKeeper's error.
+fn is_multi_member_op(t: i32) -> bool {
+    use self::op as o;
+    matches!(
+        t,
+        o::CREATE
+            | o::CREATE2
+            | o::CREATE_TTL
+            | o::CREATE_CONTAINER
+            | o::DELETE
+            | o::SET_DATA
+            | o::CHECK
+            | o::GET_CHILDREN
+            | o::GET_DATA
+    )
+}
+
 impl Request {
     /// Whether this request changes the tree (goes through the log).
     /// Whether this creates an ephemeral node, directly or inside a multi: it needs a
@@ -514,6 +533,14 @@ impl Request {
                     if done {
                         break;
                     }
+                    // Only single operations, as ZooKeeper's MultiOperationRecord
+                    // reads them: a multi inside a multi is refused here, before its
+                    // body, so no input can make decoding recurse.
+                    if !is_multi_member_op(t) {
+                        return Err(JuteError::Invalid(format!(
+                            "operation type {t} is not allowed inside a multi"
+                        )));
+                    }
                     ops.push(Self::decode_from(t, r)?);
                 }
                 if op == o::MULTI {
@@ -612,6 +639,30 @@ mod tests {
         let new = ConnectRequest::decode(&w.buf).unwrap();
         assert!(new.has_read_only && new.read_only);
         assert_eq!(new.timeout_ms, 30000);
+    }
+
+    /// 110,000 nested multi headers in one 1 MB frame once overflowed the engine
+    /// thread's stack: now the first nested header is refused without recursing.
+    #[test]
+    fn nested_multi_is_refused_without_recursion() {
+        for (outer, inner) in [
+            (op::MULTI, op::MULTI),
+            (op::MULTI_READ, op::MULTI_READ),
+            (op::MULTI, op::MULTI_READ),
+        ] {
+            let mut w = Writer::new();
+            for _ in 0..110_000 {
+                w.i32(inner).bool(false).i32(-1);
+            }
+            match Request::decode(outer, &w.buf) {
+                Err(JuteError::Invalid(why)) => assert!(why.contains("inside a multi"), "{why}"),
+                other => panic!("expected a refusal, got {other:?}"),
+            }
+        }
+        // Other non-member types are refused the same way (ZooKeeper: "Invalid type of op").
+        let mut w = Writer::new();
+        w.i32(op::SET_ACL).bool(false).i32(-1);
+        assert!(matches!(Request::decode(op::MULTI, &w.buf), Err(JuteError::Invalid(_))));
     }
 
     #[test]

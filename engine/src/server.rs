@@ -721,7 +721,25 @@ impl Engine {
     fn fire(&mut self, triggers: &[Trigger]) {
         let mut events = Vec::new();
         for t in triggers {
+            let from = events.len();
             self.watches.fire(t, &mut events);
+            if events.len() > from && !self.cfg.skip_acl {
+                // As ZooKeeper 3.9 (CVE-2024-23944): a watcher that may not READ the
+                // node an event is about does not hear of it; the watch is spent all
+                // the same.
+                let (Trigger::Created(_, acl)
+                | Trigger::Deleted(_, acl)
+                | Trigger::DataChanged(_, acl)
+                | Trigger::ChildrenChanged(_, acl)) = t;
+                let mut i = from;
+                while i < events.len() {
+                    if acl::check(acl, perm::READ, self.ids(events[i].0)).is_ok() {
+                        i += 1;
+                    } else {
+                        events.remove(i);
+                    }
+                }
+            }
         }
         for (conn, kind, p) in events {
             self.send(conn, proto::notification(kind, state::SYNC_CONNECTED, &p));
@@ -1132,16 +1150,30 @@ impl Engine {
     fn set_watches(&mut self, conn: ConnId, xid: i32, sw: SetWatches) {
         let rz = sw.relative_zxid;
         let mut events = Vec::new();
+        // An event about a node this client may not READ is not delivered (stricter than
+        // ZooKeeper 3.9, which filters these only once armed): the watch is spent, as
+        // a filtered trigger spends it.
+        let ids = self.conns.get(&conn).map(|c| c.auth.clone()).unwrap_or_default();
+        let readable =
+            |n: &Node| self.cfg.skip_acl || acl::check(&n.acl, perm::READ, &ids).is_ok();
         for p in &sw.data {
             match self.tree.get(p) {
                 None => events.push((event::NODE_DELETED, p.clone())),
-                Some(n) if n.stat.mzxid > rz => events.push((event::NODE_DATA_CHANGED, p.clone())),
+                Some(n) if n.stat.mzxid > rz => {
+                    if readable(n) {
+                        events.push((event::NODE_DATA_CHANGED, p.clone()))
+                    }
+                }
                 Some(_) => self.watches.data.add(p, conn, Mode::Standard),
             }
         }
         for p in &sw.exist {
             match self.tree.get(p) {
-                Some(_) => events.push((event::NODE_CREATED, p.clone())),
+                Some(n) => {
+                    if readable(n) {
+                        events.push((event::NODE_CREATED, p.clone()))
+                    }
+                }
                 None => self.watches.data.add(p, conn, Mode::Standard),
             }
         }
@@ -1149,7 +1181,9 @@ impl Engine {
             match self.tree.get(p) {
                 None => events.push((event::NODE_DELETED, p.clone())),
                 Some(n) if n.stat.pzxid > rz => {
-                    events.push((event::NODE_CHILDREN_CHANGED, p.clone()))
+                    if readable(n) {
+                        events.push((event::NODE_CHILDREN_CHANGED, p.clone()))
+                    }
                 }
                 Some(_) => self.watches.child.add(p, conn, Mode::Standard),
             }
@@ -1193,6 +1227,13 @@ impl Engine {
         let mut body = Writer::new();
         match req {
             Request::Exists { path: p, watch } => {
+                // ZooKeeper 3.9: an existing node needs READ (3.8.0 did not check), and
+                // a refused exists arms no watch.
+                if let Some(n) = self.lookup(p) {
+                    if !self.cfg.skip_acl {
+                        acl::check(&n.acl, perm::READ, self.ids(conn))?;
+                    }
+                }
                 if *watch {
                     self.watches.data.add(p, conn, Mode::Standard);
                 }

@@ -91,13 +91,16 @@ impl Node {
     }
 }
 
-/// What a change means for watchers, in the order ZooKeeper fires them.
+/// What a change means for watchers, in the order ZooKeeper fires them. Each names the
+/// ACL of the node the event is about (for `ChildrenChanged`, the parent's), as it was
+/// at the change: an event goes only to watchers that may READ that node, as in
+/// ZooKeeper 3.9 (CVE-2024-23944).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Trigger {
-    Created(String),
-    Deleted(String),
-    DataChanged(String),
-    ChildrenChanged(String),
+    Created(String, Arc<Vec<Acl>>),
+    Deleted(String, Arc<Vec<Acl>>),
+    DataChanged(String, Arc<Vec<Acl>>),
+    ChildrenChanged(String, Arc<Vec<Acl>>),
 }
 
 /// Where quotas live, and the two nodes each quota has there.
@@ -515,18 +518,19 @@ impl DataTree {
             ephemeral_owner: owner,
             ..Default::default()
         };
+        let parent_acl = parent.acl.clone();
         self.put(
             p.to_owned(),
             Some(Node {
                 data,
-                acl,
+                acl: acl.clone(),
                 stat,
                 children: OrdSet::new(),
             }),
         );
         self.quota_on_create(p);
-        triggers.push(Trigger::Created(p.to_owned()));
-        triggers.push(Trigger::ChildrenChanged(parent_path.to_owned()));
+        triggers.push(Trigger::Created(p.to_owned(), acl));
+        triggers.push(Trigger::ChildrenChanged(parent_path.to_owned(), parent_acl));
     }
 
     pub fn delete(
@@ -544,13 +548,16 @@ impl DataTree {
         };
         self.quota_on_delete(p, node.data_len());
         let mut prev_pzxid = 0;
+        let mut parent_acl = Arc::default();
         if let Some(parent) = self.nodes.get_mut(parent_path) {
             prev_pzxid = parent.stat.pzxid;
+            parent_acl = parent.acl.clone();
             parent.children.remove(path::name(p));
             if zxid > parent.stat.pzxid {
                 parent.stat.pzxid = zxid;
             }
         }
+        let acl = node.acl.clone();
         if let Some(u) = undo {
             u.push(UndoOp::Deleted {
                 path: p.to_owned(),
@@ -559,8 +566,8 @@ impl DataTree {
                 pzxid: prev_pzxid,
             });
         }
-        triggers.push(Trigger::Deleted(p.to_owned()));
-        triggers.push(Trigger::ChildrenChanged(parent_path.to_owned()));
+        triggers.push(Trigger::Deleted(p.to_owned(), acl));
+        triggers.push(Trigger::ChildrenChanged(parent_path.to_owned(), parent_acl));
     }
 
     #[allow(clippy::too_many_arguments)]
@@ -575,6 +582,7 @@ impl DataTree {
         triggers: &mut Vec<Trigger>,
     ) {
         let Some(n) = self.nodes.get(p) else { return };
+        let acl = n.acl.clone();
         let stat = NodeStat {
             version,
             mzxid: zxid,
@@ -591,7 +599,7 @@ impl DataTree {
                 });
             }
         }
-        triggers.push(Trigger::DataChanged(p.to_owned()));
+        triggers.push(Trigger::DataChanged(p.to_owned(), acl));
     }
 
     // ------------------------------------------------------------------ quotas

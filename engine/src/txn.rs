@@ -184,6 +184,16 @@ impl Txn {
                 let n = r.vec_len(4)?;
                 let mut v = Vec::with_capacity(n);
                 for _ in 0..n {
+                    // A multi holds single changes only: a nested multi (or a session
+                    // or membership change) is refused before its body is read, so a
+                    // hostile frame cannot make decoding recurse.
+                    let at = r.position();
+                    let t = r.peek_i32()?;
+                    if matches!(t, T_MULTI | T_CREATE_SESSION | T_CLOSE_SESSION | T_RECONFIG) {
+                        return Err(JuteError::Invalid(format!(
+                            "transaction type {t} at offset {at} inside a multi"
+                        )));
+                    }
                     v.push(Txn::decode(r)?);
                 }
                 Txn::Multi(v)
@@ -252,6 +262,24 @@ pub fn decode_batch(payload: &[u8]) -> Result<Vec<TxnRecord>> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A log frame or proposal whose multi nests another multi (100,000 deep) is
+    /// refused at the first nested header instead of recursing.
+    #[test]
+    fn nested_multi_txn_is_refused_without_recursion() {
+        let mut w = Writer::new();
+        w.i32(1).i64(5).i64(0).i64(7).i32(0);
+        for _ in 0..100_000 {
+            w.i32(T_MULTI).i32(1);
+        }
+        let err = decode_batch(&w.buf).unwrap_err();
+        assert!(format!("{err}").contains("inside a multi"), "{err}");
+        for t in [T_CREATE_SESSION, T_CLOSE_SESSION, T_RECONFIG] {
+            let mut w = Writer::new();
+            w.i32(1).i64(5).i64(0).i64(7).i32(0).i32(T_MULTI).i32(1).i32(t);
+            assert!(decode_batch(&w.buf).is_err(), "type {t}");
+        }
+    }
 
     #[test]
     fn batch_round_trip() {

@@ -199,11 +199,11 @@ impl Watches {
         let none = HashSet::new();
         let mut conns = Vec::new();
         match trig {
-            Created(p) => {
+            Created(p, _) => {
                 self.data.trigger(p, event::NODE_CREATED, &none, &mut conns);
                 out.extend(conns.drain(..).map(|c| (c, event::NODE_CREATED, p.clone())));
             }
-            DataChanged(p) => {
+            DataChanged(p, _) => {
                 self.data
                     .trigger(p, event::NODE_DATA_CHANGED, &none, &mut conns);
                 out.extend(
@@ -212,7 +212,7 @@ impl Watches {
                         .map(|c| (c, event::NODE_DATA_CHANGED, p.clone())),
                 );
             }
-            Deleted(p) => {
+            Deleted(p, _) => {
                 self.data.trigger(p, event::NODE_DELETED, &none, &mut conns);
                 let told: HashSet<ConnId> = conns.iter().copied().collect();
                 out.extend(conns.drain(..).map(|c| (c, event::NODE_DELETED, p.clone())));
@@ -220,7 +220,7 @@ impl Watches {
                     .trigger(p, event::NODE_DELETED, &told, &mut conns);
                 out.extend(conns.drain(..).map(|c| (c, event::NODE_DELETED, p.clone())));
             }
-            ChildrenChanged(p) => {
+            ChildrenChanged(p, _) => {
                 self.child
                     .trigger(p, event::NODE_CHILDREN_CHANGED, &none, &mut conns);
                 out.extend(
@@ -245,13 +245,13 @@ mod tests {
         w.data.add("/a", 2, Mode::Persistent);
         w.child.add("/a", 2, Mode::Persistent);
         let mut out = Vec::new();
-        w.fire(&Trigger::DataChanged("/a".into()), &mut out);
+        w.fire(&Trigger::DataChanged("/a".into(), Default::default()), &mut out);
         assert_eq!(out.len(), 2);
         out.clear();
-        w.fire(&Trigger::DataChanged("/a".into()), &mut out);
+        w.fire(&Trigger::DataChanged("/a".into(), Default::default()), &mut out);
         assert_eq!(out, vec![(2, event::NODE_DATA_CHANGED, "/a".to_string())]);
         out.clear();
-        w.fire(&Trigger::Deleted("/a".into()), &mut out);
+        w.fire(&Trigger::Deleted("/a".into(), Default::default()), &mut out);
         assert_eq!(
             out.len(),
             1,
@@ -264,8 +264,8 @@ mod tests {
         let mut w = Watches::default();
         w.data.add("/a", 7, Mode::PersistentRecursive);
         let mut out = Vec::new();
-        w.fire(&Trigger::Created("/a/b/c".into()), &mut out);
-        w.fire(&Trigger::ChildrenChanged("/a/b".into()), &mut out);
+        w.fire(&Trigger::Created("/a/b/c".into(), Default::default()), &mut out);
+        w.fire(&Trigger::ChildrenChanged("/a/b".into(), Default::default()), &mut out);
         assert_eq!(out, vec![(7, event::NODE_CREATED, "/a/b/c".to_string())]);
         w.remove_conn(7);
         assert_eq!(w.data.recursive, 0);

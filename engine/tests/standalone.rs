@@ -387,6 +387,81 @@ fn acl_denies_and_digest_allows() {
     assert_eq!(r.err, Code::NoAuth as i32);
 }
 
+/// ZooKeeper 3.9 (CVE-2024-23944 and the exists check): a client that may not READ a
+/// node neither sees it through exists nor hears of its changes through any watch.
+#[test]
+fn watch_events_and_exists_respect_read() {
+    let mut h = Harness::new();
+    let (owner, spy) = (1, 2);
+    h.connect(owner);
+    h.connect(spy);
+    let mut w = Writer::new();
+    w.i32(0).string("digest").buffer(b"alice:secret");
+    h.run(Input::Request {
+        conn: owner,
+        xid: -4,
+        op: op::AUTH,
+        body: w.buf,
+    });
+    let (r, _) = h.call(owner, 1, op::CREATE, create("/open", b"", 0));
+    assert_eq!(r.err, 0);
+    // The spy watches the whole tree below /open, and /open/secret before it exists.
+    let mut w = Writer::new();
+    w.string("/open").i32(1); // PERSISTENT_RECURSIVE
+    let (r, _) = h.call(spy, 1, op::ADD_WATCH, w);
+    assert_eq!(r.err, 0);
+    let (r, _) = h.call(spy, 2, op::EXISTS, path_arg("/open/secret", Some(true)));
+    assert_eq!(r.err, Code::NoNode as i32);
+    let private = |path: &str, data: &[u8]| {
+        let mut w = Writer::new();
+        w.string(path).buffer(data);
+        write_acls(
+            &mut w,
+            &[Acl {
+                perms: perm::ALL,
+                id: Id::new("auth", ""),
+            }],
+        );
+        w.i32(0);
+        w
+    };
+    let (r, outs) = h.call(owner, 2, op::CREATE, private("/open/secret", b"s"));
+    assert_eq!(r.err, 0);
+    assert_eq!(events(&outs, spy), vec![], "no NodeCreated for an unreadable node");
+    let mut w = Writer::new();
+    w.string("/open/secret").buffer(b"t").i32(-1);
+    let (_, outs) = h.call(owner, 3, op::SET_DATA, w);
+    assert_eq!(events(&outs, spy), vec![]);
+    // exists: NoAuth on an existing unreadable node, and no watch armed by it.
+    let (r, _) = h.call(spy, 3, op::EXISTS, path_arg("/open/secret", Some(true)));
+    assert_eq!(r.err, Code::NoAuth as i32);
+    // Readable siblings are still reported.
+    let (_, outs) = h.call(owner, 4, op::CREATE, create("/open/public", b"", 0));
+    assert_eq!(events(&outs, spy), vec![(1, "/open/public".to_string())]);
+    let mut w = Writer::new();
+    w.string("/open/secret").i32(-1);
+    let (r, outs) = h.call(owner, 5, op::DELETE, w);
+    assert_eq!(r.err, 0);
+    assert_eq!(events(&outs, spy), vec![], "no NodeDeleted for an unreadable node");
+    // setWatches: an unreadable node that changed since is not reported either.
+    let (_, _) = h.call(owner, 6, op::CREATE, private("/open/secret2", b"s"));
+    let mut w = Writer::new();
+    w.i64(0)
+        .i32(1)
+        .string("/open/secret2")
+        .i32(1)
+        .string("/open/secret2")
+        .i32(1)
+        .string("/open/public");
+    let (r, outs) = h.call(spy, 4, op::SET_WATCHES, w);
+    assert_eq!((r.xid, r.err), (4, 0), "answered with the request's xid");
+    assert_eq!(
+        events(&outs, spy),
+        vec![(4, "/open/public".to_string())],
+        "only the readable node's change is reported"
+    );
+}
+
 #[test]
 fn replaying_the_log_rebuilds_the_same_tree() {
     let mut h = Harness::new();

@@ -1258,7 +1258,27 @@ mod tests {
         let big = PeerMsg::Proposal(LogFrame {
             first: 1,
             last: 2,
-            payload: Arc::new(vec![7u8; 3 << 20]),
+            // A real batch (peer links refuse frames that do not decode), 3 MiB.
+            payload: Arc::new(keel_engine::txn::encode_batch(&[
+                keel_engine::txn::TxnRecord {
+                    zxid: 1,
+                    time: 0,
+                    session: 1,
+                    cxid: 1,
+                    txn: keel_engine::txn::Txn::SetData {
+                        path: "/big".into(),
+                        data: Some(vec![7u8; 3 << 20]),
+                        version: 1,
+                    },
+                },
+                keel_engine::txn::TxnRecord {
+                    zxid: 2,
+                    time: 0,
+                    session: 1,
+                    cxid: 2,
+                    txn: keel_engine::txn::Txn::Delete { path: "/big".into() },
+                },
+            ])),
         });
         a.send(2, &big);
         for i in 10..200 {

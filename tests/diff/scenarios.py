@@ -336,7 +336,9 @@ def acl_denials(s):
     owner.auth("digest", "alice:pw")
     owner.create("/d", b"secret", acl=[(z.ALL, "digest", digest_id("alice", "pw"))])
     owner.create("/d/child", b"")
-    for fn, args in ((other.get_data, ("/d",)), (other.exists, ("/d",)),
+    # (exists needs READ from ZooKeeper 3.9 on, unlike the 3.8.0 oracle: not compared
+    # here; tests/test_kazoo_acl.py and tests/test_hostile.py cover it.)
+    for fn, args in ((other.get_data, ("/d",)),
                      (other.get_children, ("/d",)), (other.get_children2, ("/d",)),
                      (other.get_acl, ("/d",)), (other.set_data, ("/d", b"x")),
                      (other.set_acl, ("/d", OPEN)), (other.create, ("/d/x", b"")),

@@ -700,9 +700,11 @@ impl Leader {
         }
     }
 
-    /// The membership a `reconfig` asks for, or why not, in ZooKeeper's order of checks:
-    /// enabled, session, none pending, curConfigId, the new list, its voters, their
-    /// quorum in sync, and only then permission.
+    /// The membership a `reconfig` asks for, or why not. Checks: enabled, session,
+    /// permission, none pending, curConfigId, the new list, its voters, their quorum in
+    /// sync. ZooKeeper (3.8 to 3.9.5) checks permission last, so a client that may not
+    /// reconfigure still learns whether its list parses and which version is current;
+    /// here it learns only NoAuth.
     fn reconfigured(r: &Replica, l: &Leader, fwd: &Forward, zxid: i64) -> Result<Membership, Code> {
         if !r.cfg.reconfig_enabled {
             return Err(Code::ReconfigDisabled);
@@ -710,6 +712,16 @@ impl Leader {
         // With local sessions an unknown id is a follower's local session.
         if !l.spec_sessions.contains(&fwd.session) && !r.engine.config().local_sessions {
             return Err(Code::SessionExpired);
+        }
+        // /zookeeper/config is world-readable only, so the superuser, or whoever an
+        // operator granted WRITE there, may reconfigure.
+        if !r.engine.config().skip_acl {
+            let acl = l
+                .spec
+                .get(crate::tree::CONFIG_NODE)
+                .map(|n| n.acl.clone())
+                .unwrap_or_default();
+            crate::acl::check(&acl, perm::WRITE, &forward_ids(fwd))?;
         }
         let Ok(Request::Reconfig {
             joining,
@@ -760,16 +772,6 @@ impl Leader {
                 "reconfig refused: only {synced} of the new voters {voters:?} are in sync"
             );
             return Err(Code::NewConfigNoQuorum);
-        }
-        // Last, as in ZooKeeper: /zookeeper/config is world-readable only, so the
-        // superuser, or whoever an operator granted WRITE there, may reconfigure.
-        if !r.engine.config().skip_acl {
-            let acl = l
-                .spec
-                .get(crate::tree::CONFIG_NODE)
-                .map(|n| n.acl.clone())
-                .unwrap_or_default();
-            crate::acl::check(&acl, perm::WRITE, &forward_ids(fwd))?;
         }
         next.version = zxid;
         Ok(next)

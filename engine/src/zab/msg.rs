@@ -171,11 +171,30 @@ fn write_frame(w: &mut Writer, f: &LogFrame) {
     w.i64(f.first).i64(f.last).buffer(&f.payload);
 }
 
+/// A log frame from a peer, checked before anything here keeps it: its payload must
+/// decode, and a reconfiguration's text must parse. Applying happens later, once the
+/// frame is committed, where an undecodable frame could only stop this server; refused
+/// here, it costs only the link it came on.
 fn read_frame(r: &mut Reader) -> Result<LogFrame> {
+    let first = r.i64()?;
+    let last = r.i64()?;
+    let payload = r.bytes()?;
+    let recs = crate::txn::decode_batch(&payload)
+        .map_err(|e| JuteError::Invalid(format!("log frame 0x{first:x}..0x{last:x}: {e}")))?;
+    for rec in &recs {
+        if let crate::txn::Txn::Reconfig { data } = &rec.txn {
+            let text = std::str::from_utf8(data).map_err(|_| {
+                JuteError::Invalid(format!("reconfiguration 0x{:x} is not UTF-8", rec.zxid))
+            })?;
+            super::membership::Membership::parse(text, super::membership::any_spec).map_err(
+                |e| JuteError::Invalid(format!("reconfiguration 0x{:x}: {}", rec.zxid, e.0)),
+            )?;
+        }
+    }
     Ok(LogFrame {
-        first: r.i64()?,
-        last: r.i64()?,
-        payload: std::sync::Arc::new(r.bytes()?),
+        first,
+        last,
+        payload: std::sync::Arc::new(payload),
     })
 }
 
@@ -452,10 +471,17 @@ mod tests {
 
     #[test]
     fn every_message_round_trips() {
+        let rec = |zxid| crate::txn::TxnRecord {
+            zxid,
+            time: 1,
+            session: 2,
+            cxid: 3,
+            txn: crate::txn::Txn::Delete { path: "/a".into() },
+        };
         let frame = LogFrame {
             first: 5,
             last: 7,
-            payload: std::sync::Arc::new(vec![1, 2, 3]),
+            payload: std::sync::Arc::new(crate::txn::encode_batch(&[rec(5), rec(6), rec(7)])),
         };
         let msgs = vec![
             PeerMsg::Vote(Vote {
@@ -533,6 +559,45 @@ mod tests {
         for m in msgs {
             let bytes = m.encode();
             assert_eq!(PeerMsg::decode(&bytes).unwrap(), m, "{}", m.name());
+        }
+    }
+
+    /// A proposal or sync frame is refused at the link when its payload does not decode
+    /// or its reconfiguration does not parse: applied later, it could only stop us.
+    #[test]
+    fn undecodable_frames_are_refused_at_the_link() {
+        let reconfig = |text: &str| {
+            crate::txn::encode_batch(&[crate::txn::TxnRecord {
+                zxid: 9,
+                time: 1,
+                session: 0,
+                cxid: 0,
+                txn: crate::txn::Txn::Reconfig {
+                    data: text.as_bytes().to_vec(),
+                },
+            }])
+        };
+        let good = reconfig("server.1=h:1:2:participant;h:3\nversion=9");
+        for (payload, ok) in [
+            (good, true),
+            (vec![1, 2, 3], false),
+            (reconfig("server.x=garbage"), false),
+        ] {
+            let frame = LogFrame {
+                first: 9,
+                last: 9,
+                payload: std::sync::Arc::new(payload),
+            };
+            for m in [
+                PeerMsg::Proposal(frame.clone()),
+                PeerMsg::Sync {
+                    epoch: 1,
+                    mode: SyncMode::Diff,
+                    frames: vec![frame.clone()],
+                },
+            ] {
+                assert_eq!(PeerMsg::decode(&m.encode()).is_ok(), ok, "{}", m.name());
+            }
         }
     }
 
