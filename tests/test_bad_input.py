@@ -252,3 +252,64 @@ def test_four_letter_word_not_in_allowlist(fresh_server):
     assert closed and got.startswith(b"Zookeeper version: ")
     c = rawzk.connect(server.host, server.port)
     assert c.create("/allowlist-ok", b"").ok
+
+
+@pytest.mark.server_sysprops(**{"zookeeper.maxCnxns": "5"})
+def test_max_cnxns_in_all(fresh_server):
+    """zookeeper.maxCnxns caps client connections across all addresses: the extra
+    connection is accepted and closed without a ConnectResponse, as maxClientCnxns."""
+    server = fresh_server
+
+    def try_connect():
+        c = rawzk.RawZK(server.host, server.port)
+        r = c.connect()
+        return None if r.get("closed") else c
+
+    conns = [wait_until(try_connect, 10, what="connection %d of 5" % (i + 1)) for i in range(5)]
+    extra = rawzk.RawZK(server.host, server.port)
+    assert extra.connect().get("closed"), "a 6th connection got a session"
+    for c in conns:
+        assert c.ping().ok
+    conns.pop().close()
+    new = wait_until(try_connect, 10, what="a free connection slot")
+    assert new.create("/after-total-limit", b"").ok
+
+
+@pytest.mark.server_cfg(globalOutstandingLimit=10)
+def test_outstanding_limit_throttles_without_losing_requests(fresh_server):
+    """A client that pipelines far more requests than globalOutstandingLimit and does
+    not read is throttled, not failed: once it reads, every reply is there, in order,
+    and other clients were served meanwhile."""
+    server = fresh_server
+    c = rawzk.connect(server.host, server.port)
+    data = b"v" * 100_000
+    assert c.create("/throttled", data).ok
+    n = 300
+    body = rawzk.path_watch("/throttled", False)
+    frames = b"".join(struct.pack(">iii", 8 + len(body), 1000 + i, rawzk.OP["getData"]) + body
+                      for i in range(n))
+    c.sock.settimeout(0.05)
+    sent = 0
+    deadline = time.monotonic() + 2.0
+    while sent < len(frames) and time.monotonic() < deadline:
+        try:
+            sent += c.sock.send(frames[sent:])
+        except socket.timeout:
+            pass
+    # Another session is served while this one is throttled.
+    healthy(server)
+    c.sock.settimeout(None)
+    if sent < len(frames):
+        c.sock.setblocking(True)
+        # finish sending from a thread-free loop: reading frees the server to read on
+        import threading
+        t = threading.Thread(target=c.sock.sendall, args=(frames[sent:],))
+        t.start()
+    else:
+        t = None
+    for i in range(n):
+        rep = c.read_reply(1000 + i, rawzk.OP["getData"], timeout=30)
+        assert rep.ok and rep["data"] == data
+    if t:
+        t.join(10)
+    assert c.ping().ok

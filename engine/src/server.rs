@@ -83,9 +83,7 @@ impl Default for EngineConfig {
 #[derive(Debug)]
 pub enum Input {
     /// The wall clock, in ms since the epoch. Feed it before each batch of inputs.
-    Tick {
-        now_ms: i64,
-    },
+    Tick { now_ms: i64 },
     Connect {
         conn: ConnId,
         peer: SocketAddr,
@@ -98,13 +96,11 @@ pub enum Input {
         op: i32,
         body: Vec<u8>,
     },
-    Disconnected {
-        conn: ConnId,
-    },
+    /// The connection ended. `hung_up`: the client ended it (EOF or a reset), not this
+    /// server's network layer (a bad frame, a client cut off for not reading).
+    Disconnected { conn: ConnId, hung_up: bool },
     /// The log has made everything up to `zxid` durable.
-    Durable {
-        zxid: i64,
-    },
+    Durable { zxid: i64 },
 }
 
 #[derive(Debug, PartialEq, Eq)]
@@ -544,7 +540,7 @@ impl Engine {
                 self.request(conn, xid, op, &body);
                 self.current_request = None;
             }
-            Input::Disconnected { conn } => self.disconnected(conn),
+            Input::Disconnected { conn, hung_up } => self.disconnected(conn, hung_up),
             Input::Durable { zxid } => self.durable(zxid),
         }
     }
@@ -944,8 +940,8 @@ impl Engine {
 
     /// The client ended the connection (the engine's own closes drop the connection
     /// first, so they never get here).
-    fn disconnected(&mut self, conn: ConnId) {
-        if let Some(c) = self.conns.get(&conn) {
+    fn disconnected(&mut self, conn: ConnId, hung_up: bool) {
+        if let Some(c) = self.conns.get(&conn).filter(|_| hung_up) {
             self.warn_if_reply_rejected(c);
         }
         self.drop_conn(conn);
@@ -1153,9 +1149,12 @@ impl Engine {
         // An event about a node this client may not READ is not delivered (stricter than
         // ZooKeeper 3.9, which filters these only once armed): the watch is spent, as
         // a filtered trigger spends it.
-        let ids = self.conns.get(&conn).map(|c| c.auth.clone()).unwrap_or_default();
-        let readable =
-            |n: &Node| self.cfg.skip_acl || acl::check(&n.acl, perm::READ, &ids).is_ok();
+        let ids = self
+            .conns
+            .get(&conn)
+            .map(|c| c.auth.clone())
+            .unwrap_or_default();
+        let readable = |n: &Node| self.cfg.skip_acl || acl::check(&n.acl, perm::READ, &ids).is_ok();
         for p in &sw.data {
             match self.tree.get(p) {
                 None => events.push((event::NODE_DELETED, p.clone())),

@@ -61,6 +61,8 @@ pub mod props {
     pub const SNAP_COUNT: &str = "zookeeper.snapCount";
     /// Most requests in flight before the server throttles; `globalOutstandingLimit`.
     pub const GLOBAL_OUTSTANDING_LIMIT: &str = "zookeeper.globalOutstandingLimit";
+    /// Most client connections in all (0 = no limit); `maxCnxns`.
+    pub const MAX_CNXNS: &str = "zookeeper.maxCnxns";
     /// Enabled four-letter words; `4lw.commands.whitelist`.
     pub const FOUR_LETTER_WORDS: &str = "zookeeper.4lw.commands.whitelist";
     /// `user:base64(sha1(user:password))` of the super user;
@@ -85,9 +87,10 @@ pub mod props {
     pub const DATADIR_AUTOCREATE: &str = "zookeeper.datadir.autocreate";
 
     /// Every property Keel uses.
-    pub const ALL: [&str; 12] = [
+    pub const ALL: [&str; 13] = [
         SNAP_COUNT,
         GLOBAL_OUTSTANDING_LIMIT,
+        MAX_CNXNS,
         FOUR_LETTER_WORDS,
         SUPER_DIGEST,
         SKIP_ACL,
@@ -592,6 +595,9 @@ pub struct Config {
     /// `maxClientCnxns`: most concurrent connections from one IP address; 0 = unlimited.
     /// Default 60.
     pub max_client_cnxns: u32,
+    /// `zookeeper.maxCnxns` (`maxCnxns`): most concurrent client connections in all; 0
+    /// (the default) = unlimited.
+    pub max_cnxns: u32,
     /// `minSessionTimeout` in ms. Default 2 × tick.
     pub min_session_timeout_ms: u32,
     /// `maxSessionTimeout` in ms. Default 20 × tick.
@@ -669,6 +675,7 @@ impl Default for Config {
             client_port_address: "0.0.0.0".to_string(),
             client_port_listen_backlog: None,
             max_client_cnxns: 60,
+            max_cnxns: 0,
             min_session_timeout_ms: 2 * DEFAULT_TICK_TIME_MS,
             max_session_timeout_ms: 20 * DEFAULT_TICK_TIME_MS,
             snap_retain_count: MIN_SNAP_RETAIN_COUNT,
@@ -832,8 +839,9 @@ fn is_zookeeper_key_not_used(key: &str) -> bool {
 
 /// `-D` properties that other parts of Keel read straight from the property list
 /// (`ServerOptions::from_config`): no warning for them here.
-const PROPERTIES_READ_ELSEWHERE: [&str; 3] = [
+const PROPERTIES_READ_ELSEWHERE: [&str; 4] = [
     "zookeeper.nio.sessionlessCnxnTimeout",
+    "keel.maxQueuedReplyBytes",
     "znode.container.checkIntervalMs",
     "znode.container.maxNeverUsedIntervalMs",
 ];
@@ -1136,6 +1144,17 @@ impl Config {
                     "a number of requests, 1 or more (e.g. 1000)",
                 )?;
                 self.global_outstanding_limit = to_u32(n);
+            }
+            props::MAX_CNXNS => {
+                let n = parse_int(
+                    origin,
+                    shown,
+                    value,
+                    0,
+                    INT_MAX,
+                    "client connections in all, 0 for unlimited",
+                )?;
+                self.max_cnxns = to_u32(n);
             }
             props::FOUR_LETTER_WORDS => {
                 for word in value
@@ -1626,6 +1645,7 @@ impl<'a> FileParse<'a> {
                 )?;
                 self.cfg.max_client_cnxns = to_u32(n);
             }
+
             "minSessionTimeout" | "maxSessionTimeout" => {
                 let n = parse_int(
                     &o,

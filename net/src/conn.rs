@@ -4,25 +4,43 @@
 //! into one write.
 
 use std::net::SocketAddr;
+use std::pin::pin;
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Duration;
 
 use compio::buf::BufResult;
 use compio::io::{AsyncRead, AsyncWriteExt};
 use compio::net::TcpStream;
-use keel_engine::proto::ConnectRequest;
+use futures_util::future::{select, Either};
+use keel_engine::proto::{xid::NOTIFICATION as NOTIFICATION_XID, ConnectRequest};
 use keel_engine::watch::ConnId;
 use keel_engine::Input;
 use tracing::{debug, info, warn};
 
-use crate::msg::{ToConn, ToEngine};
+use crate::msg::{Inbox, Outbox, ToConn, ToEngine};
 
 /// Settings every connection needs.
 pub struct ConnSettings {
     pub max_buffer: usize,
     pub handshake_timeout: Duration,
     pub read_buffer: usize,
+    /// Requests read and not yet answered before the connection is no longer read
+    /// (`globalOutstandingLimit`, counted per connection).
+    pub max_outstanding: usize,
+    /// Reply bytes queued and not yet written before the connection is cut off
+    /// (`keel.maxQueuedReplyBytes`).
+    pub max_queued_bytes: usize,
 }
+
+/// The largest first frame a connection may send: a ConnectRequest is 45 bytes (49 with
+/// the read-only flag). A stranger who has not finished its handshake may not make the
+/// server hold `jute.maxbuffer` bytes for it.
+pub const MAX_HANDSHAKE_FRAME: usize = 4096;
+
+/// The read buffer a connection starts with, grown to `read_buffer` after its handshake:
+/// thousands of connections that never get that far cost little memory.
+const HANDSHAKE_READ_BUFFER: usize = 512;
 
 /// The four-letter words ZooKeeper knows (`FourLetterCommands`).
 pub const FOUR_LETTER_WORDS: &[&str] = &[
@@ -39,6 +57,8 @@ enum End {
     Malformed(String),
     HandshakeTimeout,
     EngineGone,
+    /// The writer stopped (the socket failed, or the connection was cut off).
+    WriterGone,
 }
 
 /// Bytes read but not yet consumed are `acc[start..]`. Consuming a frame only moves
@@ -114,15 +134,19 @@ pub async fn serve(
     settings: Arc<ConnSettings>,
 ) {
     let _ = stream.set_nodelay(true);
-    let (tx, rx) = flume::unbounded::<ToConn>();
-    let writer = compio::runtime::spawn(write_loop(stream.clone(), rx));
+    let (tx, inbox) = Outbox::new(settings.max_queued_bytes);
+    // One token per request read and not yet answered: the reader takes one before it
+    // forwards a request (waiting, so not reading, while none is left) and the writer
+    // gives one back per reply it writes.
+    let (tokens, answered) = flume::bounded::<()>(settings.max_outstanding.max(1));
+    let writer = compio::runtime::spawn(write_loop(stream.clone(), inbox, answered));
     let mut reader = FrameReader {
         start: 0,
         stream: stream.clone(),
         acc: Vec::new(),
-        scratch: Vec::with_capacity(settings.read_buffer),
+        scratch: Vec::with_capacity(HANDSHAKE_READ_BUFFER),
     };
-    let end = read_loop(&mut reader, peer, conn, &engine, &tx, &settings).await;
+    let end = read_loop(&mut reader, peer, conn, &engine, &tx, &tokens, &settings).await;
     match &end {
         End::Eof => debug!(conn, %peer, "client closed the connection"),
         End::Io(e) => debug!(conn, %peer, "connection error: {e}"),
@@ -133,10 +157,11 @@ pub async fn serve(
         End::HandshakeTimeout => {
             info!(conn, %peer, "closing connection: no handshake within {:?}", settings.handshake_timeout)
         }
-        End::EngineGone => {}
+        End::EngineGone | End::WriterGone => {}
     }
-    let _ = engine.send(ToEngine::Input(Input::Disconnected { conn }));
-    let _ = tx.send(ToConn::Close);
+    let hung_up = matches!(end, End::Eof | End::Io(_)) && !tx.was_cut_off();
+    let _ = engine.send(ToEngine::Input(Input::Disconnected { conn, hung_up }));
+    tx.close();
     let _ = writer.await;
 }
 
@@ -145,7 +170,8 @@ async fn read_loop(
     peer: SocketAddr,
     conn: ConnId,
     engine: &flume::Sender<ToEngine>,
-    tx: &flume::Sender<ToConn>,
+    tx: &Outbox,
+    tokens: &flume::Sender<()>,
     settings: &ConnSettings,
 ) -> End {
     // The handshake (or a four-letter word) must arrive before the deadline.
@@ -156,7 +182,10 @@ async fn read_loop(
                 return Ok(Err(word.to_owned()));
             }
         }
-        let body = r.body(prefix, settings.max_buffer).await?.to_vec();
+        let body = r
+            .body(prefix, settings.max_buffer.min(MAX_HANDSHAKE_FRAME))
+            .await?
+            .to_vec();
         Ok::<_, End>(Ok(body))
     })
     .await;
@@ -193,6 +222,7 @@ async fn read_loop(
     {
         return End::EngineGone;
     }
+    r.scratch.reserve(settings.read_buffer);
     if engine
         .send(ToEngine::Input(Input::Connect { conn, peer, req }))
         .is_err()
@@ -215,6 +245,14 @@ async fn read_loop(
         let op = i32::from_be_bytes([frame[4], frame[5], frame[6], frame[7]]);
         // The one copy of the body: out of the read buffer, to the engine.
         let body = frame[8..].to_vec();
+        // Backpressure: with `max_outstanding` requests unanswered, stop reading until
+        // the writer hands a token back (or is gone).
+        if tokens.try_send(()).is_err() {
+            debug!(conn, %peer, "{} requests outstanding: not reading until replies drain", settings.max_outstanding);
+            if tokens.send_async(()).await.is_err() {
+                return End::WriterGone;
+            }
+        }
         if engine
             .send(ToEngine::Input(Input::Request {
                 conn,
@@ -229,30 +267,49 @@ async fn read_loop(
     }
 }
 
-async fn write_loop(mut stream: TcpStream, rx: flume::Receiver<ToConn>) {
+/// Writes what the engine queues, batching frames already queued into one write.
+/// Hands back one outstanding-request token per reply (every frame but notifications),
+/// subtracts written bytes from the queue's count, and stops at once when aborted, even
+/// in the middle of a write the client is not reading.
+async fn write_loop(mut stream: TcpStream, inbox: Inbox, answered: flume::Receiver<()>) {
     let mut out: Vec<u8> = Vec::with_capacity(64 * 1024);
     loop {
-        let Ok(first) = rx.recv_async().await else {
-            break;
+        let next_frame = pin!(inbox.frames.recv_async());
+        let first = match select(next_frame, pin!(inbox.abort.recv_async())).await {
+            Either::Left((Ok(m), _)) => m,
+            Either::Left((Err(_), _)) | Either::Right(_) => break,
         };
         let mut close = false;
         let mut next = Some(first);
         while let Some(msg) = next.take() {
             match msg {
-                ToConn::Frame(f) => out.extend_from_slice(&f),
+                ToConn::Frame(f) => {
+                    // A reply header starts with its xid; notifications carry -1.
+                    if f.get(4..8) != Some(&NOTIFICATION_XID.to_be_bytes()[..]) {
+                        let _ = answered.try_recv();
+                    }
+                    out.extend_from_slice(&f);
+                }
                 ToConn::Close => {
                     close = true;
                     break;
                 }
             }
-            next = rx.try_recv().ok();
+            next = inbox.frames.try_recv().ok();
         }
         if !out.is_empty() {
-            let BufResult(res, buf) = stream.write_all(std::mem::take(&mut out)).await;
-            out = buf;
-            out.clear();
-            if res.is_err() {
-                close = true;
+            let n = out.len();
+            let write = pin!(stream.write_all(std::mem::take(&mut out)));
+            match select(write, pin!(inbox.abort.recv_async())).await {
+                Either::Left((BufResult(res, buf), _)) => {
+                    out = buf;
+                    out.clear();
+                    inbox.queued.fetch_sub(n, Ordering::AcqRel);
+                    if res.is_err() {
+                        close = true;
+                    }
+                }
+                Either::Right(_) => close = true,
             }
         }
         if close {

@@ -12,7 +12,7 @@ use keel_engine::watch::ConnId;
 use keel_engine::{Engine, Input, Output};
 
 use crate::fourlw::{self, ServerInfo};
-use crate::msg::{ToConn, ToEngine, Turn};
+use crate::msg::{self, Outbox, ToEngine, Turn};
 
 pub fn now_ms() -> i64 {
     SystemTime::now()
@@ -50,7 +50,7 @@ impl<L: LogSink> EngineLoop<L> {
     }
 
     fn run_inner(&mut self) {
-        let mut routes: HashMap<ConnId, flume::Sender<ToConn>> = HashMap::new();
+        let mut routes: HashMap<ConnId, Outbox> = HashMap::new();
         let mut outputs = Vec::new();
         let mut last_snap = self.engine.last_zxid();
         let tick =
@@ -67,7 +67,7 @@ impl<L: LogSink> EngineLoop<L> {
                         routes.insert(conn, tx);
                     }
                     ToEngine::Input(input) => {
-                        if let Input::Disconnected { conn } = &input {
+                        if let Input::Disconnected { conn, .. } = &input {
                             routes.remove(conn);
                         }
                         if let Input::Durable { zxid } = &input {
@@ -77,8 +77,8 @@ impl<L: LogSink> EngineLoop<L> {
                     }
                     ToEngine::FourLetter { cmd, tx, peer, .. } => {
                         let text = fourlw::answer(&cmd, &mut self.engine, &self.info, peer);
-                        let _ = tx.send(ToConn::Frame(text.into_bytes()));
-                        let _ = tx.send(ToConn::Close);
+                        let _ = tx.send(text.into_bytes());
+                        tx.close();
                     }
                     ToEngine::PurgeLog { through_zxid } => self.log.purge_through(through_zxid),
                     // Ensemble traffic never reaches a standalone server.
@@ -93,12 +93,14 @@ impl<L: LogSink> EngineLoop<L> {
                 match o {
                     Output::Send { conn, frame } => {
                         if let Some(tx) = routes.get(&conn) {
-                            let _ = tx.send(ToConn::Frame(frame));
+                            if !msg::deliver(conn, tx, frame) {
+                                routes.remove(&conn);
+                            }
                         }
                     }
                     Output::Close { conn } => {
                         if let Some(tx) = routes.remove(&conn) {
-                            let _ = tx.send(ToConn::Close);
+                            tx.close();
                         }
                     }
                     Output::Persist {

@@ -20,7 +20,7 @@ use tracing::{error, info, warn};
 
 use crate::engine_loop::now_ms;
 use crate::fourlw::{self, Mode, ServerInfo};
-use crate::msg::{ToConn, ToEngine, Turn};
+use crate::msg::{self, Outbox, ToEngine, Turn};
 use crate::peer::PeerNet;
 use crate::storage;
 
@@ -143,7 +143,7 @@ impl ReplicaLoop {
     }
 
     fn run_inner(&mut self) {
-        let mut routes: HashMap<ConnId, flume::Sender<ToConn>> = HashMap::new();
+        let mut routes: HashMap<ConnId, Outbox> = HashMap::new();
         let mut outputs = Vec::new();
         let mut last_snap = self.replica.engine().last_zxid();
         let mut proposals = SizeStats::default();
@@ -174,7 +174,7 @@ impl ReplicaLoop {
                         // and time from this loop; neither arrives this way.
                         Input::Durable { .. } | Input::Tick { .. } => {}
                         input => {
-                            if let Input::Disconnected { conn } = &input {
+                            if let Input::Disconnected { conn, .. } = &input {
                                 routes.remove(conn);
                             }
                             self.replica.step(ReplicaInput::Client(input));
@@ -208,8 +208,8 @@ impl ReplicaLoop {
                             peer,
                             &mode,
                         );
-                        let _ = tx.send(ToConn::Frame(text.into_bytes()));
-                        let _ = tx.send(ToConn::Close);
+                        let _ = tx.send(text.into_bytes());
+                        tx.close();
                     }
                     ToEngine::PurgeLog { through_zxid } => {
                         if let Some(g) = &self.group {
@@ -232,12 +232,14 @@ impl ReplicaLoop {
                 match o {
                     ReplicaOutput::Client(Output::Send { conn, frame }) => {
                         if let Some(tx) = routes.get(&conn) {
-                            let _ = tx.send(ToConn::Frame(frame));
+                            if !msg::deliver(conn, tx, frame) {
+                                routes.remove(&conn);
+                            }
                         }
                     }
                     ReplicaOutput::Client(Output::Close { conn }) => {
                         if let Some(tx) = routes.remove(&conn) {
-                            let _ = tx.send(ToConn::Close);
+                            tx.close();
                         }
                     }
                     ReplicaOutput::Client(Output::Persist { .. }) => {

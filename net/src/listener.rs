@@ -15,29 +15,49 @@ use tracing::{info, warn};
 use crate::conn::{self, ConnSettings};
 use crate::msg::ToEngine;
 
-/// Connections per client address, shared by all cores.
+/// Connections per client address and in all, shared by all cores.
 #[derive(Default)]
 pub struct ConnLimits {
+    /// `maxClientCnxns`; 0 = no limit.
     max_per_ip: usize,
-    counts: Mutex<HashMap<IpAddr, usize>>,
+    /// `zookeeper.maxCnxns`; 0 = no limit.
+    max_total: usize,
+    /// Per address; the total is the sum, kept beside it.
+    counts: Mutex<(HashMap<IpAddr, usize>, usize)>,
 }
 
+/// Why a connection was refused at accept.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Refusal {
+    PerAddress(usize),
+    Total(usize),
+}
+
+/// The listen backlog when `clientPortListenBacklog` is not set.
+pub const DEFAULT_BACKLOG: i32 = 1024;
+
 impl ConnLimits {
-    pub fn new(max_per_ip: usize) -> Arc<ConnLimits> {
+    pub fn new(max_per_ip: usize, max_total: usize) -> Arc<ConnLimits> {
         Arc::new(ConnLimits {
             max_per_ip,
-            counts: Mutex::new(HashMap::new()),
+            max_total,
+            counts: Mutex::new((HashMap::new(), 0)),
         })
     }
 
-    fn admit(self: &Arc<Self>, ip: IpAddr) -> Option<ConnGuard> {
-        let mut counts = self.counts.lock().unwrap_or_else(|p| p.into_inner());
+    fn admit(self: &Arc<Self>, ip: IpAddr) -> Result<ConnGuard, Refusal> {
+        let mut guard = self.counts.lock().unwrap_or_else(|p| p.into_inner());
+        let (counts, total) = &mut *guard;
+        if self.max_total != 0 && *total >= self.max_total {
+            return Err(Refusal::Total(self.max_total));
+        }
         let n = counts.entry(ip).or_insert(0);
         if self.max_per_ip != 0 && *n >= self.max_per_ip {
-            return None;
+            return Err(Refusal::PerAddress(self.max_per_ip));
         }
         *n += 1;
-        Some(ConnGuard {
+        *total += 1;
+        Ok(ConnGuard {
             limits: self.clone(),
             ip,
         })
@@ -51,7 +71,9 @@ struct ConnGuard {
 
 impl Drop for ConnGuard {
     fn drop(&mut self) {
-        let mut counts = self.limits.counts.lock().unwrap_or_else(|p| p.into_inner());
+        let mut guard = self.limits.counts.lock().unwrap_or_else(|p| p.into_inner());
+        let (counts, total) = &mut *guard;
+        *total = total.saturating_sub(1);
         if let Some(n) = counts.get_mut(&self.ip) {
             *n -= 1;
             if *n == 0 {
@@ -64,13 +86,13 @@ impl Drop for ConnGuard {
 /// Binds the client port with SO_REUSEADDR (rebind at once after a restart) and
 /// SO_REUSEPORT (one listener per core). A port still held by a process that is going
 /// away is retried for a few seconds.
-pub fn bind(addr: SocketAddr) -> std::io::Result<std::net::TcpListener> {
+pub fn bind(addr: SocketAddr, backlog: i32) -> std::io::Result<std::net::TcpListener> {
     let deadline = Instant::now() + Duration::from_secs(5);
     loop {
         let sock = Socket::new(Domain::for_address(addr), Type::STREAM, Some(Protocol::TCP))?;
         sock.set_reuse_address(true)?;
         sock.set_reuse_port(true)?;
-        match sock.bind(&addr.into()).and_then(|_| sock.listen(1024)) {
+        match sock.bind(&addr.into()).and_then(|_| sock.listen(backlog)) {
             Ok(()) => {
                 sock.set_nonblocking(true)?;
                 return Ok(sock.into());
@@ -125,14 +147,21 @@ pub fn run_core(
                     continue;
                 }
             };
-            let Some(guard) = limits.admit(peer.ip()) else {
-                warn!(
-                    "too many connections from {} - max is {}",
-                    peer.ip(),
-                    limits.max_per_ip
-                );
-                drop(stream);
-                continue;
+            let guard = match limits.admit(peer.ip()) {
+                Ok(g) => g,
+                Err(Refusal::PerAddress(max)) => {
+                    warn!("too many connections from {} - max is {max}", peer.ip());
+                    drop(stream);
+                    continue;
+                }
+                Err(Refusal::Total(max)) => {
+                    warn!(
+                        "refusing a connection from {}: {max} client connections already (zookeeper.maxCnxns)",
+                        peer.ip()
+                    );
+                    drop(stream);
+                    continue;
+                }
             };
             let conn = NEXT_CONN.fetch_add(1, Ordering::Relaxed);
             let engine = engine.clone();

@@ -1,16 +1,19 @@
 //! Messages between the network cores, the engine thread and the log thread. Cores
 //! never share state with the engine: they talk through these channels.
 
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::Arc;
+
 use keel_engine::watch::ConnId;
 use keel_engine::zab::{PeerMsg, Sid};
 use keel_engine::Input;
 
 /// To the engine thread.
 pub enum ToEngine {
-    /// A new connection and the channel its replies go to.
+    /// A new connection and the queue its replies go to.
     Register {
         conn: ConnId,
-        tx: flume::Sender<ToConn>,
+        tx: Outbox,
     },
     Input(Input),
     /// A four-letter word arrived instead of a handshake.
@@ -18,7 +21,7 @@ pub enum ToEngine {
         conn: ConnId,
         peer: std::net::SocketAddr,
         cmd: String,
-        tx: flume::Sender<ToConn>,
+        tx: Outbox,
     },
     /// Delete log segments wholly at or before this zxid (no snapshot needs them).
     PurgeLog {
@@ -50,6 +53,119 @@ pub enum ToConn {
     Frame(Vec<u8>),
     /// Write what is queued, then close the socket.
     Close,
+}
+
+/// The engine's end of one connection's reply queue. Frames go to the connection's
+/// writer in order; the bytes queued and not yet written are counted, and a connection
+/// whose client does not read its replies is cut off at a bound instead of growing the
+/// server without one.
+#[derive(Clone)]
+pub struct Outbox {
+    tx: flume::Sender<ToConn>,
+    /// Bytes of frames queued and not yet written (the writer subtracts what it wrote).
+    queued: Arc<AtomicUsize>,
+    /// Most bytes queued at once; a frame that would go past it is refused, unless the
+    /// queue is empty (one reply larger than the bound still goes out).
+    limit: usize,
+    /// Tells the writer to stop now, even in the middle of a write the client is not
+    /// reading: closing the socket also ends the reader.
+    abort: flume::Sender<()>,
+    /// Set (before the writer is told) when this server cut the connection off, so its
+    /// end is not taken for the client hanging up.
+    cut_off: Arc<AtomicBool>,
+}
+
+/// The writer's end of an [`Outbox`].
+pub struct Inbox {
+    pub frames: flume::Receiver<ToConn>,
+    pub queued: Arc<AtomicUsize>,
+    pub abort: flume::Receiver<()>,
+}
+
+/// A frame refused because the connection holds too many unwritten bytes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Overflow {
+    pub queued: usize,
+    pub limit: usize,
+}
+
+impl Outbox {
+    pub fn new(limit: usize) -> (Outbox, Inbox) {
+        let (tx, frames) = flume::unbounded();
+        let (abort, abort_rx) = flume::bounded(1);
+        let queued = Arc::new(AtomicUsize::new(0));
+        (
+            Outbox {
+                tx,
+                queued: queued.clone(),
+                limit,
+                abort,
+                cut_off: Arc::new(AtomicBool::new(false)),
+            },
+            Inbox {
+                frames,
+                queued,
+                abort: abort_rx,
+            },
+        )
+    }
+
+    /// Queues a frame for writing, or refuses it when the connection is over its bound.
+    pub fn send(&self, frame: Vec<u8>) -> Result<(), Overflow> {
+        let n = frame.len();
+        let before = self.queued.fetch_add(n, Ordering::AcqRel);
+        if before > 0 && before + n > self.limit {
+            self.queued.fetch_sub(n, Ordering::AcqRel);
+            return Err(Overflow {
+                queued: before,
+                limit: self.limit,
+            });
+        }
+        if self.tx.send(ToConn::Frame(frame)).is_err() {
+            // The writer is gone: nothing will subtract these bytes.
+            self.queued.fetch_sub(n, Ordering::AcqRel);
+        }
+        Ok(())
+    }
+
+    /// Writes what is queued, then closes.
+    pub fn close(&self) {
+        let _ = self.tx.send(ToConn::Close);
+    }
+
+    /// Closes now, dropping what is queued.
+    pub fn abort(&self) {
+        self.cut_off.store(true, Ordering::Release);
+        let _ = self.abort.try_send(());
+    }
+
+    /// Whether [`Outbox::abort`] was called.
+    pub fn was_cut_off(&self) -> bool {
+        self.cut_off.load(Ordering::Acquire)
+    }
+
+    pub fn queued(&self) -> usize {
+        self.queued.load(Ordering::Acquire)
+    }
+}
+
+/// What an engine loop does with a frame for a connection: queue it, or cut off a
+/// client that is not reading its replies. Returns false when the connection was cut off
+/// (the caller forgets its route; the connection's end reaches the engine as usual).
+pub fn deliver(conn: ConnId, tx: &Outbox, frame: Vec<u8>) -> bool {
+    match tx.send(frame) {
+        Ok(()) => true,
+        Err(o) => {
+            tracing::warn!(
+                conn,
+                "closing connection: its client is not reading its replies ({} bytes queued, at most {}: keel.maxQueuedReplyBytes)",
+                o.queued,
+                o.limit
+            );
+            tx.abort();
+            false
+        }
+    }
 }
 
 /// One turn of an engine thread's loop (standalone or ensemble): the first message,

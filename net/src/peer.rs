@@ -1276,7 +1276,9 @@ mod tests {
                     time: 0,
                     session: 1,
                     cxid: 2,
-                    txn: keel_engine::txn::Txn::Delete { path: "/big".into() },
+                    txn: keel_engine::txn::Txn::Delete {
+                        path: "/big".into(),
+                    },
                 },
             ])),
         });

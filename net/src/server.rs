@@ -26,6 +26,9 @@ use crate::msg::ToEngine;
 use crate::peer::{self, PeerEvent, PeerNet};
 use crate::storage::{self, GroupSink, Layout, StorageError};
 
+/// Default `keel.maxQueuedReplyBytes`: 64 MiB of replies a client has not read.
+pub const DEFAULT_MAX_QUEUED_REPLY_BYTES: usize = 64 << 20;
+
 /// Everything a standalone server needs to start.
 #[derive(Debug, Clone)]
 pub struct ServerOptions {
@@ -34,6 +37,16 @@ pub struct ServerOptions {
     pub client_addr: SocketAddr,
     pub engine: EngineConfig,
     pub max_client_cnxns: usize,
+    /// `zookeeper.maxCnxns` (`maxCnxns`): most client connections in all; 0 = no limit.
+    pub max_cnxns: usize,
+    /// `clientPortListenBacklog`; `None`: Keel's default (1024).
+    pub listen_backlog: Option<u32>,
+    /// `globalOutstandingLimit`: requests a connection may have unanswered before it is
+    /// no longer read.
+    pub max_outstanding: usize,
+    /// `keel.maxQueuedReplyBytes`: reply bytes a connection may have unwritten before it
+    /// is cut off.
+    pub max_queued_reply_bytes: usize,
     pub max_buffer: usize,
     pub handshake_timeout: Duration,
     pub snap_count: i64,
@@ -327,7 +340,10 @@ pub fn start(opts: ServerOptions) -> Result<RunningServer, StartError> {
     // Listeners first, so a bind failure is reported before anything runs.
     let cores = opts.knobs.net_cores.max(1);
     let mut listeners = Vec::with_capacity(cores);
-    let first = listener::bind(opts.client_addr).map_err(|source| StartError::Bind {
+    let backlog = opts
+        .listen_backlog
+        .map_or(listener::DEFAULT_BACKLOG, |b| b as i32);
+    let first = listener::bind(opts.client_addr, backlog).map_err(|source| StartError::Bind {
         addr: opts.client_addr,
         source,
     })?;
@@ -338,7 +354,7 @@ pub fn start(opts: ServerOptions) -> Result<RunningServer, StartError> {
     listeners.push(first);
     for _ in 1..cores {
         listeners.push(
-            listener::bind(local_addr).map_err(|source| StartError::Bind {
+            listener::bind(local_addr, backlog).map_err(|source| StartError::Bind {
                 addr: local_addr,
                 source,
             })?,
@@ -349,8 +365,10 @@ pub fn start(opts: ServerOptions) -> Result<RunningServer, StartError> {
         max_buffer: opts.max_buffer,
         handshake_timeout: opts.handshake_timeout,
         read_buffer: opts.knobs.read_buffer_bytes,
+        max_outstanding: opts.max_outstanding.max(1),
+        max_queued_bytes: opts.max_queued_reply_bytes.max(1),
     });
-    let limits = ConnLimits::new(opts.max_client_cnxns);
+    let limits = ConnLimits::new(opts.max_client_cnxns, opts.max_cnxns);
     let (driver_tx, driver_rx) = std::sync::mpsc::channel();
     let core_ids = keel_tuning::available_cores();
     for (i, l) in listeners.into_iter().enumerate() {
@@ -577,6 +595,14 @@ impl ServerOptions {
             client_addr: SocketAddr::new(ip, cfg.client_port),
             engine,
             max_client_cnxns: cfg.max_client_cnxns as usize,
+            max_cnxns: cfg.max_cnxns as usize,
+            listen_backlog: cfg.client_port_listen_backlog,
+            max_outstanding: cfg.global_outstanding_limit.max(1) as usize,
+            max_queued_reply_bytes: prop_ms(
+                "keel.maxQueuedReplyBytes",
+                DEFAULT_MAX_QUEUED_REPLY_BYTES as i64,
+            )?
+            .max(1) as usize,
             max_buffer: cfg.jute_max_buffer as usize,
             handshake_timeout: Duration::from_millis(
                 prop_ms("zookeeper.nio.sessionlessCnxnTimeout", 10_000)?.max(1) as u64,

@@ -1578,7 +1578,10 @@ impl World {
                 if alive && self.nodes[node].conns.remove(&conn).is_some() {
                     self.step_node(
                         node,
-                        Some(ReplicaInput::Client(Input::Disconnected { conn })),
+                        Some(ReplicaInput::Client(Input::Disconnected {
+                            conn,
+                            hung_up: true,
+                        })),
                     );
                 }
             }
