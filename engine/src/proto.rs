@@ -662,7 +662,10 @@ mod tests {
         // Other non-member types are refused the same way (ZooKeeper: "Invalid type of op").
         let mut w = Writer::new();
         w.i32(op::SET_ACL).bool(false).i32(-1);
-        assert!(matches!(Request::decode(op::MULTI, &w.buf), Err(JuteError::Invalid(_))));
+        assert!(matches!(
+            Request::decode(op::MULTI, &w.buf),
+            Err(JuteError::Invalid(_))
+        ));
     }
 
     #[test]

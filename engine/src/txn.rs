@@ -276,7 +276,14 @@ mod tests {
         assert!(format!("{err}").contains("inside a multi"), "{err}");
         for t in [T_CREATE_SESSION, T_CLOSE_SESSION, T_RECONFIG] {
             let mut w = Writer::new();
-            w.i32(1).i64(5).i64(0).i64(7).i32(0).i32(T_MULTI).i32(1).i32(t);
+            w.i32(1)
+                .i64(5)
+                .i64(0)
+                .i64(7)
+                .i32(0)
+                .i32(T_MULTI)
+                .i32(1)
+                .i32(t);
             assert!(decode_batch(&w.buf).is_err(), "type {t}");
         }
     }

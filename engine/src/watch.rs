@@ -245,10 +245,16 @@ mod tests {
         w.data.add("/a", 2, Mode::Persistent);
         w.child.add("/a", 2, Mode::Persistent);
         let mut out = Vec::new();
-        w.fire(&Trigger::DataChanged("/a".into(), Default::default()), &mut out);
+        w.fire(
+            &Trigger::DataChanged("/a".into(), Default::default()),
+            &mut out,
+        );
         assert_eq!(out.len(), 2);
         out.clear();
-        w.fire(&Trigger::DataChanged("/a".into(), Default::default()), &mut out);
+        w.fire(
+            &Trigger::DataChanged("/a".into(), Default::default()),
+            &mut out,
+        );
         assert_eq!(out, vec![(2, event::NODE_DATA_CHANGED, "/a".to_string())]);
         out.clear();
         w.fire(&Trigger::Deleted("/a".into(), Default::default()), &mut out);
@@ -264,8 +270,14 @@ mod tests {
         let mut w = Watches::default();
         w.data.add("/a", 7, Mode::PersistentRecursive);
         let mut out = Vec::new();
-        w.fire(&Trigger::Created("/a/b/c".into(), Default::default()), &mut out);
-        w.fire(&Trigger::ChildrenChanged("/a/b".into(), Default::default()), &mut out);
+        w.fire(
+            &Trigger::Created("/a/b/c".into(), Default::default()),
+            &mut out,
+        );
+        w.fire(
+            &Trigger::ChildrenChanged("/a/b".into(), Default::default()),
+            &mut out,
+        );
         assert_eq!(out, vec![(7, event::NODE_CREATED, "/a/b/c".to_string())]);
         w.remove_conn(7);
         assert_eq!(w.data.recursive, 0);

@@ -427,7 +427,11 @@ fn watch_events_and_exists_respect_read() {
     };
     let (r, outs) = h.call(owner, 2, op::CREATE, private("/open/secret", b"s"));
     assert_eq!(r.err, 0);
-    assert_eq!(events(&outs, spy), vec![], "no NodeCreated for an unreadable node");
+    assert_eq!(
+        events(&outs, spy),
+        vec![],
+        "no NodeCreated for an unreadable node"
+    );
     let mut w = Writer::new();
     w.string("/open/secret").buffer(b"t").i32(-1);
     let (_, outs) = h.call(owner, 3, op::SET_DATA, w);
@@ -442,7 +446,11 @@ fn watch_events_and_exists_respect_read() {
     w.string("/open/secret").i32(-1);
     let (r, outs) = h.call(owner, 5, op::DELETE, w);
     assert_eq!(r.err, 0);
-    assert_eq!(events(&outs, spy), vec![], "no NodeDeleted for an unreadable node");
+    assert_eq!(
+        events(&outs, spy),
+        vec![],
+        "no NodeDeleted for an unreadable node"
+    );
     // setWatches: an unreadable node that changed since is not reported either.
     let (_, _) = h.call(owner, 6, op::CREATE, private("/open/secret2", b"s"));
     let mut w = Writer::new();
