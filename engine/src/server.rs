@@ -59,7 +59,15 @@ pub struct EngineConfig {
     /// `localSessionsUpgradingEnabled`: a local session that creates an ephemeral node
     /// becomes global first (otherwise that create fails with EphemeralOnLocalSession).
     pub local_sessions_upgrading: bool,
+    /// Largest reply a multiRead may build. One small multiRead of getData on a large
+    /// node asks for a reply thousands of times its own size (ZooKeeper builds it and
+    /// runs out of memory); past this bound it is refused with MarshallingError.
+    pub max_multi_read_bytes: usize,
 }
+
+/// Default [`EngineConfig::max_multi_read_bytes`]: 16 MiB, far above what a client's
+/// `jute.maxbuffer` (1 MiB by default) lets it read anyway.
+pub const DEFAULT_MAX_MULTI_READ_BYTES: usize = 16 << 20;
 
 impl Default for EngineConfig {
     fn default() -> Self {
@@ -76,6 +84,7 @@ impl Default for EngineConfig {
             secret: 0x5EED,
             local_sessions: false,
             local_sessions_upgrading: false,
+            max_multi_read_bytes: DEFAULT_MAX_MULTI_READ_BYTES,
         }
     }
 }
@@ -230,6 +239,9 @@ pub struct Engine {
     /// Arrival time of the request being handled, so its reply can be timed.
     current_request: Option<(ConnId, &'static str, i32, i64)>,
     ready: Vec<Output>,
+    /// Bytes of the frames in `ready`: drivers end a turn early past a bound, so that
+    /// a burst of large replies is written (or its reader cut off) before more are built.
+    ready_bytes: usize,
     log_batch: Vec<TxnRecord>,
     next_expiry_scan: i64,
     next_container_scan: i64,
@@ -325,6 +337,7 @@ impl Engine {
             durable_zxid: 0,
             held: VecDeque::new(),
             ready: Vec::new(),
+            ready_bytes: 0,
             log_batch: Vec::new(),
             current_request: None,
             next_expiry_scan: now_ms,
@@ -558,6 +571,12 @@ impl Engine {
             self.log_batch.clear();
         }
         out.append(&mut self.ready);
+        self.ready_bytes = 0;
+    }
+
+    /// Bytes of client frames ready to leave (see `drain`).
+    pub fn ready_bytes(&self) -> usize {
+        self.ready_bytes
     }
 
     fn emit(&mut self, o: Output) {
@@ -600,6 +619,9 @@ impl Engine {
                     self.counters.record_latency(lat);
                 }
             }
+        }
+        if let Output::Send { frame, .. } = &o {
+            self.ready_bytes += frame.len();
         }
         self.ready.push(o);
     }
@@ -1357,6 +1379,15 @@ impl Engine {
                     let res = self.read(conn, &unwatched);
                     match res {
                         Ok(r) => {
+                            if body.buf.len() + r.buf.len() > self.cfg.max_multi_read_bytes {
+                                let session = self.conns.get(&conn).map_or(0, |c| c.session);
+                                warn!(
+                                    "multiRead of {} operations from session 0x{session:x} refused: its reply would pass {} bytes",
+                                    ops.len(),
+                                    self.cfg.max_multi_read_bytes
+                                );
+                                return Err(Code::MarshallingError);
+                            }
                             body.i32(t).bool(false).i32(0);
                             body.buf.extend_from_slice(&r.buf);
                         }

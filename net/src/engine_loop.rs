@@ -61,7 +61,8 @@ impl<L: LogSink> EngineLoop<L> {
             };
             self.engine.step(Input::Tick { now_ms: now_ms() });
             let mut stop = false;
-            for m in turn {
+            let mut turn = turn;
+            while let Some(m) = turn.next() {
                 match m {
                     ToEngine::Register { conn, tx } => {
                         routes.insert(conn, tx);
@@ -74,6 +75,9 @@ impl<L: LogSink> EngineLoop<L> {
                             self.durable.store(*zxid, Ordering::Release);
                         }
                         self.engine.step(input);
+                        if self.engine.ready_bytes() >= msg::TURN_OUTPUT_BYTES {
+                            turn.end();
+                        }
                     }
                     ToEngine::FourLetter { cmd, tx, peer, .. } => {
                         let text = fourlw::answer(&cmd, &mut self.engine, &self.info, peer);
@@ -89,12 +93,14 @@ impl<L: LogSink> EngineLoop<L> {
                 }
             }
             self.engine.drain(&mut outputs);
+            let mut cut = Vec::new();
             for o in outputs.drain(..) {
                 match o {
                     Output::Send { conn, frame } => {
                         if let Some(tx) = routes.get(&conn) {
                             if !msg::deliver(conn, tx, frame) {
                                 routes.remove(&conn);
+                                cut.push(conn);
                             }
                         }
                     }
@@ -109,6 +115,14 @@ impl<L: LogSink> EngineLoop<L> {
                         payload,
                     } => self.log.submit(first_zxid, last_zxid, payload),
                 }
+            }
+            // A connection cut off for not reading is gone for the engine at once: the
+            // requests it still has queued here cost nothing more.
+            for conn in cut {
+                self.engine.step(Input::Disconnected {
+                    conn,
+                    hung_up: false,
+                });
             }
             if let Some(snap_tx) = &self.snap_tx {
                 if self.engine.last_zxid() - last_snap >= self.snap_count {

@@ -178,6 +178,9 @@ impl ReplicaLoop {
                                 routes.remove(conn);
                             }
                             self.replica.step(ReplicaInput::Client(input));
+                            if self.replica.engine().ready_bytes() >= msg::TURN_OUTPUT_BYTES {
+                                turn.end();
+                            }
                         }
                     },
                     ToEngine::Durable { generation, zxid } => {
@@ -228,12 +231,14 @@ impl ReplicaLoop {
                 }
             }
             self.replica.drain(&mut outputs);
+            let mut cut = Vec::new();
             for o in outputs.drain(..) {
                 match o {
                     ReplicaOutput::Client(Output::Send { conn, frame }) => {
                         if let Some(tx) = routes.get(&conn) {
                             if !msg::deliver(conn, tx, frame) {
                                 routes.remove(&conn);
+                                cut.push(conn);
                             }
                         }
                     }
@@ -316,6 +321,13 @@ impl ReplicaLoop {
                         self.epoch = epoch;
                     }
                 }
+            }
+            // A connection cut off for not reading is gone for the engine at once.
+            for conn in cut {
+                self.replica.step(ReplicaInput::Client(Input::Disconnected {
+                    conn,
+                    hung_up: false,
+                }));
             }
             if let Some(snap_tx) = &self.snap_tx {
                 let engine = self.replica.engine();

@@ -149,6 +149,10 @@ impl Outbox {
     }
 }
 
+/// Client frames an engine turn builds before it ends early to write them: a burst of
+/// large replies is bounded by this (plus one reply), not by the turn's request budget.
+pub const TURN_OUTPUT_BYTES: usize = 8 << 20;
+
 /// What an engine loop does with a frame for a connection: queue it, or cut off a
 /// client that is not reading its replies. Returns false when the connection was cut off
 /// (the caller forgets its route; the connection's end reaches the engine as usual).

@@ -63,7 +63,7 @@ use std::collections::hash_map::Entry;
 use std::collections::{HashMap, VecDeque};
 use std::io::{Read, Write};
 use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream, ToSocketAddrs};
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, RwLock};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
@@ -74,6 +74,11 @@ use tracing::{debug, error, info, warn};
 /// Most servers outside this server's configuration linked at once (servers about to
 /// be added by a reconfiguration, or removed ones still following).
 const MAX_UNNAMED_PEERS: usize = 64;
+
+/// Most inbound peer connections waiting for their hello at once. A stranger who opens
+/// connections to the quorum port and says nothing costs a thread each for up to
+/// [`HELLO_TIMEOUT`]: past this many, new ones are closed at once.
+const MAX_PENDING_HELLOS: usize = 16;
 
 /// Magic at the start of a hello.
 const HELLO_MAGIC: &[u8; 4] = b"KEEL";
@@ -260,6 +265,8 @@ struct Inner {
     next_link: AtomicU64,
     listen_addr: SocketAddr,
     threads: Mutex<Vec<JoinHandle<()>>>,
+    /// Inbound connections whose hello has not been read yet (each has a thread).
+    pending_hellos: AtomicUsize,
 }
 
 impl Inner {
@@ -311,6 +318,7 @@ impl PeerNet {
             slots: RwLock::new(slots),
             deliver,
             stop: AtomicBool::new(false),
+            pending_hellos: AtomicUsize::new(0),
             next_link: AtomicU64::new(1),
             listen_addr,
             threads: Mutex::new(Vec::new()),
@@ -652,6 +660,13 @@ fn accept_loop(inner: Arc<Inner>, listener: TcpListener) {
         }
         match accepted {
             Ok((stream, from)) => {
+                let pending = inner.pending_hellos.fetch_add(1, Ordering::AcqRel);
+                if pending >= MAX_PENDING_HELLOS {
+                    inner.pending_hellos.fetch_sub(1, Ordering::AcqRel);
+                    warn!("peer connection from {from} refused: {pending} peer connections are already waiting for their hello");
+                    drop(stream);
+                    continue;
+                }
                 let inner2 = inner.clone();
                 let spawned = std::thread::Builder::new()
                     .name("keel-peer-in".into())
@@ -659,6 +674,7 @@ fn accept_loop(inner: Arc<Inner>, listener: TcpListener) {
                 match spawned {
                     Ok(h) => inner.add_thread(h),
                     Err(e) => {
+                        inner.pending_hellos.fetch_sub(1, Ordering::AcqRel);
                         warn!("cannot start a thread for the peer connection from {from}: {e}")
                     }
                 }
@@ -673,7 +689,9 @@ fn accept_loop(inner: Arc<Inner>, listener: TcpListener) {
 
 fn inbound(inner: Arc<Inner>, mut stream: TcpStream, from: SocketAddr) {
     let my_id = inner.settings.my_id;
-    let peer = match read_hello(&mut stream) {
+    let theirs = read_hello(&mut stream);
+    inner.pending_hellos.fetch_sub(1, Ordering::AcqRel);
+    let peer = match theirs {
         Ok(id) => id,
         Err(e) => {
             warn!("peer connection from {from} refused: {e}");

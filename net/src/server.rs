@@ -588,6 +588,9 @@ impl ServerOptions {
             secret: rand::random(),
             local_sessions: cfg.local_sessions,
             local_sessions_upgrading: cfg.local_sessions_upgrading,
+            max_multi_read_bytes: (cfg.jute_max_buffer as usize)
+                .saturating_mul(4)
+                .max(keel_engine::server::DEFAULT_MAX_MULTI_READ_BYTES),
         };
         Ok(ServerOptions {
             data_dir: cfg.data_dir.clone(),

@@ -204,6 +204,8 @@ pub fn recover_member(
             payload: Arc::new(f.payload),
         })
         .collect();
+    let last = frames.last().map_or(snap_zxid, |f| f.last as u64);
+    check_epochs(data_dir, epochs, last)?;
     info!(
         "recovered snapshot {:#x} and {} log frame(s) through {:#x}; accepted epoch {}, current epoch {}, in {:?}",
         snap_zxid,
@@ -255,6 +257,49 @@ fn read_epoch_file(path: &Path) -> Result<i64, StorageError> {
             ),
         }),
     }
+}
+
+/// The epoch files must account for what the data dir holds, as ZooKeeper's
+/// `loadDataBase` checks: a server that lost or rolled back its `acceptedEpoch` would
+/// promise epochs it has already promised away, which ZAB's safety rests on.
+///
+/// * `acceptedEpoch` is written (durably) when a leader's epoch is accepted, before any
+///   transaction of that epoch is logged here: so it must exist once the log or the
+///   snapshot holds a zxid of epoch 1 or later, and be at least that epoch.
+/// * `currentEpoch` may be older than the last logged zxid's epoch (a follower logs the
+///   first proposals of a new epoch before its acknowledgement of the new leader makes
+///   that epoch current) or missing for the same reason; it may not be above
+///   `acceptedEpoch`.
+pub fn check_epochs(data_dir: &Path, e: Epochs, last_zxid: u64) -> Result<(), StorageError> {
+    let epoch = (last_zxid >> 32) as i64;
+    let accepted = data_dir.join(ACCEPTED_EPOCH_FILE);
+    if epoch > 0 && !accepted.exists() {
+        return Err(StorageError::Epoch {
+            path: accepted,
+            reason: format!(
+                "missing, but this server holds transactions through zxid {last_zxid:#x} (epoch {epoch}): the data dir is incomplete (restore the file, or remove the whole data and log dirs to rejoin as a new server); refusing to start"
+            ),
+        });
+    }
+    if e.accepted < epoch {
+        return Err(StorageError::Epoch {
+            path: accepted,
+            reason: format!(
+                "says epoch {}, older than epoch {epoch} of the last transaction held (zxid {last_zxid:#x}): the file was rolled back; refusing to start",
+                e.accepted
+            ),
+        });
+    }
+    if e.current > e.accepted {
+        return Err(StorageError::Epoch {
+            path: data_dir.join(CURRENT_EPOCH_FILE),
+            reason: format!(
+                "says epoch {}, above acceptedEpoch ({}): one of the two files was rolled back; refusing to start",
+                e.current, e.accepted
+            ),
+        });
+    }
+    Ok(())
 }
 
 /// Writes the epochs that differ from `old` as ZooKeeper does (the number as text),
@@ -512,6 +557,38 @@ mod tests {
         std::fs::write(d.path().join("currentEpoch"), "zz").unwrap();
         let e = recover_it(&d, &layout).err().expect("bad epoch file");
         assert!(e.to_string().contains("currentEpoch"), "{e}");
+    }
+
+    #[test]
+    fn epoch_files_must_account_for_the_log() {
+        let (d, layout) = member_log(&[(0x3_0000_0001, 0x3_0000_0004)]);
+        // No acceptedEpoch with epoch-3 transactions: refused, naming the file.
+        let e = recover_it(&d, &layout)
+            .err()
+            .expect("missing acceptedEpoch");
+        assert!(
+            e.to_string().contains("acceptedEpoch") && e.to_string().contains("missing"),
+            "{e}"
+        );
+        // Rolled back below the log's epoch.
+        std::fs::write(d.path().join("acceptedEpoch"), "2").unwrap();
+        let e = recover_it(&d, &layout).err().expect("old acceptedEpoch");
+        assert!(e.to_string().contains("acceptedEpoch"), "{e}");
+        // currentEpoch above acceptedEpoch.
+        std::fs::write(d.path().join("acceptedEpoch"), "3").unwrap();
+        std::fs::write(d.path().join("currentEpoch"), "4").unwrap();
+        let e = recover_it(&d, &layout)
+            .err()
+            .expect("current above accepted");
+        assert!(e.to_string().contains("currentEpoch"), "{e}");
+        // currentEpoch behind the log (or missing) is a state a follower passes through.
+        std::fs::write(d.path().join("currentEpoch"), "2").unwrap();
+        assert!(recover_it(&d, &layout).is_ok());
+        std::fs::remove_file(d.path().join("currentEpoch")).unwrap();
+        assert!(recover_it(&d, &layout).is_ok());
+        // An epoch-0 log (a standalone data dir) needs no epoch files.
+        let (d, layout) = member_log(&[(1, 5)]);
+        assert!(recover_it(&d, &layout).is_ok());
     }
 
     #[test]
