@@ -411,18 +411,20 @@ impl ReplicaLoop {
     }
 
     /// The leader's snapshot replaces this server's state. Order, so that a crash at any
-    /// point leaves a consistent (older) state or the new one: empty the log, remove
-    /// newer snapshots, then write the new one.
+    /// point leaves either the old state or the new one, never less than both:
+    /// 1. remove snapshots newer than the new one (the old log still holds what they
+    ///    held, so the old state is intact);
+    /// 2. write the new snapshot, durably;
+    /// 3. only then empty the log. A crash between 2 and 3 restarts from the new
+    ///    snapshot, followed by whatever of the old log lies beyond it (the same
+    ///    leader's later proposals, if any).
+    ///
+    /// Emptying the log first, as this once did, left a moment where a crash restarted
+    /// from an older snapshot with no log: transactions this server had acknowledged
+    /// were gone.
     fn install_snapshot(&mut self, data: keel_wal::SnapshotData) {
         let zxid = data.last_zxid;
         info!("installing the leader's snapshot at zxid {zxid:#x}");
-        // Nothing but the snapshot exists after this, so everything through `zxid`
-        // counts as durable once it is written (below, before the next output).
-        self.with_log(zxid as i64, |log| {
-            if let Err(e) = log.truncate_after(0) {
-                fatal(format_args!("emptying the log for a snapshot failed: {e}"));
-            }
-        });
         if let Err(e) = storage::remove_snapshots_after(&self.snap_dir, zxid) {
             fatal(format_args!(
                 "removing snapshots newer than {zxid:#x} from {} failed: {e}",
@@ -436,6 +438,12 @@ impl ReplicaLoop {
                 "writing the leader's snapshot {zxid:#x} failed: {e}"
             )),
         }
+        // Nothing but the snapshot is needed now: everything through `zxid` is durable.
+        self.with_log(zxid as i64, |log| {
+            if let Err(e) = log.truncate_after(0) {
+                fatal(format_args!("emptying the log for a snapshot failed: {e}"));
+            }
+        });
     }
 }
 
