@@ -3,6 +3,8 @@
 # already has the Rust toolchain and python3/pip:
 #   * Apache ZooKeeper 3.8 (Debian package `zookeeper`, the behavioural oracle)
 #     and a Java runtime (the package depends on default-jre);
+#   * the clients the suite runs besides kazoo: a JDK, ZooKeeper's Java client,
+#     Curator (framework, recipes, discovery), the C client library and headers;
 #   * kazoo and pytest, pinned, via pip.
 # Idempotent: skips whatever is already present.  Quiet unless something fails.
 # Exits non-zero on failure.
@@ -48,6 +50,24 @@ fi
 [ -e /usr/share/java/slf4j-simple.jar ] || apt_install libslf4j-java
 java -version >/dev/null 2>&1 || die "java does not run"
 
+# --- Other clients the tests run --------------------------------------------
+# ZooKeeper's Java client and Curator (compiled against with javac: tests/java/),
+# the C client (built with gcc: tests/c/), zkCli.sh (in `zookeeper`, above).
+client_pkgs=()
+for p in default-jdk-headless libzookeeper-java libcurator-framework-java \
+         libcurator-recipes-java libcurator-discovery-java zookeeper-bin libzookeeper-mt-dev \
+         gcc libc6-dev; do
+    have_pkg "$p" || client_pkgs+=("$p")
+done
+if [ "${#client_pkgs[@]}" -gt 0 ]; then
+    apt_install "${client_pkgs[@]}"
+fi
+command -v javac >/dev/null 2>&1 || die "javac not found after installing default-jdk-headless"
+for f in /usr/share/java/curator-recipes.jar /usr/share/java/curator-x-discovery.jar \
+         /usr/include/zookeeper/zookeeper.h /usr/share/zookeeper/bin/zkCli.sh; do
+    [ -e "$f" ] || die "$f missing after install"
+done
+
 # --- Python packages ---------------------------------------------------------
 PY="${PYTHON:-python3}"
 command -v "$PY" >/dev/null 2>&1 || die "$PY not found"
@@ -77,4 +97,4 @@ if [ "${#want[@]}" -gt 0 ]; then
 fi
 "$PY" -c "import kazoo, pytest" || die "kazoo/pytest not importable by $PY"
 
-log "ok: $(java -version 2>&1 | head -1); zookeeper $(dpkg-query -W -f='${Version}' zookeeper 2>/dev/null); kazoo $KAZOO_VERSION; pytest $PYTEST_VERSION"
+log "ok: $(java -version 2>&1 | head -1); $(javac -version 2>&1); zookeeper $(dpkg-query -W -f='${Version}' zookeeper 2>/dev/null); kazoo $KAZOO_VERSION; pytest $PYTEST_VERSION"

@@ -209,3 +209,31 @@ def zk(zk_factory):
 def path(request):
     """A unique absolute path for this test (nothing there yet)."""
     return "/%s-%d" % (_safe(request.node.name), next(_counter))
+
+
+# ---------------------------------------------------------------------------
+# client programs in other languages (tests/java, tests/c)
+
+
+@pytest.fixture(scope="session")
+def java_programs():
+    """tests/java/*.java compiled once per session against Debian's ZooKeeper and
+    Curator jars (harness.programs.JavaPrograms); skips if they are not installed."""
+    from harness import programs
+
+    try:
+        return programs.JavaPrograms()
+    except programs.Missing as e:
+        pytest.skip(str(e))
+
+
+@pytest.fixture(scope="session")
+def c_programs():
+    """tests/c/*.c compiled once per session against libzookeeper-mt
+    (harness.programs.CPrograms); skips if it is not installed."""
+    from harness import programs
+
+    try:
+        return programs.CPrograms()
+    except programs.Missing as e:
+        pytest.skip(str(e))
