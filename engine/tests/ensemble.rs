@@ -43,6 +43,8 @@ struct Cluster {
     local: (bool, bool),
     /// Messages to this server wait in `held` (a slow link) until released.
     hold: Option<Sid>,
+    /// This server gets no ticks (with `hold`: a process stopped by SIGSTOP).
+    frozen: Option<Sid>,
     held: Vec<(Sid, Sid, PeerMsg)>,
     /// `reconfigEnabled`.
     reconfig: bool,
@@ -81,6 +83,7 @@ impl Cluster {
             read_only: false,
             local: (false, false),
             hold: None,
+            frozen: None,
             held: Vec::new(),
             reconfig: true,
         };
@@ -233,6 +236,9 @@ impl Cluster {
             }
             self.now += 10;
             for id in self.ids.clone() {
+                if self.frozen == Some(id) {
+                    continue;
+                }
                 let now = self.now;
                 self.input(id, ReplicaInput::Tick { now_ms: now });
             }
@@ -853,6 +859,42 @@ fn reconfig_is_refused_unless_enabled_authorised_current_and_able_to_commit() {
         assert_eq!(c.voters(id), vec![1, 2, 3]);
         assert_eq!(c.replica(id).membership().version, 0);
     }
+}
+
+/// Issue 19: with one follower stopped (SIGSTOP) past syncLimit, removing the other
+/// would leave voters {leader, stopped one}, which cannot commit anything. ZooKeeper
+/// answers NewConfigNoQuorum and goes on; Keel once accepted it and lost its quorum.
+#[test]
+fn a_reconfiguration_counts_only_new_voters_heard_from_within_sync_limit() {
+    let mut c = Cluster::new(3);
+    c.run_until("all serving", |c| c.serving() == 3);
+    let l = c.leader().unwrap();
+    let others: Vec<Sid> = c.ids.iter().copied().filter(|i| *i != l).collect();
+    let (stopped, leaving) = (others[0], others[1]);
+    c.super_conn(l, 1);
+    c.hold = Some(stopped);
+    c.frozen = Some(stopped);
+    let limit = c.replica(l).config().sync_limit * TICK;
+    c.run(limit + 2 * TICK);
+    assert_eq!(c.leader(), Some(l), "two of three still make a quorum");
+    let (_, err, _) = c.call(
+        l,
+        1,
+        1,
+        op::RECONFIG,
+        reconfig("", &leaving.to_string(), "", -1),
+    );
+    assert_eq!(
+        err, -13,
+        "NewConfigNoQuorum: the stopped follower is not current"
+    );
+    let (_, err, _) = c.call(l, 1, 2, op::CREATE, create("/after-refusal", b"x"));
+    assert_eq!(err, 0, "writes go on");
+    assert_eq!(c.voters(l), {
+        let mut v = c.ids.clone();
+        v.sort();
+        v
+    });
 }
 
 #[test]

@@ -18,7 +18,7 @@ use keel_engine::watch::ConnId;
 use keel_engine::Input;
 use tracing::{debug, info, warn};
 
-use crate::msg::{Inbox, Outbox, ToConn, ToEngine};
+use crate::msg::{InFlight, Inbox, Outbox, ToConn, ToEngine};
 
 /// Settings every connection needs.
 pub struct ConnSettings {
@@ -31,6 +31,8 @@ pub struct ConnSettings {
     /// Reply bytes queued and not yet written before the connection is cut off
     /// (`keel.maxQueuedReplyBytes`).
     pub max_queued_bytes: usize,
+    /// Request bytes of all connections waiting for the engine, bounded.
+    pub in_flight: Arc<InFlight>,
 }
 
 /// The largest first frame a connection may send: a ConnectRequest is 45 bytes (49 with
@@ -252,6 +254,11 @@ async fn read_loop(
             if tokens.send_async(()).await.is_err() {
                 return End::WriterGone;
             }
+        }
+        // And with the engine's channel full (of every connection's requests), wait
+        // for it to drain. Only an overloaded server gets here, so polling is fine.
+        while !settings.in_flight.try_take(body.len()) {
+            compio::time::sleep(Duration::from_millis(1)).await;
         }
         if engine
             .send(ToEngine::Input(Input::Request {

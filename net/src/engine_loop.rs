@@ -39,6 +39,8 @@ pub struct EngineLoop<L: LogSink> {
     /// Most inputs taken in one turn (`KEEL_MAX_BATCH_TXNS`): bounds how long replies
     /// already durable wait behind a burst of new requests.
     pub max_batch: usize,
+    /// Request bytes waiting for this loop: given back as each request is handled.
+    pub in_flight: Arc<crate::msg::InFlight>,
 }
 
 impl<L: LogSink> EngineLoop<L> {
@@ -74,7 +76,14 @@ impl<L: LogSink> EngineLoop<L> {
                         if let Input::Durable { zxid } = &input {
                             self.durable.store(*zxid, Ordering::Release);
                         }
+                        let handled = match &input {
+                            Input::Request { body, .. } => Some(body.len()),
+                            _ => None,
+                        };
                         self.engine.step(input);
+                        if let Some(n) = handled {
+                            self.in_flight.give_back(n);
+                        }
                         if self.engine.ready_bytes() >= msg::TURN_OUTPUT_BYTES {
                             turn.end();
                         }

@@ -103,6 +103,8 @@ pub struct ReplicaLoop {
     /// Highest zxid the log reported durable (shared with the snapshot thread).
     pub durable: Arc<AtomicI64>,
     pub max_batch: usize,
+    /// Request bytes waiting for this loop: given back as each request is handled.
+    pub in_flight: Arc<crate::msg::InFlight>,
     /// Epochs as last persisted.
     pub epochs: Epochs,
     /// This server is an observer.
@@ -177,7 +179,14 @@ impl ReplicaLoop {
                             if let Input::Disconnected { conn, .. } = &input {
                                 routes.remove(conn);
                             }
+                            let handled = match &input {
+                                Input::Request { body, .. } => Some(body.len()),
+                                _ => None,
+                            };
                             self.replica.step(ReplicaInput::Client(input));
+                            if let Some(n) = handled {
+                                self.in_flight.give_back(n);
+                            }
                             if self.replica.engine().ready_bytes() >= msg::TURN_OUTPUT_BYTES {
                                 turn.end();
                             }

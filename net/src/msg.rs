@@ -149,6 +149,47 @@ impl Outbox {
     }
 }
 
+/// Request bytes forwarded by all connections and not yet handled by the engine: the
+/// bound on the channel into the engine. Each connection is bounded by its outstanding
+/// window; this bounds their sum, whatever the number of connections.
+pub struct InFlight {
+    bytes: AtomicUsize,
+    limit: usize,
+}
+
+/// Default bound of [`InFlight`]: 256 MiB of requests waiting for the engine.
+pub const DEFAULT_IN_FLIGHT_BYTES: usize = 256 << 20;
+
+/// What one request costs in [`InFlight`] besides its body (so that empty ones count).
+const REQUEST_OVERHEAD: usize = 64;
+
+impl InFlight {
+    pub fn new(limit: usize) -> Arc<InFlight> {
+        Arc::new(InFlight {
+            bytes: AtomicUsize::new(0),
+            limit,
+        })
+    }
+
+    /// Takes room for a request of `body` bytes, or says no (the caller waits and
+    /// tries again). A request is always let in when nothing is in flight.
+    pub fn try_take(&self, body: usize) -> bool {
+        let n = body + REQUEST_OVERHEAD;
+        let before = self.bytes.fetch_add(n, Ordering::AcqRel);
+        if before > 0 && before + n > self.limit {
+            self.bytes.fetch_sub(n, Ordering::AcqRel);
+            return false;
+        }
+        true
+    }
+
+    /// The engine has handled a request of `body` bytes.
+    pub fn give_back(&self, body: usize) {
+        self.bytes
+            .fetch_sub(body + REQUEST_OVERHEAD, Ordering::AcqRel);
+    }
+}
+
 /// Client frames an engine turn builds before it ends early to write them: a burst of
 /// large replies is bounded by this (plus one reply), not by the turn's request budget.
 pub const TURN_OUTPUT_BYTES: usize = 8 << 20;

@@ -361,12 +361,14 @@ pub fn start(opts: ServerOptions) -> Result<RunningServer, StartError> {
         );
     }
 
+    let in_flight = crate::msg::InFlight::new(crate::msg::DEFAULT_IN_FLIGHT_BYTES);
     let settings = Arc::new(ConnSettings {
         max_buffer: opts.max_buffer,
         handshake_timeout: opts.handshake_timeout,
         read_buffer: opts.knobs.read_buffer_bytes,
         max_outstanding: opts.max_outstanding.max(1),
         max_queued_bytes: opts.max_queued_reply_bytes.max(1),
+        in_flight: in_flight.clone(),
     });
     let limits = ConnLimits::new(opts.max_client_cnxns, opts.max_cnxns);
     let (driver_tx, driver_rx) = std::sync::mpsc::channel();
@@ -425,6 +427,7 @@ pub fn start(opts: ServerOptions) -> Result<RunningServer, StartError> {
                 snap_tx: Some(snap_tx),
                 durable,
                 max_batch,
+                in_flight,
             };
             let GroupSink(group) = lp.run_and_return_sink();
             Some(group)
@@ -455,6 +458,7 @@ pub fn start(opts: ServerOptions) -> Result<RunningServer, StartError> {
                     snap_tx: Some(snap_tx),
                     durable,
                     max_batch,
+                    in_flight,
                     epochs,
                     observer,
                     role: Role::Looking,

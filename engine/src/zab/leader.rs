@@ -89,6 +89,14 @@ pub(super) struct Leader {
 }
 
 impl Leader {
+    /// Whether `peer` is synchronised and was heard from within `limit` ms: what counts
+    /// towards a quorum the leader relies on now.
+    fn is_current(&self, peer: Sid, now: i64, limit: i64) -> bool {
+        self.peers
+            .get(&peer)
+            .is_some_and(|p| p.stage == Stage::Synced && now - p.last_heard <= limit)
+    }
+
     pub fn new(r: &Replica) -> Leader {
         info!(
             id = r.cfg.my_id,
@@ -759,12 +767,14 @@ impl Leader {
             );
             return Err(Code::BadArguments);
         }
-        // The new voters must be able to commit it: a quorum of them in sync now.
+        // The new voters must be able to commit it: a quorum of them in sync and heard
+        // from within syncLimit, as ZooKeeper's isQuorumSynced (and as this leader's own
+        // quorum check). A paused follower is still `Synced` until its link breaks:
+        // counted, a reconfiguration it cannot acknowledge would take the ensemble down.
+        let (now, limit) = (r.now_ms, r.cfg.sync_limit * r.cfg.tick_ms);
         let synced = voters
             .iter()
-            .filter(|s| {
-                **s == r.cfg.my_id || l.peers.get(s).is_some_and(|p| p.stage == Stage::Synced)
-            })
+            .filter(|s| **s == r.cfg.my_id || l.is_current(**s, now, limit))
             .count();
         if synced <= voters.len() / 2 {
             info!(
@@ -853,12 +863,9 @@ impl Leader {
             return true;
         }
         let limit = r.cfg.sync_limit * r.cfg.tick_ms;
-        let heard = r.cfg.has_quorum(|s| {
-            s == r.cfg.my_id
-                || l.peers
-                    .get(&s)
-                    .is_some_and(|p| p.stage == Stage::Synced && now - p.last_heard <= limit)
-        });
+        let heard = r
+            .cfg
+            .has_quorum(|s| s == r.cfg.my_id || l.is_current(s, now, limit));
         if !heard {
             warn!(id = r.cfg.my_id, "lost the quorum; electing again");
             return false;
