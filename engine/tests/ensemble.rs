@@ -45,6 +45,8 @@ struct Cluster {
     hold: Option<Sid>,
     /// This server gets no ticks (with `hold`: a process stopped by SIGSTOP).
     frozen: Option<Sid>,
+    /// tickTime of servers started from now on.
+    tick: i64,
     held: Vec<(Sid, Sid, PeerMsg)>,
     /// `reconfigEnabled`.
     reconfig: bool,
@@ -84,6 +86,7 @@ impl Cluster {
             local: (false, false),
             hold: None,
             frozen: None,
+            tick: TICK,
             held: Vec::new(),
             reconfig: true,
         };
@@ -110,7 +113,7 @@ impl Cluster {
             .collect();
         let mut cfg = ReplicaConfig::new(id, voters);
         cfg.observers = self.observers.clone();
-        cfg.tick_ms = TICK;
+        cfg.tick_ms = self.tick;
         cfg.history_txns = 20;
         cfg.record_applied = true;
         cfg.read_only_mode = self.read_only;
@@ -430,6 +433,50 @@ fn the_leader_dies_a_new_one_is_elected_and_nothing_acknowledged_is_lost() {
     c.run(300);
     assert!(c.replica(old).engine().tree().get("/after").is_some());
     assert_eq!(c.replica(old).applied_zxid(), c.replica(g).applied_zxid());
+}
+
+/// Issue 19: the leader dies while the other survivor lags (it still follows the dead
+/// leader when the winner's first vote arrives, and starts its own round after). The
+/// winner must answer or re-send its vote within a fraction of a second, not at its
+/// next periodic broadcast a whole tickTime later (6 s here; ZooKeeper re-elects in
+/// about 1.4 s in this case).
+#[test]
+fn re_election_with_a_lagging_survivor_does_not_wait_for_a_tick() {
+    let mut c = Cluster::new(3);
+    c.tick = 6000;
+    for id in 1..=3 {
+        c.crash(id);
+    }
+    for id in 1..=3 {
+        c.start(id);
+    }
+    c.run_until("all serving", |c| c.serving() == 3);
+    let old = c.leader().unwrap();
+    let mut survivors: Vec<Sid> = c.ids.iter().copied().filter(|i| *i != old).collect();
+    survivors.sort();
+    // Both survivors hold the same history: the larger id wins; the other lags.
+    let (lagging, winner) = (survivors[0], survivors[1]);
+    c.nodes.get_mut(&old).unwrap().r = None;
+    c.net.retain(|(f, t, _)| *f != old && *t != old);
+    c.hold = Some(lagging);
+    c.frozen = Some(lagging);
+    let t0 = c.now;
+    c.input(winner, ReplicaInput::PeerDown { peer: old });
+    c.run(300);
+    // The lagging server resumes: it reads the winner's vote while still following,
+    // then notices the leader is gone.
+    c.hold = None;
+    c.frozen = None;
+    let held = std::mem::take(&mut c.held);
+    c.net.extend(held);
+    c.run(10);
+    c.input(lagging, ReplicaInput::PeerDown { peer: old });
+    c.run_until("a new leader with a follower", |c| {
+        c.leader() == Some(winner) && c.serving() == 2
+    });
+    let took = c.now - t0;
+    eprintln!("re-election with a lagging survivor at tickTime 6000: {took} ms");
+    assert!(took < 1000, "re-election took {took} ms at tickTime 6000");
 }
 
 #[test]

@@ -17,7 +17,19 @@ pub(super) struct Election {
     others: HashMap<Sid, Vote>,
     decide_at: Option<i64>,
     next_broadcast: i64,
+    /// How long after the last broadcast to repeat it when nothing changed: starts at
+    /// [`FIRST_RESEND_MS`] and doubles up to a tick (ZooKeeper's notification timeout
+    /// does the same from 200 ms), so a vote that went unheard (its receiver was still
+    /// following a dead leader) is heard again in a fraction of a second whatever
+    /// tickTime is.
+    resend_ms: i64,
+    /// The vote of each looking peer that we last answered with ours (see `on_vote`),
+    /// so that each disagreement is answered once, never echoed.
+    answered: HashMap<Sid, Vote>,
 }
+
+/// First re-send interval of a vote nobody acted on, in ms.
+pub const FIRST_RESEND_MS: i64 = 200;
 
 impl Election {
     pub fn new(_cfg: &ReplicaConfig) -> Election {
@@ -28,6 +40,8 @@ impl Election {
             others: HashMap::new(),
             decide_at: None,
             next_broadcast: 0,
+            resend_ms: FIRST_RESEND_MS,
+            answered: HashMap::new(),
         }
     }
 
@@ -62,7 +76,9 @@ impl Election {
         self.round += 1;
         self.votes.clear();
         self.others.clear();
+        self.answered.clear();
         self.decide_at = None;
+        self.resend_ms = Self::first_resend(cfg);
         let v = self.own_vote(cfg, me);
         self.set_vote(cfg, v);
         self.broadcast(cfg, now, out);
@@ -80,8 +96,12 @@ impl Election {
         }
     }
 
+    fn first_resend(cfg: &ReplicaConfig) -> i64 {
+        FIRST_RESEND_MS.min(cfg.tick_ms).max(1)
+    }
+
     fn broadcast(&mut self, cfg: &ReplicaConfig, now: i64, out: &mut Vec<ReplicaOutput>) {
-        self.next_broadcast = now + cfg.tick_ms.max(1);
+        self.next_broadcast = now + self.resend_ms;
         let Some(v) = self.outgoing(cfg) else { return };
         for p in cfg.peers() {
             out.push(ReplicaOutput::Peer {
@@ -109,6 +129,8 @@ impl Election {
         }
         if now >= self.next_broadcast {
             self.broadcast(cfg, now, out);
+            // Nothing changed since the last one: wait longer before the next.
+            self.resend_ms = (self.resend_ms * 2).min(cfg.tick_ms.max(FIRST_RESEND_MS));
         }
         if self.decide_at.is_none() && self.agreed(cfg) {
             self.decide_at = Some(now + Self::finalize_wait(cfg));
@@ -173,6 +195,7 @@ impl Election {
             if v.round > self.round {
                 self.round = v.round;
                 self.votes.clear();
+                self.answered.clear();
                 let own = self.own_vote(cfg, me);
                 let best = if eligible(cfg, &v) && (v.key() > own.key() || !eligible(cfg, &own)) {
                     v
@@ -188,7 +211,24 @@ impl Election {
             self.votes.insert(from, v);
             if changed {
                 self.decide_at = None;
+                self.resend_ms = Self::first_resend(cfg);
                 self.broadcast(cfg, now, out);
+            } else if let Some(mine) = self.vote.filter(|m| m.key() != v.key()) {
+                // A voter in our round backs a worse candidate: it has not heard our
+                // vote (it may have been following a dead leader when we sent it).
+                // Tell it now rather than at the next re-send; once per vote of its,
+                // so that two servers that rank differently (their memberships
+                // disagree) cannot echo each other.
+                if eligible(cfg, &mine)
+                    && cfg.is_voter(cfg.my_id)
+                    && self.answered.get(&from) != Some(&v)
+                {
+                    self.answered.insert(from, v);
+                    out.push(ReplicaOutput::Peer {
+                        to: from,
+                        msg: PeerMsg::Vote(stamped(cfg, mine)),
+                    });
+                }
             }
             if self.agreed(cfg) {
                 if self.decide_at.is_none() {
