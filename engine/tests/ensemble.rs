@@ -30,6 +30,9 @@ struct Node {
     r: Option<Replica>,
     disk: Disk,
     replies: Vec<(u64, Vec<u8>)>,
+    /// Frames written but not yet durable while this server's disk is stalled
+    /// (`Cluster::stalled`); a crash loses them.
+    unsynced: Vec<LogFrame>,
 }
 
 struct Cluster {
@@ -47,6 +50,9 @@ struct Cluster {
     frozen: Option<Sid>,
     /// tickTime of servers started from now on.
     tick: i64,
+    /// This server's log writes never become durable (a stalled disk): they wait in
+    /// `Node::unsynced`, and a crash loses them.
+    stalled: Option<Sid>,
     held: Vec<(Sid, Sid, PeerMsg)>,
     /// `reconfigEnabled`.
     reconfig: bool,
@@ -87,6 +93,7 @@ impl Cluster {
             hold: None,
             frozen: None,
             tick: TICK,
+            stalled: None,
             held: Vec::new(),
             reconfig: true,
         };
@@ -97,6 +104,7 @@ impl Cluster {
                     r: None,
                     disk: Disk::default(),
                     replies: vec![],
+                    unsynced: vec![],
                 },
             );
             c.start(id);
@@ -151,7 +159,9 @@ impl Cluster {
     }
 
     fn crash(&mut self, id: Sid) {
-        self.nodes.get_mut(&id).unwrap().r = None;
+        let n = self.nodes.get_mut(&id).unwrap();
+        n.r = None;
+        n.unsynced.clear();
         self.net.retain(|(f, t, _)| *f != id && *t != id);
         for other in self.ids.clone() {
             if other != id {
@@ -188,6 +198,7 @@ impl Cluster {
                     self.net.push_back((id, to, sync));
                     self.net.push_back((id, to, then));
                 }
+                ReplicaOutput::Persist(f) if self.stalled == Some(id) => n.unsynced.push(f),
                 ReplicaOutput::Persist(f) => {
                     durable = Some(f.last);
                     n.disk.frames.push(f);
@@ -512,6 +523,78 @@ fn a_member_far_behind_gets_a_snapshot_and_one_ahead_is_truncated() {
         c.replica(lagger).engine().tree().len(),
         c.replica(leader).engine().tree().len()
     );
+}
+
+/// The ZooKeeper 3.8 data-loss class (ZOOKEEPER-4643, -4646, -4685): a follower that
+/// takes the new epoch as current when NEWLEADER arrives, before the DIFF it was sent is
+/// on disk, can crash holding the new epoch without those transactions, win the next
+/// election on its epoch and make the others truncate committed transactions. Here a
+/// follower's disk stalls during a DIFF: it must neither acknowledge the new leader
+/// nor write the new epoch as current until the DIFF is durable, so after a crash its
+/// vote ranks below every server that holds the transactions, and nothing acknowledged
+/// is lost when it is one of the two servers left.
+#[test]
+fn a_follower_never_takes_a_new_epoch_before_its_diff_is_durable() {
+    let mut c = Cluster::new(3);
+    c.run_until("all serving", |c| c.serving() == 3);
+    let l = c.leader().unwrap();
+    let mut others: Vec<Sid> = c.ids.iter().copied().filter(|i| *i != l).collect();
+    others.sort();
+    let (behind, keeper) = (others[0], others[1]);
+    // `behind` misses some writes, acknowledged by the leader and `keeper`.
+    c.crash(behind);
+    c.connect(l, 1);
+    let mut last = 0;
+    for i in 0..5 {
+        let (z, err, _) = c.call(l, 1, i + 1, op::CREATE, create(&format!("/d{i}"), b"x"));
+        assert_eq!(err, 0);
+        last = z;
+    }
+    // A new epoch, so that `behind` is synchronised by a new leader's DIFF. `behind`'s
+    // disk stalls: the DIFF it is sent never becomes durable.
+    c.crash(l);
+    c.start(l);
+    c.stalled = Some(behind);
+    c.start(behind);
+    c.run_until("a leader serving with a quorum", |c| {
+        c.leader().is_some() && c.serving() >= 2
+    });
+    let epoch_before = c.nodes[&behind].disk.epochs.current;
+    c.run(20 * TICK);
+    let leader_epoch = c.replica(c.leader().unwrap()).epochs().current;
+    let saved = c.nodes[&behind].disk.epochs;
+    assert!(
+        saved.current < leader_epoch && saved.current == epoch_before,
+        "the new epoch {leader_epoch} was made current ({saved:?}) with the DIFF not durable"
+    );
+    assert!(
+        c.nodes[&behind].disk.frames.iter().all(|f| f.last < last),
+        "nothing of the DIFF is on disk"
+    );
+    // `behind` crashes (losing the unsynced DIFF), so does the leader; `behind` and
+    // `keeper` are left. Whoever leads, every acknowledged write is there.
+    c.crash(behind);
+    c.stalled = None;
+    let lead = c.leader().unwrap();
+    c.crash(lead);
+    let other = if lead == keeper { l } else { keeper };
+    c.start(behind);
+    if other != behind {
+        c.start(other);
+    }
+    c.run_until("a leader among the two left", |c| c.serving() >= 2);
+    let now_leader = c.leader().unwrap();
+    assert!(c.replica(now_leader).applied_zxid() >= last);
+    for i in 0..5 {
+        assert!(
+            c.replica(now_leader)
+                .engine()
+                .tree()
+                .get(&format!("/d{i}"))
+                .is_some(),
+            "/d{i} acknowledged, then lost"
+        );
+    }
 }
 
 #[test]
@@ -849,6 +932,7 @@ impl Cluster {
                 r: None,
                 disk: Disk::default(),
                 replies: vec![],
+                unsynced: vec![],
             },
         );
         self.start(id);
