@@ -206,6 +206,11 @@ pub fn recover_member(
         .collect();
     let last = frames.last().map_or(snap_zxid, |f| f.last as u64);
     check_epochs(data_dir, epochs, last)?;
+    // The replica applies these once they are committed, and can only stop if one
+    // does not decode then: find out now, with the frame and the directory named.
+    for f in &frames {
+        check_frame(layout, f)?;
+    }
     info!(
         "recovered snapshot {:#x} and {} log frame(s) through {:#x}; accepted epoch {}, current epoch {}, in {:?}",
         snap_zxid,
@@ -257,6 +262,30 @@ fn read_epoch_file(path: &Path) -> Result<i64, StorageError> {
             ),
         }),
     }
+}
+
+/// A logged frame's transactions decode, and a reconfiguration among them has a
+/// membership that parses (what the replica relies on when it applies the frame).
+fn check_frame(layout: &Layout, f: &LogFrame) -> Result<(), StorageError> {
+    let bad = |reason: String| StorageError::BadFrame {
+        dir: layout.log_dir.clone(),
+        first: f.first as u64,
+        last: f.last as u64,
+        reason,
+    };
+    let recs = keel_engine::txn::decode_batch(&f.payload).map_err(|e| bad(e.to_string()))?;
+    for rec in recs {
+        if let keel_engine::txn::Txn::Reconfig { data } = &rec.txn {
+            let text = std::str::from_utf8(data)
+                .map_err(|_| bad(format!("reconfiguration {:#x} is not UTF-8", rec.zxid)))?;
+            keel_engine::zab::membership::Membership::parse(
+                text,
+                keel_engine::zab::membership::any_spec,
+            )
+            .map_err(|e| bad(format!("reconfiguration {:#x}: {}", rec.zxid, e.0)))?;
+        }
+    }
+    Ok(())
 }
 
 /// The epoch files must account for what the data dir holds, as ZooKeeper's
@@ -505,11 +534,44 @@ mod tests {
         })
         .unwrap();
         for (a, b) in frames {
-            log.append(*a, *b, b"payload").unwrap();
+            log.append(*a, *b, &batch(*a, *b)).unwrap();
         }
         log.sync().unwrap();
         drop(log);
         (d, layout)
+    }
+
+    /// A log frame's payload: one transaction per zxid from `a` to `b`.
+    fn batch(a: u64, b: u64) -> Vec<u8> {
+        let recs: Vec<keel_engine::txn::TxnRecord> = (a..=b)
+            .map(|z| keel_engine::txn::TxnRecord {
+                zxid: z as i64,
+                time: 0,
+                session: 1,
+                cxid: 0,
+                txn: keel_engine::txn::Txn::Delete { path: "/x".into() },
+            })
+            .collect();
+        keel_engine::txn::encode_batch(&recs)
+    }
+
+    #[test]
+    fn a_logged_frame_that_does_not_decode_stops_start_up_naming_it() {
+        let d = tempfile::tempdir().unwrap();
+        let layout = Layout::new(d.path(), d.path());
+        std::fs::create_dir_all(&layout.log_dir).unwrap();
+        let (mut log, _) = Log::open(LogConfig {
+            dir: layout.log_dir.clone(),
+            segment_bytes: 1 << 20,
+            preallocate: false,
+        })
+        .unwrap();
+        log.append(1, 1, &batch(1, 1)).unwrap();
+        log.append(2, 2, b"not a batch").unwrap();
+        log.sync().unwrap();
+        drop(log);
+        let e = recover_it(&d, &layout).err().expect("refused");
+        assert!(matches!(e, StorageError::BadFrame { first: 2, .. }), "{e}");
     }
 
     fn recover_it(d: &tempfile::TempDir, layout: &Layout) -> Result<RecoveredMember, StorageError> {
@@ -537,7 +599,10 @@ mod tests {
                 (0x2_0000_0001, 0x2_0000_0001)
             ]
         );
-        assert_eq!(r.frames[0].payload.as_slice(), b"payload");
+        assert_eq!(
+            r.frames[0].payload.as_slice(),
+            batch(0x1_0000_0001, 0x1_0000_0003)
+        );
         assert_eq!(
             r.epochs,
             Epochs {
