@@ -238,6 +238,9 @@ pub struct Engine {
     held: VecDeque<(i64, Output, Option<i64>)>,
     /// Arrival time of the request being handled, so its reply can be timed.
     current_request: Option<(ConnId, &'static str, i32, i64)>,
+    /// Sessions whose last connections ended by the client hanging up right after a
+    /// reply, and how many times in a row (see `note_hang_up`).
+    hang_ups: HashMap<i64, u32>,
     ready: Vec<Output>,
     /// Bytes of the frames in `ready`: drivers end a turn early past a bound, so that
     /// a burst of large replies is written (or its reader cut off) before more are built.
@@ -337,6 +340,7 @@ impl Engine {
             durable_zxid: 0,
             held: VecDeque::new(),
             ready: Vec::new(),
+            hang_ups: HashMap::new(),
             ready_bytes: 0,
             log_batch: Vec::new(),
             current_request: None,
@@ -963,27 +967,45 @@ impl Engine {
     /// The client ended the connection (the engine's own closes drop the connection
     /// first, so they never get here).
     fn disconnected(&mut self, conn: ConnId, hung_up: bool) {
-        if let Some(c) = self.conns.get(&conn).filter(|_| hung_up) {
-            self.warn_if_reply_rejected(c);
+        if hung_up {
+            self.note_hang_up(conn);
         }
         self.drop_conn(conn);
     }
 
-    /// A client that hangs up right after a reply, without closing its session, most
-    /// likely refused that reply (ZooKeeper's Java client drops the connection on an
-    /// unexpected xid, reconnects and repeats the request): say so at WARN, since the
-    /// client's own log is usually the only other trace of it.
-    fn warn_if_reply_rejected(&self, c: &Conn) {
+    /// A client that hangs up right after a reply, without closing its session, may
+    /// have refused that reply (ZooKeeper's Java client drops the connection on an
+    /// unexpected xid, reconnects and repeats the request). Once is a network blip or a
+    /// client going away (DEBUG); the same session doing it again on its next connection
+    /// is that loop, and the client's own log is usually its only other trace: WARN.
+    fn note_hang_up(&mut self, conn: ConnId) {
+        let Some(c) = self.conns.get(&conn) else {
+            return;
+        };
         let s = &c.stats;
-        let closing = self.sessions.get(c.session).is_some_and(|x| x.closing);
+        let session = c.session;
+        let closing = self.sessions.get(session).is_some_and(|x| x.closing);
         let gap = self.now_ms - s.last_response_ms;
         if closing || s.latency_count == 0 || s.last_op == "PING" || gap > 1000 {
+            self.hang_ups.remove(&session);
             return;
         }
-        warn!(
-            "session 0x{:x} ({}) hung up {gap} ms after our reply to {} (xid {}) without closing its session; if this repeats, the client is rejecting that reply",
-            c.session, s.peer, s.last_op, s.last_cxid
-        );
+        if self.hang_ups.len() >= 10_000 {
+            self.hang_ups.clear();
+        }
+        let n = self.hang_ups.entry(session).or_insert(0);
+        *n += 1;
+        if *n >= 2 {
+            warn!(
+                "session 0x{session:x} ({}) hung up {gap} ms after our reply to {} (xid {}) without closing its session, {} times in a row: the client is probably rejecting that reply",
+                s.peer, s.last_op, s.last_cxid, n
+            );
+        } else {
+            debug!(
+                "session 0x{session:x} ({}) hung up {gap} ms after our reply to {} (xid {})",
+                s.peer, s.last_op, s.last_cxid
+            );
+        }
     }
 
     /// Logs a closeSession (client request when `reply` is set, or expiry), deleting the
