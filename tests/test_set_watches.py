@@ -27,3 +27,12 @@ def test_set_watches_reply_carries_the_request_xid(server, path, xid):
     d.set_data(path, b"w")
     evs = c.wait_events(1, timeout=5)
     assert path in [e["path"] for e in evs]
+
+
+def test_auth_reply_carries_the_request_xid(server):
+    """addAuth is answered with the xid it carried too (clients send -4)."""
+    c = rawzk.connect(server.host, server.port)
+    body = rawzk.W().int(0).ustring("digest").buffer(b"bob:secret").bytes()
+    rep = c.call(rawzk.OP["auth"], body, xid=9)
+    assert rep.ok and rep.xid == 9
+    assert c.ping().ok

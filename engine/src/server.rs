@@ -1092,7 +1092,7 @@ impl Engine {
                 self.send(conn, proto::empty_reply(xid::PING, z, Code::Ok));
             }
             Request::CloseSession => self.close_session(session, xid, Some((conn, xid))),
-            Request::Auth { scheme, auth, .. } => self.auth(conn, &scheme, &auth),
+            Request::Auth { scheme, auth, .. } => self.auth(conn, xid, &scheme, &auth),
             Request::SetWatches(sw) => self.set_watches(conn, xid, sw),
             Request::Reconfig { .. } => {
                 let rec = self.log(
@@ -1153,7 +1153,9 @@ impl Engine {
         }
     }
 
-    fn auth(&mut self, conn: ConnId, scheme: &str, auth: &[u8]) {
+    /// addAuth. Answered with the request's own xid (clients send -4), as ZooKeeper's
+    /// processPacket does.
+    fn auth(&mut self, conn: ConnId, xid: i32, scheme: &str, auth: &[u8]) {
         let Some(c) = self.conns.get_mut(&conn) else {
             return;
         };
@@ -1169,13 +1171,13 @@ impl Engine {
                         c.auth.push(id);
                     }
                 }
-                self.send(conn, proto::empty_reply(xid::AUTH, 0, Code::Ok));
+                self.send(conn, proto::empty_reply(xid, 0, Code::Ok));
             }
             Err(code) => {
                 warn!(
                     "authentication with unknown scheme {scheme:?} failed; closing the connection"
                 );
-                self.send(conn, proto::empty_reply(xid::AUTH, 0, code));
+                self.send(conn, proto::empty_reply(xid, 0, code));
                 self.drop_conn(conn);
                 self.emit(Output::Close { conn });
             }
