@@ -271,3 +271,75 @@ pub enum ReplicaOutput {
     /// yet committed, whose new servers the caller should be able to reach.
     Membership { text: String, committed: bool },
 }
+
+#[cfg(test)]
+mod quorum_tests {
+    use super::*;
+
+    fn cfg(voters: &[Sid], next: Option<&[Sid]>) -> ReplicaConfig {
+        let mut c = ReplicaConfig::new(1, voters.to_vec());
+        c.next_voters = next.map(|n| n.to_vec());
+        c
+    }
+
+    #[test]
+    fn a_quorum_is_a_strict_majority_of_the_voters() {
+        let c = cfg(&[1, 2, 3], None);
+        assert!(c.has_quorum(|s| s == 1 || s == 2));
+        assert!(!c.has_quorum(|s| s == 1));
+        // Non-voters do not count, whatever they say.
+        assert!(!c.has_quorum(|s| s == 1 || s == 9 || s == 10));
+        let even = cfg(&[1, 2, 3, 4], None);
+        assert!(!even.has_quorum(|s| s <= 2), "2 of 4 is no majority");
+        assert!(even.has_quorum(|s| s <= 3));
+        assert!(cfg(&[1], None).has_quorum(|s| s == 1));
+        assert!(!cfg(&[], None).has_quorum(|_| true), "no voters, no quorum");
+    }
+
+    #[test]
+    fn during_a_reconfiguration_both_memberships_need_a_majority() {
+        // {1,2,3} -> {1,2,4,5}: 1 and 2 are a majority of the old voters only.
+        let c = cfg(&[1, 2, 3], Some(&[1, 2, 4, 5]));
+        assert!(!c.has_quorum(|s| s == 1 || s == 2));
+        assert!(!c.has_quorum(|s| [1, 4, 5].contains(&s)), "old side short");
+        assert!(c.has_quorum(|s| [1, 2, 4].contains(&s)));
+        // Removing the leader's follower: {1,2,3} -> {1,2}; both of the new are needed.
+        let c = cfg(&[1, 2, 3], Some(&[1, 2]));
+        assert!(!c.has_quorum(|s| s == 1 || s == 3));
+        assert!(c.has_quorum(|s| s == 1 || s == 2));
+        // A server the pending change adds already votes in it.
+        let c = cfg(&[1, 2, 3], Some(&[1, 2, 3, 4]));
+        assert!(c.is_voter(4) && !c.is_voter(5));
+        assert!(
+            !c.has_quorum(|s| s == 1 || s == 2),
+            "2 of the new 4 is no majority"
+        );
+    }
+
+    #[test]
+    fn the_quorum_zxid_is_the_highest_a_majority_of_each_membership_reached() {
+        let acked = |s: Sid| match s {
+            1 => Some(10),
+            2 => Some(7),
+            3 => Some(5),
+            4 => Some(9),
+            _ => None,
+        };
+        assert_eq!(majority_zxid(&[1, 2, 3], acked), Some(7));
+        assert_eq!(majority_zxid(&[1, 2, 3, 4], acked), Some(7));
+        assert_eq!(
+            majority_zxid(&[1, 5, 6], acked),
+            None,
+            "one of three reports"
+        );
+        assert_eq!(cfg(&[1, 2, 3], None).quorum_zxid(acked), Some(7));
+        // Joint: the lower of the two majorities' zxids.
+        // Joint: the lower of the two majorities' zxids ({1,3,4} reached 9).
+        assert_eq!(
+            cfg(&[1, 2, 3], Some(&[1, 3, 4])).quorum_zxid(acked),
+            Some(7)
+        );
+        assert_eq!(cfg(&[1, 4], Some(&[2, 3])).quorum_zxid(acked), Some(5));
+        assert_eq!(cfg(&[1, 2, 3], Some(&[5, 6, 7])).quorum_zxid(acked), None);
+    }
+}
