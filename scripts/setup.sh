@@ -5,6 +5,7 @@
 #     and a Java runtime (the package depends on default-jre);
 #   * the clients the suite runs besides kazoo: a JDK, ZooKeeper's Java client,
 #     Curator (framework, recipes, discovery), the C client library and headers;
+#   * iproute2 and iptables (the fault suite's network namespaces and partitions);
 #   * kazoo and pytest, pinned, via pip.
 # Idempotent: skips whatever is already present.  Quiet unless something fails.
 # Exits non-zero on failure.
@@ -66,6 +67,21 @@ command -v javac >/dev/null 2>&1 || die "javac not found after installing defaul
 for f in /usr/share/java/curator-recipes.jar /usr/share/java/curator-x-discovery.jar \
          /usr/include/zookeeper/zookeeper.h /usr/share/zookeeper/bin/zkCli.sh; do
     [ -e "$f" ] || die "$f missing after install"
+done
+
+# --- Network namespaces for the fault suite (tests/faults/) -----------------
+# `ip netns` / veth / bridge (iproute2) and iptables inside the namespaces the
+# suite creates; without them (or without root) those tests skip.
+net_pkgs=()
+for p in iproute2 iptables; do
+    have_pkg "$p" || net_pkgs+=("$p")
+done
+if [ "${#net_pkgs[@]}" -gt 0 ]; then
+    apt_install "${net_pkgs[@]}"
+fi
+for c in ip iptables; do
+    command -v "$c" >/dev/null 2>&1 || [ -x "/usr/sbin/$c" ] || [ -x "/sbin/$c" ] \
+        || die "$c missing after installing iproute2/iptables"
 done
 
 # --- Python packages ---------------------------------------------------------

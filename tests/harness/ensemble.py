@@ -28,6 +28,12 @@ zoo.cfg gets.  With `reconfigEnabled=true` ZooKeeper rewrites its zoo.cfg
 (server lines moved to `zoo.cfg.dynamic.<version>`, `dynamicConfigFile=` added);
 `spawn()` writes the harness's zoo.cfg again, so a member restarted after a
 reconfig starts from its original server list.
+
+Network namespaces (tests/faults/): `Ensemble(..., net=placement)` hands every
+member (those of `add_member` too) to `placement.place(member)`, which sets its
+`host`, `port`, `peer_port`, `election_port` and `netns` (a `Server` with a
+netns is started with `ip netns exec` and answers four-letter words from
+inside it) instead of free loopback ports.
 """
 import os
 import re
@@ -158,8 +164,9 @@ class Ensemble:
     (merged over servers.DEFAULT_SYSPROPS, which enables every 4lw)."""
 
     def __init__(self, kind, workdir, participants=3, observers=0, cfg=None, sysprops=None,
-                 tick_time=TICK_TIME, init_limit=INIT_LIMIT, sync_limit=SYNC_LIMIT):
+                 tick_time=TICK_TIME, init_limit=INIT_LIMIT, sync_limit=SYNC_LIMIT, net=None):
         self.kind = kind
+        self.net = net  # placement in network namespaces, or None: loopback
         self.workdir = str(workdir)
         self.tick_time = tick_time
         self.init_limit = init_limit
@@ -175,6 +182,10 @@ class Ensemble:
         self._assign_ports()
 
     def _assign_ports(self):
+        if self.net is not None:
+            for m in self.members:
+                self.net.place(m)
+            return
         ports = free_ports(3 * len(self.members))
         for i, m in enumerate(self.members):
             m.port, m.peer_port, m.election_port = ports[3 * i:3 * i + 3]
@@ -193,7 +204,10 @@ class Ensemble:
         sid = max(m.sid for m in self.members) + 1
         d = os.path.join(self.workdir, "member%d" % sid)
         m = Member(self, sid, observer, d)
-        m.port, m.peer_port, m.election_port = free_ports(3)
+        if self.net is not None:
+            self.net.place(m)
+        else:
+            m.port, m.peer_port, m.election_port = free_ports(3)
         self.members.append(m)
         if config_members is not None:
             m.config_members = list(config_members)

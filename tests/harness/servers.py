@@ -216,6 +216,11 @@ class Server:
                 self.sysprops.pop(k, None)
             else:
                 self.sysprops[k] = str(v)
+        # network namespace (`ip netns add` name) to run in, or None: the
+        # process is started with `ip netns exec NAME` and four-letter words
+        # are sent from inside it (tests/faults/)
+        self.netns = None
+        self.paused = False
         self.proc = None
         self.starts = 0
         self.started_at = None
@@ -299,6 +304,9 @@ class Server:
     def _spawn(self):
         """Start the process (config already written) without waiting for it."""
         cmd = self.command()
+        if self.netns:
+            # `ip netns exec` execs the command: proc.pid is the server itself
+            cmd = ["ip", "netns", "exec", self.netns] + cmd
         self.starts += 1
         log = open(self.log_path, "ab")
         log.write(("\n===== start #%d of %s at %s: %s\n" % (
@@ -311,6 +319,7 @@ class Server:
         log.close()
         self.started_at = time.monotonic()
         self.stopped_at = None
+        self.paused = False
 
     def wait_ready(self, timeout=START_TIMEOUT):
         """Poll until `ruok` answers imok and `srvr` says the server serves."""
@@ -371,6 +380,24 @@ class Server:
             self.proc.wait()
         self._kill_proc()
         self.stopped_at = time.monotonic()
+        self.paused = False
+
+    def pause(self, timeout=5.0):
+        """SIGSTOP the server (sockets stay open) and wait until every one of
+        its threads is stopped (/proc/PID/task/*/stat), so that nothing it does
+        comes after this returns."""
+        self.proc.send_signal(signal.SIGSTOP)
+        self.paused = True
+        deadline = time.monotonic() + timeout
+        while not _all_threads_stopped(self.proc.pid):
+            if time.monotonic() > deadline:
+                raise ServerError("%r: threads still running %.0fs after SIGSTOP" % (self, timeout))
+            time.sleep(0.001)
+
+    def resume(self):
+        """SIGCONT a paused server."""
+        self.proc.send_signal(signal.SIGCONT)
+        self.paused = False
 
     def restart(self, timeout=START_TIMEOUT, kill=False):
         """Stop (or kill -9 with kill=True) and start again: same data dir and port."""
@@ -384,6 +411,9 @@ class Server:
 
     # -- talking to it ------------------------------------------------------
     def four_letter(self, cmd, timeout=10.0):
+        if self.netns:
+            from .netns import in_netns
+            return in_netns(self.netns, four_letter, self.host, self.port, cmd, timeout=timeout)
         return four_letter(self.host, self.port, cmd, timeout=timeout)
 
     def log_tail(self, lines=100):
@@ -396,6 +426,23 @@ class Server:
         except OSError:
             return "(no log)"
         return "\n".join(data.splitlines()[-lines:])
+
+
+def _all_threads_stopped(pid):
+    """True when every thread of process `pid` is in state T (stopped) or gone."""
+    try:
+        tids = os.listdir("/proc/%d/task" % pid)
+    except OSError:
+        return True
+    for tid in tids:
+        try:
+            with open("/proc/%d/task/%s/stat" % (pid, tid)) as f:
+                state = f.read().rsplit(")", 1)[1].split()[0]
+        except (OSError, IndexError):
+            continue
+        if state not in ("T", "t", "Z", "X"):
+            return False
+    return True
 
 
 def kill_all():

@@ -295,7 +295,12 @@ impl Replica {
         let Some(f) = self.follower.as_mut() else {
             return;
         };
-        f.next_info_resend = self.now_ms + self.cfg.tick_ms;
+        // Not a tick: a winner still deciding when our FollowerInfo arrived drops it
+        // (it is not leading yet), and a tick of 6 s would stall the election that long.
+        f.next_info_resend = self.now_ms
+            + super::election::FIRST_RESEND_MS
+                .min(self.cfg.tick_ms)
+                .max(1);
         let to = f.leader;
         self.out.push(ReplicaOutput::Peer {
             to,
