@@ -87,6 +87,8 @@ mod error;
 pub mod fault;
 mod frame;
 mod fsio;
+#[doc(hidden)]
+pub mod fuzzing;
 mod group;
 mod log;
 mod repair;

@@ -216,6 +216,16 @@ fn with_archive<R>(
     f(archived)
 }
 
+/// The trailer that follows the archive `body` in a snapshot file.
+pub(crate) fn trailer(body: &[u8]) -> [u8; TRAILER_LEN] {
+    let mut trailer = [0u8; TRAILER_LEN];
+    trailer[0..8].copy_from_slice(&SNAP_MAGIC);
+    trailer[8..12].copy_from_slice(&SNAP_VERSION.to_le_bytes());
+    trailer[12..16].copy_from_slice(&crc32c::crc32c(body).to_le_bytes());
+    trailer[16..24].copy_from_slice(&(body.len() as u64).to_le_bytes());
+    trailer
+}
+
 fn load_file(path: &Path, zxid: u64) -> Result<SnapshotData, String> {
     let snap = with_archive(path, |archived| {
         rkyv::deserialize::<SnapshotData, rkyv::rancor::Error>(archived)
@@ -263,11 +273,7 @@ impl SnapshotStore {
                 last_zxid: snap.last_zxid,
                 reason: e.to_string(),
             })?;
-        let mut trailer = [0u8; TRAILER_LEN];
-        trailer[0..8].copy_from_slice(&SNAP_MAGIC);
-        trailer[8..12].copy_from_slice(&SNAP_VERSION.to_le_bytes());
-        trailer[12..16].copy_from_slice(&crc32c::crc32c(&body).to_le_bytes());
-        trailer[16..24].copy_from_slice(&(body.len() as u64).to_le_bytes());
+        let trailer = trailer(&body);
 
         fs::create_dir_all(&self.dir)
             .map_err(|e| WalError::io("create directory", &self.dir, e))?;

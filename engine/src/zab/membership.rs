@@ -57,6 +57,12 @@ impl Membership {
             if let Some(v) = line.strip_prefix("version=") {
                 m.version = i64::from_str_radix(v.trim(), 16)
                     .map_err(|_| BadMembership(format!("`{line}`: the version is not hex")))?;
+                // A version is a zxid (or 0): `to_text` writes a negative one as 16 hex
+                // digits that no longer parse, so a member that took it could not read
+                // its own membership back.
+                if m.version < 0 {
+                    return Err(BadMembership(format!("`{line}`: the version is negative")));
+                }
                 continue;
             }
             if line.starts_with("server.") {
@@ -273,6 +279,16 @@ mod tests {
         assert_eq!(m.voters(), vec![1, 2]);
         assert_eq!(m.observers(), vec![3]);
         assert_eq!(m.to_text(), TEXT);
+    }
+
+    /// Found by fuzzing (`fuzz/regressions/membership/`): `version=-5` parsed, and
+    /// `to_text` wrote it as `fffffffffffffffb`, which does not parse.
+    #[test]
+    fn a_negative_version_is_refused() {
+        assert!(Membership::parse("version=-5", any_spec).is_err());
+        assert!(Membership::parse("server.1=h:1:2\nversion=-0", any_spec).is_ok());
+        let m = Membership::parse("server.1=h:1:2\nversion=7fffffffffffffff", any_spec).unwrap();
+        assert_eq!(Membership::parse(&m.to_text(), any_spec), Ok(m));
     }
 
     #[test]
