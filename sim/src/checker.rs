@@ -291,7 +291,13 @@ impl Checker {
             kind,
             detail,
         };
-        if self.waive.iter().any(|w| w == kind) {
+        // A waived kind ending in '/' waives every kind it prefixes (the diagnosed
+        // kinds of a violation, as `election bound/...`).
+        if self
+            .waive
+            .iter()
+            .any(|w| w == kind || (w.ends_with('/') && kind.starts_with(w.as_str())))
+        {
             let e = self
                 .waived
                 .entry(kind)

@@ -155,6 +155,9 @@ pub struct Client {
     pub read_results: Vec<(usize, Vec<u8>, i64)>,
     rng: Rng,
     pub stats: ClientStats,
+    /// With `Mode::Reconfig`: a reconfiguration the world wants issued next (one
+    /// issued while a server is paused), before any random one.
+    pub inject: Option<ReconfigPlan>,
 }
 
 /// Reply header of a ZooKeeper response.
@@ -286,6 +289,7 @@ impl Client {
             read_results: Vec::new(),
             rng,
             stats: ClientStats::default(),
+            inject: None,
         }
     }
 
@@ -521,15 +525,32 @@ impl Client {
                 self.send(node, conn, Req::Script { id, step }, opcode, body, now, out);
             }
             Mode::Reconfig => {
-                if !self.issuing || now < self.next_op_at || !self.outstanding.is_empty() {
+                if !self.issuing || !self.outstanding.is_empty() {
                     return;
                 }
-                self.next_op_at = now + self.rng.range(600, 6000);
+                let injected = self.inject.take();
+                if injected.is_none() && now < self.next_op_at {
+                    return;
+                }
                 // Now and then two at once: the second usually finds the first pending
                 // (ReconfigInProgress).
-                let n = if self.rng.chance(0.15) { 2 } else { 1 };
+                let n = match injected {
+                    Some(_) => 1,
+                    None => {
+                        self.next_op_at = now + self.rng.range(600, 6000);
+                        if self.rng.chance(0.15) {
+                            2
+                        } else {
+                            1
+                        }
+                    }
+                };
+                let mut injected = injected;
                 for _ in 0..n {
-                    let p = plan_reconfig(&mut self.rng, ctx.nodes, ctx.checker, ctx.up);
+                    let p = match injected.take() {
+                        Some(p) => p,
+                        None => plan_reconfig(&mut self.rng, ctx.nodes, ctx.checker, ctx.up),
+                    };
                     let mut w = Writer::new();
                     w.string(&p.joining)
                         .string(&p.leaving)

@@ -199,6 +199,11 @@ impl Disk {
         self.snapshot.as_ref()
     }
 
+    /// When the last pending write completes, if any is pending.
+    pub fn pending_until(&self) -> Option<i64> {
+        (!self.pending.is_empty()).then_some(self.last_done_at)
+    }
+
     pub fn has_pending(&self) -> bool {
         !self.pending.is_empty()
     }

@@ -6,10 +6,14 @@
 //! keel-sim --seed X --check-determinism                                 run twice, compare
 //! ```
 //! Options shared by both: `--clients C`, `--keys K`, `--hostile on|off` (default: the
-//! seed decides), `--reconfig on|off` (default off: the reconfiguration workload). Many seeds run in child processes (`--worker`), `--jobs` at a time, so
-//! a panic in one seed (release builds abort) is reported with its seed and the run goes
-//! on. Exit status: 0 if every seed passed, 1 otherwise.
+//! seed decides), `--reconfig on|off` (default off: the reconfiguration workload),
+//! `--tick MS` (default: the seed draws tickTime from 100/500/2000/6000). Many seeds run
+//! in child processes (`--worker`), `--jobs` at a time, so a panic in one seed (release
+//! builds abort) is reported with its seed and the run goes on; the summary gives the
+//! time-to-elect distribution, and `--times FILE` writes it per seed (CSV). Exit status:
+//! 0 if every seed passed, 1 otherwise.
 
+use std::fmt::Write as _;
 use std::io::{BufRead, BufReader, Write};
 use std::process::{Command, Stdio};
 use std::time::Instant;
@@ -24,11 +28,13 @@ struct Args {
     jobs: usize,
     worker: bool,
     determinism: bool,
+    /// Per-seed election times (CSV) for `--seeds`.
+    times: Option<String>,
 }
 
 fn usage() -> ! {
     eprintln!(
-        "usage: keel-sim --seeds N [--start S] [--nodes 3|5] [--steps K] [--clients C] [--keys K] [--observers K] [--hostile on|off] [--reconfig on|off] [--waive KIND]... [--timer-ticks-only] [--jobs J]\n       keel-sim --seed X [same options] [-v|-vv] [--check-determinism]"
+        "usage: keel-sim --seeds N [--start S] [--nodes 3|5] [--steps K] [--clients C] [--keys K] [--observers K] [--hostile on|off] [--reconfig on|off] [--waive KIND]... [--timer-ticks-only] [--tick MS] [--jobs J] [--times FILE]\n       keel-sim --seed X [same options] [-v|-vv] [--check-determinism]"
     );
     std::process::exit(2)
 }
@@ -44,6 +50,7 @@ fn parse() -> Args {
             .unwrap_or(1),
         worker: false,
         determinism: false,
+        times: None,
     };
     let mut it = std::env::args().skip(1);
     while let Some(arg) = it.next() {
@@ -90,6 +97,8 @@ fn parse() -> Args {
             "--check-determinism" => a.determinism = true,
             "--timer-ticks-only" => a.cfg.tick_every_input = false,
             "--waive" => a.cfg.waive.push(val("--waive")),
+            "--tick" => a.cfg.tick_ms = Some(num(val("--tick")).max(1) as i64),
+            "--times" => a.times = Some(val("--times")),
             "-h" | "--help" => usage(),
             other => {
                 eprintln!("unknown argument {other}");
@@ -148,6 +157,21 @@ fn one(a: &Args, seed: u64) -> i32 {
         if r.hostile { " [hostile]" } else { "" }
     );
     keel_sim::outln!("stats: {:?}", r.stats);
+    let st = &r.stats;
+    let ms = |x: Option<i64>| x.map_or("-".to_string(), |v| format!("{v} ms"));
+    keel_sim::outln!(
+        "time to elect (tickTime {} ms, bound {} ms): after the heal {}; after the final leader kill {} from a live quorum, {} from the kill{}",
+        st.tick_ms,
+        keel_sim::world::ELECT_BOUND_MS,
+        ms(st.elect_ms),
+        ms(st.reelect_ms),
+        ms(st.reelect_from_kill_ms),
+        if st.reelect_lagging {
+            " (a survivor lagged)"
+        } else {
+            ""
+        }
+    );
     for n in &r.notes {
         keel_sim::outln!("note: {n}");
     }
@@ -180,9 +204,10 @@ fn worker(a: &Args) {
         let mut o = out.lock();
         if r.ok() {
             let st = &r.stats;
+            let ms = |x: Option<i64>| x.unwrap_or(-1);
             let _ = writeln!(
                 o,
-                "OK {seed} {} {} {} {} {} {} {} {} {} {} {} {} {} {} {} {} {}",
+                "OK {seed} {} {} {} {} {} {} {} {} {} {} {} {} {} {} {} {} {} {} {} {} {} {} {} {} {} {} {}",
                 st.events,
                 st.sim_ms,
                 st.clients.writes_ok,
@@ -199,7 +224,17 @@ fn worker(a: &Args) {
                 st.clients.unknown,
                 st.reconfigs,
                 st.clients.reconfigs_ok,
-                st.clients.reconfigs_failed
+                st.clients.reconfigs_failed,
+                st.pauses,
+                st.lagging_kills,
+                st.paused_reconfigs,
+                st.tick_ms,
+                ms(st.elect_ms),
+                ms(st.reelect_ms),
+                ms(st.reelect_from_kill_ms),
+                st.reelect_lagging as u8,
+                st.elect_stalled_ms,
+                st.reelect_stalled_ms
             );
         } else {
             let line = failure_line(&r).replace('\n', "\t");
@@ -212,9 +247,24 @@ fn worker(a: &Args) {
     }
 }
 
+/// One passing seed's election times (ms; -1: not measured).
+struct Times {
+    seed: u64,
+    tick: i64,
+    elect: i64,
+    reelect: i64,
+    from_kill: i64,
+    lagging: bool,
+    /// How long a known engine stall held in each window (0: a clean election).
+    stalled: (i64, i64),
+}
+
 struct Tally {
     /// Sums of the per-seed counters after `OK seed events sim_ms writes hostile`.
-    counters: [u64; 13],
+    counters: [u64; 16],
+    times: Vec<Times>,
+    /// Waived violations by kind: (seeds, violations).
+    waived: std::collections::BTreeMap<String, (u64, u64)>,
     passed: u64,
     failed: Vec<String>,
     hostile_failed: u64,
@@ -231,7 +281,9 @@ fn many(a: &Args) -> i32 {
     let jobs = (a.jobs as u64).min(a.seeds.max(1));
     let chunk = a.seeds.div_ceil(jobs.max(1)).max(1);
     let tally = std::sync::Mutex::new(Tally {
-        counters: [0; 13],
+        counters: [0; 16],
+        times: Vec::new(),
+        waived: std::collections::BTreeMap::new(),
         passed: 0,
         failed: Vec::new(),
         hostile_failed: 0,
@@ -268,21 +320,120 @@ fn many(a: &Args) -> i32 {
     );
     let c = t_all.counters;
     keel_sim::outln!(
-        "  passing seeds saw: {} crashes, {} power losses, {} torn tails cut, {} partitions, {} link breaks, {} SNAP syncs, {} TRUNCs, {} leaders, {} sessions expired, {} unknown outcomes",
-        c[0], c[1], c[2], c[3], c[4], c[5], c[6], c[7], c[8], c[9]
+        "  passing seeds saw: {} crashes, {} power losses, {} torn tails cut, {} partitions, {} link breaks, {} SNAP syncs, {} TRUNCs, {} leaders, {} sessions expired, {} unknown outcomes, {} pauses, {} leaders killed with a follower lagging",
+        c[0], c[1], c[2], c[3], c[4], c[5], c[6], c[7], c[8], c[9], c[13], c[14]
     );
+    for (kind, (seeds, n)) in &t_all.waived {
+        keel_sim::outln!("  waived '{kind}': {n} violations in {seeds} seeds");
+    }
+    print_times(&t_all.times);
+    if let Some(path) = &a.times {
+        let mut t: Vec<&Times> = t_all.times.iter().collect();
+        t.sort_by_key(|t| t.seed);
+        let mut s = String::from(
+            "seed,tick_ms,elect_ms,reelect_ms,reelect_from_kill_ms,lagging,elect_stalled_ms,reelect_stalled_ms\n",
+        );
+        for x in t {
+            let _ = writeln!(
+                s,
+                "{},{},{},{},{},{},{},{}",
+                x.seed,
+                x.tick,
+                x.elect,
+                x.reelect,
+                x.from_kill,
+                x.lagging as u8,
+                x.stalled.0,
+                x.stalled.1
+            );
+        }
+        if let Err(e) = std::fs::write(path, s) {
+            eprintln!("cannot write {path}: {e}");
+        }
+    }
     if a.cfg.reconfig {
         keel_sim::outln!(
-            "  reconfiguration: {} committed, {} answered 0, {} answered with an error",
+            "  reconfiguration: {} committed, {} answered 0, {} answered with an error; {} issued while a voter they need was paused past syncLimit",
             c[10],
             c[11],
-            c[12]
+            c[12],
+            c[15]
         );
     }
     if t_all.failed.is_empty() {
         0
     } else {
         1
+    }
+}
+
+/// "median / p99 / max over N" of `v` (sorted here).
+fn dist(v: &mut [i64]) -> String {
+    if v.is_empty() {
+        return "none".into();
+    }
+    v.sort_unstable();
+    let q = |p: f64| v[(((v.len() - 1) as f64) * p).round() as usize];
+    format!(
+        "median {} / p99 {} / max {} ms over {}",
+        q(0.5),
+        q(0.99),
+        v[v.len() - 1],
+        v.len()
+    )
+}
+
+/// A window in which one of the engine's known stall shapes held this long is not a
+/// clean election (they hold briefly in every election: followers decide a few ms
+/// before their leader does).
+const STALL_MS: i64 = 500;
+
+/// The time-to-elect summary: after the heal (quiet to a leader serving a quorum),
+/// and after the final leader kill (a quorum live again to a leader serving), overall
+/// and per tickTime, with and without a lagging survivor.
+fn print_times(times: &[Times]) {
+    if times.is_empty() {
+        return;
+    }
+    let pick = |f: &dyn Fn(&Times) -> Option<i64>| -> Vec<i64> {
+        times.iter().filter_map(f).filter(|x| *x >= 0).collect()
+    };
+    keel_sim::outln!(
+        "  time to elect (bound {} ms):",
+        keel_sim::world::ELECT_BOUND_MS
+    );
+    keel_sim::outln!(
+        "    after the heal (quiet -> a leader serving a quorum): {}",
+        dist(&mut pick(&|t| Some(t.elect)))
+    );
+    keel_sim::outln!(
+        "    after the final leader kill (a quorum live -> serving): {}; from the kill: {}",
+        dist(&mut pick(&|t| Some(t.reelect))),
+        dist(&mut pick(&|t| Some(t.from_kill)))
+    );
+    keel_sim::outln!(
+        "    clean elections (no known engine stall held {STALL_MS} ms or more while waiting): after the heal {}; after the kill {}",
+        dist(&mut pick(&|t| (t.stalled.0 < STALL_MS).then_some(t.elect))),
+        dist(&mut pick(&|t| (t.stalled.1 < STALL_MS).then_some(t.reelect)))
+    );
+    let mut ticks: Vec<i64> = times.iter().map(|t| t.tick).collect();
+    ticks.sort_unstable();
+    ticks.dedup();
+    for tick in ticks {
+        let of = |lag: Option<bool>, clean: bool| {
+            move |t: &Times| {
+                (t.tick == tick
+                    && lag.is_none_or(|l| t.lagging == l)
+                    && (!clean || t.stalled.1 < STALL_MS))
+                    .then_some(t.reelect)
+            }
+        };
+        keel_sim::outln!(
+            "    tickTime {tick}: re-election {}; with a lagging survivor {}; clean ones {}",
+            dist(&mut pick(&of(Some(false), false))),
+            dist(&mut pick(&of(Some(true), false))),
+            dist(&mut pick(&of(None, true)))
+        );
     }
 }
 
@@ -316,6 +467,9 @@ fn run_chunk(a: &Args, exe: &std::path::Path, lo: u64, hi: u64, tally: &std::syn
         }
         if a.cfg.reconfig {
             cmd.arg("--reconfig").arg("on");
+        }
+        if let Some(t) = a.cfg.tick_ms {
+            cmd.arg("--tick").arg(t.to_string());
         }
         for w in &a.cfg.waive {
             cmd.arg("--waive").arg(w);
@@ -358,8 +512,19 @@ fn run_chunk(a: &Args, exe: &std::path::Path, lo: u64, hi: u64, tally: &std::syn
                         t.sim_ms += f[1];
                         t.writes += f[2] as u64;
                     }
-                    for (k, v) in f.iter().skip(4).take(13).enumerate() {
+                    for (k, v) in f.iter().skip(4).take(16).enumerate() {
                         t.counters[k] += *v as u64;
+                    }
+                    if f.len() >= 27 {
+                        t.times.push(Times {
+                            seed,
+                            tick: f[20],
+                            elect: f[21],
+                            reelect: f[22],
+                            from_kill: f[23],
+                            lagging: f[24] != 0,
+                            stalled: (f[25], f[26]),
+                        });
                     }
                 }
                 "FAIL" => {
@@ -375,6 +540,16 @@ fn run_chunk(a: &Args, exe: &std::path::Path, lo: u64, hi: u64, tally: &std::syn
                 }
                 "NOTE" => {
                     t.notes += 1;
+                    // "waived N 'KIND' violations, first: ..."
+                    if let Some(w) = rest.strip_prefix("waived ") {
+                        let mut p = w.splitn(3, '\'');
+                        let n: u64 = p.next().and_then(|x| x.trim().parse().ok()).unwrap_or(0);
+                        if let Some(kind) = p.next() {
+                            let e = t.waived.entry(kind.to_string()).or_insert((0, 0));
+                            e.0 += 1;
+                            e.1 += n;
+                        }
+                    }
                     if a.cfg.verbose > 0 {
                         keel_sim::outln!("note: seed {seed}: {rest}");
                     }

@@ -90,6 +90,8 @@ pub struct Network {
     /// Partition side of each node; two nodes can talk iff their sides are equal.
     side: Vec<u32>,
     pub cfg: NetConfig,
+    /// Messages lost silently (hostile network) so far.
+    pub silent_losses: u64,
 }
 
 impl Network {
@@ -99,6 +101,7 @@ impl Network {
             links: vec![Link::default(); n * n],
             side: vec![0; n],
             cfg,
+            silent_losses: 0,
         }
     }
 
@@ -168,6 +171,12 @@ impl Network {
         broken
     }
 
+    /// When everything sent so far has arrived (the latest delivery time scheduled on
+    /// any link; a latency spike holds its link up to `spike_ms`).
+    pub fn drained_at(&self) -> i64 {
+        self.links.iter().map(|l| l.last_at).max().unwrap_or(0)
+    }
+
     pub fn heal(&mut self) {
         self.side = vec![0; self.n];
     }
@@ -197,6 +206,7 @@ impl Network {
             return Fate::Broke;
         }
         if rng.chance(cfg.p_silent_loss) {
+            self.silent_losses += 1;
             return Fate::Dropped;
         }
         let mut lat = rng.range(cfg.min_latency_ms, cfg.max_latency_ms + 1);

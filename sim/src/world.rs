@@ -69,6 +69,8 @@ pub struct SimConfig {
     /// The reconfiguration workload: the servers are a pool of which only a majority
     /// starts as the membership, and two superuser clients issue random `reconfig`s.
     pub reconfig: bool,
+    /// `tickTime` in ms: `None` lets the seed draw it from [`TICKS`].
+    pub tick_ms: Option<i64>,
 }
 
 /// Deliberate bugs in the simulated environment, for testing the checker end to end.
@@ -79,7 +81,26 @@ pub enum Sabotage {
     /// With `reconfig`: a crash loses what the server knew of the membership (the saved
     /// copy, and its snapshot's `/zookeeper/config`), so a restart runs with `zoo.cfg`'s.
     ForgetMembership,
+    /// After the heal, election votes crawl: every `Vote` takes a tick to arrive (as if
+    /// elections spoke once a tick), so the election bound must catch it whenever the
+    /// tick is above the bound.
+    SlowVotes,
 }
+
+/// The `tickTime`s a seed draws from (ms): 100 as in the simulator's first runs, 500
+/// (the issue-19 experiments), 2000 (ZooKeeper's sample `zoo.cfg`) and 6000.
+pub const TICKS: [i64; 4] = [100, 500, 2000, 6000];
+
+/// The election bound (ms): once the ensemble is quiet after the heal, and again once a
+/// quorum is live after the final leader kill, a leader must serve a quorum of voters
+/// within this, whatever `tickTime` is. See docs/simulator.md ("Liveness") for why 2 s
+/// plus two finalize waits (`FINALIZE_MS` each).
+pub const ELECT_BOUND_MS: i64 = 2000 + 2 * FINALIZE_MS;
+/// The engine's longest finalize wait (`min(tick / 2, 200)` ms after a quorum agrees).
+pub const FINALIZE_MS: i64 = 200;
+/// `syncLimit` and `initLimit` as the simulated servers run (in ticks).
+const SYNC_LIMIT: i64 = 5;
+const INIT_LIMIT: i64 = 10;
 
 impl Default for SimConfig {
     fn default() -> Self {
@@ -97,6 +118,7 @@ impl Default for SimConfig {
             waive: Vec::new(),
             sabotage: None,
             reconfig: false,
+            tick_ms: None,
         }
     }
 }
@@ -126,6 +148,9 @@ impl SimConfig {
         }
         if self.reconfig {
             s.push_str(" --reconfig on");
+        }
+        if let Some(t) = self.tick_ms {
+            let _ = write!(s, " --tick {t}");
         }
         for w in &self.waive {
             let _ = write!(s, " --waive '{w}'");
@@ -157,6 +182,29 @@ pub struct Stats {
     pub applied: u64,
     pub last_zxid: i64,
     pub clients: ClientStats,
+    /// `tickTime` of the run (ms).
+    pub tick_ms: i64,
+    /// SIGSTOP-like pauses of servers (the heal's lagging survivor included).
+    pub pauses: u64,
+    /// Leaders killed with a follower lagging (paused) around the kill.
+    pub lagging_kills: u64,
+    /// Reconfigurations issued while a voter they need is paused past syncLimit.
+    pub paused_reconfigs: u64,
+    /// Time to elect after the heal: from the moment the ensemble is quiet to a leader
+    /// serving a quorum of voters (0 when one already did), ms.
+    pub elect_ms: Option<i64>,
+    /// After the final leader kill (about half the seeds): from the moment a quorum of
+    /// voters is live again to a leader serving a quorum, ms.
+    pub reelect_ms: Option<i64>,
+    /// The same, counted from the kill itself.
+    pub reelect_from_kill_ms: Option<i64>,
+    /// Whether a survivor lagged (was paused) around the final kill.
+    pub reelect_lagging: bool,
+    /// How long one of the engine's known election stalls (the diagnosed
+    /// `election bound/...` shapes) held while waiting, after the heal and after the
+    /// final kill, ms: 0 for a clean election.
+    pub elect_stalled_ms: i64,
+    pub reelect_stalled_ms: i64,
 }
 
 /// The result of one seed.
@@ -196,10 +244,19 @@ struct Profile {
     history_txns: usize,
     max_batch_txns: usize,
     net: NetConfig,
+    /// SIGSTOP-like pauses of a server (and, with `crash`, the leader killed while a
+    /// follower lags).
+    pause: bool,
+    /// `tickTime` (ms).
+    tick_ms: i64,
+    /// After the heal, once a leader serves: kill it (`kill -9`, restarted 0.1–3 s
+    /// later), and with `heal_lag` pause one of its followers around the kill.
+    heal_kill: bool,
+    heal_lag: bool,
 }
 
 impl Profile {
-    fn draw(rng: &mut Rng, hostile: bool) -> Profile {
+    fn draw(rng: &mut Rng, hostile: bool, tick: Option<i64>) -> Profile {
         let mut net = NetConfig::calm();
         net.max_latency_ms = *rng.pick(&[2, 5, 20]);
         if rng.chance(0.6) {
@@ -215,7 +272,7 @@ impl Profile {
             net.p_dup = *rng.pick(&[0.001, 0.005]);
             net.p_silent_loss = *rng.pick(&[0.0, 0.001]);
         }
-        Profile {
+        let mut p = Profile {
             crash: rng.chance(0.75),
             power_loss: rng.chance(0.3),
             partition: rng.chance(0.7),
@@ -230,7 +287,20 @@ impl Profile {
             history_txns: *rng.pick(&[20, 50, 100_000]),
             max_batch_txns: *rng.pick(&[1, 3, 1000]),
             net,
+            pause: false,
+            tick_ms: 0,
+            heal_kill: false,
+            heal_lag: false,
+        };
+        // Drawn after the rest, so that every earlier knob keeps its value per seed.
+        p.pause = rng.chance(0.5);
+        p.tick_ms = *rng.pick(&TICKS);
+        if let Some(t) = tick {
+            p.tick_ms = t;
         }
+        p.heal_kill = rng.chance(0.5);
+        p.heal_lag = rng.chance(0.5);
+        p
     }
 
     fn describe(&self) -> String {
@@ -243,6 +313,7 @@ impl Profile {
             (self.slow_disk, "slow-disk"),
             (self.disk_fail, "disk-fail"),
             (self.client_pause, "client-pause"),
+            (self.pause, "pause"),
         ] {
             if on {
                 s.push_str(name);
@@ -251,7 +322,13 @@ impl Profile {
         }
         let _ = write!(
             s,
-            "torn={} gap={:?}ms disk={:?}ms snap={:?} history={} batch={} net={}..{}ms",
+            "tick={}ms heal-kill={} torn={} gap={:?}ms disk={:?}ms snap={:?} history={} batch={} net={}..{}ms",
+            self.tick_ms,
+            match (self.heal_kill, self.heal_lag) {
+                (false, _) => "no",
+                (true, false) => "yes",
+                (true, true) => "lagging",
+            },
             self.p_torn,
             self.fault_gap,
             self.disk_latency,
@@ -328,6 +405,28 @@ enum Ev {
     Restart(usize),
     Heal(u64),
     Phase,
+    /// A paused server resumes (`SIGCONT`), if this pause (its token) still holds.
+    Resume(usize, u64),
+    /// `kill -9` of a server (this incarnation); `heal`: the heal's final leader kill.
+    Kill {
+        node: usize,
+        inc: u64,
+        heal: bool,
+    },
+    /// After the heal, once a leader serves: kill it (see `Profile::heal_kill`).
+    HealKill,
+    /// A reconfiguration whose new voters need server `.0`, paused (token `.1`) for
+    /// longer than syncLimit.
+    PausedReconfig(usize, u64),
+    /// Never queued: a write that completed while its server was paused, reported when
+    /// it resumes.
+    Durable {
+        node: usize,
+        inc: u64,
+        zxid: i64,
+    },
+    /// Only wakes the liveness watch at a time it needs to look.
+    Watch,
 }
 
 /// Entity ids for ordering events: servers are `0..n`, clients `CLIENT + c`, and the
@@ -346,8 +445,14 @@ impl Ev {
             Ev::ToServer { node, client, .. } => (CLIENT + *client as u32, *node as u32),
             Ev::ToClient { node, client, .. } => (*node as u32, CLIENT + *client as u32),
             Ev::ClientTimer(c) => (CLIENT + *c as u32, CLIENT + *c as u32),
-            Ev::Fault | Ev::Heal(_) | Ev::Phase => (WORLD, WORLD),
-            Ev::Restart(i) => (WORLD, *i as u32),
+            Ev::Fault
+            | Ev::Heal(_)
+            | Ev::Phase
+            | Ev::HealKill
+            | Ev::PausedReconfig(..)
+            | Ev::Watch => (WORLD, WORLD),
+            Ev::Restart(i) | Ev::Resume(i, _) | Ev::Kill { node: i, .. } => (WORLD, *i as u32),
+            Ev::Durable { node, .. } => (*node as u32, *node as u32),
         }
     }
 
@@ -364,6 +469,12 @@ impl Ev {
             Ev::Restart(n) => 9 + ((*n as u64) << 8),
             Ev::Heal(e) => 10 + (e << 8),
             Ev::Phase => 11,
+            Ev::Resume(n, t) => 12 + ((*n as u64) << 8) + (t << 16),
+            Ev::Kill { node, inc, .. } => 13 + ((*node as u64) << 8) + (inc << 16),
+            Ev::HealKill => 14,
+            Ev::PausedReconfig(n, t) => 15 + ((*n as u64) << 8) + (t << 16),
+            Ev::Durable { node, zxid, .. } => 16 + ((*node as u64) << 8) + ((*zxid as u64) << 16),
+            Ev::Watch => 17,
         }
     }
 }
@@ -425,7 +536,23 @@ struct Node {
     fail_disk: bool,
     clock_offset: i64,
     role: Role,
+    /// When `role` last changed.
+    role_since: i64,
     epoch: i64,
+    /// Stopped (`SIGSTOP`): the token of the pause. A paused server gets no ticks and
+    /// handles nothing; what reaches it (peer messages, link-down notices, its disk's
+    /// completions, client traffic) waits in `held`, in arrival order, and is handled
+    /// at once when it resumes. Its links stay up: nobody is told.
+    paused: Option<u64>,
+    paused_at: i64,
+    held: Vec<Ev>,
+}
+
+impl Node {
+    /// Up and not paused.
+    fn live(&self) -> bool {
+        self.replica.is_some() && self.paused.is_none()
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -438,7 +565,6 @@ enum Phase {
     Done,
 }
 
-const TICK_MS: i64 = 100;
 /// Simulated wall clock at the start of every run (ms since the Unix epoch).
 pub const START_MS: i64 = 1_700_000_000_000;
 
@@ -473,6 +599,51 @@ pub struct World {
     trace: Vec<String>,
     fingerprint: u64,
     stuck_at_heal: u64,
+    /// Tokens of pauses.
+    pause_seq: u64,
+    /// `heard[to * n + from]`: when `to` last handled a peer message from `from`.
+    heard: Vec<i64>,
+    /// `acked_epoch[to * n + from]`: the last `AckEpoch` `to` handled from `from`:
+    /// (epoch, promise), for diagnosing a stalled establishment.
+    acked_epoch: Vec<Option<(i64, bool)>>,
+    /// `vote_lost[from * n + to]`: when the last vote `from` sent `to` was lost (a
+    /// partition or a link break took it); `None` once one gets through.
+    vote_lost: Vec<Option<i64>>,
+    /// `info_heard[to * n + from]`: when `to` last handled a `FollowerInfo` from `from`
+    /// while not looking (a looking replica ignores it).
+    info_heard: Vec<i64>,
+    watch: Watch,
+}
+
+/// The election watch of the heal phase (`World::watch`): when the ensemble became
+/// quiet and when a leader served a quorum, then the final leader kill and the
+/// re-election after it.
+#[derive(Debug, Default)]
+struct Watch {
+    /// When the ensemble became quiet after the heal: every server up and running,
+    /// partitions healed, nothing sent or written during the faults still in flight.
+    quiet_at: Option<i64>,
+    elected_at: Option<i64>,
+    /// With a final kill: whether a follower lags around it.
+    kill: Option<bool>,
+    /// Whom the final kill killed and when; the follower paused around it.
+    killed: Option<(i64, Sid)>,
+    lagging: Option<Sid>,
+    /// When a quorum of voters was live again after the kill.
+    clock: Option<i64>,
+    reelected_at: Option<i64>,
+    /// The bound was missed (reported once; when that kind is waived the watch goes
+    /// on, so that the time is still measured).
+    missed: bool,
+    /// While waiting: the diagnosed stall shapes seen, for how long (ms), and how the
+    /// first sighting read; when they were last sampled.
+    seen: BTreeMap<&'static str, (i64, String)>,
+    sampled_at: i64,
+    /// How long a known stall shape held in each window (after the heal, after the
+    /// final kill), ms.
+    stalled: [i64; 2],
+    /// Nothing more to watch.
+    done: bool,
 }
 
 impl World {
@@ -487,7 +658,7 @@ impl World {
         let mut rng_clients = root.fork();
         let mut rng_misc = root.fork();
         let hostile = cfg.hostile.unwrap_or_else(|| rng_profile.chance(0.25));
-        let profile = Profile::draw(&mut rng_profile, hostile);
+        let profile = Profile::draw(&mut rng_profile, hostile, cfg.tick_ms);
         let keys: Vec<String> = (0..cfg.keys).map(|k| format!("/k{k}")).collect();
         let n_voters = if cfg.reconfig {
             ((cfg.nodes - cfg.observers) / 2 + 1) as u64
@@ -513,7 +684,11 @@ impl World {
                 fail_disk: false,
                 clock_offset: rng_misc.range(-2000, 2000),
                 role: Role::Looking,
+                role_since: START_MS,
                 epoch: 0,
+                paused: None,
+                paused_at: 0,
+                held: Vec::new(),
             })
             .collect();
         // Client 0 is the set-up script; 1..=clients are workers.
@@ -570,6 +745,12 @@ impl World {
             trace: Vec::new(),
             fingerprint: 0xcbf2_9ce4_8422_2325,
             stuck_at_heal: 0,
+            pause_seq: 0,
+            heard: vec![i64::MIN / 2; cfg.nodes * cfg.nodes],
+            acked_epoch: vec![None; cfg.nodes * cfg.nodes],
+            info_heard: vec![i64::MIN / 2; cfg.nodes * cfg.nodes],
+            vote_lost: vec![None; cfg.nodes * cfg.nodes],
+            watch: Watch::default(),
             cfg,
         }
     }
@@ -650,6 +831,9 @@ impl World {
             .wrapping_mul(0x0100_0000_01b3);
             self.stats.events += 1;
             self.handle(s.ev);
+            if matches!(self.phase, Phase::Heal { .. }) {
+                self.watch();
+            }
             if self.phase == Phase::Faults {
                 self.fault_steps += 1;
                 if self.fault_steps >= self.cfg.steps {
@@ -662,6 +846,14 @@ impl World {
             }
         }
         self.stats.sim_ms = self.now - START_MS;
+        self.stats.tick_ms = self.profile.tick_ms;
+        let w = &self.watch;
+        self.stats.elect_ms = w.quiet_at.zip(w.elected_at).map(|(q, e)| e - q);
+        self.stats.reelect_ms = w.clock.zip(w.reelected_at).map(|(c, e)| e - c);
+        self.stats.reelect_from_kill_ms = w.killed.zip(w.reelected_at).map(|((k, _), e)| e - k);
+        self.stats.reelect_lagging = w.lagging.is_some();
+        self.stats.elect_stalled_ms = w.stalled[0];
+        self.stats.reelect_stalled_ms = w.stalled[1];
         self.stats.last_zxid = self.checker.last_committed();
         self.stats.reconfigs = self.checker.reconfigs_committed();
         self.stats.applied = self.checker.applied_events;
@@ -705,9 +897,23 @@ impl World {
     }
 
     fn handle(&mut self, ev: Ev) {
+        // A paused server handles nothing: what reaches it waits until it resumes.
+        let held_for = match &ev {
+            Ev::Peer { to: i, .. }
+            | Ev::PeerDown { node: i, .. }
+            | Ev::ToServer { node: i, .. }
+            | Ev::Durable { node: i, .. } => Some(*i),
+            _ => None,
+        };
+        if let Some(i) = held_for {
+            if self.nodes[i].paused.is_some() {
+                self.nodes[i].held.push(ev);
+                return;
+            }
+        }
         match ev {
             Ev::NodeTimer(i) => {
-                if self.nodes[i].replica.is_some() {
+                if self.nodes[i].live() {
                     self.step_node(i, None);
                 }
                 let t = self.now + self.rng_misc.range(15, 30);
@@ -726,6 +932,22 @@ impl World {
                     let line = format!("{} -> {}: {}", from + 1, to + 1, describe_msg(&msg));
                     self.trace.push(line);
                 }
+                self.heard[to * self.nodes.len() + from] = self.now;
+                match &msg {
+                    PeerMsg::AckEpoch { epoch, promise, .. } => {
+                        self.acked_epoch[to * self.nodes.len() + from] = Some((*epoch, *promise));
+                    }
+                    PeerMsg::FollowerInfo { .. } => {
+                        let looking = self.nodes[to]
+                            .replica
+                            .as_ref()
+                            .is_some_and(|r| r.role() == Role::Looking);
+                        if !looking {
+                            self.info_heard[to * self.nodes.len() + from] = self.now;
+                        }
+                    }
+                    _ => {}
+                }
                 let from = self.nodes[from].sid;
                 self.step_node(to, Some(ReplicaInput::Peer { from, msg }));
             }
@@ -740,7 +962,18 @@ impl World {
                 if self.nodes[node].inc != inc || self.nodes[node].replica.is_none() {
                     return;
                 }
+                // The write reaches the disk even while the server is paused; it
+                // learns so when it resumes.
                 if let Some(zxid) = self.nodes[node].disk.complete(id) {
+                    if self.nodes[node].paused.is_some() {
+                        self.nodes[node].held.push(Ev::Durable { node, inc, zxid });
+                    } else {
+                        self.step_node(node, Some(ReplicaInput::Durable { zxid }));
+                    }
+                }
+            }
+            Ev::Durable { node, inc, zxid } => {
+                if self.nodes[node].inc == inc && self.nodes[node].replica.is_some() {
                     self.step_node(node, Some(ReplicaInput::Durable { zxid }));
                 }
             }
@@ -788,6 +1021,31 @@ impl World {
                     self.at(self.now + 100, Ev::Phase);
                 }
             }
+            Ev::Resume(i, token) => {
+                if self.nodes[i].paused == Some(token) {
+                    self.resume(i);
+                }
+            }
+            Ev::Kill { node, inc, heal } => {
+                let alive = self.nodes[node].inc == inc && self.nodes[node].replica.is_some();
+                if heal {
+                    if alive {
+                        self.crash(node, "the heal's final kill of the leader");
+                        let t = self.now + self.rng_fault.range(100, 3000);
+                        self.at(t, Ev::Restart(node));
+                        self.watch.killed = Some((self.now, self.nodes[node].sid));
+                    } else {
+                        self.watch.done = true;
+                    }
+                } else if alive && self.phase == Phase::Faults {
+                    self.crash(node, "the leader killed");
+                    let t = self.now + self.rng_fault.range(100, 3000);
+                    self.at(t, Ev::Restart(node));
+                }
+            }
+            Ev::HealKill => self.heal_kill(),
+            Ev::PausedReconfig(i, token) => self.paused_reconfig(i, token),
+            Ev::Watch => {}
         }
     }
 
@@ -826,9 +1084,9 @@ impl World {
         let mut c = ReplicaConfig::new(sid, voters);
         c.observers = observers;
         c.reconfig_enabled = self.cfg.reconfig;
-        c.tick_ms = TICK_MS;
-        c.init_limit = 10;
-        c.sync_limit = 5;
+        c.tick_ms = self.profile.tick_ms;
+        c.init_limit = INIT_LIMIT;
+        c.sync_limit = SYNC_LIMIT;
         c.max_batch_txns = self.profile.max_batch_txns;
         c.history_txns = self.profile.history_txns;
         c.record_applied = true;
@@ -838,9 +1096,9 @@ impl World {
     fn engine_config(&self, i: usize) -> EngineConfig {
         EngineConfig {
             server_id: self.nodes[i].sid as i64,
-            tick_ms: TICK_MS as i32,
-            min_session_timeout_ms: 2 * TICK_MS as i32,
-            max_session_timeout_ms: 40 * TICK_MS as i32,
+            tick_ms: self.profile.tick_ms as i32,
+            min_session_timeout_ms: 2 * self.profile.tick_ms as i32,
+            max_session_timeout_ms: 40 * self.profile.tick_ms as i32,
             super_digest: self
                 .cfg
                 .reconfig
@@ -888,6 +1146,7 @@ impl World {
         node.applied_since_snapshot = 0;
         node.pending_snapshot = None;
         node.role = Role::Looking;
+        node.role_since = self.now;
         node.fail_disk = false;
         let (sid, cut, epochs) = (node.sid, rec.cut_bytes, rec.epochs);
         self.log(|| {
@@ -917,6 +1176,10 @@ impl World {
         }
         node.pending_snapshot = None;
         node.role = Role::Looking;
+        node.role_since = self.now;
+        // A paused process can be killed too: what waited for it is lost with it.
+        node.paused = None;
+        node.held.clear();
         let conns: Vec<(ConnId, ConnInfo)> = std::mem::take(&mut node.conns).into_iter().collect();
         let sid = node.sid;
         self.stats.crashes += 1;
@@ -1120,7 +1383,13 @@ impl World {
             ReplicaOutput::Membership { text, committed } => {
                 let m = Membership::parse(&text, keel_engine::zab::membership::simple_spec);
                 let (version, shown) = match &m {
-                    Ok(m) => (m.version, Members::from_membership(m).to_string()),
+                    Ok(m) => {
+                        let members = Members::from_membership(m);
+                        if !committed && self.nodes[i].role == Role::Leading {
+                            self.check_reconfig_quorum(i, &members);
+                        }
+                        (m.version, members.to_string())
+                    }
                     Err(e) => {
                         self.checker.violate(
                             self.now,
@@ -1158,6 +1427,7 @@ impl World {
             }
             ReplicaOutput::Role { role, epoch } => {
                 self.nodes[i].role = role;
+                self.nodes[i].role_since = self.now;
                 self.nodes[i].epoch = epoch;
                 self.log(|| format!("server {sid}: role {role:?} epoch {epoch}"));
                 if role == Role::Leading {
@@ -1202,7 +1472,15 @@ impl World {
         self.stats.messages += 1;
         let mut rng = self.pair_rng(i as u32, j as u32);
         let may_misbehave = !matches!(msg, PeerMsg::Request(_));
-        match self.net.route(i, j, self.now, &mut rng, may_misbehave) {
+        let fate = self.net.route(i, j, self.now, &mut rng, may_misbehave);
+        if matches!(msg, PeerMsg::Vote(_)) {
+            let n = self.nodes.len();
+            self.vote_lost[i * n + j] = match fate {
+                Fate::Deliver { .. } => None,
+                Fate::Dropped | Fate::Broke => Some(self.now),
+            };
+        }
+        match fate {
             Fate::Dropped => {}
             Fate::Broke => {
                 self.stats.link_breaks += 1;
@@ -1217,10 +1495,18 @@ impl World {
                 self.tell_link_down(i, j);
             }
             Fate::Deliver {
-                at,
+                mut at,
                 generation,
                 hostile,
             } => {
+                if self.cfg.sabotage == Some(Sabotage::SlowVotes)
+                    && matches!(msg, PeerMsg::Vote(_))
+                    && matches!(self.phase, Phase::Heal { .. })
+                {
+                    for t in &mut at {
+                        *t += self.profile.tick_ms;
+                    }
+                }
                 if hostile {
                     self.stats.hostile_deliveries += 1;
                     let n = at.len();
@@ -1248,6 +1534,85 @@ impl World {
                 }
             }
         }
+    }
+
+    /// Leader `i` just accepted (logged and proposed) a reconfiguration to `new`: a
+    /// quorum of its voters must be available, unless none of the voters in force was
+    /// either. Available: the leader; a server up, not paused and on the leader's side
+    /// of any partition; or one the leader heard from within syncLimit (plus 100 ms for
+    /// the leader's clock, which advances at its ticks): a leader cannot know yet that
+    /// a server it heard from so recently has stopped, and a correct one (ZooKeeper's
+    /// `isQuorumSynced`) counts it. A reconfiguration that fails this can only be
+    /// committed by a server that stopped answering more than syncLimit ago; until it
+    /// comes back, every quorum needs the new voters and the ensemble is down.
+    fn check_reconfig_quorum(&mut self, i: usize, new: &Members) {
+        let n = self.nodes.len();
+        let limit = SYNC_LIMIT * self.profile.tick_ms + 100;
+        let now = self.now;
+        let available = |s: Sid| -> bool {
+            let j = s as usize - 1;
+            if j == i {
+                return true;
+            }
+            if j >= n {
+                return false;
+            }
+            (self.nodes[j].live() && self.net.connected(i, j))
+                || self.heard[i * n + j] >= now - limit
+        };
+        let new_ok: Vec<Sid> = new
+            .voters
+            .iter()
+            .copied()
+            .filter(|s| available(*s))
+            .collect();
+        let old = match &self.nodes[i].replica {
+            Some(r) => Members::from_membership(r.membership()),
+            None => return,
+        };
+        let old_ok: Vec<Sid> = old
+            .voters
+            .iter()
+            .copied()
+            .filter(|s| available(*s))
+            .collect();
+        if new.quorum_of(&new_ok).1 || !old.quorum_of(&old_ok).1 {
+            return;
+        }
+        let mut why = Vec::new();
+        for s in new.voters.iter().filter(|s| !new_ok.contains(s)) {
+            let j = *s as usize - 1;
+            let state = if j >= n {
+                "not a server".to_string()
+            } else {
+                let node = &self.nodes[j];
+                let last = self.heard[i * n + j];
+                let heard = if last < START_MS {
+                    "never heard".to_string()
+                } else {
+                    format!("last heard {}ms ago", now - last)
+                };
+                match (&node.replica, node.paused) {
+                    (None, _) => format!("down, {heard}"),
+                    (Some(_), Some(_)) => {
+                        format!("paused for {}ms, {heard}", now - node.paused_at)
+                    }
+                    (Some(_), None) => format!("cut off by a partition, {heard}"),
+                }
+            };
+            why.push(format!("{s}: {state}"));
+        }
+        let sid = self.nodes[i].sid;
+        self.checker.violate(
+            now,
+            "reconfig quorum",
+            format!(
+                "leader {sid} accepted reconfiguration {new} with only {new_ok:?} of its voters available ({}; syncLimit is {}ms), while the voters in force {:?} had {old_ok:?}: until they answer, no quorum can commit anything",
+                why.join("; "),
+                SYNC_LIMIT * self.profile.tick_ms,
+                old.voters
+            ),
+        );
     }
 
     /// Tells both ends of a broken link, within 5 ms; the link carries nothing until
@@ -1614,6 +1979,12 @@ impl World {
         if p.client_pause && self.clients.len() > 1 {
             kinds.push(5);
         }
+        if p.pause {
+            kinds.push(6);
+            if p.crash {
+                kinds.push(7);
+            }
+        }
         if !kinds.is_empty() {
             let n = self.nodes.len();
             let i = self.rng_fault.index(n);
@@ -1674,6 +2045,37 @@ impl World {
                         self.nodes[i].fail_disk = true;
                     }
                 }
+                6 => {
+                    let mut i = i;
+                    let mut branch = self.rng_fault.index(3);
+                    if self.cfg.reconfig && self.rng_fault.chance(0.5) {
+                        // With reconfiguration, often a voter past syncLimit: the
+                        // shape a reconfiguration must not be accepted around.
+                        let voters = self.checker.newest_membership().voters.clone();
+                        if let Some(v) = voters.get(self.rng_fault.index(voters.len().max(1))) {
+                            i = (*v as usize - 1).min(n - 1);
+                        }
+                        branch = 2;
+                    }
+                    if self.nodes[i].live() {
+                        let limit = SYNC_LIMIT * self.profile.tick_ms;
+                        // A lag (one message behind), a pause the others do not
+                        // notice (below syncLimit), or one they do.
+                        let d = match branch {
+                            0 => self.rng_fault.range(20, 400),
+                            1 => self.rng_fault.range(400, (limit * 9 / 10).max(500)),
+                            _ => self.rng_fault.range(limit + limit / 10, 2 * limit + 1000),
+                        };
+                        let token = self.pause(i, d);
+                        if self.cfg.reconfig && d > limit + 400 {
+                            let late = self.rng_fault.range(300, (d - limit - 100).min(1500));
+                            self.at(self.now + limit + late, Ev::PausedReconfig(i, token));
+                        }
+                    }
+                }
+                7 => {
+                    self.kill_leader_lagging(false, true);
+                }
                 _ => {
                     let c = 1 + self.rng_fault.index(self.cfg.clients.max(1));
                     let d = self.rng_fault.range(1000, 8000);
@@ -1688,6 +2090,497 @@ impl World {
         self.at(t, Ev::Fault);
     }
 
+    /// Stops server `i` (`SIGSTOP`) for `ms`; returns the pause's token.
+    fn pause(&mut self, i: usize, ms: i64) -> u64 {
+        self.pause_seq += 1;
+        let token = self.pause_seq;
+        let node = &mut self.nodes[i];
+        node.paused = Some(token);
+        node.paused_at = self.now;
+        self.stats.pauses += 1;
+        let sid = node.sid;
+        self.log(|| format!("PAUSE server {sid} for {ms}ms (SIGSTOP)"));
+        self.at(self.now + ms, Ev::Resume(i, token));
+        token
+    }
+
+    /// Server `i` resumes (`SIGCONT`): it handles what waited for it, in the order it
+    /// arrived, at once (each input after a `Tick` of the present, as always).
+    fn resume(&mut self, i: usize) {
+        let node = &mut self.nodes[i];
+        node.paused = None;
+        let held = std::mem::take(&mut node.held);
+        let (sid, d, n) = (node.sid, self.now - node.paused_at, held.len());
+        self.log(|| format!("RESUME server {sid} after {d}ms; {n} events waited"));
+        if self.nodes[i].replica.is_some() {
+            // The timer fires first (the process was stopped past its timers).
+            self.step_node(i, None);
+        }
+        for ev in held {
+            self.handle(ev);
+        }
+    }
+
+    /// The live server that leads, if any.
+    fn leading_node(&self) -> Option<usize> {
+        self.nodes
+            .iter()
+            .position(|n| n.live() && n.role == Role::Leading)
+    }
+
+    /// Kills the leader (`kill -9`, restarted 0.1–3 s later); with `lag`, one of its
+    /// voting followers is paused from up to 150 ms before the kill until 20–400 ms
+    /// after it, so that it misses the leader's last messages and reads the survivors'
+    /// first votes while it still follows the dead leader: one message behind.
+    fn kill_leader_lagging(&mut self, heal: bool, lag: bool) -> bool {
+        // The heal kills the leader that serves; a fault, whichever leads.
+        let leader = if heal {
+            self.serving_leader()
+                .and_then(|l| self.nodes.iter().position(|n| n.sid == l))
+        } else {
+            self.leading_node()
+        };
+        let Some(li) = leader else {
+            return false;
+        };
+        let l = self.nodes[li].sid;
+        let mut lagging = None;
+        if lag {
+            let newest = self.checker.newest_membership();
+            let cands: Vec<usize> = (0..self.nodes.len())
+                .filter(|&j| {
+                    let n = &self.nodes[j];
+                    j != li
+                        && n.live()
+                        && n.role == Role::Following { leader: l }
+                        && newest.is_voter(n.sid)
+                })
+                .collect();
+            if !cands.is_empty() {
+                lagging = Some(*self.rng_fault.pick(&cands));
+            }
+        }
+        let before = if lagging.is_some() {
+            self.rng_fault.range(0, 150)
+        } else {
+            0
+        };
+        if let Some(f) = lagging {
+            let d = before + self.rng_fault.range(20, 400);
+            self.pause(f, d);
+            self.stats.lagging_kills += 1;
+            if heal {
+                self.watch.lagging = Some(self.nodes[f].sid);
+            }
+        }
+        self.log(|| format!("KILL the leader {l} in {before}ms"));
+        let inc = self.nodes[li].inc;
+        self.at(
+            self.now + before,
+            Ev::Kill {
+                node: li,
+                inc,
+                heal,
+            },
+        );
+        true
+    }
+
+    /// A reconfiguration issued while server `i` is paused past syncLimit: the new
+    /// voters are the leader and `i` (the other voters leave), or when they are the
+    /// only voters, `i` and a server from outside (the leader leaves); either way only
+    /// `i` could help commit it. The leader must refuse it (NewConfigNoQuorum): the
+    /// `reconfig quorum` check fails if it does not.
+    fn paused_reconfig(&mut self, i: usize, token: u64) {
+        if self.phase != Phase::Faults || self.nodes[i].paused != Some(token) {
+            return;
+        }
+        let retry = Ev::PausedReconfig(i, token);
+        let Some(li) = self.leading_node() else {
+            self.at(self.now + 300, retry);
+            return;
+        };
+        let (p, l) = (self.nodes[i].sid, self.nodes[li].sid);
+        let cur = self.checker.newest_membership();
+        if !cur.is_voter(p) || !cur.is_voter(l) {
+            return;
+        }
+        let others = cur.voters.iter().any(|s| *s != p && *s != l);
+        let partner = if others {
+            l
+        } else {
+            let outside: Vec<Sid> = self
+                .nodes
+                .iter()
+                .map(|n| n.sid)
+                .filter(|s| !cur.is_member(*s))
+                .collect();
+            if outside.is_empty() {
+                return;
+            }
+            *self.rng_fault.pick(&outside)
+        };
+        let spec = |s: Sid| format!("server.{s}=127.0.0.1:{}:{}:participant", 2888 + s, 3888 + s);
+        let plan = crate::client::ReconfigPlan {
+            joining: String::new(),
+            leaving: String::new(),
+            new_members: format!("{},{}", spec(p.min(partner)), spec(p.max(partner))),
+            cur_config_id: -1,
+        };
+        // A reconfiguring client not stuck on the paused server.
+        let Some(c) = (0..self.clients.len()).find(|&c| {
+            self.clients[c].mode == Mode::Reconfig
+                && self.clients[c].issuing
+                && self.clients[c].inject.is_none()
+                && self.clients[c].connection().is_some_and(|(n, _)| n != i)
+        }) else {
+            self.at(self.now + 300, retry);
+            return;
+        };
+        self.log(|| {
+            format!(
+                "client {c} will reconfigure while server {p} is paused: {}",
+                plan.describe()
+            )
+        });
+        self.clients[c].inject = Some(plan);
+        self.stats.paused_reconfigs += 1;
+    }
+
+    /// Whether a quorum of voters is live (up and not paused): of the newest committed
+    /// membership, and of every reconfiguration a live server has pending.
+    fn live_quorum(&self) -> bool {
+        let live: Vec<Sid> = self
+            .nodes
+            .iter()
+            .filter(|n| n.live())
+            .map(|n| n.sid)
+            .collect();
+        if !self.checker.newest_membership().quorum_of(&live).1 {
+            return false;
+        }
+        self.nodes.iter().filter(|n| n.live()).all(|n| {
+            n.replica
+                .as_ref()
+                .and_then(|r| r.pending_membership())
+                .is_none_or(|m| Members::from_membership(m).quorum_of(&live).1)
+        })
+    }
+
+    /// A live leader serving (broadcast phase) with a quorum of voters following it
+    /// (live, in its broadcast phase): a quorum as the leader counts it (both
+    /// memberships while a reconfiguration is pending) and of the newest committed
+    /// membership.
+    fn serving_leader(&self) -> Option<Sid> {
+        for n in &self.nodes {
+            if !n.live() || n.role != Role::Leading {
+                continue;
+            }
+            let l = n.sid;
+            let following: Vec<Sid> = self
+                .nodes
+                .iter()
+                .filter(|m| m.sid == l || (m.live() && m.role == Role::Following { leader: l }))
+                .map(|m| m.sid)
+                .collect();
+            let r = n.replica.as_ref().unwrap();
+            if r.config().has_quorum(|s| following.contains(&s))
+                && self.checker.newest_membership().quorum_of(&following).1
+            {
+                return Some(l);
+            }
+        }
+        None
+    }
+
+    /// The heal's final leader kill, once a leader serves.
+    fn heal_kill(&mut self) {
+        if self.watch.done || self.watch.killed.is_some() {
+            return;
+        }
+        let lag = self.watch.kill.unwrap_or(false);
+        if !self.kill_leader_lagging(true, lag) {
+            // It lost its quorum meanwhile: try again shortly.
+            self.at(self.now + 100, Ev::HealKill);
+        }
+    }
+
+    /// The election bound, after every event of the heal phase: once the ensemble is
+    /// quiet, a leader serves a quorum within `ELECT_BOUND_MS`; after the final kill,
+    /// once a quorum of voters is live again, within `ELECT_BOUND_MS` again.
+    fn watch(&mut self) {
+        if self.watch.done {
+            return;
+        }
+        let Some(quiet) = self.watch.quiet_at else {
+            return;
+        };
+        let now = self.now;
+        if now < quiet {
+            return;
+        }
+        // The window being timed: from quiet until a leader serves, then (with the
+        // final kill) from a live quorum after the kill until a leader serves again.
+        let (from, what) = if self.watch.elected_at.is_none() {
+            (quiet, "the ensemble became quiet".to_string())
+        } else {
+            let Some((killed_at, killed)) = self.watch.killed else {
+                return;
+            };
+            if self.watch.clock.is_none() {
+                if !self.live_quorum() {
+                    return;
+                }
+                self.watch.clock = Some(now);
+                self.watch.missed = false;
+                self.watch.seen.clear();
+                self.watch.sampled_at = now;
+            }
+            let lag = match self.watch.lagging {
+                Some(f) => format!("; server {f} lagged around the kill"),
+                None => String::new(),
+            };
+            (
+                self.watch.clock.unwrap(),
+                format!(
+                    "a quorum was live again ({}ms after the leader {killed} was killed{lag})",
+                    now - killed_at
+                ),
+            )
+        };
+        if self.serving_leader().is_some() {
+            if self.watch.elected_at.is_none() {
+                self.watch.elected_at = Some(now);
+                let took = now - quiet;
+                self.log(|| {
+                    format!("=== a leader serves a quorum {took}ms after the ensemble became quiet")
+                });
+                if self.watch.kill.is_some() {
+                    let t = now + self.rng_fault.range(50, 1000);
+                    self.at(t, Ev::HealKill);
+                } else {
+                    self.watch.done = true;
+                }
+            } else {
+                self.watch.reelected_at = Some(now);
+                self.watch.done = true;
+                let took = now - from;
+                self.log(|| format!("=== re-elected {took}ms after {what}"));
+            }
+            return;
+        }
+        // While waiting: which known stall shapes hold, and for how long (sampled
+        // every 20 ms), so that a miss is blamed on what held it up, not only on what
+        // the roles look like at the deadline (a stall may just have ended).
+        if now - self.watch.sampled_at >= 20 {
+            let (kind, why) = self.diagnose_stall();
+            if kind != "election bound" {
+                let d = now - self.watch.sampled_at;
+                let e = self.watch.seen.entry(kind).or_insert((0, why));
+                e.0 += d;
+                self.watch.stalled[self.watch.elected_at.is_some() as usize] += d;
+            }
+            self.watch.sampled_at = now;
+        }
+        if now - from > ELECT_BOUND_MS && !self.watch.missed {
+            self.watch.missed = true;
+            let roles = self.roles_summary();
+            let waited = now - from;
+            if self.net.silent_losses > 0 {
+                // Outside the transport's contract a lost message is noticed only by
+                // timeouts (syncLimit, initLimit: ticks); the bound does not apply.
+                let lost = self.net.silent_losses;
+                self.notes.push(format!(
+                    "election bound not checked: {lost} messages were lost silently (hostile network); no leader served a quorum {waited}ms after {what}: {roles}"
+                ));
+                return;
+            }
+            // The stall that held for most of the window, if it held for half of it.
+            let held = self
+                .watch
+                .seen
+                .iter()
+                .max_by_key(|(_, (ms, _))| *ms)
+                .filter(|(_, (ms, _))| 2 * ms >= waited)
+                .map(|(k, (ms, why))| (*k, format!("; for {ms}ms of it {why}")));
+            let (kind, why) = match held {
+                Some(h) => h,
+                None => {
+                    let (k, w) = self.diagnose_stall();
+                    (
+                        k,
+                        if w.is_empty() {
+                            w
+                        } else {
+                            format!("; now {w}")
+                        },
+                    )
+                }
+            };
+            let tick = self.profile.tick_ms;
+            self.checker.violate(
+                now,
+                kind,
+                format!(
+                    "no leader serving a quorum {waited}ms after {what} (tickTime {tick}ms, bound {ELECT_BOUND_MS}ms){why}: {roles}"
+                ),
+            );
+        }
+    }
+
+    /// The shapes of election stall present now, for an election-bound violation: the
+    /// four the simulator found in the engine get kinds of their own
+    /// (docs/simulator.md, "Election stalls"), so that a run can set them aside
+    /// (`--waive 'election bound/'`) and still check the bound otherwise. Returns the
+    /// first shape's kind (in this order) and every shape present, described:
+    /// - `election bound/abandoned learner`: a live server syncs with or follows a
+    ///   live server that neither leads nor establishes (it gave up: lost its quorum,
+    ///   found a follower ahead of it, ...). Nothing tells the learner, which waits
+    ///   out initLimit or syncLimit ticks.
+    /// - `election bound/re-acked epoch`: a live server establishing an epoch has had
+    ///   it acknowledged without a promise (`AckEpoch { promise: false }`: the
+    ///   follower had accepted that epoch already, from an earlier attempt of the same
+    ///   leader) by a learner that still syncs with it; such acks never count, so it
+    ///   waits out initLimit.
+    /// - `election bound/follower info unheard`: a live server establishing an epoch
+    ///   has a learner syncing with it whose `FollowerInfo` it never took: it arrived
+    ///   while the leader was still looking (it decided after its followers did) and
+    ///   was ignored, or a partition lost it; a learner sends it again only a tick
+    ///   later.
+    /// - `election bound/lone establishment`: a live server establishing an epoch has
+    ///   no quorum of voters syncing with it, and keeps its own vote out of the
+    ///   election (it answers as a leader) until initLimit.
+    /// - `election bound/unrepeated vote`: two live voters look, and the last vote one
+    ///   sent the other was lost to a partition or a link break a second or more ago:
+    ///   a vote re-sent with a backoff that has grown to a tick (after a long time
+    ///   looking) is not repeated when the partition heals, for up to a tick.
+    /// - `election bound`: anything else.
+    fn diagnose_stall(&self) -> (&'static str, String) {
+        let n = self.nodes.len();
+        let idx = |s: Sid| (s as usize).checked_sub(1).filter(|j| *j < n);
+        let mut found: Vec<(&'static str, String)> = Vec::new();
+        for x in self.nodes.iter().filter(|x| x.live()) {
+            let l = match x.role {
+                Role::Syncing { leader } | Role::Following { leader } => leader,
+                _ => continue,
+            };
+            let Some(li) = idx(l) else { continue };
+            let ln = &self.nodes[li];
+            if ln.live() && !matches!(ln.role, Role::Leading | Role::Establishing) {
+                found.push((
+                    "election bound/abandoned learner",
+                    format!("{} waits on {l}, which is {:?}", x.sid, ln.role),
+                ));
+            }
+        }
+        let establishing = |l: &Node| l.live() && l.role == Role::Establishing;
+        let syncing_with = |li: usize, pred: &dyn Fn(usize) -> bool| -> Vec<Sid> {
+            let l = self.nodes[li].sid;
+            (0..n)
+                .filter(|&j| {
+                    let x = &self.nodes[j];
+                    x.live() && x.role == Role::Syncing { leader: l } && pred(j)
+                })
+                .map(|j| self.nodes[j].sid)
+                .collect()
+        };
+        for (li, l) in self
+            .nodes
+            .iter()
+            .enumerate()
+            .filter(|(_, l)| establishing(l))
+        {
+            let re_acked = syncing_with(li, &|j| {
+                self.acked_epoch[li * n + j].is_some_and(|(_, promise)| !promise)
+            });
+            if !re_acked.is_empty() {
+                found.push((
+                    "election bound/re-acked epoch",
+                    format!(
+                        "{} establishes; {re_acked:?} acked its epoch without a promise",
+                        l.sid
+                    ),
+                ));
+            }
+            let unheard = syncing_with(li, &|j| {
+                self.info_heard[li * n + j] < self.nodes[j].role_since
+            });
+            if !unheard.is_empty() {
+                found.push((
+                    "election bound/follower info unheard",
+                    format!(
+                        "{} establishes; it never took the FollowerInfo {unheard:?} sent when they chose it (it was still looking, or a partition lost it)",
+                        l.sid
+                    ),
+                ));
+            }
+            let mut with = syncing_with(li, &|_| true);
+            with.push(l.sid);
+            let newest = self.checker.newest_membership();
+            let joint = l
+                .replica
+                .as_ref()
+                .is_some_and(|r| r.config().has_quorum(|s| with.contains(&s)));
+            if !newest.quorum_of(&with).1 || !joint {
+                found.push((
+                    "election bound/lone establishment",
+                    format!("{} establishes with only {with:?}", l.sid),
+                ));
+            }
+        }
+        let newest = self.checker.newest_membership();
+        let looking: Vec<usize> = (0..n)
+            .filter(|&j| {
+                let x = &self.nodes[j];
+                x.live() && x.role == Role::Looking && newest.is_voter(x.sid)
+            })
+            .collect();
+        for &a in &looking {
+            for &b in &looking {
+                if let Some(t) = self.vote_lost[a * n + b].filter(|t| self.now - t >= 1000) {
+                    found.push((
+                        "election bound/unrepeated vote",
+                        format!(
+                            "{} and {} look, and {}'s last vote to {} was lost {}ms ago (a partition or a link break took it)",
+                            self.nodes[a].sid,
+                            self.nodes[b].sid,
+                            self.nodes[a].sid,
+                            self.nodes[b].sid,
+                            self.now - t
+                        ),
+                    ));
+                }
+            }
+        }
+        let kind = found.first().map_or("election bound", |f| f.0);
+        let why = found
+            .iter()
+            .map(|(k, w)| format!("{}: {w}", k.trim_start_matches("election bound/")))
+            .collect::<Vec<_>>()
+            .join("; ");
+        (kind, why)
+    }
+
+    /// Every server's role (for a liveness report).
+    fn roles_summary(&self) -> String {
+        let mut s = String::new();
+        for n in &self.nodes {
+            if !s.is_empty() {
+                s.push_str(", ");
+            }
+            let _ = write!(s, "{} ", n.sid);
+            match (&n.replica, n.paused) {
+                (None, _) => s.push_str("down"),
+                (Some(_), Some(_)) => s.push_str("paused"),
+                (Some(_), None) => {
+                    let _ = write!(s, "{:?}", n.role);
+                }
+            }
+        }
+        s.push_str(&self.membership_summary());
+        s
+    }
+
     fn begin_heal(&mut self) {
         self.log(|| "=== HEAL: faults stop, partitions heal, every server restarts".to_string());
         self.net.heal();
@@ -1695,19 +2588,42 @@ impl World {
         for c in 0..self.clients.len() {
             self.clients[c].paused_until = 0;
         }
+        // Quiet once every server is up again and nothing sent or written during the
+        // faults is still in flight (a latency spike holds its link up to 1.5 s; a slow
+        // disk completes in order).
+        let mut quiet = self.now.max(self.net.drained_at());
         for n in 0..self.nodes.len() {
             self.nodes[n].slow_until = 0;
             self.nodes[n].fail_disk = false;
             if self.nodes[n].replica.is_none() {
                 let t = self.now + self.rng_fault.range(0, 300);
+                quiet = quiet.max(t);
                 self.at(t, Ev::Restart(n));
+            } else if let Some(t) = self.nodes[n].disk.pending_until() {
+                quiet = quiet.max(t);
             }
         }
         self.stuck_at_heal = self.clients.iter().map(|c| c.stats.stuck).sum();
+        // Timeouts that legitimately take ticks (a silently lost message, under the
+        // hostile network, is only noticed after syncLimit or initLimit) stretch the
+        // overall deadline; the election bound does not stretch.
         self.phase = Phase::Heal {
             since: self.now,
-            deadline: self.now + 60_000,
+            deadline: self.now + 60_000 + 3 * INIT_LIMIT * self.profile.tick_ms,
         };
+        self.watch = Watch {
+            quiet_at: Some(quiet),
+            kill: self.profile.heal_kill.then_some(self.profile.heal_lag),
+            sampled_at: quiet,
+            ..Watch::default()
+        };
+        self.at(quiet, Ev::Watch);
+        // SIGCONT for every paused server.
+        for n in 0..self.nodes.len() {
+            if self.nodes[n].paused.is_some() {
+                self.resume(n);
+            }
+        }
     }
 
     // ---------------------------------------------------------------- phases
@@ -1719,6 +2635,9 @@ impl World {
             let Some(r) = &n.replica else {
                 return Some(format!("server {} is down", n.sid));
             };
+            if n.paused.is_some() {
+                return Some(format!("server {} is paused", n.sid));
+            }
             match r.role() {
                 Role::Leading => {
                     if leader.replace(n.sid).is_some() {
@@ -1827,14 +2746,14 @@ impl World {
                         && matches!(o.outcome, Outcome::WriteOk { .. })
                 });
                 let stable = self.stable();
-                if stable.is_none() && acked_after_heal {
+                if stable.is_none() && acked_after_heal && self.watch.done {
                     let took = self.now - since;
                     self.log(|| format!("=== stable with a write acknowledged {took}ms after healing; clients stop"));
                     for c in 1..self.clients.len() {
                         self.clients[c].issuing = false;
                     }
                     self.phase = Phase::Quiesce {
-                        deadline: self.now + 30_000,
+                        deadline: self.now + 30_000 + 10 * self.profile.tick_ms,
                     };
                 } else if self.now > deadline {
                     let mut why = stable.unwrap_or_else(|| "no write acknowledged".into());
@@ -1842,7 +2761,10 @@ impl World {
                     self.checker.violate(
                         self.now,
                         "liveness",
-                        format!("not stable 60 s after faults stopped: {why}"),
+                        format!(
+                            "not stable {} s after faults stopped: {why}",
+                            (deadline - since) / 1000
+                        ),
                     );
                     self.liveness_failed();
                 }
@@ -1873,14 +2795,17 @@ impl World {
                         self.at(self.now + 1, Ev::ClientTimer(id));
                     }
                     self.phase = Phase::FinalReads {
-                        deadline: self.now + 30_000,
+                        deadline: self.now + 30_000 + 10 * self.profile.tick_ms,
                         first_reader: first,
                     };
                 } else if self.now > deadline {
                     self.checker.violate(
                         self.now,
                         "liveness",
-                        format!("{busy} clients still wait for replies 30 s after the cluster became stable"),
+                        format!(
+                            "{busy} clients still wait for replies {} s after the cluster became stable",
+                            (30_000 + 10 * self.profile.tick_ms) / 1000
+                        ),
                     );
                     self.liveness_failed();
                 }
@@ -1900,7 +2825,8 @@ impl World {
                         self.now,
                         "liveness",
                         format!(
-                            "final reads did not complete within 30 s on a stable cluster: {why}"
+                            "final reads did not complete within {} s on a stable cluster: {why}",
+                            (30_000 + 10 * self.profile.tick_ms) / 1000
                         ),
                     );
                     self.liveness_failed();
