@@ -59,7 +59,7 @@ if [[ -n "${KEEL_FUZZ_ASAN:-}" ]]; then
   asan_flags="-Zsanitizer=address"
   CARGO_TARGET_DIR="$CARGO_TARGET_DIR/asan"
 fi
-# What cargo-fuzz passes for `--sanitizer none`: edge coverage as inline 8-bit
+# The coverage flags cargo-fuzz uses (no sanitizer): edge coverage as inline 8-bit
 # counters with a PC table (libFuzzer's feedback) and comparison tracing (so it can
 # solve magic numbers and lengths). All stable rustc flags. --target keeps them off
 # build scripts and proc macros.

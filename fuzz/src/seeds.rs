@@ -562,7 +562,7 @@ pub fn all() -> Vec<(&'static str, String, Vec<u8>)> {
     ] {
         let mut v = vec![mode];
         v.extend_from_slice(text.as_bytes());
-        add("membership", format!("{}", out_len_hint(&text, mode)), v);
+        add("membership", seed_name(&text, mode), v);
     }
 
     for (i, text) in [
@@ -654,6 +654,7 @@ pub fn all() -> Vec<(&'static str, String, Vec<u8>)> {
     out
 }
 
-fn out_len_hint(text: &str, mode: u8) -> String {
+/// A membership seed's file name: its mode and length.
+fn seed_name(text: &str, mode: u8) -> String {
     format!("m{mode}-{:04}", text.len())
 }

@@ -107,7 +107,8 @@ fn worst_case_allocation_stays_within_the_bound() {
     use keel_engine::jute::Writer;
     use keel_engine::proto::{op, Request};
     let n = 20_000;
-    let mut cases: Vec<(&str, Vec<u8>, Box<dyn Fn(&[u8])>)> = Vec::new();
+    type Case = (&'static str, Vec<u8>, Box<dyn Fn(&[u8])>);
+    let mut cases: Vec<Case> = Vec::new();
     // A multi transaction claiming as many members as 4 bytes each would allow: the
     // member vector is allocated for that count before the first member is read.
     let mut w = Writer::new();

@@ -64,6 +64,10 @@ pub fn parse(text: &str) -> Result<Parsed, String> {
         if let Some(v) = line.strip_prefix("version=") {
             version = i64::from_str_radix(v.trim(), 16)
                 .map_err(|_| format!("line {n}: version `{v}` is not hex"))?;
+            // As the engine's parser: a version is a zxid, never negative.
+            if version < 0 {
+                return Err(format!("line {n}: version `{v}` is negative"));
+            }
             continue;
         }
         let Some((key, spec)) = line.split_once('=') else {
