@@ -182,7 +182,9 @@ impl Txn {
             T_RECONFIG => Txn::Reconfig { data: r.bytes()? },
             T_MULTI => {
                 let n = r.vec_len(4)?;
-                let mut v = Vec::with_capacity(n);
+                // The count is only checked against the bytes left (4 per member, the
+                // least a member takes): grow as members are read, not up front.
+                let mut v = Vec::with_capacity(n.min(64));
                 for _ in 0..n {
                     // A multi holds single changes only: a nested multi (or a session
                     // or membership change) is refused before its body is read, so a
