@@ -32,7 +32,7 @@ DEFAULT_SYSPROPS = {
     "zookeeper.DigestAuthenticationProvider.superDigest": SUPER_DIGEST,
 }
 
-START_TIMEOUT = float(os.environ.get("KEEL_TEST_START_TIMEOUT", "30"))
+START_TIMEOUT = float(os.environ.get("KEEL_TEST_START_TIMEOUT", "60"))
 STOP_TIMEOUT = float(os.environ.get("KEEL_TEST_STOP_TIMEOUT", "5"))
 
 # Every Server ever created in this process, so that pytest hooks can attach
