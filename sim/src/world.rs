@@ -98,6 +98,8 @@ pub const TICKS: [i64; 4] = [100, 500, 2000, 6000];
 pub const ELECT_BOUND_MS: i64 = 2000 + 2 * FINALIZE_MS;
 /// The engine's longest finalize wait (`min(tick / 2, 200)` ms after a quorum agrees).
 pub const FINALIZE_MS: i64 = 200;
+/// More events queued than this is a message storm (a run queues a few thousand).
+const STORM_EVENTS: usize = 1_000_000;
 /// `syncLimit` and `initLimit` as the simulated servers run (in ticks).
 const SYNC_LIMIT: i64 = 5;
 const INIT_LIMIT: i64 = 10;
@@ -841,6 +843,10 @@ impl World {
                 }
             }
             self.flush_trace();
+            if self.queue.len() > STORM_EVENTS {
+                self.storm();
+                break;
+            }
             if self.checker.failed() || self.phase == Phase::Done {
                 break;
             }
@@ -932,24 +938,23 @@ impl World {
                     let line = format!("{} -> {}: {}", from + 1, to + 1, describe_msg(&msg));
                     self.trace.push(line);
                 }
-                self.heard[to * self.nodes.len() + from] = self.now;
-                match &msg {
-                    PeerMsg::AckEpoch { epoch, promise, .. } => {
-                        self.acked_epoch[to * self.nodes.len() + from] = Some((*epoch, *promise));
-                    }
-                    PeerMsg::FollowerInfo { .. } => {
-                        let looking = self.nodes[to]
-                            .replica
-                            .as_ref()
-                            .is_some_and(|r| r.role() == Role::Looking);
-                        if !looking {
-                            self.info_heard[to * self.nodes.len() + from] = self.now;
-                        }
-                    }
-                    _ => {}
+                let n = self.nodes.len();
+                self.heard[to * n + from] = self.now;
+                let info = matches!(msg, PeerMsg::FollowerInfo { .. });
+                if let PeerMsg::AckEpoch { epoch, promise, .. } = &msg {
+                    self.acked_epoch[to * n + from] = Some((*epoch, *promise));
                 }
-                let from = self.nodes[from].sid;
-                self.step_node(to, Some(ReplicaInput::Peer { from, msg }));
+                let sid = self.nodes[from].sid;
+                self.step_node(to, Some(ReplicaInput::Peer { from: sid, msg }));
+                // A looking replica ignores a FollowerInfo; one that decided at this
+                // step's Tick (before the message) takes it.
+                let looking = self.nodes[to]
+                    .replica
+                    .as_ref()
+                    .is_none_or(|r| r.role() == Role::Looking);
+                if info && !looking {
+                    self.info_heard[to * n + from] = self.now;
+                }
             }
             Ev::PeerDown { node, inc, peer } => {
                 if self.nodes[node].inc == inc && self.nodes[node].replica.is_some() {
@@ -2090,6 +2095,40 @@ impl World {
         self.at(t, Ev::Fault);
     }
 
+    /// Too many events queued: servers multiply messages faster than the network
+    /// delivers them (an echo that amplifies). Reported with the busiest links, and
+    /// the run ends (unchecked, it would take the machine's memory).
+    fn storm(&mut self) {
+        let mut per_link: BTreeMap<(usize, usize, &'static str), u64> = BTreeMap::new();
+        for Reverse(e) in self.queue.iter() {
+            if let Ev::Peer { from, to, msg, .. } = &e.ev {
+                *per_link.entry((*from, *to, msg.name())).or_default() += 1;
+            }
+        }
+        let mut top: Vec<_> = per_link.into_iter().collect();
+        top.sort_by_key(|(_, n)| Reverse(*n));
+        let busiest = top
+            .iter()
+            .take(4)
+            .map(|((f, t, m), n)| format!("{n} {m} {}->{}", f + 1, t + 1))
+            .collect::<Vec<_>>()
+            .join(", ");
+        let roles = self.roles_summary();
+        self.checker.violate(
+            self.now,
+            "message storm",
+            format!(
+                "{} events queued (servers multiply messages faster than they are delivered); busiest: {busiest}: {roles}",
+                self.queue.len()
+            ),
+        );
+        if !self.checker.failed() {
+            self.notes
+                .push("run ended at a message storm; end checks skipped".into());
+        }
+        self.phase = Phase::Done;
+    }
+
     /// Stops server `i` (`SIGSTOP`) for `ms`; returns the pause's token.
     fn pause(&mut self, i: usize, ms: i64) -> u64 {
         self.pause_seq += 1;
@@ -2437,6 +2476,10 @@ impl World {
     ///   live server that neither leads nor establishes (it gave up: lost its quorum,
     ///   found a follower ahead of it, ...). Nothing tells the learner, which waits
     ///   out initLimit or syncLimit ticks.
+    /// - `election bound/dead leader joined`: a live server syncs with a server that
+    ///   is down: it joined it on reports of others that still followed it (their
+    ///   votes, or reports kept from before the crash) after it had lost its link to
+    ///   it, and waits out initLimit.
     /// - `election bound/re-acked epoch`: a live server establishing an epoch has had
     ///   it acknowledged without a promise (`AckEpoch { promise: false }`: the
     ///   follower had accepted that epoch already, from an earlier attempt of the same
@@ -2470,6 +2513,11 @@ impl World {
                 found.push((
                     "election bound/abandoned learner",
                     format!("{} waits on {l}, which is {:?}", x.sid, ln.role),
+                ));
+            } else if ln.replica.is_none() && x.role == (Role::Syncing { leader: l }) {
+                found.push((
+                    "election bound/dead leader joined",
+                    format!("{} syncs with {l}, which is down", x.sid),
                 ));
             }
         }
