@@ -2,8 +2,11 @@
 //! N real [`keel_engine::zab::Replica`]s (the sans-I/O ZAB state machine) with simulated
 //! disks, a simulated network and simulated ZooKeeper clients, injects faults (crash
 //! and restart losing unsynced writes, torn writes, slow and failing disks, partitions,
-//! link breaks, message delay and — out of the transport's contract — reordering,
-//! duplication and loss) and checks safety after every step. See `docs/simulator.md`.
+//! link breaks, SIGSTOP-like pauses, message delay and — out of the transport's
+//! contract — reordering, duplication and loss), checks safety after every step and,
+//! once the faults heal, liveness: an election bound that does not grow with
+//! `tickTime`, and that no reconfiguration is accepted that live servers cannot
+//! commit. See `docs/simulator.md`.
 //!
 //! | module | owns |
 //! |---|---|
@@ -13,7 +16,7 @@
 //! | [`client`] | ZooKeeper clients: wire encoding, sessions, reconnects, their workload |
 //! | [`lin`] | a Wing–Gong/Lowe linearizability search and the versioned-register model |
 //! | [`checker`] | every safety check: replicated log, durability, sessions, reads, writes |
-//! | [`world`] | the event loop: servers, faults, phases, liveness after healing |
+//! | [`world`] | the event loop: servers, faults (pauses included), phases, liveness after healing (election bound, reconfiguration quorum, time to elect) |
 
 /// `println!` that ends the process quietly when stdout is closed (`keel-sim -v | head`).
 #[macro_export]

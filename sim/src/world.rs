@@ -10,11 +10,15 @@
 //!
 //! A run has four phases: *bootstrap* (no faults; a client creates the keys), *faults*
 //! (`steps` events with crashes, restarts, partitions, link breaks, slow and failing
-//! disks, torn writes and, when hostile, out-of-contract message reordering,
-//! duplication and loss), *heal* (faults stop, partitions heal, every server restarts;
-//! a leader must be elected and a write acknowledged within a bound), and the *end*
+//! disks, torn writes, SIGSTOP-like pauses, leaders killed with a follower lagging and,
+//! when hostile, out-of-contract message reordering, duplication and loss), *heal*
+//! (faults stop, partitions heal, paused servers resume, every server restarts; once
+//! quiet, a leader must serve a quorum within `ELECT_BOUND_MS` whatever `tickTime` is,
+//! and in half the seeds that leader is then killed and the re-election timed against
+//! the same bound; a write must be acknowledged within a deadline), and the *end*
 //! (clients stop, each server is read through a client, trees compared, and the
-//! history checks run).
+//! history checks run). Whenever a leader accepts a reconfiguration, a quorum of its
+//! new voters must be available (`check_reconfig_quorum`).
 //!
 //! With `reconfig` the servers are a pool of which a majority starts as the membership;
 //! two superuser clients issue random `reconfig`s, each server saves the committed
