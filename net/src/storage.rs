@@ -524,6 +524,13 @@ mod tests {
     }
 
     fn member_log(frames: &[(u64, u64)]) -> (tempfile::TempDir, Layout) {
+        let framed: Vec<(u64, u64, Vec<u8>)> =
+            frames.iter().map(|&(a, b)| (a, b, batch(a, b))).collect();
+        member_log_of(&framed)
+    }
+
+    /// A member's data dir whose log holds these frames (first, last, payload).
+    fn member_log_of(frames: &[(u64, u64, Vec<u8>)]) -> (tempfile::TempDir, Layout) {
         let d = tempfile::tempdir().unwrap();
         let layout = Layout::new(d.path(), d.path());
         std::fs::create_dir_all(&layout.log_dir).unwrap();
@@ -533,8 +540,8 @@ mod tests {
             preallocate: false,
         })
         .unwrap();
-        for (a, b) in frames {
-            log.append(*a, *b, &batch(*a, *b)).unwrap();
+        for (a, b, payload) in frames {
+            log.append(*a, *b, payload).unwrap();
         }
         log.sync().unwrap();
         drop(log);
@@ -557,19 +564,7 @@ mod tests {
 
     #[test]
     fn a_logged_frame_that_does_not_decode_stops_start_up_naming_it() {
-        let d = tempfile::tempdir().unwrap();
-        let layout = Layout::new(d.path(), d.path());
-        std::fs::create_dir_all(&layout.log_dir).unwrap();
-        let (mut log, _) = Log::open(LogConfig {
-            dir: layout.log_dir.clone(),
-            segment_bytes: 1 << 20,
-            preallocate: false,
-        })
-        .unwrap();
-        log.append(1, 1, &batch(1, 1)).unwrap();
-        log.append(2, 2, b"not a batch").unwrap();
-        log.sync().unwrap();
-        drop(log);
+        let (d, layout) = member_log_of(&[(1, 1, batch(1, 1)), (2, 2, b"not a batch".to_vec())]);
         let e = recover_it(&d, &layout).err().expect("refused");
         assert!(matches!(e, StorageError::BadFrame { first: 2, .. }), "{e}");
     }
