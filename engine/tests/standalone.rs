@@ -102,6 +102,18 @@ impl Harness {
         r.i64().unwrap()
     }
 
+    /// addAuth digest alice:secret on `conn`.
+    fn auth_alice(&mut self, conn: u64) {
+        let mut w = Writer::new();
+        w.i32(0).string("digest").buffer(b"alice:secret");
+        self.run(Input::Request {
+            conn,
+            xid: -4,
+            op: op::AUTH,
+            body: w.buf,
+        });
+    }
+
     fn call(&mut self, conn: u64, xid: i32, opcode: i32, body: Writer) -> (Reply, Vec<Output>) {
         let outs = self.run(Input::Request {
             conn,
@@ -159,6 +171,21 @@ fn create(path: &str, data: &[u8], flags: i32) -> Writer {
     w.string(path).buffer(data);
     write_acls(&mut w, &Acl::world_all());
     w.i32(flags);
+    w
+}
+
+/// A create whose ACL gives everything to the creator alone (`auth` scheme).
+fn create_private(path: &str, data: &[u8]) -> Writer {
+    let mut w = Writer::new();
+    w.string(path).buffer(data);
+    write_acls(
+        &mut w,
+        &[Acl {
+            perms: perm::ALL,
+            id: Id::new("auth", ""),
+        }],
+    );
+    w.i32(0);
     w
 }
 
@@ -359,25 +386,8 @@ fn acl_denies_and_digest_allows() {
     let (a, b) = (1, 2);
     h.connect(a);
     h.connect(b);
-    let mut w = Writer::new();
-    w.i32(0).string("digest").buffer(b"alice:secret");
-    h.run(Input::Request {
-        conn: a,
-        xid: -4,
-        op: op::AUTH,
-        body: w.buf,
-    });
-    let mut w = Writer::new();
-    w.string("/private").buffer(b"s");
-    write_acls(
-        &mut w,
-        &[Acl {
-            perms: perm::ALL,
-            id: Id::new("auth", ""),
-        }],
-    );
-    w.i32(0);
-    let (r, _) = h.call(a, 1, op::CREATE, w);
+    h.auth_alice(a);
+    let (r, _) = h.call(a, 1, op::CREATE, create_private("/private", b"s"));
     assert_eq!(r.err, 0);
     let (r, _) = h.call(b, 1, op::GET_DATA, path_arg("/private", Some(false)));
     assert_eq!(r.err, Code::NoAuth as i32);
@@ -395,14 +405,7 @@ fn watch_events_and_exists_respect_read() {
     let (owner, spy) = (1, 2);
     h.connect(owner);
     h.connect(spy);
-    let mut w = Writer::new();
-    w.i32(0).string("digest").buffer(b"alice:secret");
-    h.run(Input::Request {
-        conn: owner,
-        xid: -4,
-        op: op::AUTH,
-        body: w.buf,
-    });
+    h.auth_alice(owner);
     let (r, _) = h.call(owner, 1, op::CREATE, create("/open", b"", 0));
     assert_eq!(r.err, 0);
     // The spy watches the whole tree below /open, and /open/secret before it exists.
@@ -412,20 +415,7 @@ fn watch_events_and_exists_respect_read() {
     assert_eq!(r.err, 0);
     let (r, _) = h.call(spy, 2, op::EXISTS, path_arg("/open/secret", Some(true)));
     assert_eq!(r.err, Code::NoNode as i32);
-    let private = |path: &str, data: &[u8]| {
-        let mut w = Writer::new();
-        w.string(path).buffer(data);
-        write_acls(
-            &mut w,
-            &[Acl {
-                perms: perm::ALL,
-                id: Id::new("auth", ""),
-            }],
-        );
-        w.i32(0);
-        w
-    };
-    let (r, outs) = h.call(owner, 2, op::CREATE, private("/open/secret", b"s"));
+    let (r, outs) = h.call(owner, 2, op::CREATE, create_private("/open/secret", b"s"));
     assert_eq!(r.err, 0);
     assert_eq!(
         events(&outs, spy),
@@ -452,7 +442,7 @@ fn watch_events_and_exists_respect_read() {
         "no NodeDeleted for an unreadable node"
     );
     // setWatches: an unreadable node that changed since is not reported either.
-    let (_, _) = h.call(owner, 6, op::CREATE, private("/open/secret2", b"s"));
+    let (_, _) = h.call(owner, 6, op::CREATE, create_private("/open/secret2", b"s"));
     let mut w = Writer::new();
     w.i64(0)
         .i32(1)
