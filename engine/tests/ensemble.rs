@@ -244,7 +244,8 @@ impl Cluster {
                     delivered < 100_000,
                     "message storm: servers echo each other forever"
                 );
-                if self.nodes[&to].r.is_some() {
+                // A server outside `ids` (a stranger a test plays) hears nothing.
+                if self.nodes.get(&to).is_some_and(|n| n.r.is_some()) {
                     self.input(to, ReplicaInput::Peer { from, msg });
                 }
             }
@@ -1197,4 +1198,84 @@ fn the_bulk_form_replaces_the_whole_list() {
         assert_eq!(c.voters(id), vec![1, 2]);
         assert_eq!(c.replica(id).config().observers, vec![3]);
     }
+}
+
+/// A process that reaches the quorum port and says it is server 9, which no member's
+/// configuration names, gets only what a non-voting learner may have: its membership
+/// is ignored (even one that lists it), its votes do not count, and its acks do not
+/// commit anything.
+#[test]
+fn a_stranger_on_the_quorum_port_cannot_vote_reconfigure_or_commit() {
+    const STRANGER: Sid = 9;
+    let mut c = Cluster::new(3);
+    c.run_until("all serving", |c| c.serving() == 3);
+    let l = c.leader().unwrap();
+    let version = c.replica(l).membership().version;
+    let forged = format!(
+        "server.{STRANGER}=h:1:2:participant;h:3\nserver.{l}=h:1:2:participant;h:3\nversion={:x}",
+        i64::MAX >> 4
+    );
+    for to in c.ids.clone() {
+        c.input(
+            to,
+            ReplicaInput::Peer {
+                from: STRANGER,
+                msg: PeerMsg::Membership {
+                    text: forged.clone(),
+                },
+            },
+        );
+        c.input(
+            to,
+            ReplicaInput::Peer {
+                from: STRANGER,
+                msg: PeerMsg::Vote(keel_engine::zab::Vote {
+                    leader: STRANGER,
+                    zxid: i64::MAX,
+                    peer_epoch: 1 << 20,
+                    round: 1 << 20,
+                    state: keel_engine::zab::PeerState::Leading,
+                    config_version: i64::MAX >> 4,
+                }),
+            },
+        );
+    }
+    c.run(10 * TICK);
+    assert_eq!(c.leader(), Some(l), "the leader stays");
+    assert_eq!(c.serving(), 3);
+    for id in c.ids.clone() {
+        assert_eq!(c.replica(id).membership().version, version, "server {id}");
+        assert!(!c.replica(id).config().is_voter(STRANGER));
+    }
+
+    // One follower down and the other's disk stalled: only the stranger's acks could
+    // make a quorum, and they must not.
+    c.connect(l, 1);
+    let others: Vec<Sid> = c.ids.iter().copied().filter(|i| *i != l).collect();
+    c.crash(others[0]);
+    c.stalled = Some(others[1]);
+    c.input(
+        l,
+        ReplicaInput::Client(Input::Request {
+            conn: 1,
+            xid: 1,
+            op: op::CREATE,
+            body: create("/by-stranger-acks", b"x").buf,
+        }),
+    );
+    for _ in 0..20 {
+        c.input(
+            l,
+            ReplicaInput::Peer {
+                from: STRANGER,
+                msg: PeerMsg::Ack { zxid: i64::MAX },
+            },
+        );
+        c.run(TICK);
+    }
+    let committed = c.replica(l).committed_zxid();
+    assert!(
+        c.nodes[&l].replies.iter().all(|(conn, _)| *conn != 1),
+        "the create was answered, so committed (commit point 0x{committed:x})"
+    );
 }

@@ -839,9 +839,10 @@ fn is_zookeeper_key_not_used(key: &str) -> bool {
 
 /// `-D` properties that other parts of Keel read straight from the property list
 /// (`ServerOptions::from_config`): no warning for them here.
-const PROPERTIES_READ_ELSEWHERE: [&str; 4] = [
+const PROPERTIES_READ_ELSEWHERE: [&str; 5] = [
     "zookeeper.nio.sessionlessCnxnTimeout",
     "keel.maxQueuedReplyBytes",
+    "keel.maxPeerFrameBytes",
     "znode.container.checkIntervalMs",
     "znode.container.maxNeverUsedIntervalMs",
 ];

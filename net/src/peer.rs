@@ -40,7 +40,10 @@
 //!   within [`HELLO_TIMEOUT`].
 //! * Then each side writes frames: `u32` big-endian length, then [`PeerMsg::encode`]'s
 //!   bytes. Everything queued for a peer is written with one `write` call. A length
-//!   above [`PeerSettings::max_frame`] or a body [`PeerMsg::decode`] refuses closes
+//!   above the bound for the frame's message type (read from its first 8 bytes:
+//!   [`PeerSettings::max_frame`] for messages that carry transactions or snapshots,
+//!   512 KiB for the others), a frame that stops arriving midway for
+//!   [`PeerSettings::write_timeout`], or a body [`PeerMsg::decode`] refuses closes
 //!   that link with an error in the log (never a panic, never an allocation of the
 //!   announced length: the body is read as it arrives).
 //! * Links are threads: an accept thread, a dialer thread per named peer, and a reader
@@ -960,6 +963,13 @@ fn run_link(inner: &Arc<Inner>, peer: Sid, slot: &Arc<Slot>, stream: TcpStream) 
 }
 
 /// Reads frames until the link ends: `Ok` on a clean EOF or when the link was replaced.
+///
+/// A link may be idle between frames for as long as it likes (followers of one leader
+/// never talk to each other), but a frame, once begun, must keep arriving: a read that
+/// waits [`PeerSettings::write_timeout`] for the next byte inside a frame breaks the
+/// link, so a peer cannot hold this thread and a frame's buffer with a half-sent frame.
+/// A frame's length is checked against the bound for its message type
+/// ([`msg::frame_limit`](keel_engine::zab::msg::frame_limit)) before its body is read.
 fn read_loop(
     inner: &Inner,
     peer: Sid,
@@ -968,27 +978,69 @@ fn read_loop(
     stream: TcpStream,
 ) -> Result<(), String> {
     let max = inner.settings.max_frame;
+    let stall = inner.settings.write_timeout;
+    stream
+        .set_read_timeout(Some(stall))
+        .map_err(|e| e.to_string())?;
     let mut r = std::io::BufReader::with_capacity(64 * 1024, stream);
     let mut body = Vec::new();
     loop {
-        let mut len = [0u8; 4];
-        match r.read_exact(&mut len) {
-            Ok(()) => {}
-            Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => return Ok(()),
-            Err(e) => return Err(e.to_string()),
+        // The length and the message tag: 8 bytes, any wait before the first of them.
+        let mut head = [0u8; 8];
+        let mut filled = 0;
+        while filled < head.len() {
+            match r.read(&mut head[filled..]) {
+                Ok(0) if filled == 0 => return Ok(()),
+                Ok(0) => return Err("connection ended inside a frame header".into()),
+                Ok(k) => filled += k,
+                Err(e) if is_timeout(&e) && filled == 0 => {
+                    if inner.stop.load(Ordering::SeqCst) || !is_current(slot, id) {
+                        return Ok(());
+                    }
+                }
+                Err(e) if is_timeout(&e) => {
+                    return Err(format!(
+                        "no byte for {} ms inside a frame header",
+                        stall.as_millis()
+                    ))
+                }
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+                Err(e) => return Err(e.to_string()),
+            }
+            if filled >= 4 {
+                // Refused from its length alone when no message may be that long, or
+                // too short to hold a message tag.
+                let n = u32::from_be_bytes([head[0], head[1], head[2], head[3]]) as usize;
+                if n > max {
+                    error!("server {peer} sent a peer frame of {n} bytes, above the limit of {max}; closing the link");
+                    return Err(format!("frame of {n} bytes refused"));
+                }
+                if n < 4 {
+                    return Err("a peer frame too short to hold a message".into());
+                }
+            }
         }
-        let n = u32::from_be_bytes(len) as usize;
-        if n > max {
-            error!("server {peer} sent a peer frame of {n} bytes, above the limit of {max}; closing the link");
+        let n = u32::from_be_bytes([head[0], head[1], head[2], head[3]]) as usize;
+        let tag = i32::from_be_bytes([head[4], head[5], head[6], head[7]]);
+        let limit = keel_engine::zab::msg::frame_limit(tag, max);
+        if n > limit {
+            error!("server {peer} sent a peer frame of {n} bytes with message tag {tag}, above the limit of {limit} for it; closing the link");
             return Err(format!("frame of {n} bytes refused"));
         }
         body.clear();
+        body.extend_from_slice(&head[4..]);
         // Read as the bytes arrive: a hostile length allocates nothing up front.
         let got = (&mut r)
-            .take(n as u64)
+            .take(n as u64 - 4)
             .read_to_end(&mut body)
-            .map_err(|e| e.to_string())?;
-        if got != n {
+            .map_err(|e| {
+                if is_timeout(&e) {
+                    format!("no byte for {} ms inside a {n}-byte frame", stall.as_millis())
+                } else {
+                    e.to_string()
+                }
+            })?;
+        if got != n - 4 {
             return Err(format!("connection ended inside a {n}-byte frame"));
         }
         let msg = match PeerMsg::decode(&body) {
@@ -1010,6 +1062,17 @@ fn read_loop(
         (inner.deliver)(PeerEvent::Msg { from: peer, msg });
         drop(st);
     }
+}
+
+fn is_timeout(e: &std::io::Error) -> bool {
+    matches!(
+        e.kind(),
+        std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+    )
+}
+
+fn is_current(slot: &Slot, id: u64) -> bool {
+    lock(slot).link.as_ref().map(|l| l.id) == Some(id)
 }
 
 fn write_loop(inner: &Inner, peer: Sid, slot: &Slot, id: u64, mut stream: TcpStream) {
@@ -1412,6 +1475,71 @@ mod tests {
         );
         settings.max_frame = max_frame;
         (PeerNet::start(settings, listener(), db).unwrap(), rb)
+    }
+
+    #[test]
+    fn a_control_message_above_its_bound_is_refused_from_its_header() {
+        let (b, rb) = server2(4 << 20);
+        // A membership text of 600 KiB: above the 512 KiB of a control message.
+        let mut s = raw_peer(&b);
+        let big = PeerMsg::Membership {
+            text: "x".repeat(600 << 10),
+        }
+        .encode();
+        // Only the length and the tag are sent: the refusal needs nothing more.
+        s.write_all(&(big.len() as u32).to_be_bytes()).unwrap();
+        s.write_all(&big[..4]).unwrap();
+        assert_eq!(recv(&rb), PeerEvent::Down { peer: 1 });
+        assert_closed(&mut s);
+        // A tag no message has is refused the same way, whatever its length.
+        let mut s = raw_peer(&b);
+        s.write_all(&8u32.to_be_bytes()).unwrap();
+        s.write_all(&77i32.to_be_bytes()).unwrap();
+        assert_eq!(recv(&rb), PeerEvent::Down { peer: 1 });
+        assert_closed(&mut s);
+        // A bulk message (a ping listing 100,000 sessions, 800 KB) of that size passes.
+        let mut s = raw_peer(&b);
+        let ping = PeerMsg::Ping {
+            sessions: (0..100_000).collect(),
+        };
+        write_frame(&mut s, &ping);
+        assert_eq!(recv(&rb), msg(1, ping));
+        b.shutdown();
+    }
+
+    #[test]
+    fn a_frame_that_stalls_midway_breaks_the_link_but_an_idle_link_stays() {
+        let (db, rb) = collector();
+        let mut settings = PeerSettings::new(
+            2,
+            vec![PeerAddr {
+                id: 1,
+                addr: "127.0.0.1:9".into(),
+            }],
+        );
+        settings.write_timeout = Duration::from_millis(200);
+        let b = PeerNet::start(settings, listener(), db).unwrap();
+        let mut s = raw_peer(&b);
+        write_frame(&mut s, &PeerMsg::Commit { zxid: 1 });
+        assert_eq!(recv(&rb), msg(1, PeerMsg::Commit { zxid: 1 }));
+        // Silence between frames, five times the stall bound, is not a fault (this
+        // wait is what is tested, not a synchronisation).
+        std::thread::sleep(Duration::from_millis(1000));
+        write_frame(&mut s, &PeerMsg::Commit { zxid: 2 });
+        assert_eq!(recv(&rb), msg(1, PeerMsg::Commit { zxid: 2 }));
+        assert!(b.is_connected(1));
+        // Half a header, then nothing: the link is dropped.
+        s.write_all(&[0, 0]).unwrap();
+        assert_eq!(recv(&rb), PeerEvent::Down { peer: 1 });
+        assert_closed(&mut s);
+        // And half a body the same.
+        let mut s = raw_peer(&b);
+        let c = PeerMsg::Commit { zxid: 3 }.encode();
+        s.write_all(&(c.len() as u32).to_be_bytes()).unwrap();
+        s.write_all(&c[..6]).unwrap();
+        assert_eq!(recv(&rb), PeerEvent::Down { peer: 1 });
+        assert_closed(&mut s);
+        b.shutdown();
     }
 
     fn assert_closed(s: &mut TcpStream) {

@@ -47,6 +47,9 @@ pub struct ServerOptions {
     /// `keel.maxQueuedReplyBytes`: reply bytes a connection may have unwritten before it
     /// is cut off.
     pub max_queued_reply_bytes: usize,
+    /// `keel.maxPeerFrameBytes`: the largest peer frame that carries transactions or a
+    /// snapshot (a SNAP synchronisation is one frame), sent or accepted.
+    pub max_peer_frame_bytes: usize,
     pub max_buffer: usize,
     pub handshake_timeout: Duration,
     pub snap_count: i64,
@@ -297,6 +300,7 @@ pub fn start(opts: ServerOptions) -> Result<RunningServer, StartError> {
                     })
                     .collect(),
             );
+            settings.max_frame = opts.max_peer_frame_bytes;
             settings.write_timeout = Duration::from_millis(
                 (ens.tick_ms * ens.init_limit.max(ens.sync_limit)).clamp(5_000, 120_000) as u64,
             );
@@ -610,6 +614,12 @@ impl ServerOptions {
                 DEFAULT_MAX_QUEUED_REPLY_BYTES as i64,
             )?
             .max(1) as usize,
+            max_peer_frame_bytes: prop_ms(
+                "keel.maxPeerFrameBytes",
+                peer::DEFAULT_MAX_FRAME as i64,
+            )?
+            .clamp(keel_engine::zab::msg::CONTROL_FRAME_MAX as i64, u32::MAX as i64)
+                as usize,
             max_buffer: cfg.jute_max_buffer as usize,
             handshake_timeout: Duration::from_millis(
                 prop_ms("zookeeper.nio.sessionlessCnxnTimeout", 10_000)?.max(1) as u64,

@@ -167,6 +167,24 @@ const T_SYNC_DONE: i32 = 13;
 const T_PING: i32 = 14;
 const T_MEMBERSHIP: i32 = 15;
 
+/// Largest body of a peer message that carries no bulk data (a vote, an epoch
+/// handshake, an acknowledgement, a membership's text): 512 KiB, the bound ZooKeeper
+/// puts on its election messages. A peer that announces more for one of these is
+/// refused before the body is read.
+pub const CONTROL_FRAME_MAX: usize = 512 << 10;
+
+/// The most bytes a frame whose body starts with message tag `tag` may hold: `bulk`
+/// (the transport's configured frame bound) for the messages that carry transactions,
+/// snapshots or session lists, [`CONTROL_FRAME_MAX`] for the others, and 0 for a tag
+/// no message has, so the transport can refuse a frame from its first 8 bytes.
+pub fn frame_limit(tag: i32, bulk: usize) -> usize {
+    match tag {
+        T_SYNC | T_PROPOSAL | T_REQUEST | T_PING => bulk,
+        T_VOTE..=T_MEMBERSHIP => CONTROL_FRAME_MAX.min(bulk),
+        _ => 0,
+    }
+}
+
 fn write_frame(w: &mut Writer, f: &LogFrame) {
     w.i64(f.first).i64(f.last).buffer(&f.payload);
 }
@@ -559,7 +577,14 @@ mod tests {
         for m in msgs {
             let bytes = m.encode();
             assert_eq!(PeerMsg::decode(&bytes).unwrap(), m, "{}", m.name());
+            // Every message's tag has a frame bound its own encoding fits in.
+            let tag = i32::from_be_bytes([bytes[0], bytes[1], bytes[2], bytes[3]]);
+            assert!(frame_limit(tag, 1 << 30) >= bytes.len(), "{}", m.name());
         }
+        assert_eq!(frame_limit(T_VOTE, 1 << 30), CONTROL_FRAME_MAX);
+        assert_eq!(frame_limit(T_PROPOSAL, 1 << 30), 1 << 30);
+        assert_eq!(frame_limit(T_MEMBERSHIP + 1, 1 << 30), 0);
+        assert_eq!(frame_limit(0, 1 << 30), 0);
     }
 
     /// A proposal or sync frame is refused at the link when its payload does not decode

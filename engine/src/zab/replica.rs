@@ -3,12 +3,12 @@
 //! of whichever role it holds: election (`election.rs`), following, or leading
 //! (`leader.rs`). See the module documentation of `zab` for the phases and contracts.
 
-use std::collections::VecDeque;
+use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
 
-use tracing::{info, warn};
+use tracing::{debug, info, warn};
 
-use super::election::Election;
+use super::election::{Election, FIRST_RESEND_MS};
 use super::leader::Leader;
 use super::*;
 use crate::txn;
@@ -74,7 +74,19 @@ pub struct Replica {
     /// Applying a reconfiguration took away the leader we follow, or our own
     /// leadership: elect again once the current input is handled.
     elect_again: bool,
+    /// The last vote and the last membership we sent each server in answer to one of
+    /// its votes, and when: an identical answer within [`FIRST_RESEND_MS`] is not sent
+    /// again. Two servers that disagree on who may vote, or a peer that floods votes,
+    /// then cost at most a few messages a second, never an echo that multiplies (see
+    /// [`Replica::damp_answers`]). At most [`MAX_ANSWERED`] servers are kept.
+    answers: HashMap<(Sid, bool), (i64, PeerMsg)>,
+    /// The stranger and membership version last warned about (the same one again is
+    /// logged at debug).
+    stranger_warned: Option<(Sid, i64)>,
 }
+
+/// Most servers [`Replica::answers`] remembers; past that it starts afresh.
+const MAX_ANSWERED: usize = 256;
 
 impl Replica {
     /// A replica restored from disk: `engine` holds the newest snapshot's state (or is
@@ -142,6 +154,8 @@ impl Replica {
             membership,
             pending: None,
             elect_again: false,
+            answers: HashMap::new(),
+            stranger_warned: None,
         };
         r.cfg.membership_version = r.membership.version;
         r.find_pending();
@@ -374,6 +388,7 @@ impl Replica {
             return self.membership_from_peer(from, &text);
         }
         if let PeerMsg::Vote(v) = msg {
+            let mark = self.out.len();
             self.compare_memberships(from, v.config_version);
             let me = self.my_vote_key();
             let current = self.current_vote();
@@ -385,6 +400,7 @@ impl Replica {
                     self.decided(l);
                 }
             }
+            self.damp_answers(from, mark);
             return;
         }
         match self.role {
@@ -937,6 +953,11 @@ impl Replica {
     /// its membership. Each side answers at most once per vote it receives.
     fn compare_memberships(&mut self, from: Sid, theirs: i64) {
         let ours = self.membership.version;
+        if theirs > ours && !self.cfg.peers().contains(&from) {
+            // A stranger's membership would be ignored (`membership_from_peer`): do
+            // not ask for it.
+            return;
+        }
         if theirs < ours {
             self.out.push(ReplicaOutput::Peer {
                 to: from,
@@ -957,6 +978,47 @@ impl Replica {
         }
     }
 
+    /// Drops what handling `from`'s vote queued for `from` (from `out[mark..]`) that
+    /// repeats, within [`FIRST_RESEND_MS`], the vote or membership last sent it in
+    /// answer: a peer that got our answer a moment ago has it; one that lost it gets
+    /// it again from the next vote it sends after that interval, or from our own
+    /// re-broadcast. Without this, two servers whose rules say "answer that one" about
+    /// each other (one counts the other as a voter, the other does not) echo forever.
+    fn damp_answers(&mut self, from: Sid, mark: usize) {
+        let now = self.now_ms;
+        if self.answers.len() > MAX_ANSWERED {
+            self.answers.clear();
+        }
+        let mut i = mark;
+        while i < self.out.len() {
+            let (key, msg) = match &self.out[i] {
+                ReplicaOutput::Peer {
+                    to,
+                    msg: m @ PeerMsg::Vote(_),
+                } if *to == from => ((from, true), m),
+                ReplicaOutput::Peer {
+                    to,
+                    msg: m @ PeerMsg::Membership { .. },
+                } if *to == from => ((from, false), m),
+                _ => {
+                    i += 1;
+                    continue;
+                }
+            };
+            let repeat = self
+                .answers
+                .get(&key)
+                .is_some_and(|(at, last)| now - at < FIRST_RESEND_MS && last == msg);
+            let msg = msg.clone();
+            if repeat {
+                self.out.remove(i);
+            } else {
+                self.answers.insert(key, (now, msg));
+                i += 1;
+            }
+        }
+    }
+
     /// Another server's membership in force, newer than ours: we missed
     /// reconfigurations (down, cut off, or outside the membership when they were
     /// made), and counting votes or acks by our old list could leave us out forever.
@@ -964,14 +1026,26 @@ impl Replica {
     fn membership_from_peer(&mut self, from: Sid, text: &str) {
         match Membership::parse(text, membership::any_spec) {
             Ok(m) if m.version > self.membership.version && !m.servers.is_empty() => {
-                // Only from a server we count, or one of the membership it sends: not
-                // from any process that got a link to our quorum port.
-                let known = self.cfg.peers().contains(&from) || m.servers.contains_key(&from);
+                // Only from a member (voter or observer) of ours: not from any process
+                // that got a link to our quorum port, even one that lists itself in
+                // what it sends (a stranger is only ever a non-voting learner). A
+                // server whose every known peer was removed needs a new configuration.
+                let known = self.cfg.peers().contains(&from);
                 if !known {
-                    warn!(
-                        id = self.cfg.my_id,
-                        "server {from}, a stranger, sent membership 0x{:x}; ignored", m.version
-                    );
+                    if self.stranger_warned == Some((from, m.version)) {
+                        debug!(
+                            id = self.cfg.my_id,
+                            "server {from}, a stranger, sent membership 0x{:x} again; ignored",
+                            m.version
+                        );
+                    } else {
+                        warn!(
+                            id = self.cfg.my_id,
+                            "server {from}, a stranger, sent membership 0x{:x}; ignored (only a member of ours may change our membership)",
+                            m.version
+                        );
+                        self.stranger_warned = Some((from, m.version));
+                    }
                     return;
                 }
                 info!(
