@@ -1035,7 +1035,10 @@ fn read_loop(
             .read_to_end(&mut body)
             .map_err(|e| {
                 if is_timeout(&e) {
-                    format!("no byte for {} ms inside a {n}-byte frame", stall.as_millis())
+                    format!(
+                        "no byte for {} ms inside a {n}-byte frame",
+                        stall.as_millis()
+                    )
                 } else {
                     e.to_string()
                 }

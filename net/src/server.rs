@@ -614,12 +614,11 @@ impl ServerOptions {
                 DEFAULT_MAX_QUEUED_REPLY_BYTES as i64,
             )?
             .max(1) as usize,
-            max_peer_frame_bytes: prop_ms(
-                "keel.maxPeerFrameBytes",
-                peer::DEFAULT_MAX_FRAME as i64,
-            )?
-            .clamp(keel_engine::zab::msg::CONTROL_FRAME_MAX as i64, u32::MAX as i64)
-                as usize,
+            max_peer_frame_bytes: prop_ms("keel.maxPeerFrameBytes", peer::DEFAULT_MAX_FRAME as i64)?
+                .clamp(
+                    keel_engine::zab::msg::CONTROL_FRAME_MAX as i64,
+                    u32::MAX as i64,
+                ) as usize,
             max_buffer: cfg.jute_max_buffer as usize,
             handshake_timeout: Duration::from_millis(
                 prop_ms("zookeeper.nio.sessionlessCnxnTimeout", 10_000)?.max(1) as u64,

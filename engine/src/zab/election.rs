@@ -4,7 +4,7 @@
 //! voters agrees with its vote and no better vote arrived for a short wait; a server
 //! that joins an ensemble already running follows the leader a quorum reports.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 
 use super::{PeerMsg, PeerState, ReplicaConfig, ReplicaOutput, Sid, Vote};
 
@@ -18,18 +18,28 @@ pub(super) struct Election {
     decide_at: Option<i64>,
     next_broadcast: i64,
     /// How long after the last broadcast to repeat it when nothing changed: starts at
-    /// [`FIRST_RESEND_MS`] and doubles up to a tick (ZooKeeper's notification timeout
-    /// does the same from 200 ms), so a vote that went unheard (its receiver was still
-    /// following a dead leader) is heard again in a fraction of a second whatever
-    /// tickTime is.
+    /// [`FIRST_RESEND_MS`] and doubles up to a tick or [`MAX_RESEND_MS`], whichever is
+    /// less (ZooKeeper's notification timeout also starts at 200 ms), so a vote that
+    /// went unheard (its receiver was still following a dead leader) is heard again in
+    /// a fraction of a second whatever tickTime is. The cap matters after a partition
+    /// heals: the engine hears of links going down, never of them coming back, so two
+    /// voters whose votes were lost to it wait for this re-send to find each other
+    /// (ZooKeeper re-sends when a connection is re-established).
     resend_ms: i64,
     /// The vote of each looking peer that we last answered with ours (see `on_vote`),
     /// so that each disagreement is answered once, never echoed.
     answered: HashMap<Sid, Vote>,
+    /// Peers whose link went down and that have not sent a vote since: a candidate in
+    /// here is not followed (see `Replica::decided`), because the votes that chose it
+    /// may predate its crash.
+    down: HashSet<Sid>,
 }
 
 /// First re-send interval of a vote nobody acted on, in ms.
 pub const FIRST_RESEND_MS: i64 = 200;
+/// Longest re-send interval of a vote, in ms (a looking voter sends each peer at most
+/// a vote a second once the back-off is there; with tickTime below it, a tick).
+pub const MAX_RESEND_MS: i64 = 1000;
 
 impl Election {
     pub fn new(_cfg: &ReplicaConfig) -> Election {
@@ -42,6 +52,7 @@ impl Election {
             next_broadcast: 0,
             resend_ms: FIRST_RESEND_MS,
             answered: HashMap::new(),
+            down: HashSet::new(),
         }
     }
 
@@ -130,7 +141,8 @@ impl Election {
         if now >= self.next_broadcast {
             self.broadcast(cfg, now, out);
             // Nothing changed since the last one: wait longer before the next.
-            self.resend_ms = (self.resend_ms * 2).min(cfg.tick_ms.max(FIRST_RESEND_MS));
+            self.resend_ms =
+                (self.resend_ms * 2).min(cfg.tick_ms.clamp(FIRST_RESEND_MS, MAX_RESEND_MS));
         }
         if self.decide_at.is_none() && self.agreed(cfg) {
             self.decide_at = Some(now + Self::finalize_wait(cfg));
@@ -139,6 +151,20 @@ impl Election {
             Some(t) if now >= t && self.agreed(cfg) => self.vote.map(|v| v.leader),
             _ => None,
         }
+    }
+
+    /// The link to `peer` went down: forget its report of an established leader
+    /// (`others`), so that a leader whose link is down is not joined on its old word
+    /// until it speaks again. Its looking vote stays counted: a vote is a position, not
+    /// a claim about a live process, and the election re-sends anyway.
+    pub fn peer_down(&mut self, peer: Sid) {
+        self.others.remove(&peer);
+        self.down.insert(peer);
+    }
+
+    /// Whether `peer`'s link went down and nothing was heard from it since.
+    pub fn is_down(&self, peer: Sid) -> bool {
+        self.down.contains(&peer)
     }
 
     fn agreed(&self, cfg: &ReplicaConfig) -> bool {
@@ -159,6 +185,7 @@ impl Election {
         now: i64,
         out: &mut Vec<ReplicaOutput>,
     ) -> Option<Sid> {
+        self.down.remove(&from);
         if let Some(cur) = current {
             // Not looking: tell a looking server where things stand.
             if v.state == PeerState::Looking {
@@ -247,18 +274,36 @@ impl Election {
         let l = v.leader;
         // We count ourselves among those who follow it: we are about to. (Without
         // us, a pending membership of two, us included, could never be a quorum.)
-        let reported = cfg.has_quorum(|s| {
-            s == cfg.my_id
-                || self
-                    .others
-                    .get(&s)
-                    .is_some_and(|x| x.leader == l && x.peer_epoch == v.peer_epoch)
-        });
+        // Reports are matched on the leader alone: each server reports its own
+        // current epoch, and while a leader establishes a new one its followers still
+        // report the old (or, having missed terms, an older one), so requiring equal
+        // epochs could leave a server that a pending membership needs outside for good.
+        // A stale report cannot mislead: the leader's own word that it leads is
+        // required too, and reports from a link that went down are forgotten.
+        let reported = cfg
+            .has_quorum(|s| s == cfg.my_id || self.others.get(&s).is_some_and(|x| x.leader == l));
         let leads = self
             .others
             .get(&l)
             .is_some_and(|x| x.state == PeerState::Leading && x.leader == l);
         if leads && reported {
+            return Some(l);
+        }
+        // Reports that they follow *us*, made in our own round: they decided for us
+        // from votes of this election while ours to them were lost (a link down when
+        // we sent them). Waiting for their looking votes would wait for ever; as in
+        // ZooKeeper's election (reports of the current election epoch count towards
+        // the winner), a quorum of them, with our own vote for us, decides.
+        if l == cfg.my_id
+            && self.vote.is_some_and(|m| m.leader == cfg.my_id)
+            && cfg.has_quorum(|s| {
+                s == cfg.my_id
+                    || self
+                        .others
+                        .get(&s)
+                        .is_some_and(|x| x.leader == l && x.round == self.round)
+            })
+        {
             return Some(l);
         }
         None

@@ -86,15 +86,40 @@ pub(super) struct Leader {
     /// fixed when it is proposed: everything through that zxid still needs a majority
     /// of the old voters too, even though the new membership is in force.
     joint: Option<(Vec<Sid>, i64)>,
+    /// When broadcast began (`establish`); before that, `i64::MIN`.
+    established_at: i64,
+    /// The servers that promised `epoch` to this leader (`AckEpoch { promise: true }`).
+    /// A follower whose link broke and that asks again answers `promise: false` (it
+    /// has accepted the epoch already: ours); it is still one of ours, and counts. A
+    /// non-promise from anyone else never counts: each server promises an epoch once,
+    /// so two leaders of one epoch cannot both gather a quorum.
+    promised_to_us: HashSet<Sid>,
+    /// Since when, while establishing, we and the voters that joined us (sent
+    /// `FollowerInfo`, link not down since) have not been a quorum; `None` while they
+    /// are, or once broadcast began. See [`LONE_MS`].
+    lone_since: Option<i64>,
 }
+
+/// How long an establishing leader waits without a quorum of voters joined before it
+/// gives up and looks again (or initLimit, if that is shorter). Followers that chose
+/// it join within a few hundred ms (their decision waits at most 200 ms, their
+/// `FollowerInfo` is re-sent every 200 ms); a leader whose voters left it (partitions,
+/// crashes) would otherwise hold out for initLimit, answering votes as a leader, so
+/// the others could neither join it nor elect without it.
+pub const LONE_MS: i64 = 1000;
 
 impl Leader {
     /// Whether `peer` is synchronised and was heard from within `limit` ms: what counts
     /// towards a quorum the leader relies on now.
-    fn is_current(&self, peer: Sid, now: i64, limit: i64) -> bool {
+    ///
+    /// `floor` is a time to count as heard at for everyone: the leader's own quorum
+    /// check passes the moment the epoch was established (followers wait silently for
+    /// it during synchronisation, so each gets syncLimit from then); a reconfiguration
+    /// passes nothing, and counts only what each follower really said.
+    fn is_current(&self, peer: Sid, now: i64, limit: i64, floor: i64) -> bool {
         self.peers
             .get(&peer)
-            .is_some_and(|p| p.stage == Stage::Synced && now - p.last_heard <= limit)
+            .is_some_and(|p| p.stage == Stage::Synced && now - p.last_heard.max(floor) <= limit)
     }
 
     pub fn new(r: &Replica) -> Leader {
@@ -116,6 +141,9 @@ impl Leader {
             next_reap: r.now_ms + r.engine.config().container_check_ms.max(1),
             next_periodic: r.now_ms,
             joint: None,
+            established_at: i64::MIN,
+            promised_to_us: HashSet::new(),
+            lone_since: Some(r.now_ms),
         }
     }
 
@@ -246,9 +274,9 @@ impl Leader {
         l.spec_sessions = sessions;
         l.last_zxid = epoch << 32;
         l.phase = Phase::Broadcast;
+        l.established_at = now;
         let mut to = Vec::new();
-        for (s, p) in l.peers.iter_mut() {
-            p.last_heard = now;
+        for (s, p) in l.peers.iter() {
             if p.stage == Stage::Synced {
                 to.push(*s);
             }
@@ -412,6 +440,11 @@ impl Leader {
                 last_zxid,
                 epoch_ends,
             } => {
+                if promise && epoch == l.epoch && l.phase != Phase::Discovery {
+                    // Kept even when the rest of this ack is not used (the sender left
+                    // and comes back): the promise was given, to us, and stands.
+                    l.promised_to_us.insert(from);
+                }
                 let Some(p) = l.peers.get_mut(&from) else {
                     return;
                 };
@@ -438,7 +471,7 @@ impl Leader {
                 p.stage = Stage::EpochAcked;
                 p.current_epoch = current_epoch;
                 p.last_zxid = last_zxid;
-                p.promised = promise;
+                p.promised = promise || l.promised_to_us.contains(&from);
                 p.epoch_ends = epoch_ends;
                 if l.phase >= Phase::Sync {
                     Self::send_sync(r, from);
@@ -492,6 +525,17 @@ impl Leader {
             }
             PeerMsg::Ping { sessions } => r.engine.touch_sessions(&sessions),
             _ => {}
+        }
+    }
+
+    /// While establishing: `peer` sent a vote that is not for us (it looks again, or
+    /// follows another), so whatever it told us in discovery or synchronisation no
+    /// longer holds; it starts over with a new `FollowerInfo` if it comes back.
+    pub fn peer_left(r: &mut Replica, peer: Sid) {
+        if let Some(l) = r.leader.as_mut() {
+            if l.phase != Phase::Broadcast {
+                l.peers.remove(&peer);
+            }
         }
     }
 
@@ -774,7 +818,7 @@ impl Leader {
         let (now, limit) = (r.now_ms, r.cfg.sync_limit * r.cfg.tick_ms);
         let synced = voters
             .iter()
-            .filter(|s| **s == r.cfg.my_id || l.is_current(**s, now, limit))
+            .filter(|s| **s == r.cfg.my_id || l.is_current(**s, now, limit, i64::MIN))
             .count();
         if synced <= voters.len() / 2 {
             info!(
@@ -857,6 +901,24 @@ impl Leader {
                 warn!(id = r.cfg.my_id, "no quorum established the epoch in time");
                 return false;
             }
+            let joined = r
+                .cfg
+                .has_quorum(|s| s == r.cfg.my_id || l.peers.contains_key(&s));
+            let since = match (joined, l.lone_since) {
+                (true, _) => None,
+                (false, Some(t)) => Some(t),
+                (false, None) => Some(now),
+            };
+            if since.is_some_and(|t| now - t >= LONE_MS) {
+                warn!(
+                    id = r.cfg.my_id,
+                    "no quorum of voters joined us for {LONE_MS} ms while establishing; electing again"
+                );
+                return false;
+            }
+            if let Some(l) = r.leader.as_mut() {
+                l.lone_since = since;
+            }
             return true;
         }
         if now < l.next_periodic {
@@ -865,7 +927,7 @@ impl Leader {
         let limit = r.cfg.sync_limit * r.cfg.tick_ms;
         let heard = r
             .cfg
-            .has_quorum(|s| s == r.cfg.my_id || l.is_current(s, now, limit));
+            .has_quorum(|s| s == r.cfg.my_id || l.is_current(s, now, limit, l.established_at));
         if !heard {
             warn!(id = r.cfg.my_id, "lost the quorum; electing again");
             return false;

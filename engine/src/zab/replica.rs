@@ -42,6 +42,12 @@ struct Follower {
     /// Highest durable zxid acked to the leader.
     acked: i64,
     next_info_resend: i64,
+    /// The leader has sent us something only a leader sends (`LeaderInfo`, a sync, a
+    /// proposal, a ping): from then on a looking vote from it means it gave up, since
+    /// on one link its messages arrive in the order it sent them.
+    heard_leading: bool,
+    /// When we chose this leader.
+    since: i64,
 }
 
 pub struct Replica {
@@ -83,6 +89,9 @@ pub struct Replica {
     /// The stranger and membership version last warned about (the same one again is
     /// logged at debug).
     stranger_warned: Option<(Sid, i64)>,
+    /// The epoch we last promised (raised `acceptedEpoch` to) and the leader we promised
+    /// it to, since this process started.
+    promised_to: Option<(i64, Sid)>,
 }
 
 /// Most servers [`Replica::answers`] remembers; past that it starts afresh.
@@ -156,6 +165,7 @@ impl Replica {
             elect_again: false,
             answers: HashMap::new(),
             stranger_warned: None,
+            promised_to: None,
         };
         r.cfg.membership_version = r.membership.version;
         r.find_pending();
@@ -284,6 +294,18 @@ impl Replica {
     }
 
     fn decided(&mut self, leader: Sid) {
+        if leader != self.cfg.my_id && self.election.is_down(leader) {
+            // The votes that chose it may all predate its crash: following it would
+            // wait initLimit for a dead server. A new round counts only live votes.
+            info!(
+                id = self.cfg.my_id,
+                "the election chose server {leader}, whose link is down; voting again"
+            );
+            let me = self.my_vote_key();
+            self.election
+                .start(&self.cfg, me, self.now_ms, &mut self.out);
+            return;
+        }
         if leader == self.cfg.my_id {
             self.set_role(Role::Establishing);
             self.leader = Some(Leader::new(self));
@@ -299,6 +321,8 @@ impl Replica {
                 deadline,
                 acked: 0,
                 next_info_resend: self.now_ms,
+                heard_leading: false,
+                since: self.now_ms,
             });
             self.set_role(Role::Syncing { leader });
             self.send_follower_info();
@@ -388,6 +412,24 @@ impl Replica {
             return self.membership_from_peer(from, &text);
         }
         if let PeerMsg::Vote(v) = msg {
+            if v.state == PeerState::Looking && self.leader_gave_up(from, v.round) {
+                // ZooKeeper's leader closes its learners' connections when it stops
+                // leading; ours says so by looking. Waiting for initLimit or syncLimit
+                // to notice would hold the election up for ticks.
+                warn!(
+                    id = self.cfg.my_id,
+                    leader = from,
+                    "our leader is looking again; electing again"
+                );
+                self.look();
+            }
+            let with_us = v.leader == self.cfg.my_id
+                && matches!(v.state, PeerState::Following | PeerState::Observing);
+            if self.role == Role::Establishing && !with_us {
+                // It looks, or follows someone else: it left us (its vote was sent after
+                // its FollowerInfo, on the same link), and must not count as joined.
+                Leader::peer_left(self, from);
+            }
             let mark = self.out.len();
             self.compare_memberships(from, v.config_version);
             let me = self.my_vote_key();
@@ -406,12 +448,39 @@ impl Replica {
         match self.role {
             Role::Looking => {}
             Role::Establishing | Role::Leading => Leader::on_msg(self, from, msg),
+            Role::Syncing { leader } | Role::Following { leader }
+                if from == leader && matches!(msg, PeerMsg::FollowerInfo { .. }) =>
+            {
+                // The server we chose as leader chose us (or follows us on someone's
+                // word): neither leads, and each would wait initLimit for the other.
+                // Looking again starts a newer round, which tells it to look too.
+                warn!(
+                    id = self.cfg.my_id,
+                    leader, "the server we chose as leader wants to follow us; electing again"
+                );
+                self.look();
+            }
             Role::Syncing { leader } | Role::Following { leader } => {
                 if from == leader {
                     self.follower_msg(msg);
                 }
             }
         }
+    }
+
+    /// Whether a looking vote of `round` from `from` says that the leader we sync with
+    /// or follow is looking again: it has already acted as one towards us (so the vote
+    /// is newer than its leadership: a link delivers in order), the vote is of a round
+    /// after the one we decided in (votes of our round are the election that chose it,
+    /// still arriving while it decides), or it is still looking [`LONE_MS`] after we
+    /// chose it (it decides within a few hundred ms of a quorum agreeing, so it never
+    /// will: it may have restarted, or seen votes we did not).
+    fn leader_gave_up(&self, from: Sid, round: i64) -> bool {
+        let ours = matches!(self.role, Role::Syncing { leader } | Role::Following { leader } if leader == from);
+        ours && (round > self.election.round()
+            || self.follower.as_ref().is_some_and(|f| {
+                f.heard_leading || self.now_ms - f.since >= super::leader::LONE_MS
+            }))
     }
 
     /// The vote to tell a peer that asks while this server is not looking.
@@ -439,6 +508,9 @@ impl Replica {
     }
 
     fn peer_down(&mut self, peer: Sid) {
+        // What it told the election (whom it follows, that it leads) may be gone with
+        // it: a looking server must not join a leader on a report from a dead link.
+        self.election.peer_down(peer);
         match self.role {
             Role::Syncing { leader } | Role::Following { leader } if leader == peer => {
                 warn!(id = self.cfg.my_id, leader, "lost the link to the leader");
@@ -497,6 +569,7 @@ impl Replica {
             return;
         };
         f.last_heard = now;
+        f.heard_leading = true;
         let leader = f.leader;
         let phase = f.phase;
         let term = f.term;
@@ -512,10 +585,15 @@ impl Replica {
                     // on the last; the deadline does that here).
                     return;
                 }
-                let promise = epoch > self.epochs.accepted;
-                if promise {
+                // A promise is given once per epoch, to one leader; asked again by that
+                // same leader (our link broke, or our ack was lost while we looked), we
+                // renew it, or the leader could count us only after initLimit.
+                let promise =
+                    epoch > self.epochs.accepted || self.promised_to == Some((epoch, leader));
+                if epoch > self.epochs.accepted {
                     self.epochs.accepted = epoch;
                     self.save_epochs();
+                    self.promised_to = Some((epoch, leader));
                 }
                 if let Some(f) = self.follower.as_mut() {
                     f.phase = FollowPhase::Sync;
