@@ -56,6 +56,8 @@ struct Cluster {
     held: Vec<(Sid, Sid, PeerMsg)>,
     /// `reconfigEnabled`.
     reconfig: bool,
+    /// `keel.leaderSilenceMs` of servers started from now on.
+    silence: Option<i64>,
 }
 
 fn engine(id: Sid, now: i64, local: (bool, bool)) -> Engine {
@@ -96,6 +98,7 @@ impl Cluster {
             stalled: None,
             held: Vec::new(),
             reconfig: true,
+            silence: None,
         };
         for id in ids {
             c.nodes.insert(
@@ -122,6 +125,7 @@ impl Cluster {
         let mut cfg = ReplicaConfig::new(id, voters);
         cfg.observers = self.observers.clone();
         cfg.tick_ms = self.tick;
+        cfg.leader_silence_ms = self.silence;
         cfg.history_txns = 20;
         cfg.record_applied = true;
         cfg.read_only_mode = self.read_only;
@@ -1277,5 +1281,49 @@ fn a_stranger_on_the_quorum_port_cannot_vote_reconfigure_or_commit() {
     assert!(
         c.nodes[&l].replies.iter().all(|(conn, _)| *conn != 1),
         "the create was answered, so committed (commit point 0x{committed:x})"
+    );
+}
+
+/// A leader stopped like a SIGSTOPped process (its links stay up, it says nothing):
+/// by default its followers wait syncLimit ticks (30 s at tickTime 6000), as
+/// ZooKeeper's do; with `keel.leaderSilenceMs` they give it up after that silence.
+#[test]
+fn a_silent_leader_is_given_up_after_leader_silence_ms_when_set() {
+    let elect_after_pause = |silence: Option<i64>, wait: i64| -> Option<i64> {
+        let mut c = Cluster::new(3);
+        c.tick = 6000;
+        c.silence = silence;
+        for id in 1..=3 {
+            c.crash(id);
+        }
+        for id in 1..=3 {
+            c.start(id);
+        }
+        c.run_until("all serving", |c| c.serving() == 3);
+        let old = c.leader().unwrap();
+        c.hold = Some(old);
+        c.frozen = Some(old);
+        let t0 = c.now;
+        while c.now - t0 < wait {
+            c.run(10);
+            let new = c
+                .ids
+                .iter()
+                .copied()
+                .filter(|i| *i != old)
+                .find(|i| c.replica(*i).role() == Role::Leading);
+            if new.is_some() && c.serving() >= 2 {
+                return Some(c.now - t0);
+            }
+        }
+        None
+    };
+    let fast = elect_after_pause(Some(800), 10_000).expect("no new leader within 10 s");
+    eprintln!("keel.leaderSilenceMs=800 at tickTime 6000: a new leader serves {fast} ms after the leader stopped");
+    assert!(fast < 1_500, "took {fast} ms with an 800 ms silence bound");
+    assert_eq!(
+        elect_after_pause(None, 10_000),
+        None,
+        "without the setting, followers wait syncLimit x tickTime (30 s), not 10 s"
     );
 }

@@ -839,7 +839,8 @@ fn is_zookeeper_key_not_used(key: &str) -> bool {
 
 /// `-D` properties that other parts of Keel read straight from the property list
 /// (`ServerOptions::from_config`): no warning for them here.
-const PROPERTIES_READ_ELSEWHERE: [&str; 5] = [
+const PROPERTIES_READ_ELSEWHERE: [&str; 6] = [
+    "keel.leaderSilenceMs",
     "zookeeper.nio.sessionlessCnxnTimeout",
     "keel.maxQueuedReplyBytes",
     "keel.maxPeerFrameBytes",

@@ -50,6 +50,9 @@ pub struct ServerOptions {
     /// `keel.maxPeerFrameBytes`: the largest peer frame that carries transactions or a
     /// snapshot (a SNAP synchronisation is one frame), sent or accepted.
     pub max_peer_frame_bytes: usize,
+    /// `keel.leaderSilenceMs`: the opt-in failure detector (see
+    /// `ReplicaConfig::leader_silence_ms`); `None` (the default, or 0): syncLimit ticks.
+    pub leader_silence_ms: Option<i64>,
     pub max_buffer: usize,
     pub handshake_timeout: Duration,
     pub snap_count: i64,
@@ -283,6 +286,14 @@ pub fn start(opts: ServerOptions) -> Result<RunningServer, StartError> {
             rcfg.tick_ms = ens.tick_ms;
             rcfg.init_limit = ens.init_limit;
             rcfg.sync_limit = ens.sync_limit;
+            rcfg.leader_silence_ms = opts.leader_silence_ms;
+            if let Some(ms) = opts.leader_silence_ms {
+                info!(
+                    "keel.leaderSilenceMs={ms}: a silent leader is given up after {} ms (syncLimit x tickTime is {} ms)",
+                    rcfg.silence_ms(),
+                    ens.sync_limit * ens.tick_ms
+                );
+            }
             rcfg.max_batch_txns = opts.knobs.max_batch_txns.max(1);
             rcfg.read_only_mode = ens.read_only_mode;
             rcfg.reconfig_enabled = ens.reconfig_enabled;
@@ -619,6 +630,16 @@ impl ServerOptions {
                     keel_engine::zab::msg::CONTROL_FRAME_MAX as i64,
                     u32::MAX as i64,
                 ) as usize,
+            leader_silence_ms: match prop_ms("keel.leaderSilenceMs", 0)? {
+                0 => None,
+                ms if ms < 0 => {
+                    return Err(OptionsError::Property {
+                        name: "keel.leaderSilenceMs".into(),
+                        value: ms.to_string(),
+                    })
+                }
+                ms => Some(ms),
+            },
             max_buffer: cfg.jute_max_buffer as usize,
             handshake_timeout: Duration::from_millis(
                 prop_ms("zookeeper.nio.sessionlessCnxnTimeout", 10_000)?.max(1) as u64,

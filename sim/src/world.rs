@@ -259,6 +259,8 @@ struct Profile {
     /// later), and with `heal_lag` pause one of its followers around the kill.
     heal_kill: bool,
     heal_lag: bool,
+    /// `keel.leaderSilenceMs` (the opt-in failure detector), for a quarter of seeds.
+    silence_ms: Option<i64>,
 }
 
 impl Profile {
@@ -297,6 +299,7 @@ impl Profile {
             tick_ms: 0,
             heal_kill: false,
             heal_lag: false,
+            silence_ms: None,
         };
         // Drawn after the rest, so that every earlier knob keeps its value per seed.
         p.pause = rng.chance(0.5);
@@ -306,6 +309,9 @@ impl Profile {
         }
         p.heal_kill = rng.chance(0.5);
         p.heal_lag = rng.chance(0.5);
+        if rng.chance(0.25) {
+            p.silence_ms = Some(*rng.pick(&[300, 800]));
+        }
         p
     }
 
@@ -344,6 +350,9 @@ impl Profile {
             self.net.min_latency_ms,
             self.net.max_latency_ms
         );
+        if let Some(ms) = self.silence_ms {
+            let _ = write!(s, " leader-silence={ms}ms");
+        }
         if self.net.hostile() {
             let _ = write!(
                 s,
@@ -1096,6 +1105,7 @@ impl World {
         c.tick_ms = self.profile.tick_ms;
         c.init_limit = INIT_LIMIT;
         c.sync_limit = SYNC_LIMIT;
+        c.leader_silence_ms = self.profile.silence_ms;
         c.max_batch_txns = self.profile.max_batch_txns;
         c.history_txns = self.profile.history_txns;
         c.record_applied = true;

@@ -29,7 +29,7 @@ class ClusterError(AssertionError):
 
 class FaultCluster:
     def __init__(self, kind, workdir, tick_time=200, init_limit=10, sync_limit=5,
-                 cfg=None, log=print):
+                 cfg=None, sysprops=None, log=print):
         self.kind = kind
         self.log = log
         self.net = netmod.Network()
@@ -37,7 +37,8 @@ class FaultCluster:
         c.update(cfg or {})
         try:
             self.ens = Ensemble(kind, workdir, participants=3, cfg=c, tick_time=tick_time,
-                                init_limit=init_limit, sync_limit=sync_limit, net=self.net)
+                                init_limit=init_limit, sync_limit=sync_limit, net=self.net,
+                                sysprops=sysprops)
         except Exception:
             self.net.close()
             raise

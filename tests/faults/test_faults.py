@@ -153,6 +153,10 @@ REELECTION = {
     "kill-busy-follower-6000": ("kill", 0.0, True, 6000, 5, 12, 1.0),
     # a silent leader is noticed after syncLimit x tickTime (2.5 s) by both servers
     "pause-500": ("pause", 0.0, False, 500, 5, 5, 6.0),
+    # Keel's opt-in failure detector: a silent leader given up after 800 ms where
+    # syncLimit x tickTime is 30 s (ZooKeeper has no such setting: Keel only)
+    "pause-6000-silence-800": ("pause", 0.0, False, 6000, 5, 5, 2.0,
+                               {"keel.leaderSilenceMs": "800"}),
 }
 
 # The busy-follower case reproduced a Keel defect (up to 1 kill in 3 stalled for a
@@ -165,9 +169,13 @@ REELECTION = {
 @pytest.mark.parametrize("case", sorted(REELECTION))
 def test_reelection(server_kind, tmp_path_factory, case):
     _skip_unless_namespaces()
-    mode, lag, busy, tick, sync, samples, bound = REELECTION[case]
+    mode, lag, busy, tick, sync, samples, bound, *rest = REELECTION[case]
+    props = rest[0] if rest else None
+    if props and server_kind != "keel":
+        pytest.skip("a Keel setting")
     d = tmp_path_factory.mktemp("%s-reelection-%s" % (server_kind, case))
-    with FaultCluster(server_kind, str(d), tick_time=tick, sync_limit=sync, log=lambda m: None) as cl:
+    with FaultCluster(server_kind, str(d), tick_time=tick, sync_limit=sync, sysprops=props,
+                      log=lambda m: None) as cl:
         cl.start()
         r = measure_reelection(cl, mode=mode, lag=lag, busy=busy, samples=samples, log=lambda m: None)
     cl.drop_data()

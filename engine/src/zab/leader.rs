@@ -815,7 +815,7 @@ impl Leader {
         // from within syncLimit, as ZooKeeper's isQuorumSynced (and as this leader's own
         // quorum check). A paused follower is still `Synced` until its link breaks:
         // counted, a reconfiguration it cannot acknowledge would take the ensemble down.
-        let (now, limit) = (r.now_ms, r.cfg.sync_limit * r.cfg.tick_ms);
+        let (now, limit) = (r.now_ms, r.cfg.silence_ms());
         let synced = voters
             .iter()
             .filter(|s| **s == r.cfg.my_id || l.is_current(**s, now, limit, i64::MIN))
@@ -924,7 +924,7 @@ impl Leader {
         if now < l.next_periodic {
             return true;
         }
-        let limit = r.cfg.sync_limit * r.cfg.tick_ms;
+        let limit = r.cfg.silence_ms();
         let heard = r
             .cfg
             .has_quorum(|s| s == r.cfg.my_id || l.is_current(s, now, limit, l.established_at));
@@ -943,7 +943,7 @@ impl Leader {
         }
         r.engine.take_touched();
         if let Some(l) = r.leader.as_mut() {
-            l.next_periodic = now + (r.cfg.tick_ms / 2).clamp(1, 1000);
+            l.next_periodic = now + r.cfg.ping_interval_ms();
         }
         let Some(l) = r.leader.as_ref() else {
             return false;

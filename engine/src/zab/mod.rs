@@ -59,6 +59,11 @@ pub struct ReplicaConfig {
     /// `syncLimit` in ticks: how long a follower may go unheard (and a leader without a
     /// quorum) before giving up its role.
     pub sync_limit: i64,
+    /// `keel.leaderSilenceMs` (opt-in; `None`: off, ZooKeeper's behaviour): how long a
+    /// follower may go without hearing its leader, and a leader without hearing a
+    /// quorum, before giving up its role, when that is shorter than `syncLimit` ticks.
+    /// The leader then pings four times in that interval. See [`Self::silence_ms`].
+    pub leader_silence_ms: Option<i64>,
     /// Most transactions in one proposal frame.
     pub max_batch_txns: usize,
     /// Transactions of recent frames kept in memory to synchronise followers by DIFF;
@@ -96,6 +101,7 @@ impl ReplicaConfig {
             tick_ms: 2000,
             init_limit: 10,
             sync_limit: 5,
+            leader_silence_ms: None,
             max_batch_txns: 1000,
             history_txns: 100_000,
             record_applied: false,
@@ -107,6 +113,25 @@ impl ReplicaConfig {
             next_observers: Vec::new(),
             membership_version: 0,
         }
+    }
+
+    /// How long a broadcast-phase follower may go without hearing its leader, and a
+    /// leader without hearing a quorum: `syncLimit` ticks, or `leader_silence_ms` when
+    /// set and shorter. A shorter window notices a silent (partitioned, paused) leader
+    /// sooner, at the price of an election whenever a leader or its link stalls that
+    /// long (a long fsync, a GC-like pause, a saturated link).
+    pub fn silence_ms(&self) -> i64 {
+        let sync = self.sync_limit * self.tick_ms;
+        self.leader_silence_ms
+            .map_or(sync, |s| s.clamp(1, sync.max(1)))
+    }
+
+    /// How often a leader pings its learners (and they answer): every half tick, at
+    /// most every second, and four times per [`Self::silence_ms`] window.
+    pub fn ping_interval_ms(&self) -> i64 {
+        (self.tick_ms / 2)
+            .clamp(1, 1000)
+            .min((self.silence_ms() / 4).max(1))
     }
 
     pub fn is_observer(&self) -> bool {

@@ -379,7 +379,7 @@ impl Replica {
                 }
             }
             Role::Syncing { .. } | Role::Following { .. } => {
-                let limit = self.cfg.sync_limit * self.cfg.tick_ms;
+                let limit = self.cfg.silence_ms();
                 let Some(f) = self.follower.as_ref() else {
                     return self.look();
                 };
