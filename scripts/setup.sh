@@ -84,6 +84,19 @@ for c in ip iptables; do
         || die "$c missing after installing iproute2/iptables"
 done
 
+# --- Patroni + PostgreSQL (tests/test_patroni.py, slow: KEEL_TEST_LONG=1) -------
+# Debian's patroni (3.0) with its ZooKeeper DCS (python3-kazoo for the system
+# python it runs on) and PostgreSQL's server binaries.
+pg_pkgs=()
+for p in patroni python3-kazoo postgresql-15; do
+    have_pkg "$p" || pg_pkgs+=("$p")
+done
+if [ "${#pg_pkgs[@]}" -gt 0 ]; then
+    apt_install "${pg_pkgs[@]}"
+fi
+command -v patroni >/dev/null 2>&1 || die "patroni missing after install"
+[ -x /usr/lib/postgresql/15/bin/postgres ] || die "/usr/lib/postgresql/15/bin/postgres missing after install"
+
 # --- Python packages ---------------------------------------------------------
 PY="${PYTHON:-python3}"
 command -v "$PY" >/dev/null 2>&1 || die "$PY not found"
