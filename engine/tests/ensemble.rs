@@ -5,14 +5,14 @@
 
 use std::collections::{BTreeMap, VecDeque};
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::ops::ControlFlow;
 
 use keel_engine::jute::{Reader, Writer};
 use keel_engine::proto::{op, write_acls, Acl, ConnectRequest};
 use keel_engine::zab::{
-    Epochs, LogFrame, Membership, PeerMsg, Replica, ReplicaConfig, ReplicaInput, ReplicaOutput,
-    Role, Sid,
+    effects, Epochs, LogFrame, Membership, PeerMsg, Replica, ReplicaConfig, ReplicaInput, Role, Sid,
 };
-use keel_engine::{Engine, EngineConfig, Input, Output};
+use keel_engine::{Engine, EngineConfig, Input};
 
 const LOCAL: SocketAddr = SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), 40000);
 const TICK: i64 = 100;
@@ -187,48 +187,15 @@ impl Cluster {
         let n = self.nodes.get_mut(&id).unwrap();
         let Some(r) = n.r.as_mut() else { return };
         r.drain(&mut out);
-        let mut durable = None;
-        for o in out {
-            match o {
-                ReplicaOutput::Peer { to, msg } => self.net.push_back((id, to, msg)),
-                ReplicaOutput::SendSnapshot {
-                    to,
-                    epoch,
-                    view,
-                    frames,
-                    then,
-                } => {
-                    let sync = keel_engine::zab::snap_sync(epoch, view, frames).unwrap();
-                    self.net.push_back((id, to, sync));
-                    self.net.push_back((id, to, then));
-                }
-                ReplicaOutput::Persist(f) if self.stalled == Some(id) => n.unsynced.push(f),
-                ReplicaOutput::Persist(f) => {
-                    durable = Some(f.last);
-                    n.disk.frames.push(f);
-                }
-                ReplicaOutput::TruncateLog { after } => n.disk.frames.retain(|f| f.first <= after),
-                ReplicaOutput::InstallSnapshot { data } => {
-                    n.disk.snapshot = Some(data);
-                    n.disk.frames.clear();
-                }
-                ReplicaOutput::SaveEpochs(e) => n.disk.epochs = e,
-                ReplicaOutput::Client(Output::Send { conn, frame }) => {
-                    n.replies.push((conn, frame))
-                }
-                ReplicaOutput::Client(Output::Close { .. }) => {}
-                ReplicaOutput::Client(Output::Persist { .. }) => {
-                    panic!("engine persisted directly")
-                }
-                ReplicaOutput::Role { .. } => {}
-                ReplicaOutput::Membership { text, committed } => {
-                    if committed {
-                        n.disk.membership = Some(text);
-                    }
-                }
-            }
-        }
-        if let Some(z) = durable {
+        let mut fx = NodeFx {
+            id,
+            node: n,
+            net: &mut self.net,
+            stalled: self.stalled == Some(id),
+            durable: None,
+        };
+        let _ = effects::execute(out, &mut fx);
+        if let Some(z) = fx.durable {
             self.input(id, ReplicaInput::Durable { zxid: z });
         }
     }
@@ -353,6 +320,57 @@ impl Cluster {
         got.get_or_insert((zxid, err, frame[20..].to_vec()));
         got.unwrap()
     }
+}
+
+/// One server's outputs carried out on the perfect network and the in-memory disk.
+struct NodeFx<'a> {
+    id: Sid,
+    node: &'a mut Node,
+    net: &'a mut VecDeque<(Sid, Sid, PeerMsg)>,
+    /// The disk is stalled (`Cluster::stalled`): appends wait in `unsynced`.
+    stalled: bool,
+    /// The last zxid made durable by this batch (reported once it is carried out).
+    durable: Option<i64>,
+}
+
+impl effects::Effects for NodeFx<'_> {
+    fn send_to_client(&mut self, conn: u64, frame: Vec<u8>) {
+        self.node.replies.push((conn, frame));
+    }
+    fn close_client(&mut self, _conn: u64) {}
+    fn send_to_peer(&mut self, to: Sid, msg: PeerMsg) {
+        self.net.push_back((self.id, to, msg));
+    }
+    fn send_snapshot(&mut self, to: Sid, snapshot: effects::SnapshotSend) {
+        let (sync, then) = snapshot.into_message();
+        self.net.push_back((self.id, to, sync.unwrap()));
+        self.net.push_back((self.id, to, then));
+    }
+    fn append(&mut self, frame: LogFrame) -> ControlFlow<()> {
+        if self.stalled {
+            self.node.unsynced.push(frame);
+        } else {
+            self.durable = Some(frame.last);
+            self.node.disk.frames.push(frame);
+        }
+        ControlFlow::Continue(())
+    }
+    fn truncate_log(&mut self, after: i64) {
+        self.node.disk.frames.retain(|f| f.first <= after);
+    }
+    fn install_snapshot(&mut self, data: keel_wal::SnapshotData) {
+        self.node.disk.snapshot = Some(data);
+        self.node.disk.frames.clear();
+    }
+    fn save_epochs(&mut self, epochs: Epochs) {
+        self.node.disk.epochs = epochs;
+    }
+    fn membership(&mut self, text: String, committed: bool) {
+        if committed {
+            self.node.disk.membership = Some(text);
+        }
+    }
+    fn role(&mut self, _role: Role, _epoch: i64) {}
 }
 
 /// A handshake asking for `session` (0: a new one) with a 6 s timeout.

@@ -7,14 +7,15 @@
 //! and durably before the next output.
 
 use std::collections::HashMap;
+use std::ops::ControlFlow;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
 use keel_engine::watch::ConnId;
-use keel_engine::zab::{Epochs, PeerMsg, Replica, ReplicaInput, ReplicaOutput, Role};
-use keel_engine::{Input, Output};
+use keel_engine::zab::{effects, Epochs, LogFrame, PeerMsg, Replica, ReplicaInput, Role, Sid};
+use keel_engine::Input;
 use keel_wal::{GroupCommit, Log, SnapshotStore};
 use tracing::{error, info, warn};
 
@@ -241,96 +242,16 @@ impl ReplicaLoop {
             }
             self.replica.drain(&mut outputs);
             let mut cut = Vec::new();
-            for o in outputs.drain(..) {
-                match o {
-                    ReplicaOutput::Client(Output::Send { conn, frame }) => {
-                        if let Some(tx) = routes.get(&conn) {
-                            if !msg::deliver(conn, tx, frame) {
-                                routes.remove(&conn);
-                                cut.push(conn);
-                            }
-                        }
-                    }
-                    ReplicaOutput::Client(Output::Close { conn }) => {
-                        if let Some(tx) = routes.remove(&conn) {
-                            tx.close();
-                        }
-                    }
-                    ReplicaOutput::Client(Output::Persist { .. }) => {
-                        // The replica's engine only applies committed frames; its log
-                        // frames come as ReplicaOutput::Persist.
-                        warn!("ignoring a client-engine Persist in ensemble mode");
-                    }
-                    ReplicaOutput::Peer { to, msg } => self.peers.send(to, &msg),
-                    ReplicaOutput::SendSnapshot {
-                        to,
-                        epoch,
-                        view,
-                        frames,
-                        then,
-                    } => {
-                        // The archive (O(tree)) is made on that follower's link thread,
-                        // not here: this thread serves every client meanwhile.
-                        self.peers.send_built(
-                            to,
-                            "sync (snapshot)",
-                            Box::new(move || {
-                                keel_engine::zab::snap_sync(epoch, view, frames)
-                                    .map(|m| m.encode())
-                                    .map_err(|e| e.to_string())
-                            }),
-                        );
-                        self.peers.send(to, &then);
-                    }
-                    ReplicaOutput::Persist(frame) => {
-                        if self.role == Role::Leading {
-                            proposals.add(frame.payload.len() as i64);
-                        }
-                        let payload =
-                            Arc::try_unwrap(frame.payload).unwrap_or_else(|a| (*a).clone());
-                        match &self.group {
-                            Some(g) => g.submit(frame.first as u64, frame.last as u64, payload),
-                            None => fatal(format_args!("no log to append to")),
-                        }
-                    }
-                    ReplicaOutput::TruncateLog { after } => {
-                        self.truncate_log(after);
-                    }
-                    ReplicaOutput::InstallSnapshot { data } => {
-                        let zxid = data.last_zxid;
-                        self.install_snapshot(data);
-                        last_snap = zxid as i64;
-                    }
-                    ReplicaOutput::SaveEpochs(e) => {
-                        if let Err(err) = storage::write_epochs(&self.data_dir, self.epochs, e) {
-                            fatal(format_args!(
-                                "cannot write the epoch files in {}: {err}",
-                                self.data_dir.display()
-                            ));
-                        }
-                        self.epochs = e;
-                    }
-                    ReplicaOutput::Membership { text, committed } => {
-                        self.membership_changed(&text, committed);
-                    }
-                    ReplicaOutput::Role { role, epoch } => {
-                        if role.is_serving() && (!self.role.is_serving() || epoch != self.epoch) {
-                            info!(
-                                "serving clients as {} (epoch {epoch}); applied through {:#x}",
-                                role.zk_name(self.observer),
-                                self.replica.applied_zxid()
-                            );
-                        } else if !role.is_serving() && self.role.is_serving() {
-                            info!("not serving clients: {role:?}");
-                        }
-                        if role == Role::Leading && self.role != Role::Leading {
-                            proposals = SizeStats::default();
-                        }
-                        self.role = role;
-                        self.epoch = epoch;
-                    }
-                }
-            }
+            let mut fx = TurnFx {
+                lp: self,
+                routes: &mut routes,
+                cut: &mut cut,
+                proposals: &mut proposals,
+                last_snap: &mut last_snap,
+            };
+            // A failed append is fail-stop inside `append` (the group-commit thread
+            // exits the process), so the flow always continues here.
+            let _ = effects::execute(outputs.drain(..), &mut fx);
             // A connection cut off for not reading is gone for the engine at once.
             for conn in cut {
                 self.replica.step(ReplicaInput::Client(Input::Disconnected {
@@ -350,6 +271,23 @@ impl ReplicaLoop {
                 break;
             }
         }
+    }
+
+    fn role_changed(&mut self, role: Role, epoch: i64, proposals: &mut SizeStats) {
+        if role.is_serving() && (!self.role.is_serving() || epoch != self.epoch) {
+            info!(
+                "serving clients as {} (epoch {epoch}); applied through {:#x}",
+                role.zk_name(self.observer),
+                self.replica.applied_zxid()
+            );
+        } else if !role.is_serving() && self.role.is_serving() {
+            info!("not serving clients: {role:?}");
+        }
+        if role == Role::Leading && self.role != Role::Leading {
+            *proposals = SizeStats::default();
+        }
+        self.role = role;
+        self.epoch = epoch;
     }
 
     /// A reconfiguration was logged (`committed` false) or is now in force: links to
@@ -453,6 +391,93 @@ impl ReplicaLoop {
                 fatal(format_args!("emptying the log for a snapshot failed: {e}"));
             }
         });
+    }
+}
+
+/// One turn's outputs carried out: client frames to their connections, peer messages
+/// to the transport, log frames to group commit, the rest synchronously and durably.
+struct TurnFx<'a> {
+    lp: &'a mut ReplicaLoop,
+    routes: &'a mut HashMap<ConnId, Outbox>,
+    /// Connections cut off for not reading their replies (the engine is told after).
+    cut: &'a mut Vec<ConnId>,
+    proposals: &'a mut SizeStats,
+    last_snap: &'a mut i64,
+}
+
+impl effects::Effects for TurnFx<'_> {
+    fn send_to_client(&mut self, conn: u64, frame: Vec<u8>) {
+        if let Some(tx) = self.routes.get(&conn) {
+            if !msg::deliver(conn, tx, frame) {
+                self.routes.remove(&conn);
+                self.cut.push(conn);
+            }
+        }
+    }
+
+    fn close_client(&mut self, conn: u64) {
+        if let Some(tx) = self.routes.remove(&conn) {
+            tx.close();
+        }
+    }
+
+    fn send_to_peer(&mut self, to: Sid, msg: PeerMsg) {
+        self.lp.peers.send(to, &msg);
+    }
+
+    fn send_snapshot(&mut self, to: Sid, snapshot: effects::SnapshotSend) {
+        // The archive (O(tree)) is made on that follower's link thread, not here:
+        // this thread serves every client meanwhile.
+        let then = snapshot.then.clone();
+        self.lp.peers.send_built(
+            to,
+            "sync (snapshot)",
+            Box::new(move || {
+                let (sync, _) = snapshot.into_message();
+                sync.map(|m| m.encode()).map_err(|e| e.to_string())
+            }),
+        );
+        self.lp.peers.send(to, &then);
+    }
+
+    fn append(&mut self, frame: LogFrame) -> ControlFlow<()> {
+        if self.lp.role == Role::Leading {
+            self.proposals.add(frame.payload.len() as i64);
+        }
+        let payload = Arc::try_unwrap(frame.payload).unwrap_or_else(|a| (*a).clone());
+        match &self.lp.group {
+            Some(g) => g.submit(frame.first as u64, frame.last as u64, payload),
+            None => fatal(format_args!("no log to append to")),
+        }
+        ControlFlow::Continue(())
+    }
+
+    fn truncate_log(&mut self, after: i64) {
+        self.lp.truncate_log(after);
+    }
+
+    fn install_snapshot(&mut self, data: keel_wal::SnapshotData) {
+        let zxid = data.last_zxid;
+        self.lp.install_snapshot(data);
+        *self.last_snap = zxid as i64;
+    }
+
+    fn save_epochs(&mut self, epochs: Epochs) {
+        if let Err(err) = storage::write_epochs(&self.lp.data_dir, self.lp.epochs, epochs) {
+            fatal(format_args!(
+                "cannot write the epoch files in {}: {err}",
+                self.lp.data_dir.display()
+            ));
+        }
+        self.lp.epochs = epochs;
+    }
+
+    fn membership(&mut self, text: String, committed: bool) {
+        self.lp.membership_changed(&text, committed);
+    }
+
+    fn role(&mut self, role: Role, epoch: i64) {
+        self.lp.role_changed(role, epoch, self.proposals);
     }
 }
 

@@ -28,12 +28,13 @@
 use std::cmp::Reverse;
 use std::collections::{BTreeMap, BinaryHeap, HashMap};
 use std::fmt::Write as _;
+use std::ops::ControlFlow;
 
 use keel_engine::proto::ConnectRequest;
-use keel_engine::server::{Input, Output};
+use keel_engine::server::Input;
 use keel_engine::watch::ConnId;
 use keel_engine::zab::{
-    Membership, PeerMsg, Replica, ReplicaConfig, ReplicaInput, ReplicaOutput, Role, Sid,
+    effects, Epochs, LogFrame, Membership, PeerMsg, Replica, ReplicaConfig, ReplicaInput, Role, Sid,
 };
 use keel_engine::{Engine, EngineConfig};
 use keel_wal::SnapshotData;
@@ -1264,15 +1265,15 @@ impl World {
             r.drain(&mut outs);
             r.take_applied()
         };
-        let mut installed: Option<(i64, i64)> = None;
-        let mut fail_stop = false;
         let applied_before = self.nodes[i].last_applied;
-        for o in outs {
-            if !self.carry_out(i, o, &mut installed, applied_before) {
-                fail_stop = true;
-                break;
-            }
-        }
+        let mut fx = SimFx {
+            w: self,
+            i,
+            installed: None,
+            applied_before,
+        };
+        let fail_stop = effects::execute(outs, &mut fx).is_break();
+        let installed = fx.installed;
         self.check_applied(i, &applied, installed);
         if self.cfg.reconfig {
             self.check_membership(i);
@@ -1285,177 +1286,6 @@ impl World {
             return;
         }
         self.maybe_snapshot(i);
-    }
-
-    /// Carries out one output; false if the server must stop (a failed disk write).
-    fn carry_out(
-        &mut self,
-        i: usize,
-        o: ReplicaOutput,
-        installed: &mut Option<(i64, i64)>,
-        applied_before: i64,
-    ) -> bool {
-        let sid = self.nodes[i].sid;
-        match o {
-            ReplicaOutput::Client(Output::Send { conn, frame }) => {
-                if let Some(client) = self.nodes[i].conns.get(&conn).map(|c| c.client) {
-                    let lat = self.pair_rng(i as u32, CLIENT + client as u32).range(1, 5);
-                    let c = self.nodes[i].conns.get_mut(&conn).unwrap();
-                    let t = (self.now + lat).max(c.last_at);
-                    c.last_at = t;
-                    self.at(
-                        t,
-                        Ev::ToClient {
-                            node: i,
-                            client,
-                            conn,
-                            what: ToClient::Frame(frame),
-                        },
-                    );
-                }
-            }
-            ReplicaOutput::Client(Output::Close { conn }) => {
-                if let Some(c) = self.nodes[i].conns.remove(&conn) {
-                    let lat = self
-                        .pair_rng(i as u32, CLIENT + c.client as u32)
-                        .range(1, 5);
-                    let t = (self.now + lat).max(c.last_at);
-                    self.at(
-                        t,
-                        Ev::ToClient {
-                            node: i,
-                            client: c.client,
-                            conn,
-                            what: ToClient::Closed,
-                        },
-                    );
-                }
-            }
-            ReplicaOutput::Client(Output::Persist { .. }) => {
-                self.checker.violate(
-                    self.now,
-                    "outputs",
-                    format!("server {sid}: a replica emitted the standalone engine's Persist"),
-                );
-            }
-            ReplicaOutput::Peer { to, msg } => self.send_peer(i, to, msg),
-            ReplicaOutput::SendSnapshot {
-                to,
-                epoch,
-                view,
-                frames,
-                then,
-            } => match keel_engine::zab::snap_sync(epoch, view, frames) {
-                Ok(sync) => {
-                    self.send_peer(i, to, sync);
-                    self.send_peer(i, to, then);
-                }
-                Err(e) => self.checker.violate(
-                    self.now,
-                    "outputs",
-                    format!("server {sid}: its snapshot does not encode: {e}"),
-                ),
-            },
-            ReplicaOutput::Persist(frame) => {
-                if self.nodes[i].fail_disk {
-                    self.log(|| format!("server {sid}: disk write fails"));
-                    return false;
-                }
-                let lat = self.disk_latency(i);
-                let (first, last) = (frame.first, frame.last);
-                let (id, at) = self.nodes[i].disk.append(frame, self.now, lat);
-                let inc = self.nodes[i].inc;
-                if self.cfg.verbose > 1 {
-                    self.trace.push(format!(
-                        "server {sid}: persist {first:#x}..{last:#x} (durable at +{})",
-                        at - self.now
-                    ));
-                }
-                self.at(at, Ev::DiskDone { node: i, inc, id });
-            }
-            ReplicaOutput::TruncateLog { after } => {
-                self.stats.truncations += 1;
-                self.log(|| format!("server {sid}: truncate log after {after:#x}"));
-                self.check_drop(i, after, "truncating its log after");
-                self.nodes[i].disk.truncate_after(after);
-            }
-            ReplicaOutput::InstallSnapshot { data } => {
-                let z = data.last_zxid as i64;
-                self.stats.snap_syncs += 1;
-                self.log(|| {
-                    format!(
-                        "server {sid}: install snapshot at {z:#x} ({} nodes)",
-                        data.nodes.len()
-                    )
-                });
-                *installed = Some((z, applied_before));
-                self.check_drop(i, z, "replacing its log with a snapshot at");
-                self.nodes[i].disk.install_snapshot(data);
-                self.nodes[i].pending_snapshot = None;
-                self.nodes[i].applied_since_snapshot = 0;
-            }
-            ReplicaOutput::SaveEpochs(e) => {
-                let old = self.nodes[i].disk.epochs();
-                self.checker.epochs_saved(self.now, sid, old, e);
-                self.nodes[i].disk.save_epochs(e);
-            }
-            ReplicaOutput::Membership { text, committed } => {
-                let m = Membership::parse(&text, keel_engine::zab::membership::simple_spec);
-                let (version, shown) = match &m {
-                    Ok(m) => {
-                        let members = Members::from_membership(m);
-                        if !committed && self.nodes[i].role == Role::Leading {
-                            self.check_reconfig_quorum(i, &members);
-                        }
-                        (m.version, members.to_string())
-                    }
-                    Err(e) => {
-                        self.checker.violate(
-                            self.now,
-                            "membership",
-                            format!("server {sid} reported a membership that does not parse: {}: {text:?}", e.0),
-                        );
-                        return true;
-                    }
-                };
-                self.log(|| {
-                    format!(
-                        "server {sid}: membership {shown} {}",
-                        if committed {
-                            "in force (saved)"
-                        } else {
-                            "pending"
-                        }
-                    )
-                });
-                if committed {
-                    if let Some((old, _)) = self.nodes[i].disk.membership() {
-                        if version < *old {
-                            let old = *old;
-                            self.checker.violate(
-                                self.now,
-                                "membership",
-                                format!(
-                                    "server {sid} saved membership {version:#x} after {old:#x}"
-                                ),
-                            );
-                        }
-                    }
-                    self.nodes[i].disk.save_membership(version, text);
-                }
-            }
-            ReplicaOutput::Role { role, epoch } => {
-                self.nodes[i].role = role;
-                self.nodes[i].role_since = self.now;
-                self.nodes[i].epoch = epoch;
-                self.log(|| format!("server {sid}: role {role:?} epoch {epoch}"));
-                if role == Role::Leading {
-                    self.stats.leaders += 1;
-                    self.checker.leading(self.now, sid, epoch);
-                }
-            }
-        }
-        true
     }
 
     fn send_peer(&mut self, i: usize, to: Sid, msg: PeerMsg) {
@@ -3075,4 +2905,198 @@ fn describe_msg(m: &PeerMsg) -> String {
 /// Runs one seed.
 pub fn run(cfg: SimConfig) -> Report {
     World::new(cfg).run()
+}
+
+/// Server `i`'s outputs carried out on the simulated network, disk and clients, with
+/// the checks that watch them.
+struct SimFx<'a> {
+    w: &'a mut World,
+    i: usize,
+    /// A snapshot installed by these outputs: (its zxid, applied before it).
+    installed: Option<(i64, i64)>,
+    applied_before: i64,
+}
+
+impl effects::Effects for SimFx<'_> {
+    fn send_to_client(&mut self, conn: u64, frame: Vec<u8>) {
+        let i = self.i;
+        let w = &mut *self.w;
+        if let Some(client) = w.nodes[i].conns.get(&conn).map(|c| c.client) {
+            let lat = w.pair_rng(i as u32, CLIENT + client as u32).range(1, 5);
+            let c = w.nodes[i].conns.get_mut(&conn).unwrap();
+            let t = (w.now + lat).max(c.last_at);
+            c.last_at = t;
+            w.at(
+                t,
+                Ev::ToClient {
+                    node: i,
+                    client,
+                    conn,
+                    what: ToClient::Frame(frame),
+                },
+            );
+        }
+    }
+
+    fn close_client(&mut self, conn: u64) {
+        let i = self.i;
+        let w = &mut *self.w;
+        if let Some(c) = w.nodes[i].conns.remove(&conn) {
+            let lat = w.pair_rng(i as u32, CLIENT + c.client as u32).range(1, 5);
+            let t = (w.now + lat).max(c.last_at);
+            w.at(
+                t,
+                Ev::ToClient {
+                    node: i,
+                    client: c.client,
+                    conn,
+                    what: ToClient::Closed,
+                },
+            );
+        }
+    }
+
+    fn send_to_peer(&mut self, to: Sid, msg: PeerMsg) {
+        self.w.send_peer(self.i, to, msg);
+    }
+
+    fn send_snapshot(&mut self, to: Sid, snapshot: effects::SnapshotSend) {
+        let (i, sid) = (self.i, self.w.nodes[self.i].sid);
+        let w = &mut *self.w;
+        match snapshot.into_message() {
+            (Ok(sync), then) => {
+                w.send_peer(i, to, sync);
+                w.send_peer(i, to, then);
+            }
+            (Err(e), _) => w.checker.violate(
+                w.now,
+                "outputs",
+                format!("server {sid}: its snapshot does not encode: {e}"),
+            ),
+        }
+    }
+
+    fn append(&mut self, frame: LogFrame) -> ControlFlow<()> {
+        let i = self.i;
+        let sid = self.w.nodes[self.i].sid;
+        let w = &mut *self.w;
+        if w.nodes[i].fail_disk {
+            w.log(|| format!("server {sid}: disk write fails"));
+            return ControlFlow::Break(());
+        }
+        let lat = w.disk_latency(i);
+        let (first, last) = (frame.first, frame.last);
+        let (id, at) = w.nodes[i].disk.append(frame, w.now, lat);
+        let inc = w.nodes[i].inc;
+        if w.cfg.verbose > 1 {
+            w.trace.push(format!(
+                "server {sid}: persist {first:#x}..{last:#x} (durable at +{})",
+                at - w.now
+            ));
+        }
+        w.at(at, Ev::DiskDone { node: i, inc, id });
+        ControlFlow::Continue(())
+    }
+
+    fn truncate_log(&mut self, after: i64) {
+        let i = self.i;
+        let sid = self.w.nodes[self.i].sid;
+        let w = &mut *self.w;
+        w.stats.truncations += 1;
+        w.log(|| format!("server {sid}: truncate log after {after:#x}"));
+        w.check_drop(i, after, "truncating its log after");
+        w.nodes[i].disk.truncate_after(after);
+    }
+
+    fn install_snapshot(&mut self, data: keel_wal::SnapshotData) {
+        let i = self.i;
+        let sid = self.w.nodes[self.i].sid;
+        let w = &mut *self.w;
+        let z = data.last_zxid as i64;
+        w.stats.snap_syncs += 1;
+        w.log(|| {
+            format!(
+                "server {sid}: install snapshot at {z:#x} ({} nodes)",
+                data.nodes.len()
+            )
+        });
+        self.installed = Some((z, self.applied_before));
+        w.check_drop(i, z, "replacing its log with a snapshot at");
+        w.nodes[i].disk.install_snapshot(data);
+        w.nodes[i].pending_snapshot = None;
+        w.nodes[i].applied_since_snapshot = 0;
+    }
+
+    fn save_epochs(&mut self, e: Epochs) {
+        let i = self.i;
+        let sid = self.w.nodes[self.i].sid;
+        let w = &mut *self.w;
+        let old = w.nodes[i].disk.epochs();
+        w.checker.epochs_saved(w.now, sid, old, e);
+        w.nodes[i].disk.save_epochs(e);
+    }
+
+    fn membership(&mut self, text: String, committed: bool) {
+        let i = self.i;
+        let sid = self.w.nodes[self.i].sid;
+        let w = &mut *self.w;
+        let m = Membership::parse(&text, keel_engine::zab::membership::simple_spec);
+        let (version, shown) = match &m {
+            Ok(m) => {
+                let members = Members::from_membership(m);
+                if !committed && w.nodes[i].role == Role::Leading {
+                    w.check_reconfig_quorum(i, &members);
+                }
+                (m.version, members.to_string())
+            }
+            Err(e) => {
+                w.checker.violate(
+                    w.now,
+                    "membership",
+                    format!(
+                        "server {sid} reported a membership that does not parse: {}: {text:?}",
+                        e.0
+                    ),
+                );
+                return;
+            }
+        };
+        w.log(|| {
+            format!(
+                "server {sid}: membership {shown} {}",
+                if committed {
+                    "in force (saved)"
+                } else {
+                    "pending"
+                }
+            )
+        });
+        if committed {
+            if let Some((old, _)) = w.nodes[i].disk.membership() {
+                if version < *old {
+                    let old = *old;
+                    w.checker.violate(
+                        w.now,
+                        "membership",
+                        format!("server {sid} saved membership {version:#x} after {old:#x}"),
+                    );
+                }
+            }
+            w.nodes[i].disk.save_membership(version, text);
+        }
+    }
+
+    fn role(&mut self, role: Role, epoch: i64) {
+        let i = self.i;
+        let sid = self.w.nodes[self.i].sid;
+        let w = &mut *self.w;
+        w.nodes[i].role = role;
+        w.nodes[i].role_since = w.now;
+        w.nodes[i].epoch = epoch;
+        w.log(|| format!("server {sid}: role {role:?} epoch {epoch}"));
+        if role == Role::Leading {
+            w.stats.leaders += 1;
+            w.checker.leading(w.now, sid, epoch);
+        }
+    }
 }

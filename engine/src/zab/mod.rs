@@ -21,7 +21,8 @@
 //!    Every server applies committed frames in zxid order through the one apply path
 //!    and answers its own clients from the result.
 //!
-//! Contracts for the caller:
+//! Contracts for the caller (carried out by [`effects::execute`], which every driver
+//! uses):
 //! - Outputs are carried out in the order they are drained. `TruncateLog`,
 //!   `InstallSnapshot` and `SaveEpochs` are synchronous and durable before the caller
 //!   handles the next output; `Persist` is asynchronous, reported by `Durable`.
@@ -31,6 +32,7 @@
 //!   order sent, or not at all after a `PeerDown` (the protocol re-synchronises).
 //! - A log or snapshot I/O error is fail-stop: the process exits.
 
+pub mod effects;
 mod election;
 mod leader;
 pub mod membership;
@@ -41,7 +43,7 @@ pub use membership::{Membership, Refused, SpecCheck};
 pub use msg::{Forward, LogFrame, PeerMsg, PeerState, Sid, SyncMode, Vote};
 pub use replica::Replica;
 
-use crate::server::{Input, Output};
+use crate::server::Input;
 
 /// Ensemble settings (from `zoo.cfg`).
 #[derive(Debug, Clone)]
@@ -264,8 +266,9 @@ pub enum ReplicaInput {
 
 #[derive(Debug)]
 pub enum ReplicaOutput {
-    /// A frame for a client connection, or a close (`Send` / `Close`).
-    Client(Output),
+    /// A frame for a client connection, or a close. (Never a log append: a member's
+    /// engine only applies committed frames, and its log frames are `Persist`.)
+    Client(ClientOutput),
     /// A message for another server.
     Peer { to: Sid, msg: PeerMsg },
     /// Append this frame to the log (asynchronous; reported by `Durable`).
@@ -295,6 +298,20 @@ pub enum ReplicaOutput {
     /// so that a restart starts from it; otherwise it is a logged reconfiguration not
     /// yet committed, whose new servers the caller should be able to reach.
     Membership { text: String, committed: bool },
+}
+
+/// What a member's engine has for its clients: the engine's [`Output`] without the
+/// log append a standalone engine makes, so no driver has to reject one.
+#[derive(Debug, PartialEq, Eq)]
+pub enum ClientOutput {
+    Send {
+        conn: u64,
+        frame: Vec<u8>,
+    },
+    /// Close after sending what was queued before it.
+    Close {
+        conn: u64,
+    },
 }
 
 #[cfg(test)]

@@ -6,7 +6,7 @@
 use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
 
-use tracing::{debug, info, warn};
+use tracing::{debug, error, info, warn};
 
 use super::election::{Election, FIRST_RESEND_MS};
 use super::leader::Leader;
@@ -207,7 +207,24 @@ impl Replica {
         // that dies at once is less likely to find the commit (a reconfiguration's
         // above all) reached no one. Nothing the engine emits needs to go before them.
         out.append(&mut self.out);
-        out.extend(eo.into_iter().map(ReplicaOutput::Client));
+        out.extend(eo.into_iter().filter_map(|o| match o {
+            crate::Output::Send { conn, frame } => {
+                Some(ReplicaOutput::Client(ClientOutput::Send { conn, frame }))
+            }
+            crate::Output::Close { conn } => {
+                Some(ReplicaOutput::Client(ClientOutput::Close { conn }))
+            }
+            crate::Output::Persist { first_zxid, .. } => {
+                // `set_replicated` engines never make one; if one did, logging it
+                // here would be wrong (it bypasses the quorum), so it is dropped.
+                error!(
+                    id = self.cfg.my_id,
+                    "bug: a member's engine asked to log 0x{first_zxid:x} itself; dropped"
+                );
+                debug_assert!(false, "a replicated engine emitted Persist");
+                None
+            }
+        }));
     }
 
     pub fn role(&self) -> Role {
