@@ -54,7 +54,7 @@ impl<L: LogSink> EngineLoop<L> {
     fn run_inner(&mut self) {
         let mut routes: HashMap<ConnId, Outbox> = HashMap::new();
         let mut outputs = Vec::new();
-        let mut last_snap = self.engine.last_zxid();
+        let mut snaps = crate::storage::SnapSchedule::new(self.snap_count, self.engine.last_zxid());
         let tick =
             Duration::from_millis(((self.engine.config().tick_ms as u64) / 10).clamp(5, 100));
         loop {
@@ -134,11 +134,7 @@ impl<L: LogSink> EngineLoop<L> {
                 });
             }
             if let Some(snap_tx) = &self.snap_tx {
-                if self.engine.last_zxid() - last_snap >= self.snap_count {
-                    if let Some(zxid) = crate::storage::offer_snapshot(snap_tx, &self.engine) {
-                        last_snap = zxid;
-                    }
-                }
+                snaps.after_turn(snap_tx, &self.engine);
             }
             if stop {
                 break;

@@ -50,17 +50,6 @@ pub fn spawn_group(log: Log, generation: u64, tx: flume::Sender<ToEngine>) -> Gr
     )
 }
 
-/// Transactions from zxid `from` to `to`, for `snapCount`. A zxid is epoch (high 32
-/// bits) and counter (low 32); across an epoch change only the new epoch's counter
-/// is known.
-fn txns_between(from: i64, to: i64) -> i64 {
-    if to >> 32 == from >> 32 {
-        to - from
-    } else {
-        to & 0xffff_ffff
-    }
-}
-
 /// Proposal sizes for `srvr` / `mntr` (ZooKeeper's `BufferStats`).
 #[derive(Debug, Clone, Copy)]
 struct SizeStats {
@@ -148,7 +137,8 @@ impl ReplicaLoop {
     fn run_inner(&mut self) {
         let mut routes: HashMap<ConnId, Outbox> = HashMap::new();
         let mut outputs = Vec::new();
-        let mut last_snap = self.replica.engine().last_zxid();
+        let mut snaps =
+            storage::SnapSchedule::new(self.snap_count, self.replica.engine().last_zxid());
         let mut proposals = SizeStats::default();
         let tick_ms = self.replica.config().tick_ms.max(1) as u64;
         let tick = Duration::from_millis((tick_ms / 10).clamp(5, 100));
@@ -247,7 +237,7 @@ impl ReplicaLoop {
                 routes: &mut routes,
                 cut: &mut cut,
                 proposals: &mut proposals,
-                last_snap: &mut last_snap,
+                snaps: &mut snaps,
             };
             // A failed append is fail-stop inside `append` (the group-commit thread
             // exits the process), so the flow always continues here.
@@ -260,12 +250,7 @@ impl ReplicaLoop {
                 }));
             }
             if let Some(snap_tx) = &self.snap_tx {
-                let engine = self.replica.engine();
-                if txns_between(last_snap, engine.last_zxid()) >= self.snap_count {
-                    if let Some(zxid) = storage::offer_snapshot(snap_tx, engine) {
-                        last_snap = zxid;
-                    }
-                }
+                snaps.after_turn(snap_tx, self.replica.engine());
             }
             if stop {
                 break;
@@ -402,7 +387,7 @@ struct TurnFx<'a> {
     /// Connections cut off for not reading their replies (the engine is told after).
     cut: &'a mut Vec<ConnId>,
     proposals: &'a mut SizeStats,
-    last_snap: &'a mut i64,
+    snaps: &'a mut storage::SnapSchedule,
 }
 
 impl effects::Effects for TurnFx<'_> {
@@ -459,7 +444,7 @@ impl effects::Effects for TurnFx<'_> {
     fn install_snapshot(&mut self, data: keel_wal::SnapshotData) {
         let zxid = data.last_zxid;
         self.lp.install_snapshot(data);
-        *self.last_snap = zxid as i64;
+        self.snaps.installed(zxid as i64);
     }
 
     fn save_epochs(&mut self, epochs: Epochs) {
@@ -486,10 +471,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn snap_count_counts_transactions_not_zxid_distance() {
-        assert_eq!(txns_between(0x1_0000_0005, 0x1_0000_0010), 11);
-        assert_eq!(txns_between(0, 0x1_0000_0001), 1);
-        assert_eq!(txns_between(0x1_0000_01b5, 0x2_0000_0001), 1);
+    fn proposal_sizes_keep_last_min_and_max() {
         let mut s = SizeStats::default();
         assert_eq!((s.last, s.min, s.max), (-1, -1, -1));
         s.add(10);

@@ -410,6 +410,52 @@ impl LogSink for GroupSink {
     }
 }
 
+/// When to take the next snapshot, for both engine loops: after `snapCount`
+/// transactions since the last one (ZooKeeper counts transactions, not zxid distance;
+/// across an epoch change only the new epoch's counter is known, so that is what
+/// counts).
+pub struct SnapSchedule {
+    every: i64,
+    last: i64,
+}
+
+impl SnapSchedule {
+    /// `every`: `snapCount`; `last`: the zxid of the state the newest snapshot holds.
+    pub fn new(every: i64, last: i64) -> SnapSchedule {
+        SnapSchedule { every, last }
+    }
+
+    /// After a turn: offers the snapshot thread a view when `snapCount` transactions
+    /// have been applied since the last one (and it is free to take it).
+    pub fn after_turn(
+        &mut self,
+        snap_tx: &flume::Sender<keel_engine::server::SnapshotView>,
+        engine: &Engine,
+    ) {
+        if txns_between(self.last, engine.last_zxid()) >= self.every {
+            if let Some(zxid) = offer_snapshot(snap_tx, engine) {
+                self.last = zxid;
+            }
+        }
+    }
+
+    /// A snapshot of `zxid` was installed from elsewhere (a leader's SNAP): count from
+    /// there.
+    pub fn installed(&mut self, zxid: i64) {
+        self.last = zxid;
+    }
+}
+
+/// Transactions from zxid `from` to `to`. A zxid is epoch (high 32 bits) and counter
+/// (low 32); across an epoch change only the new epoch's counter is known.
+fn txns_between(from: i64, to: i64) -> i64 {
+    if to >> 32 == from >> 32 {
+        to - from
+    } else {
+        to & 0xffff_ffff
+    }
+}
+
 /// Hands the snapshot thread an O(1) copy-on-write view of `engine`'s state. Never
 /// blocks: while the thread is still busy with the previous one, nothing is sent and
 /// the caller tries again on a later turn. Returns the zxid of the view sent.
@@ -491,6 +537,14 @@ pub fn spawn_snapshot_writer(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn snap_count_counts_transactions_not_zxid_distance() {
+        assert_eq!(txns_between(0x1_0000_0005, 0x1_0000_0010), 11);
+        assert_eq!(txns_between(0, 0x1_0000_0001), 1);
+        assert_eq!(txns_between(0x1_0000_01b5, 0x2_0000_0001), 1);
+        assert_eq!(txns_between(5, 105), 100, "standalone: one epoch");
+    }
 
     #[test]
     fn epochs_missing_are_zero_written_durably_and_read_back() {

@@ -37,6 +37,7 @@ mod election;
 mod leader;
 pub mod membership;
 pub mod msg;
+pub mod quorum;
 mod replica;
 
 pub use membership::{Membership, Refused, SpecCheck};
@@ -163,19 +164,14 @@ impl ReplicaConfig {
 
     /// Whether the servers `yes` picks are a quorum: a majority of the voters, and of
     /// a pending reconfiguration's voters too while there is one.
-    pub fn has_quorum(&self, mut yes: impl FnMut(Sid) -> bool) -> bool {
-        let mut majority = |vs: &[Sid]| vs.iter().filter(|s| yes(**s)).count() > vs.len() / 2;
-        majority(&self.voters) && self.next_voters.as_deref().is_none_or(&mut majority)
+    pub fn has_quorum(&self, yes: impl FnMut(Sid) -> bool) -> bool {
+        quorum::joint(&self.voters, self.next_voters.as_deref(), yes)
     }
 
     /// The highest zxid a quorum (as [`has_quorum`](Self::has_quorum) counts) has
     /// reached, given each voter's zxid (`None`: not counted).
     pub fn quorum_zxid(&self, of: impl Fn(Sid) -> Option<i64>) -> Option<i64> {
-        let a = majority_zxid(&self.voters, &of)?;
-        match self.next_voters.as_deref() {
-            Some(n) => majority_zxid(n, &of).map(|b| a.min(b)),
-            None => Some(a),
-        }
+        quorum::joint_zxid(&self.voters, self.next_voters.as_deref(), of)
     }
 }
 
@@ -195,17 +191,7 @@ pub fn snap_sync(
     })
 }
 
-/// The highest zxid a majority of `voters` has reached, given each one's (`None`: not
-/// counted).
-pub fn majority_zxid(voters: &[Sid], of: impl Fn(Sid) -> Option<i64>) -> Option<i64> {
-    let mut z: Vec<i64> = voters.iter().filter_map(|s| of(*s)).collect();
-    let q = voters.len() / 2 + 1;
-    if z.len() < q {
-        return None;
-    }
-    z.sort_unstable_by(|a, b| b.cmp(a));
-    Some(z[q - 1])
-}
+pub use quorum::majority_zxid;
 
 /// The two epochs ZAB persists (ZooKeeper's `acceptedEpoch` and `currentEpoch` files).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -315,73 +301,23 @@ pub enum ClientOutput {
 }
 
 #[cfg(test)]
-mod quorum_tests {
+mod tests {
     use super::*;
 
-    fn cfg(voters: &[Sid], next: Option<&[Sid]>) -> ReplicaConfig {
-        let mut c = ReplicaConfig::new(1, voters.to_vec());
-        c.next_voters = next.map(|n| n.to_vec());
-        c
-    }
-
+    /// The arithmetic is tested in `quorum`; this checks that the configuration feeds
+    /// it the membership in force and the pending one.
     #[test]
-    fn a_quorum_is_a_strict_majority_of_the_voters() {
-        let c = cfg(&[1, 2, 3], None);
-        assert!(c.has_quorum(|s| s == 1 || s == 2));
-        assert!(!c.has_quorum(|s| s == 1));
-        // Non-voters do not count, whatever they say.
-        assert!(!c.has_quorum(|s| s == 1 || s == 9 || s == 10));
-        let even = cfg(&[1, 2, 3, 4], None);
-        assert!(!even.has_quorum(|s| s <= 2), "2 of 4 is no majority");
-        assert!(even.has_quorum(|s| s <= 3));
-        assert!(cfg(&[1], None).has_quorum(|s| s == 1));
-        assert!(!cfg(&[], None).has_quorum(|_| true), "no voters, no quorum");
-    }
-
-    #[test]
-    fn during_a_reconfiguration_both_memberships_need_a_majority() {
-        // {1,2,3} -> {1,2,4,5}: 1 and 2 are a majority of the old voters only.
-        let c = cfg(&[1, 2, 3], Some(&[1, 2, 4, 5]));
-        assert!(!c.has_quorum(|s| s == 1 || s == 2));
-        assert!(!c.has_quorum(|s| [1, 4, 5].contains(&s)), "old side short");
-        assert!(c.has_quorum(|s| [1, 2, 4].contains(&s)));
-        // Removing the leader's follower: {1,2,3} -> {1,2}; both of the new are needed.
-        let c = cfg(&[1, 2, 3], Some(&[1, 2]));
-        assert!(!c.has_quorum(|s| s == 1 || s == 3));
-        assert!(c.has_quorum(|s| s == 1 || s == 2));
-        // A server the pending change adds already votes in it.
-        let c = cfg(&[1, 2, 3], Some(&[1, 2, 3, 4]));
-        assert!(c.is_voter(4) && !c.is_voter(5));
+    fn the_config_counts_in_force_and_pending_voters() {
+        let mut c = ReplicaConfig::new(1, vec![1, 2, 3]);
+        assert!(c.has_quorum(|s| s <= 2));
+        c.next_voters = Some(vec![1, 4, 5]);
         assert!(
-            !c.has_quorum(|s| s == 1 || s == 2),
-            "2 of the new 4 is no majority"
+            !c.has_quorum(|s| s <= 2),
+            "the pending voters need a majority too"
         );
-    }
-
-    #[test]
-    fn the_quorum_zxid_is_the_highest_a_majority_of_each_membership_reached() {
-        let acked = |s: Sid| match s {
-            1 => Some(10),
-            2 => Some(7),
-            3 => Some(5),
-            4 => Some(9),
-            _ => None,
-        };
-        assert_eq!(majority_zxid(&[1, 2, 3], acked), Some(7));
-        assert_eq!(majority_zxid(&[1, 2, 3, 4], acked), Some(7));
-        assert_eq!(
-            majority_zxid(&[1, 5, 6], acked),
-            None,
-            "one of three reports"
-        );
-        assert_eq!(cfg(&[1, 2, 3], None).quorum_zxid(acked), Some(7));
-        // Joint: the lower of the two majorities' zxids.
-        // Joint: the lower of the two majorities' zxids ({1,3,4} reached 9).
-        assert_eq!(
-            cfg(&[1, 2, 3], Some(&[1, 3, 4])).quorum_zxid(acked),
-            Some(7)
-        );
-        assert_eq!(cfg(&[1, 4], Some(&[2, 3])).quorum_zxid(acked), Some(5));
-        assert_eq!(cfg(&[1, 2, 3], Some(&[5, 6, 7])).quorum_zxid(acked), None);
+        assert!(c.has_quorum(|s| [1, 2, 4].contains(&s)));
+        assert!(c.is_voter(4) && !c.is_voter(6));
+        let acked = |s: Sid| Some(s as i64 * 10);
+        assert_eq!(c.quorum_zxid(acked), Some(20));
     }
 }
