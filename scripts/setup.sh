@@ -97,6 +97,13 @@ fi
 command -v patroni >/dev/null 2>&1 || die "patroni missing after install"
 [ -x /usr/lib/postgresql/15/bin/postgres ] || die "/usr/lib/postgresql/15/bin/postgres missing after install"
 
+# --- rustfmt and clippy (scripts/test.sh's tidy step) --------------------------
+if ! cargo fmt --version >/dev/null 2>&1 || ! cargo clippy --version >/dev/null 2>&1; then
+    command -v rustup >/dev/null 2>&1 || die "cargo fmt / cargo clippy missing and no rustup to add them"
+    rustup component add rustfmt clippy >/tmp/keel-setup-rustup.log 2>&1 \
+        || { tail -5 /tmp/keel-setup-rustup.log >&2; die "rustup component add rustfmt clippy failed"; }
+fi
+
 # --- Python packages ---------------------------------------------------------
 PY="${PYTHON:-python3}"
 command -v "$PY" >/dev/null 2>&1 || die "$PY not found"

@@ -10,6 +10,10 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 export CARGO_TERM_COLOR=never
+echo "== tidy: cargo fmt --check, cargo clippy -D warnings"
+cargo fmt --all -- --check
+cargo clippy --workspace --all-targets --locked -q -- -D warnings
+
 echo "== building keel (release)"
 cargo build --release --locked -p keel-net --bin keel
 export KEEL_BIN="$PWD/target/release/keel"

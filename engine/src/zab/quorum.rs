@@ -51,6 +51,8 @@ mod tests {
 
     /// (voters, pending voters, who says yes, quorum?)
     type Case = (&'static [Sid], Option<&'static [Sid]>, &'static [Sid], bool);
+    /// (voters, pending voters, the zxid a quorum reached)
+    type ZxidCase = (&'static [Sid], Option<&'static [Sid]>, Option<i64>);
 
     const QUORUMS: &[Case] = &[
         // A single membership: a strict majority.
@@ -101,8 +103,7 @@ mod tests {
             4 => Some(9),
             _ => None,
         };
-        // (voters, pending voters, the zxid a quorum reached)
-        let cases: &[(&[Sid], Option<&[Sid]>, Option<i64>)] = &[
+        let cases: &[ZxidCase] = &[
             (&[1, 2, 3], None, Some(7)),
             (&[1, 2, 3, 4], None, Some(7)),
             (&[1, 5, 6], None, None), // one of three reports
