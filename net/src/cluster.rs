@@ -17,84 +17,39 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-pub const USAGE: &str = "\
-    keel cluster --nodes N [--base-port P] [--data-dir DIR] [--tick-time MS]
-        Start a local N-server ensemble on 127.0.0.1 (child processes of this binary).
-        Server I listens for clients on P+I-1 (P defaults to 2181) and for its peers on
-        P+1000+I-1; its config, myid, data and log (keel.log) are in DIR/nodeI
-        (DIR defaults to ./keel-cluster, kept between runs). Prints the connect string,
-        then runs until SIGTERM/SIGINT, which it forwards to every server.";
-
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// `keel cluster`: server I listens for clients on P+I-1 (P defaults to 2181) and for
+/// its peers on P+1000+I-1; its config, myid, data and log (keel.log) are in DIR/nodeI
+/// (DIR defaults to ./keel-cluster, kept between runs). Prints the connect string, then
+/// runs until SIGTERM/SIGINT, which it forwards to every server.
+#[derive(Debug, Clone, PartialEq, Eq, clap::Args)]
 pub struct ClusterArgs {
+    /// Number of servers (1 to 255).
+    #[arg(long, short = 'n', value_parser = clap::value_parser!(u32).range(1..=255))]
     pub nodes: u32,
+    /// Client port of server 1; peers use this + 1000, elections + 2000.
+    #[arg(long, default_value_t = 2181, value_parser = clap::value_parser!(u16).range(1..))]
     pub base_port: u16,
+    /// Where each server's directory (nodeI) goes.
+    #[arg(long, value_name = "DIR", default_value = "./keel-cluster")]
     pub data_dir: PathBuf,
+    /// tickTime of every server, in ms.
+    #[arg(long = "tick-time", value_name = "MS", default_value_t = 2000,
+          value_parser = clap::value_parser!(u32).range(1..))]
     pub tick_ms: u32,
 }
 
-pub fn parse_args(args: &[String]) -> Result<ClusterArgs, String> {
-    let mut out = ClusterArgs {
-        nodes: 0,
-        base_port: 2181,
-        data_dir: PathBuf::from("./keel-cluster"),
-        tick_ms: 2000,
-    };
-    let mut it = args.iter();
-    while let Some(a) = it.next() {
-        let (flag, inline) = match a.split_once('=') {
-            Some((f, v)) if f.starts_with("--") => (f, Some(v.to_string())),
-            _ => (a.as_str(), None),
-        };
-        let mut value = |name: &str| -> Result<String, String> {
-            inline
-                .clone()
-                .or_else(|| it.next().cloned())
-                .ok_or_else(|| format!("{name} needs a value"))
-        };
-        match flag {
-            "--nodes" | "-n" => {
-                let v = value("--nodes")?;
-                out.nodes = v
-                    .parse()
-                    .ok()
-                    .filter(|n| (1..=255).contains(n))
-                    .ok_or_else(|| {
-                        format!("--nodes {v}: expected a number of servers from 1 to 255")
-                    })?;
-            }
-            "--base-port" => {
-                let v = value("--base-port")?;
-                out.base_port = v
-                    .parse()
-                    .ok()
-                    .filter(|p| *p > 0)
-                    .ok_or_else(|| format!("--base-port {v}: expected a port number"))?;
-            }
-            "--data-dir" => out.data_dir = PathBuf::from(value("--data-dir")?),
-            "--tick-time" => {
-                let v = value("--tick-time")?;
-                out.tick_ms = v
-                    .parse()
-                    .ok()
-                    .filter(|t| *t > 0)
-                    .ok_or_else(|| format!("--tick-time {v}: expected milliseconds"))?;
-            }
-            "--help" | "-h" | "help" => return Err(String::new()),
-            other => return Err(format!("unknown option `{other}` for `keel cluster`")),
+impl ClusterArgs {
+    /// Checks what clap cannot: every port the ensemble needs fits below 65536.
+    pub fn check(&self) -> Result<(), String> {
+        let top = u32::from(self.base_port) + 2000 + self.nodes - 1;
+        if top > 65535 {
+            return Err(format!(
+                "--base-port {} is too high for {} servers: their election ports would pass 65535",
+                self.base_port, self.nodes
+            ));
         }
+        Ok(())
     }
-    if out.nodes == 0 {
-        return Err("--nodes is required (e.g. --nodes 3)".into());
-    }
-    let top = u32::from(out.base_port) + 2000 + out.nodes - 1;
-    if top > 65535 {
-        return Err(format!(
-            "--base-port {} is too high for {} servers: their election ports would pass 65535",
-            out.base_port, out.nodes
-        ));
-    }
-    Ok(out)
 }
 
 /// Client, quorum and election ports of server `i` (1-based).
@@ -206,18 +161,11 @@ fn terminate(children: &mut [(u32, Option<Child>)]) {
     }
 }
 
-pub fn run(args: &[String]) -> ExitCode {
-    let a = match parse_args(args) {
-        Ok(a) => a,
-        Err(e) if e.is_empty() => {
-            println!("{USAGE}");
-            return ExitCode::SUCCESS;
-        }
-        Err(e) => {
-            eprintln!("keel cluster: {e}\n\nUSAGE:\n{USAGE}");
-            return ExitCode::from(2);
-        }
-    };
+pub fn run(a: ClusterArgs) -> ExitCode {
+    if let Err(e) = a.check() {
+        eprintln!("keel cluster: {e}");
+        return ExitCode::from(2);
+    }
     let exe = match std::env::current_exe() {
         Ok(p) => p,
         Err(e) => {
@@ -299,7 +247,17 @@ mod tests {
     use super::*;
 
     fn args(list: &[&str]) -> Result<ClusterArgs, String> {
-        parse_args(&list.iter().map(|s| s.to_string()).collect::<Vec<_>>())
+        use clap::Parser;
+        #[derive(clap::Parser)]
+        struct T {
+            #[command(flatten)]
+            a: ClusterArgs,
+        }
+        let a = T::try_parse_from(std::iter::once("cluster").chain(list.iter().copied()))
+            .map_err(|e| e.to_string())?
+            .a;
+        a.check()?;
+        Ok(a)
     }
 
     #[test]
@@ -312,7 +270,7 @@ mod tests {
             connect_string(&a),
             "127.0.0.1:12000,127.0.0.1:12001,127.0.0.1:12002"
         );
-        assert!(args(&[]).unwrap_err().contains("--nodes is required"));
+        assert!(args(&[]).unwrap_err().contains("--nodes <NODES>"));
         assert!(args(&["--nodes", "0"]).is_err());
         assert!(args(&["--nodes", "3", "--base-port", "64000"])
             .unwrap_err()
@@ -320,7 +278,7 @@ mod tests {
         assert!(args(&["--nodes", "3", "--wat"])
             .unwrap_err()
             .contains("--wat"));
-        assert!(args(&["--help"]).unwrap_err().is_empty());
+        assert!(args(&["--help"]).unwrap_err().contains("Usage"));
     }
 
     #[test]

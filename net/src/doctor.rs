@@ -1,6 +1,5 @@
 //! `keel doctor [--data-dir DIR]`: checks the host and the data directory and prints what
-//! to change. The checks themselves live in `keel_tuning::doctor`; this module parses the
-//! arguments, asks Keel's own runtime (compio) which driver it picks here, prints the
+//! to change. The checks themselves live in `keel_tuning::doctor`; this module asks Keel's own runtime (compio) which driver it picks here, prints the
 //! table and turns a failed check into a non-zero exit status.
 
 use std::io::Write as _;
@@ -8,28 +7,6 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use keel_tuning::doctor::{self, Status};
-
-const USAGE: &str =
-    "usage: keel doctor [--data-dir DIR]   (default: ./keel-data if it exists, else .)";
-
-/// The data dir named by `--data-dir DIR` / `--data-dir=DIR`, `None` when not given.
-pub fn parse_args(args: &[String]) -> Result<Option<PathBuf>, String> {
-    let mut dir = None;
-    let mut it = args.iter();
-    while let Some(a) = it.next() {
-        if let Some(v) = a.strip_prefix("--data-dir=") {
-            dir = Some(PathBuf::from(v));
-        } else if a == "--data-dir" {
-            let v = it.next().ok_or("--data-dir expects a directory")?;
-            dir = Some(PathBuf::from(v));
-        } else if a == "-h" || a == "--help" || a == "help" {
-            return Err(String::new());
-        } else {
-            return Err(format!("doctor: unknown argument `{a}`"));
-        }
-    }
-    Ok(dir)
-}
 
 /// The driver Keel's network runtime picks on this host (`IoUring` or `Poll`), or why no
 /// runtime could start.
@@ -42,17 +19,7 @@ pub fn runtime_driver() -> String {
 
 /// Runs `keel doctor` with the arguments after `doctor`. Exit 0 unless a check fails (1),
 /// 2 for bad arguments.
-pub fn run(args: &[String]) -> ExitCode {
-    let dir = match parse_args(args) {
-        Ok(d) => d,
-        Err(e) => {
-            if !e.is_empty() {
-                eprintln!("keel: {e}");
-            }
-            eprintln!("{USAGE}");
-            return ExitCode::from(if e.is_empty() { 0 } else { 2 });
-        }
-    };
+pub fn run(dir: Option<PathBuf>) -> ExitCode {
     let dir = dir.unwrap_or_else(|| {
         let d = PathBuf::from("keel-data");
         if d.is_dir() {
@@ -102,26 +69,6 @@ pub fn run(args: &[String]) -> ExitCode {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn s(v: &[&str]) -> Vec<String> {
-        v.iter().map(|x| x.to_string()).collect()
-    }
-
-    #[test]
-    fn arguments() {
-        assert_eq!(parse_args(&[]), Ok(None));
-        assert_eq!(
-            parse_args(&s(&["--data-dir", "/x"])),
-            Ok(Some(PathBuf::from("/x")))
-        );
-        assert_eq!(
-            parse_args(&s(&["--data-dir=/y"])),
-            Ok(Some(PathBuf::from("/y")))
-        );
-        assert!(parse_args(&s(&["--data-dir"])).is_err());
-        assert!(parse_args(&s(&["--bogus"])).unwrap_err().contains("bogus"));
-        assert_eq!(parse_args(&s(&["--help"])), Err(String::new()));
-    }
 
     #[test]
     fn driver_is_named() {

@@ -2,6 +2,7 @@
 //! runtime per core) own the client connections; one engine thread owns the state
 //! machine; the log has its own thread. They talk only through channels (`msg`).
 
+pub mod cli;
 pub mod cluster;
 pub mod config;
 pub mod conn;

@@ -20,88 +20,33 @@ use std::process::ExitCode;
 
 use keel_wal::{inspect_dir, intact_prefix, truncate_dir_after, WalError};
 
-const USAGE: &str = "\
-USAGE:
-    keel wal check DIR
-        Scan the write-ahead log in DIR without changing it: segments, frames,
-        last zxid, torn-tail bytes, or the corruption with file and byte offset.
-        Exits 1 if the log is corrupt.
-    keel wal truncate DIR --after ZXID
-        Remove every transaction after ZXID (decimal or 0x hex) from the log,
-        also from a damaged log, as long as ZXID is not beyond the damage. Only
-        with the server stopped; the removed transactions must come back from
-        the ensemble.
-
-DIR is the log directory (files log.<hex zxid>) or a data directory holding it
-as wal/ or log/.
-";
-
-/// Runs `keel wal ARGS...`. `args` are the arguments after `wal` (a leading
-/// `"wal"` is skipped as well, so `main` may pass everything after `keel`).
-pub fn run(args: &[String]) -> ExitCode {
-    let args = match args.first() {
-        Some(a) if a == "wal" => &args[1..],
-        _ => args,
-    };
-    match parse(args) {
-        Ok(Cmd::Help) => {
-            print!("{USAGE}");
-            ExitCode::SUCCESS
-        }
-        Ok(Cmd::Check { dir }) => check(&dir),
-        Ok(Cmd::Truncate { dir, after }) => truncate(&dir, after),
-        Err(msg) => {
-            eprintln!("keel wal: {msg}\n\n{USAGE}");
-            ExitCode::from(2)
-        }
-    }
+/// `keel wal ...`. DIR is the log directory (files log.<hex zxid>) or a data directory
+/// holding it as wal/ or log/.
+#[derive(Debug, PartialEq, Eq, clap::Subcommand)]
+pub enum WalCommand {
+    /// Scan the write-ahead log in DIR without changing it: segments, frames, last zxid,
+    /// torn-tail bytes, or the corruption with file and byte offset (exit 1 if corrupt).
+    Check {
+        #[arg(value_name = "DIR")]
+        dir: PathBuf,
+    },
+    /// Remove every transaction after ZXID from the log, also from a damaged log, as long
+    /// as ZXID is not beyond the damage. Only with the server stopped; the removed
+    /// transactions must come back from the ensemble.
+    Truncate {
+        #[arg(value_name = "DIR")]
+        dir: PathBuf,
+        /// The last zxid to keep (decimal or 0x hex).
+        #[arg(long, value_name = "ZXID", value_parser = parse_zxid)]
+        after: u64,
+    },
 }
 
-#[derive(Debug, PartialEq, Eq)]
-enum Cmd {
-    Help,
-    Check { dir: PathBuf },
-    Truncate { dir: PathBuf, after: u64 },
-}
-
-fn parse(args: &[String]) -> Result<Cmd, String> {
-    let Some((sub, rest)) = args.split_first() else {
-        return Err("missing command (check or truncate)".into());
-    };
-    match sub.as_str() {
-        "help" | "--help" | "-h" => Ok(Cmd::Help),
-        "check" => match rest {
-            [dir] => Ok(Cmd::Check { dir: dir.into() }),
-            [] => Err("check needs a directory".into()),
-            _ => Err(format!("unexpected arguments after check {}", rest[0])),
-        },
-        "truncate" => {
-            let mut dir = None;
-            let mut after = None;
-            let mut i = 0;
-            while i < rest.len() {
-                let a = &rest[i];
-                if let Some(v) = a.strip_prefix("--after=") {
-                    after = Some(parse_zxid(v)?);
-                } else if a == "--after" {
-                    let v = rest.get(i + 1).ok_or("--after needs a zxid")?;
-                    after = Some(parse_zxid(v)?);
-                    i += 1;
-                } else if a.starts_with("--") {
-                    return Err(format!("unknown option {a}"));
-                } else if dir.is_none() {
-                    dir = Some(PathBuf::from(a));
-                } else {
-                    return Err(format!("unexpected argument {a}"));
-                }
-                i += 1;
-            }
-            Ok(Cmd::Truncate {
-                dir: dir.ok_or("truncate needs a directory")?,
-                after: after.ok_or("truncate needs --after ZXID")?,
-            })
-        }
-        other => Err(format!("unknown command {other:?}")),
+/// Runs a `keel wal` command.
+pub fn run(cmd: WalCommand) -> ExitCode {
+    match cmd {
+        WalCommand::Check { dir } => check(&dir),
+        WalCommand::Truncate { dir, after } => truncate(&dir, after),
     }
 }
 
@@ -249,8 +194,15 @@ mod tests {
     use super::*;
     use keel_wal::{Log, LogConfig};
 
-    fn s(v: &[&str]) -> Vec<String> {
-        v.iter().map(|x| x.to_string()).collect()
+    fn check_cmd(dir: &str) -> WalCommand {
+        WalCommand::Check { dir: dir.into() }
+    }
+
+    fn truncate_cmd(dir: &str, after: u64) -> WalCommand {
+        WalCommand::Truncate {
+            dir: dir.into(),
+            after,
+        }
     }
 
     #[test]
@@ -261,28 +213,38 @@ mod tests {
         assert!(parse_zxid("0x").is_err());
         assert!(parse_zxid("-1").is_err());
         assert!(parse_zxid("12a").is_err());
+        let parse = |args: &[&str]| {
+            #[derive(clap::Parser)]
+            struct T {
+                #[command(subcommand)]
+                c: WalCommand,
+            }
+            <T as clap::Parser>::try_parse_from(std::iter::once("wal").chain(args.iter().copied()))
+                .map(|t| t.c)
+                .map_err(|e| e.to_string())
+        };
         assert_eq!(
-            parse(&s(&["check", "/d"])),
-            Ok(Cmd::Check { dir: "/d".into() })
+            parse(&["check", "/d"]),
+            Ok(WalCommand::Check { dir: "/d".into() })
         );
         assert_eq!(
-            parse(&s(&["truncate", "/d", "--after", "0x5"])),
-            Ok(Cmd::Truncate {
+            parse(&["truncate", "/d", "--after", "0x5"]),
+            Ok(WalCommand::Truncate {
                 dir: "/d".into(),
                 after: 5
             })
         );
         assert_eq!(
-            parse(&s(&["truncate", "--after=7", "/d"])),
-            Ok(Cmd::Truncate {
+            parse(&["truncate", "--after=7", "/d"]),
+            Ok(WalCommand::Truncate {
                 dir: "/d".into(),
                 after: 7
             })
         );
-        assert!(parse(&s(&["truncate", "/d"])).is_err());
-        assert!(parse(&s(&["check"])).is_err());
-        assert!(parse(&s(&["check", "a", "b"])).is_err());
-        assert!(parse(&s(&["frobnicate"])).is_err());
+        assert!(parse(&["truncate", "/d"]).is_err());
+        assert!(parse(&["check"]).is_err());
+        assert!(parse(&["check", "a", "b"]).is_err());
+        assert!(parse(&["frobnicate"]).is_err());
         assert!(parse(&[]).is_err());
     }
 
@@ -303,7 +265,7 @@ mod tests {
         drop(log);
         let data = tmp.path().to_string_lossy().into_owned();
         assert_eq!(log_dir(tmp.path()), wal);
-        assert_eq!(run(&s(&["wal", "check", &data])), ExitCode::SUCCESS);
+        assert_eq!(run(check_cmd(&data)), ExitCode::SUCCESS);
 
         // Damage the second segment's first frame payload.
         let mut segs: Vec<_> = std::fs::read_dir(&wal)
@@ -318,20 +280,13 @@ mod tests {
         let mut img = std::fs::read(&segs[1]).expect("read");
         img[50] ^= 1;
         std::fs::write(&segs[1], &img).expect("write");
-        assert_eq!(run(&s(&["check", &data])), ExitCode::from(1));
-        assert_eq!(
-            run(&s(&["truncate", &data, "--after", "15"])),
-            ExitCode::from(1)
-        );
+        assert_eq!(run(check_cmd(&data)), ExitCode::from(1));
+        assert_eq!(run(truncate_cmd(&data, 15)), ExitCode::from(1));
         // 12 frames of 340 bytes fit a 4 KiB segment: the damage is in zxid 13.
-        assert_eq!(
-            run(&s(&["truncate", &data, "--after", "0xc"])),
-            ExitCode::SUCCESS
-        );
-        assert_eq!(run(&s(&["check", &data])), ExitCode::SUCCESS);
+        assert_eq!(run(truncate_cmd(&data, 0xc)), ExitCode::SUCCESS);
+        assert_eq!(run(check_cmd(&data)), ExitCode::SUCCESS);
         let (log, rec) = Log::open(cfg).expect("open");
         assert_eq!(rec.last_zxid, 12);
         drop(log);
-        assert_eq!(run(&s(&["truncate", &data])), ExitCode::from(2));
     }
 }

@@ -90,15 +90,8 @@ pub enum ConfigError {
         /// What is wrong and what would be accepted.
         message: String,
     },
-    /// The command line itself is wrong.
-    #[error("{message} (run `keel help` for usage)")]
-    Usage {
-        /// What is wrong.
-        message: String,
-    },
 }
 
-mod cli;
 mod keys;
 mod properties;
 mod server_spec;
@@ -106,7 +99,6 @@ mod server_spec;
 mod tests;
 mod zoo_cfg;
 
-pub use cli::*;
 pub use keys::*;
 use properties::*;
 pub use server_spec::*;

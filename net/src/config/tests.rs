@@ -54,10 +54,6 @@ fn props(list: &[(&str, &str)]) -> Vec<(String, String)> {
         .collect()
 }
 
-fn args(list: &[&str]) -> Result<Cli, ConfigError> {
-    parse_cli(list.iter().map(|s| s.to_string()))
-}
-
 // ---- defaults ----
 
 #[test]
@@ -999,94 +995,15 @@ fn relative_data_dir_is_printed_absolute() {
     assert!(path.ends_with("keel-data/version-2"), "{line}");
 }
 
-// ---- command line ----
-
-#[test]
-fn cli_forms() {
-    assert_eq!(
-        args(&["server"]).expect("ok"),
-        Cli::Server {
-            config: None,
-            props: vec![]
-        }
-    );
-    assert_eq!(
-        args(&["server", "zoo.cfg"]).expect("ok"),
-        Cli::Server {
-            config: Some("zoo.cfg".into()),
-            props: vec![]
-        }
-    );
-    assert_eq!(
-        args(&[
-            "server",
-            "--config",
-            "/etc/zk/zoo.cfg",
-            "-Dzookeeper.snapCount=5",
-            "-Dreadonlymode.enabled",
-            "-Da=b=c"
-        ])
-        .expect("ok"),
-        Cli::Server {
-            config: Some("/etc/zk/zoo.cfg".into()),
-            props: props(&[
-                ("zookeeper.snapCount", "5"),
-                ("readonlymode.enabled", ""),
-                ("a", "b=c")
-            ]),
-        }
-    );
-    assert_eq!(
-        args(&["server", "-Djute.maxbuffer=0x100000", "--config=z.cfg"]).expect("ok"),
-        Cli::Server {
-            config: Some("z.cfg".into()),
-            props: props(&[("jute.maxbuffer", "0x100000")])
-        }
-    );
-    assert_eq!(args(&["version"]).expect("ok"), Cli::Version);
-    assert_eq!(args(&["--version"]).expect("ok"), Cli::Version);
-    assert_eq!(args(&["help"]).expect("ok"), Cli::Help);
-    assert_eq!(args(&["-h"]).expect("ok"), Cli::Help);
-    assert_eq!(args(&["server", "--help"]).expect("ok"), Cli::Help);
-}
-
-#[test]
-fn cli_errors_are_usage_errors() {
-    for (argv, expect) in [
-        (&[][..], "no command"),
-        (&["serve"][..], "unknown command `serve`"),
-        (
-            &["server", "a.cfg", "b.cfg"][..],
-            "more than one config file",
-        ),
-        (&["server", "--config"][..], "needs a file name"),
-        (&["server", "-D"][..], "-D must be followed"),
-        (&["server", "-D=x"][..], "-D must be followed"),
-        (&["server", "-Xmx1g"][..], "Keel is not a JVM"),
-        (&["server", "--port", "1"][..], "unknown option `--port`"),
-        (&["version", "extra"][..], "takes no arguments"),
-    ] {
-        let e = args(argv).expect_err(expect);
-        assert!(matches!(e, ConfigError::Usage { .. }), "{e:?}");
-        assert!(e.to_string().contains(expect), "{argv:?}: {e}");
-        assert!(e.to_string().contains("keel help"), "{e}");
-    }
-}
-
 #[test]
 fn load_combines_file_and_properties() {
     let s = Scratch::new();
     let path = s.write("zoo.cfg", "dataDir=@DIR@\nclientPort=3000\nfoo=bar\n");
-    let Cli::Server { config, props } = args(&[
-        "server",
-        path.to_str().expect("utf-8"),
-        "-Dzookeeper.extendedTypesEnabled=true",
-        "-Dzookeeper.bogus=1",
-    ])
-    .expect("ok") else {
-        panic!("server expected");
-    };
-    let c = Config::load(config.as_deref(), &props).expect("valid");
+    let props = props(&[
+        ("zookeeper.extendedTypesEnabled", "true"),
+        ("zookeeper.bogus", "1"),
+    ]);
+    let c = Config::load(Some(&path), &props).expect("valid");
     assert_eq!(c.client_port, 3000);
     assert!(c.extended_types);
     let w = c.warnings();
