@@ -2,6 +2,9 @@
 //! watches, ACLs), turns requests into transactions and replies, and never performs
 //! I/O: the caller feeds it inputs (connections, frames, clock ticks, durability
 //! reports) and carries out its outputs (frames to send, log frames to persist).
+//!
+//! Where this crate sits on a request's way through Keel: docs/architecture.md, "One
+//! setData, file by file".
 
 pub mod acl;
 pub mod jute;

@@ -1,6 +1,9 @@
 //! keel-wal: Keel's durable state on disk — the write-ahead log (CRC32C-framed,
 //! preallocated segments, group commit) and rkyv snapshots of the tree.
 //!
+//! Where this crate sits on a request's way through Keel: docs/architecture.md, "One
+//! setData, file by file".
+//!
 //! # On-disk formats
 //!
 //! **Log directory** (`dataDir/log`): segment files named `log.<16 lowercase
