@@ -20,7 +20,7 @@ use std::process::ExitCode;
 
 use keel_wal::{inspect_dir, intact_prefix, truncate_dir_after, WalError};
 
-/// `keel wal ...`. DIR is the log directory (files log.<hex zxid>) or a data directory
+/// `keel wal ...`. DIR is the log directory (files `log.<hex zxid>`) or a data directory
 /// holding it as wal/ or log/.
 #[derive(Debug, PartialEq, Eq, clap::Subcommand)]
 pub enum WalCommand {

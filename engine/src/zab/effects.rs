@@ -4,8 +4,8 @@
 //!
 //! The driver procedure, as every driver runs it:
 //!
-//! 1. feed one [`ReplicaInput`](super::ReplicaInput) with [`Replica::step`];
-//! 2. take what is ready with [`Replica::drain`];
+//! 1. feed one [`ReplicaInput`](super::ReplicaInput) with [`Replica::step`](super::Replica::step);
+//! 2. take what is ready with [`Replica::drain`](super::Replica::drain);
 //! 3. hand it to [`execute`] with the driver's [`Effects`]: each output becomes one
 //!    call, in the order drained; the synchronous ones (`truncate_log`,
 //!    `install_snapshot`, `save_epochs`, a committed `membership`) are durable when

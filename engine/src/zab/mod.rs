@@ -286,7 +286,7 @@ pub enum ReplicaOutput {
     Membership { text: String, committed: bool },
 }
 
-/// What a member's engine has for its clients: the engine's [`Output`] without the
+/// What a member's engine has for its clients: the engine's [`Output`](crate::Output) without the
 /// log append a standalone engine makes, so no driver has to reject one.
 #[derive(Debug, PartialEq, Eq)]
 pub enum ClientOutput {
