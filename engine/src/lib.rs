@@ -7,6 +7,7 @@
 //! setData, file by file".
 
 pub mod acl;
+pub mod config;
 pub mod jute;
 pub mod path;
 mod prep;

@@ -5,10 +5,10 @@
 //! tree for apply) share one implementation.
 
 use crate::acl;
+use crate::config::EngineConfig;
 use crate::jute::Writer;
 use crate::path;
 use crate::proto::{self, op, perm, Code, CreateMode, Id, Request, Stat};
-use crate::server::EngineConfig;
 use crate::tree::{self, DataTree, Trigger, Undo};
 use crate::txn::Txn;
 

@@ -21,11 +21,7 @@ pub fn now_ms() -> i64 {
         .unwrap_or(0)
 }
 
-/// Where the engine's log frames go (the group-commit thread in production).
-pub trait LogSink {
-    fn submit(&mut self, first_zxid: i64, last_zxid: i64, payload: Vec<u8>);
-    fn purge_through(&mut self, zxid: i64);
-}
+pub use crate::storage::LogSink;
 
 pub struct EngineLoop<L: LogSink> {
     pub engine: Engine,

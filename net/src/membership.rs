@@ -10,7 +10,15 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use crate::config::{PeerRole, ServerSpec};
-use crate::server::Member;
+
+/// One `server.N` line, as the ensemble uses it.
+#[derive(Debug, Clone)]
+pub struct Member {
+    pub id: u64,
+    pub observer: bool,
+    /// `host:quorumPort`: where its peer links are accepted.
+    pub peer_addr: String,
+}
 
 /// The file holding the last committed membership, in `/zookeeper/config`'s format.
 pub fn file(data_dir: &Path) -> PathBuf {

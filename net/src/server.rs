@@ -90,14 +90,7 @@ pub struct EnsembleOptions {
     pub standalone_enabled: bool,
 }
 
-/// One `server.N` line, as the ensemble uses it.
-#[derive(Debug, Clone)]
-pub struct Member {
-    pub id: u64,
-    pub observer: bool,
-    /// `host:quorumPort`: where its peer links are accepted.
-    pub peer_addr: String,
-}
+pub use crate::membership::Member;
 
 #[derive(Debug, Error)]
 pub enum StartError {

@@ -15,7 +15,11 @@ use keel_wal::{Backend, GroupCommit, Log, LogConfig, LogOptions, SnapshotStore, 
 use thiserror::Error;
 use tracing::{error, info, warn};
 
-use crate::engine_loop::LogSink;
+/// Where the standalone engine's log frames go (group commit in production).
+pub trait LogSink {
+    fn submit(&mut self, first_zxid: i64, last_zxid: i64, payload: Vec<u8>);
+    fn purge_through(&mut self, zxid: i64);
+}
 
 #[derive(Debug, Error)]
 pub enum StorageError {
