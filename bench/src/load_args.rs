@@ -6,90 +6,64 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use crate::load::{parse_addr, LoadOptions};
 
-/// A `--flag value` command line, read one flag at a time. The caller takes a flag's value
-/// only once it knows the flag, so that an unknown last flag is reported as unknown rather
-/// than as missing its value.
-pub struct Flags<'a> {
-    it: std::slice::Iter<'a, String>,
-}
-
-impl<'a> Flags<'a> {
-    pub fn new(args: &'a [String]) -> Self {
-        Flags { it: args.iter() }
-    }
-
-    pub fn next_flag(&mut self) -> Option<&'a str> {
-        self.it.next().map(String::as_str)
-    }
-
-    pub fn value(&mut self, flag: &str) -> Result<&'a str, String> {
-        self.it
-            .next()
-            .map(String::as_str)
-            .ok_or_else(|| format!("{flag} expects a value"))
-    }
-
-    pub fn num(&mut self, flag: &str) -> Result<u64, String> {
-        let v = self.value(flag)?;
-        v.parse()
-            .map_err(|_| format!("{flag} expects a number, not `{v}`"))
-    }
-}
-
 /// The load flags `memory` and `restart` both take: `--connect HOST:PORT`, `--znodes N`,
 /// `--value-size B`, `--inflight K` and `--root PATH`. Whether `--connect` and `--znodes`
 /// may be left out, and what that means, is each command's to say.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, clap::Args)]
 pub struct LoadArgs {
+    /// The server to load.
+    #[arg(long = "connect", value_name = "HOST:PORT", value_parser = parse_addr)]
     pub addr: Option<SocketAddr>,
+    /// Znodes to create.
+    #[arg(long, value_name = "N")]
     pub znodes: Option<u64>,
-    pub root: String,
+    /// Parent of the znodes [default: /keel-bench/KIND-<unix secs>-<pid>, fresh per run].
+    #[arg(long, value_name = "PATH")]
+    pub root: Option<String>,
+    /// Bytes per znode value.
+    #[arg(long, value_name = "B", default_value_t = 128)]
     pub value_size: usize,
+    /// Creates in flight.
+    #[arg(long, value_name = "K", default_value_t = 256)]
     pub inflight: usize,
 }
 
 impl LoadArgs {
-    /// 128-byte values, 256 creates in flight, under `/keel-bench/{kind}-{unix secs}-{pid}`
-    /// so that a rerun against the same server loads into a fresh parent.
-    pub fn new(kind: &str) -> Self {
-        let stamp = SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .map(|d| d.as_secs())
-            .unwrap_or(0);
-        LoadArgs {
-            addr: None,
-            znodes: None,
-            root: format!("/keel-bench/{kind}-{stamp}-{}", std::process::id()),
-            value_size: 128,
-            inflight: 256,
-        }
-    }
-
-    /// Takes `flag` and its value when it is a load flag; `false`, with nothing taken,
-    /// when it is not.
-    pub fn take(&mut self, flag: &str, flags: &mut Flags) -> Result<bool, String> {
-        match flag {
-            "--connect" => self.addr = Some(parse_addr(flags.value(flag)?)?),
-            "--znodes" => self.znodes = Some(flags.num(flag)?),
-            "--value-size" => self.value_size = flags.num(flag)? as usize,
-            "--inflight" => self.inflight = flags.num(flag)?.max(1) as usize,
-            "--root" => self.root = flags.value(flag)?.to_string(),
-            _ => return Ok(false),
-        }
-        Ok(true)
-    }
-
-    /// The load to run, once the command has settled the server and the count.
-    pub fn options(self, addr: SocketAddr, znodes: u64) -> LoadOptions {
+    /// The load to run, once the command has settled the server and the count; `kind`
+    /// names the default root, so that a rerun against the same server loads into a
+    /// fresh parent.
+    pub fn options(self, kind: &str, addr: SocketAddr, znodes: u64) -> LoadOptions {
+        let root = self.root.unwrap_or_else(|| {
+            let stamp = SystemTime::now()
+                .duration_since(UNIX_EPOCH)
+                .map(|d| d.as_secs())
+                .unwrap_or(0);
+            format!("/keel-bench/{kind}-{stamp}-{}", std::process::id())
+        });
         LoadOptions {
             addr,
-            root: self.root,
+            root,
             znodes,
             value_size: self.value_size,
-            inflight: self.inflight,
+            inflight: self.inflight.max(1),
             reply_timeout: Duration::from_secs(30),
         }
     }
+}
+
+/// Parses `args` (the arguments after the subcommand's name) as the clap `Args` `T`,
+/// for the commands' `parse_args` and their tests.
+pub fn parse_as<T: clap::Args>(name: &str, args: &[String]) -> Result<T, String> {
+    #[derive(clap::Parser)]
+    struct Wrap<T: clap::Args> {
+        #[command(flatten)]
+        inner: T,
+    }
+    <Wrap<T> as clap::Parser>::try_parse_from(
+        std::iter::once(name.to_string()).chain(args.iter().cloned()),
+    )
+    .map(|w| w.inner)
+    .map_err(|e| e.to_string())
 }
 
 /// `["a", "b"]` as the owned arguments the parsers take.
@@ -104,45 +78,29 @@ mod tests {
 
     #[test]
     fn load_flags() {
-        let a = args(&[
-            "--connect",
-            "127.0.0.1:2999",
-            "--inflight",
-            "0",
-            "--root",
-            "/r",
-            "--pid",
-            "7",
-            "--value-size",
-        ]);
-        let mut flags = Flags::new(&a);
-        let mut load = LoadArgs::new("t");
-        assert!(load.root.starts_with("/keel-bench/t-"));
-        let mut other = vec![];
-        let err = loop {
-            let Some(flag) = flags.next_flag() else {
-                break None;
-            };
-            match load.take(flag, &mut flags) {
-                Ok(true) => {}
-                Ok(false) => other.push((flag, flags.num(flag))),
-                Err(e) => break Some(e),
-            }
-        };
-        assert_eq!(err.as_deref(), Some("--value-size expects a value"));
-        assert_eq!(other, [("--pid", Ok(7))]);
-        assert_eq!(
-            (load.addr.map(|a| a.port()), load.znodes),
-            (Some(2999), None)
-        );
-        let o = load.options(([127, 0, 0, 1], 1).into(), 5);
+        let a: LoadArgs = parse_as(
+            "t",
+            &args(&[
+                "--connect",
+                "127.0.0.1:2999",
+                "--inflight",
+                "0",
+                "--root",
+                "/r",
+            ]),
+        )
+        .expect("parse");
+        assert_eq!((a.addr.map(|a| a.port()), a.znodes), (Some(2999), None));
+        let o = a.options("t", ([127, 0, 0, 1], 1).into(), 5);
         assert_eq!((o.root.as_str(), o.inflight, o.value_size), ("/r", 1, 128));
-        let a = args(&["--znodes", "x"]);
-        let mut flags = Flags::new(&a);
-        let flag = flags.next_flag().expect("flag");
-        assert_eq!(
-            LoadArgs::new("t").take(flag, &mut flags),
-            Err("--znodes expects a number, not `x`".into())
-        );
+        let a: LoadArgs = parse_as("t", &[]).expect("parse");
+        assert!(a
+            .options("t", ([127, 0, 0, 1], 1).into(), 5)
+            .root
+            .starts_with("/keel-bench/t-"));
+        let e = parse_as::<LoadArgs>("t", &args(&["--znodes", "x"])).expect_err("not a number");
+        assert!(e.contains("invalid value 'x'"), "{e}");
+        let e = parse_as::<LoadArgs>("t", &args(&["--value-size"])).expect_err("no value");
+        assert!(e.contains("a value is required"), "{e}");
     }
 }

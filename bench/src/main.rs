@@ -6,102 +6,207 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+use clap::{Args, Parser, Subcommand};
 use keel_bench::compare::{self, CompareOptions, Mode, ServerKind};
 use keel_bench::{run, RunConfig, Workload};
 
-const USAGE: &str = "\
-keel-bench — a ZooKeeper-protocol load generator and a side-by-side harness
+/// keel-bench: a ZooKeeper-protocol load generator and a side-by-side harness.
+#[derive(Debug, Parser)]
+#[command(
+    name = "keel-bench",
+    version,
+    about = "keel-bench: a ZooKeeper-protocol load generator and a side-by-side harness"
+)]
+struct Bench {
+    #[command(subcommand)]
+    command: Cmd,
+}
 
-USAGE:
-    keel-bench run [OPTIONS]
-        Load one ZooKeeper-compatible server or ensemble and report ops/s and latency.
-        --connect HOST:PORT[,HOST:PORT...]   servers; sessions are spread over them
-                                             (default 127.0.0.1:2181)
-        --sessions N          sessions (connections)                     [8]
-        --inflight K          requests outstanding per session           [8]
-        --duration D          measured time, e.g. 10s, 500ms, 2m         [10s]
-        --warmup D            unmeasured time before it                  [2s]
-        --value-size B        bytes per znode value                      [128]
-        --keys N              znodes the set/get/mixed/multi/delete
-                              workloads use                              [10000]
-        --workload W          create | set | get | delete | mixed:R (R% reads)
-                              | multi:K (K setData per transaction) | watch   [set]
-        --rate OPS            open loop: OPS requests/s over all sessions, latency
-                              measured from each request's intended send time
-        --requests N          stop after exactly N requests (no warm-up)
-        --root PATH           znode to work under [/keel-bench/run-<time>-<pid>]
-        --hist-out FILE       write an HdrHistogram interval log (V2, compressed)
-        --session-timeout D   session timeout to ask for                 [30s]
-        --quiet               no progress lines
-    Progress goes to stderr once a second; the summary and, last, one JSON line to stdout.
+#[derive(Debug, Subcommand)]
+enum Cmd {
+    /// Load one ZooKeeper-compatible server or ensemble and report ops/s and latency.
+    /// Progress goes to stderr once a second; the summary and, last, one JSON line to
+    /// stdout.
+    Run(RunArgs),
+    /// Start Apache ZooKeeper 3.8 (Debian package) and Keel on loopback with the same
+    /// settings, run the same matrix against each, and write results.md, results.jsonl
+    /// and SVG plots. ZK_JAVA, ZK_CLASSPATH and ZK_JVMFLAGS override java, the classpath
+    /// and the JVM flags.
+    Compare(CompareArgs),
+    /// Memory per znode: the server's RSS before and after loading N znodes.
+    Memory(keel_bench::memory::MemoryArgs),
+    /// Restart time: spawn -> first successful read after SIGKILL, with N znodes loaded.
+    Restart(keel_bench::restart::RestartArgs),
+    /// Start Keel once per knob setting (KEEL_PROFILE x KEEL_WAL_BACKEND), run the
+    /// workload against each, and report the best settings by ops/s and by p99.
+    Sweep(SweepArgs),
+    /// The write-ahead log end to end: N threads each commit one record at a time through
+    /// group commit, against the disk's raw 4 KiB write+fdatasync floor.
+    Wal(WalArgs),
+}
 
-    keel-bench compare (--short | --full) [OPTIONS]
-        Start Apache ZooKeeper 3.8 (Debian package) and Keel standalone on loopback with
-        the same settings, run the same matrix against each, and write results.md,
-        results.jsonl and SVG plots.
-        --nodes N[,N...]      1: standalone; 3: a 3-member ensemble of each on
-                              loopback (sessions round-robin over the members),
-                              written to results-3node.md, results-3node.jsonl and
-                              *-3node.svg; 1,3: both, one after the other      [1]
-        --out-dir DIR         where to write                  [docs/benchmarks]
-        --keel-bin PATH       Keel binary   [$KEEL_BIN or target/release/keel]
-        --work-dir DIR        parent of the temporary data dirs   [system temp dir]
-        --servers LIST        zookeeper,keel (either or both)     [zookeeper,keel]
-        --keep                keep the data dirs and server logs
-        ZooKeeper: ZK_JAVA, ZK_CLASSPATH and ZK_JVMFLAGS override java, the classpath
-        and the JVM flags.
+#[derive(Debug, Args)]
+struct RunArgs {
+    /// Servers; sessions are spread over them.
+    #[arg(long, value_name = "HOST:PORT[,HOST:PORT...]", default_value = "127.0.0.1:2181",
+          value_parser = parse_connect)]
+    connect: Addrs,
+    /// Sessions (connections).
+    #[arg(long, value_name = "N", default_value_t = 8)]
+    sessions: usize,
+    /// Requests outstanding per session.
+    #[arg(long, value_name = "K", default_value_t = 8)]
+    inflight: usize,
+    /// Measured time, e.g. 10s, 500ms, 2m.
+    #[arg(long, value_name = "D", default_value = "10s", value_parser = parse_duration)]
+    duration: Duration,
+    /// Unmeasured time before it.
+    #[arg(long, value_name = "D", default_value = "2s", value_parser = parse_duration)]
+    warmup: Duration,
+    /// Bytes per znode value.
+    #[arg(long, value_name = "B", default_value_t = 128)]
+    value_size: usize,
+    /// Znodes the set/get/mixed/multi/delete workloads use.
+    #[arg(long, value_name = "N", default_value_t = 10_000)]
+    keys: u64,
+    /// create | set | get | delete | mixed:R (R% reads) | multi:K (K setData per
+    /// transaction) | watch.
+    #[arg(long, value_name = "W", default_value = "set", value_parser = Workload::parse)]
+    workload: Workload,
+    /// Open loop: OPS requests/s over all sessions, latency measured from each
+    /// request's intended send time.
+    #[arg(long, value_name = "OPS")]
+    rate: Option<f64>,
+    /// Stop after exactly N requests (no warm-up).
+    #[arg(long, value_name = "N")]
+    requests: Option<u64>,
+    /// Znode to work under [default: /keel-bench/run-<time>-<pid>].
+    #[arg(long, value_name = "PATH")]
+    root: Option<String>,
+    /// Write an HdrHistogram interval log (V2, compressed).
+    #[arg(long, value_name = "FILE")]
+    hist_out: Option<PathBuf>,
+    /// Session timeout to ask for.
+    #[arg(long, value_name = "D", default_value = "30s", value_parser = parse_duration)]
+    session_timeout: Duration,
+    /// No progress lines.
+    #[arg(long)]
+    quiet: bool,
+}
 
-    keel-bench memory --connect HOST:PORT --pid PID --znodes N [OPTIONS]
-        Memory per znode: the server's RSS (/proc/PID/status) before and after loading
-        N znodes with pipelined creates.
-        --value-size B [128]   --inflight K [256]   --root PATH   --settle MS [1000]
+#[derive(Debug, Args)]
+#[command(group(clap::ArgGroup::new("mode").required(true).args(["short", "full"])))]
+struct CompareArgs {
+    /// A few minutes: the common workloads at two concurrencies.
+    #[arg(long)]
+    short: bool,
+    /// Every workload at four concurrencies, longer cells.
+    #[arg(long)]
+    full: bool,
+    /// 1: standalone; 3: a 3-member ensemble of each on loopback (written to
+    /// results-3node.*); 1,3: both, one after the other.
+    #[arg(long, value_name = "N[,N...]", default_value = "1", value_parser = parse_nodes)]
+    nodes: NodeList,
+    /// Where to write [default: docs/benchmarks].
+    #[arg(long, value_name = "DIR")]
+    out_dir: Option<PathBuf>,
+    /// Keel binary [default: $KEEL_BIN or target/release/keel].
+    #[arg(long, value_name = "PATH")]
+    keel_bin: Option<PathBuf>,
+    /// Parent of the temporary data dirs [default: the system temp dir].
+    #[arg(long, value_name = "DIR")]
+    work_dir: Option<PathBuf>,
+    /// zookeeper,keel (either or both).
+    #[arg(long, value_name = "LIST", default_value = "zookeeper,keel", value_parser = parse_servers)]
+    servers: ServerList,
+    /// Keep the data dirs and server logs.
+    #[arg(long)]
+    keep: bool,
+}
 
-    keel-bench restart --cmd \"SHELL COMMAND\" --connect HOST:PORT [OPTIONS]
-        Restart time: start the server (sh -c, own process group), load N znodes,
-        SIGKILL it, start it again and time spawn -> first successful read of the
-        last znode loaded.
-        --znodes N [10000]  --value-size B [128]  --inflight K [256]  --root PATH
-        --deadline SECS [120]  --log FILE (server output; default discarded)
-    Both print a summary and, last, one JSON line to stdout.
+#[derive(Debug, Args)]
+struct SweepArgs {
+    /// Keel binary [default: $KEEL_BIN or target/release/keel].
+    #[arg(long, value_name = "PATH")]
+    keel_bin: Option<PathBuf>,
+    /// Parent of the temporary data dirs [default: the system temp dir].
+    #[arg(long, value_name = "DIR")]
+    work_dir: Option<PathBuf>,
+    /// The workload (as `run --workload`).
+    #[arg(long, value_name = "W", default_value = "set", value_parser = Workload::parse)]
+    workload: Workload,
+    #[arg(long, value_name = "N", default_value_t = 16)]
+    sessions: usize,
+    #[arg(long, value_name = "K", default_value_t = 8)]
+    inflight: usize,
+    #[arg(long, value_name = "D", default_value = "5s", value_parser = parse_duration)]
+    duration: Duration,
+    #[arg(long, value_name = "D", default_value = "1s", value_parser = parse_duration)]
+    warmup: Duration,
+}
 
-    keel-bench sweep [--workload W] [--sessions N] [--inflight K] [--duration D]
-                     [--warmup D] [--keel-bin PATH] [--work-dir DIR]
-        Start Keel once per knob setting (KEEL_PROFILE balanced|latency|throughput x
-        KEEL_WAL_BACKEND io_uring|pwrite), run the workload against each, and report
-        the best settings by ops/s and by p99.
+#[derive(Debug, Args)]
+struct WalArgs {
+    /// A directory on the disk to test.
+    #[arg(long, value_name = "DIR", default_value = "keel-bench-wal")]
+    dir: PathBuf,
+    /// Threads committing one record at a time.
+    #[arg(long, value_name = "N", default_value_t = 16)]
+    appenders: usize,
+    /// Bytes per record.
+    #[arg(long = "record-size", value_name = "B", default_value_t = 128)]
+    record_bytes: usize,
+    #[arg(long, value_name = "D", default_value = "5s", value_parser = parse_duration)]
+    duration: Duration,
+    /// io_uring or pwrite.
+    #[arg(long, value_name = "BACKEND", default_value = "io_uring", value_parser = parse_backend)]
+    backend: keel_wal::Backend,
+    /// No progress lines.
+    #[arg(long)]
+    quiet: bool,
+}
 
-    keel-bench wal [--dir DIR] [--appenders N] [--record-size B] [--duration D]
-                   [--backend io_uring|pwrite] [--quiet]
-        The write-ahead log end to end: N threads each commit one record at a time
-        through group commit; records/s and commit p50/p99 against the disk's raw
-        4 KiB write+fdatasync floor measured in the same run (DIR on the disk to test,
-        default ./keel-bench-wal).
+// Lists parsed from one argument (`a,b,c`): aliases, so that clap takes each as one value
+// rather than as a repeatable option.
+type Addrs = Vec<SocketAddr>;
+type NodeList = Vec<usize>;
+type ServerList = Vec<ServerKind>;
 
-    keel-bench help
-";
+fn parse_backend(s: &str) -> Result<keel_wal::Backend, String> {
+    match s {
+        "io_uring" => Ok(keel_wal::Backend::IoUring),
+        "pwrite" => Ok(keel_wal::Backend::Pwrite),
+        other => Err(format!("expected io_uring or pwrite, not {other}")),
+    }
+}
+
+fn parse_servers(s: &str) -> Result<Vec<ServerKind>, String> {
+    s.split(',').map(|k| ServerKind::parse(k.trim())).collect()
+}
 
 fn main() -> ExitCode {
-    let args: Vec<String> = std::env::args().skip(1).collect();
-    let result = match args.first().map(String::as_str) {
-        Some("run") => cmd_run(&args[1..]),
-        Some("compare") => cmd_compare(&args[1..]),
-        Some("memory") => cmd_memory(&args[1..]),
-        Some("restart") => cmd_restart(&args[1..]),
-        Some("wal") => cmd_wal(&args[1..]),
-        Some("sweep") => cmd_sweep(&args[1..]),
-        Some("help" | "--help" | "-h") | None => {
-            print!("{USAGE}");
-            return ExitCode::SUCCESS;
-        }
-        Some(other) => Err(format!("unknown command `{other}`")),
+    let raw: Vec<String> = std::env::args().collect();
+    let bench = Bench::parse();
+    let result = match bench.command {
+        Cmd::Run(a) => cmd_run(a),
+        Cmd::Compare(a) => cmd_compare(a, &raw),
+        Cmd::Memory(a) => a.into_options().and_then(|o| {
+            let res = keel_bench::memory::measure(&o)?;
+            print_result(&res.summary(), &res.json());
+            Ok(())
+        }),
+        Cmd::Restart(a) => a.into_options().and_then(|o| {
+            let res = keel_bench::restart::measure(&o)?;
+            print_result(&res.summary(), &res.json());
+            Ok(())
+        }),
+        Cmd::Sweep(a) => cmd_sweep(a),
+        Cmd::Wal(a) => cmd_wal(a),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("keel-bench: {e}");
-            if e.starts_with("usage:") || e.contains("unknown") || e.contains("expects") {
-                eprintln!("\n{USAGE}");
-            }
             ExitCode::from(2)
         }
     }
@@ -170,52 +275,30 @@ fn num<T: std::str::FromStr>(flag: &str, v: &str) -> Result<T, String> {
         .map_err(|_| format!("{flag} expects a number, not `{v}`"))
 }
 
-fn cmd_run(args: &[String]) -> Result<(), String> {
+fn cmd_run(a: RunArgs) -> Result<(), String> {
     let stamp = SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map(|d| d.as_secs())
         .unwrap_or(0);
-    let mut cfg = RunConfig {
-        root: format!("/keel-bench/run-{stamp}-{}", std::process::id()),
-        progress: true,
+    let cfg = RunConfig {
+        connect: a.connect,
+        sessions: a.sessions,
+        inflight: a.inflight,
+        duration: a.duration,
+        warmup: a.warmup,
+        value_size: a.value_size,
+        keys: a.keys,
+        workload: a.workload,
+        rate: a.rate,
+        requests: a.requests,
+        root: a
+            .root
+            .unwrap_or_else(|| format!("/keel-bench/run-{stamp}-{}", std::process::id())),
+        session_timeout: a.session_timeout,
+        progress: !a.quiet,
+        hist_out: a.hist_out,
         ..RunConfig::default()
     };
-    let mut it = args.iter();
-    while let Some(flag) = it.next() {
-        if flag == "--quiet" {
-            cfg.progress = false;
-            continue;
-        }
-        let (flag, inline) = match flag.split_once('=') {
-            Some((f, v)) if f.starts_with("--") => (f, Some(v.to_string())),
-            _ => (flag.as_str(), None),
-        };
-        let mut value = || -> Result<String, String> {
-            match &inline {
-                Some(v) => Ok(v.clone()),
-                None => it
-                    .next()
-                    .cloned()
-                    .ok_or_else(|| format!("{flag} expects a value")),
-            }
-        };
-        match flag {
-            "--connect" => cfg.connect = parse_connect(&value()?)?,
-            "--sessions" => cfg.sessions = num(flag, &value()?)?,
-            "--inflight" => cfg.inflight = num(flag, &value()?)?,
-            "--duration" => cfg.duration = parse_duration(&value()?)?,
-            "--warmup" => cfg.warmup = parse_duration(&value()?)?,
-            "--value-size" => cfg.value_size = num(flag, &value()?)?,
-            "--keys" => cfg.keys = num(flag, &value()?)?,
-            "--workload" => cfg.workload = Workload::parse(&value()?)?,
-            "--rate" => cfg.rate = Some(num(flag, &value()?)?),
-            "--requests" => cfg.requests = Some(num(flag, &value()?)?),
-            "--root" => cfg.root = value()?,
-            "--hist-out" => cfg.hist_out = Some(PathBuf::from(value()?)),
-            "--session-timeout" => cfg.session_timeout = parse_duration(&value()?)?,
-            other => return Err(format!("run: unknown option `{other}`")),
-        }
-    }
     let res = run(&cfg)?;
     // A closed stdout (`| head`) is not an error worth a panic.
     let mut out = std::io::stdout().lock();
@@ -237,58 +320,20 @@ fn print_result(summary: &str, json: &str) {
     let _ = out.flush();
 }
 
-fn cmd_memory(args: &[String]) -> Result<(), String> {
-    let opts = keel_bench::memory::parse_args(args)?;
-    let res = keel_bench::memory::measure(&opts)?;
-    print_result(&res.summary(), &res.json());
-    Ok(())
-}
-
-fn cmd_restart(args: &[String]) -> Result<(), String> {
-    let opts = keel_bench::restart::parse_args(args)?;
-    let res = keel_bench::restart::measure(&opts)?;
-    print_result(&res.summary(), &res.json());
-    Ok(())
-}
-
-fn cmd_sweep(args: &[String]) -> Result<(), String> {
+fn cmd_sweep(a: SweepArgs) -> Result<(), String> {
     let mut opts = keel_bench::sweep::SweepOptions {
-        keel_bin: std::env::var("KEEL_BIN")
-            .map(PathBuf::from)
-            .unwrap_or_else(|_| PathBuf::from("target/release/keel")),
-        work_dir: std::env::temp_dir(),
-        workload: Workload::parse("set")?,
-        sessions: 16,
-        inflight: 8,
-        duration: Duration::from_secs(5),
-        warmup: Duration::from_secs(1),
+        keel_bin: a.keel_bin.unwrap_or_else(|| {
+            std::env::var("KEEL_BIN")
+                .map(PathBuf::from)
+                .unwrap_or_else(|_| PathBuf::from("target/release/keel"))
+        }),
+        work_dir: a.work_dir.unwrap_or_else(std::env::temp_dir),
+        workload: a.workload,
+        sessions: a.sessions,
+        inflight: a.inflight,
+        duration: a.duration,
+        warmup: a.warmup,
     };
-    let mut it = args.iter();
-    while let Some(a) = it.next() {
-        let mut val = || {
-            it.next()
-                .cloned()
-                .ok_or_else(|| format!("usage: {a} expects a value"))
-        };
-        match a.as_str() {
-            "--keel-bin" => opts.keel_bin = PathBuf::from(val()?),
-            "--work-dir" => opts.work_dir = PathBuf::from(val()?),
-            "--workload" => opts.workload = Workload::parse(&val()?)?,
-            "--sessions" => {
-                opts.sessions = val()?
-                    .parse()
-                    .map_err(|_| "usage: --sessions expects a number".to_string())?
-            }
-            "--inflight" => {
-                opts.inflight = val()?
-                    .parse()
-                    .map_err(|_| "usage: --inflight expects a number".to_string())?
-            }
-            "--duration" => opts.duration = parse_duration(&val()?)?,
-            "--warmup" => opts.warmup = parse_duration(&val()?)?,
-            other => return Err(format!("unknown option `{other}` for sweep")),
-        }
-    }
     opts.keel_bin = std::fs::canonicalize(&opts.keel_bin).map_err(|e| {
         format!(
             "keel binary {}: {e} (build it, or pass --keel-bin / KEEL_BIN)",
@@ -300,50 +345,15 @@ fn cmd_sweep(args: &[String]) -> Result<(), String> {
     Ok(())
 }
 
-fn cmd_wal(args: &[String]) -> Result<(), String> {
-    let mut cfg = keel_bench::wal::WalBenchConfig {
-        dir: PathBuf::from("keel-bench-wal"),
-        appenders: 16,
-        record_bytes: 128,
-        duration: Duration::from_secs(5),
-        backend: keel_wal::Backend::IoUring,
-        quiet: false,
+fn cmd_wal(a: WalArgs) -> Result<(), String> {
+    let cfg = keel_bench::wal::WalBenchConfig {
+        dir: a.dir,
+        appenders: a.appenders,
+        record_bytes: a.record_bytes,
+        duration: a.duration,
+        backend: a.backend,
+        quiet: a.quiet,
     };
-    let mut it = args.iter();
-    while let Some(a) = it.next() {
-        let mut val = || {
-            it.next()
-                .cloned()
-                .ok_or_else(|| format!("usage: {a} expects a value"))
-        };
-        match a.as_str() {
-            "--dir" => cfg.dir = PathBuf::from(val()?),
-            "--appenders" => {
-                cfg.appenders = val()?
-                    .parse()
-                    .map_err(|_| "usage: --appenders expects a number".to_string())?
-            }
-            "--record-size" => {
-                cfg.record_bytes = val()?
-                    .parse()
-                    .map_err(|_| "usage: --record-size expects bytes".to_string())?
-            }
-            "--duration" => cfg.duration = parse_duration(&val()?)?,
-            "--backend" => {
-                cfg.backend = match val()?.as_str() {
-                    "io_uring" => keel_wal::Backend::IoUring,
-                    "pwrite" => keel_wal::Backend::Pwrite,
-                    other => {
-                        return Err(format!(
-                            "usage: --backend expects io_uring or pwrite, not {other}"
-                        ))
-                    }
-                }
-            }
-            "--quiet" => cfg.quiet = true,
-            other => return Err(format!("unknown option `{other}` for wal")),
-        }
-    }
     let res = keel_bench::wal::run(&cfg)?;
     let q = |h: &hdrhistogram::Histogram<u64>, x: f64| h.value_at_quantile(x);
     let mut out = std::io::stdout().lock();
@@ -365,46 +375,20 @@ fn cmd_wal(args: &[String]) -> Result<(), String> {
     Ok(())
 }
 
-fn cmd_compare(args: &[String]) -> Result<(), String> {
+fn cmd_compare(a: CompareArgs, raw: &[String]) -> Result<(), String> {
     let repo_root = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
         .parent()
         .map(PathBuf::from)
         .unwrap_or_else(|| PathBuf::from("."));
-    let mut mode = None;
-    let mut out_dir = None;
-    let mut keel_bin = std::env::var("KEEL_BIN")
-        .ok()
-        .filter(|s| !s.is_empty())
-        .map(PathBuf::from);
-    let mut work_dir = None;
-    let mut servers = vec![ServerKind::ZooKeeper, ServerKind::Keel];
-    let mut keep = false;
-    let mut nodes = vec![1usize];
-    let mut it = args.iter();
-    while let Some(flag) = it.next() {
-        let mut value = || {
-            it.next()
-                .cloned()
-                .ok_or_else(|| format!("{flag} expects a value"))
-        };
-        match flag.as_str() {
-            "--short" => mode = Some(Mode::Short),
-            "--full" => mode = Some(Mode::Full),
-            "--keep" => keep = true,
-            "--nodes" => nodes = parse_nodes(&value()?)?,
-            "--out-dir" => out_dir = Some(PathBuf::from(value()?)),
-            "--keel-bin" => keel_bin = Some(PathBuf::from(value()?)),
-            "--work-dir" => work_dir = Some(PathBuf::from(value()?)),
-            "--servers" => {
-                servers = value()?
-                    .split(',')
-                    .map(|s| ServerKind::parse(s.trim()))
-                    .collect::<Result<_, _>>()?
-            }
-            other => return Err(format!("compare: unknown option `{other}`")),
-        }
-    }
-    let mode = mode.ok_or("usage: keel-bench compare --short | --full")?;
+    let mode = if a.full { Mode::Full } else { Mode::Short };
+    let keel_bin = a.keel_bin.or_else(|| {
+        std::env::var("KEEL_BIN")
+            .ok()
+            .filter(|s| !s.is_empty())
+            .map(PathBuf::from)
+    });
+    let (out_dir, work_dir, servers, keep, nodes) =
+        (a.out_dir, a.work_dir, a.servers, a.keep, a.nodes);
     let keel_bin = keel_bin.unwrap_or_else(|| repo_root.join("target/release/keel"));
     let keel_bin = if keel_bin.is_absolute() {
         keel_bin
@@ -422,7 +406,7 @@ fn cmd_compare(args: &[String]) -> Result<(), String> {
         keep,
         nodes,
         command_line: std::iter::once("keel-bench compare".to_string())
-            .chain(args.iter().cloned())
+            .chain(raw.iter().skip(2).cloned())
             .collect::<Vec<_>>()
             .join(" "),
     };

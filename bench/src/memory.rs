@@ -6,7 +6,7 @@
 use std::time::Duration;
 
 use crate::load::{load_znodes, rss_bytes, LoadOptions};
-use crate::load_args::{Flags, LoadArgs};
+use crate::load_args::{parse_as, LoadArgs};
 
 /// `keel-bench memory` options.
 #[derive(Debug, Clone)]
@@ -66,33 +66,39 @@ impl MemoryResult {
     }
 }
 
-/// Reads `--connect HOST:PORT --pid PID --znodes N [--value-size B] [--inflight K]
-/// [--root PATH] [--settle D]`.
-pub fn parse_args(args: &[String]) -> Result<MemoryOptions, String> {
-    let mut load = LoadArgs::new("mem");
-    let mut pid = None;
-    let mut settle = Duration::from_secs(1);
-    let mut flags = Flags::new(args);
-    while let Some(flag) = flags.next_flag() {
-        if load.take(flag, &mut flags)? {
-            continue;
-        }
-        match flag {
-            "--pid" => pid = Some(flags.num(flag)? as u32),
-            "--settle" => settle = Duration::from_millis(flags.num(flag)?),
-            other => return Err(format!("memory: unknown option `{other}`")),
-        }
+/// `keel-bench memory --connect HOST:PORT --pid PID --znodes N [OPTIONS]`: memory per
+/// znode, the server's RSS (/proc/PID/status) before and after loading N znodes with
+/// pipelined creates.
+#[derive(Debug, Clone, clap::Args)]
+pub struct MemoryArgs {
+    #[command(flatten)]
+    pub load: LoadArgs,
+    /// The server's process id (its RSS is read from /proc/PID/status).
+    #[arg(long)]
+    pub pid: u32,
+    /// Wait after the load before reading RSS again, in ms.
+    #[arg(long, value_name = "MS", default_value_t = 1000)]
+    pub settle: u64,
+}
+
+impl MemoryArgs {
+    pub fn into_options(self) -> Result<MemoryOptions, String> {
+        let addr = self
+            .load
+            .addr
+            .ok_or("memory needs --connect HOST:PORT (the server to load)")?;
+        let znodes = self.load.znodes.ok_or("memory needs --znodes N")?;
+        Ok(MemoryOptions {
+            load: self.load.options("mem", addr, znodes),
+            pid: self.pid,
+            settle: Duration::from_millis(self.settle),
+        })
     }
-    let addr = load
-        .addr
-        .ok_or("usage: keel-bench memory --connect HOST:PORT --pid PID --znodes N")?;
-    let znodes = load.znodes.ok_or("usage: memory needs --znodes N")?;
-    let pid = pid.ok_or("usage: memory needs --pid PID (the server's process id)")?;
-    Ok(MemoryOptions {
-        load: load.options(addr, znodes),
-        pid,
-        settle,
-    })
+}
+
+/// Reads `memory`'s arguments (after the subcommand's name).
+pub fn parse_args(args: &[String]) -> Result<MemoryOptions, String> {
+    parse_as::<MemoryArgs>("memory", args)?.into_options()
 }
 
 /// Measures: RSS, load, wait `settle`, RSS again.

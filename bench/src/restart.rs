@@ -15,7 +15,7 @@ use keel_engine::proto::Code;
 
 use crate::client::{Client, Op};
 use crate::load::{load_znodes, LoadOptions};
-use crate::load_args::{Flags, LoadArgs};
+use crate::load_args::{parse_as, LoadArgs};
 
 /// `keel-bench restart` options.
 #[derive(Debug, Clone)]
@@ -67,37 +67,44 @@ impl RestartResult {
     }
 }
 
-/// Reads `--cmd "SHELL COMMAND" --connect HOST:PORT [--znodes N] [--value-size B]
-/// [--inflight K] [--root PATH] [--deadline SECS] [--log FILE]`.
-pub fn parse_args(args: &[String]) -> Result<RestartOptions, String> {
-    let mut load = LoadArgs::new("restart");
-    let mut cmd = None;
-    let mut deadline = Duration::from_secs(120);
-    let mut log = None;
-    let mut flags = Flags::new(args);
-    while let Some(flag) = flags.next_flag() {
-        if load.take(flag, &mut flags)? {
-            continue;
-        }
-        match flag {
-            "--cmd" => cmd = Some(flags.value(flag)?.to_string()),
-            "--deadline" => deadline = Duration::from_secs(flags.num(flag)?),
-            "--log" => log = Some(flags.value(flag)?.into()),
-            other => return Err(format!("restart: unknown option `{other}`")),
-        }
+/// `keel-bench restart --cmd "SHELL COMMAND" --connect HOST:PORT [OPTIONS]`: start the
+/// server (sh -c, own process group), load N znodes, SIGKILL it, start it again and time
+/// spawn -> first successful read of the last znode loaded.
+#[derive(Debug, Clone, clap::Args)]
+pub struct RestartArgs {
+    /// The shell command that starts the server.
+    #[arg(long, value_name = "SHELL COMMAND")]
+    pub cmd: String,
+    #[command(flatten)]
+    pub load: LoadArgs,
+    /// Longest wait for the server to answer, in seconds.
+    #[arg(long, value_name = "SECS", default_value_t = 120)]
+    pub deadline: u64,
+    /// Where the server's output goes (default: discarded).
+    #[arg(long, value_name = "FILE")]
+    pub log: Option<std::path::PathBuf>,
+}
+
+impl RestartArgs {
+    pub fn into_options(self) -> Result<RestartOptions, String> {
+        let addr = self
+            .load
+            .addr
+            .ok_or("restart needs --connect HOST:PORT (the server it starts)")?;
+        // At least one znode, so that there is a last one to read back after the restart.
+        let znodes = self.load.znodes.map_or(10_000, |n| n.max(1));
+        Ok(RestartOptions {
+            cmd: self.cmd,
+            load: self.load.options("restart", addr, znodes),
+            deadline: Duration::from_secs(self.deadline),
+            log: self.log,
+        })
     }
-    let cmd = cmd.ok_or("usage: keel-bench restart --cmd \"SHELL COMMAND\" --connect HOST:PORT")?;
-    let addr = load
-        .addr
-        .ok_or("usage: restart needs --connect HOST:PORT")?;
-    // At least one znode, so that there is a last one to read back after the restart.
-    let znodes = load.znodes.map_or(10_000, |n| n.max(1));
-    Ok(RestartOptions {
-        cmd,
-        load: load.options(addr, znodes),
-        deadline,
-        log,
-    })
+}
+
+/// Reads `restart`'s arguments (after the subcommand's name).
+pub fn parse_args(args: &[String]) -> Result<RestartOptions, String> {
+    parse_as::<RestartArgs>("restart", args)?.into_options()
 }
 
 /// A server started by `sh -c`, in its own process group; dropping it kills the group.
