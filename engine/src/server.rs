@@ -591,14 +591,17 @@ impl Engine {
         }
     }
 
-    /// Sends a frame; the reply to the request being handled is timed.
+    /// Sends a frame that answers no request being timed (a notification, a connect
+    /// response).
     fn send(&mut self, conn: ConnId, frame: Vec<u8>) {
+        self.emit_timed(Output::Send { conn, frame }, None);
+    }
+
+    /// Sends `frame`, the reply with `xid` on `conn`; when that is the request being
+    /// handled, its latency is recorded once the reply is released.
+    fn reply(&mut self, conn: ConnId, xid: i32, frame: Vec<u8>) {
         let started = match self.current_request {
-            Some((c, _, xid, t))
-                if c == conn && frame.len() >= 8 && frame[4..8] == xid.to_be_bytes() =>
-            {
-                Some(t)
-            }
+            Some((c, _, x, t)) if c == conn && x == xid => Some(t),
             _ => None,
         };
         self.emit_timed(Output::Send { conn, frame }, started);
@@ -966,7 +969,7 @@ impl Engine {
         let zxid = rec.zxid;
         self.commit(rec);
         if let Some((c, x)) = reply {
-            self.send(c, proto::empty_reply(x, zxid, Code::Ok));
+            self.reply(c, x, proto::empty_reply(x, zxid, Code::Ok));
         }
         if let Some(c) = conn {
             self.drop_conn(c);
@@ -999,7 +1002,7 @@ impl Engine {
         if !proto::is_client_op(opcode) {
             // ZooKeeper's UnimplementedRequestProcessor: answer, then close.
             warn!("received packet of unknown type {opcode} from session 0x{session:x}; closing the connection");
-            self.send(conn, proto::empty_reply(xid, -1, Code::Unimplemented));
+            self.reply(conn, xid, proto::empty_reply(xid, -1, Code::Unimplemented));
             self.drop_conn(conn);
             self.emit(Output::Close { conn });
             return;
@@ -1009,7 +1012,11 @@ impl Engine {
             Err(e) => {
                 warn!("malformed request (op {opcode}) from session 0x{session:x}: {e}; answering MarshallingError");
                 let z = self.last_zxid;
-                self.send(conn, proto::empty_reply(xid, z, Code::MarshallingError));
+                self.reply(
+                    conn,
+                    xid,
+                    proto::empty_reply(xid, z, Code::MarshallingError),
+                );
                 return;
             }
         };
@@ -1035,7 +1042,7 @@ impl Engine {
         match req {
             Request::Ping => {
                 let z = self.last_zxid;
-                self.send(conn, proto::empty_reply(xid::PING, z, Code::Ok));
+                self.reply(conn, xid::PING, proto::empty_reply(xid::PING, z, Code::Ok));
             }
             Request::CloseSession => self.close_session(session, xid, Some((conn, xid))),
             Request::Auth { scheme, auth, .. } => self.auth(conn, xid, &scheme, &auth),
@@ -1050,14 +1057,18 @@ impl Engine {
                 );
                 let z = rec.zxid;
                 self.commit(rec);
-                self.send(conn, proto::empty_reply(xid, z, Code::ReconfigDisabled));
+                self.reply(
+                    conn,
+                    xid,
+                    proto::empty_reply(xid, z, Code::ReconfigDisabled),
+                );
             }
             Request::Sasl => {
                 // No SASL configured: ZooKeeper answers OK with a null token, zxid 0.
                 let mut w = Writer::framed();
                 proto::reply_header(&mut w, xid, 0, 0);
                 w.opt_buffer(None);
-                self.send(conn, w.finish_frame());
+                self.reply(conn, xid, w.finish_frame());
             }
             Request::Check { .. } => {
                 // ZooKeeper 3.8 only knows check inside a multi: a bare one is never
@@ -1074,14 +1085,18 @@ impl Engine {
                 );
                 let z = rec.zxid;
                 self.commit(rec);
-                self.send(conn, proto::empty_reply(xid, z, Code::MarshallingError));
+                self.reply(
+                    conn,
+                    xid,
+                    proto::empty_reply(xid, z, Code::MarshallingError),
+                );
             }
             Request::MultiRead(ops) if !ops.iter().all(is_multi_read_op) => {
                 let z = self.last_zxid;
                 let mut w = Writer::framed();
                 proto::reply_header(&mut w, xid, z, Code::MarshallingError.as_i32());
                 w.i32(-1).bool(true).i32(-1);
-                self.send(conn, w.finish_frame());
+                self.reply(conn, xid, w.finish_frame());
             }
             r if r.is_write() => self.write(conn, session, xid, opcode, r),
             r => {
@@ -1091,9 +1106,9 @@ impl Engine {
                         let mut out = Writer::framed();
                         proto::reply_header(&mut out, xid, z, 0);
                         out.buf.extend_from_slice(&body.buf);
-                        self.send(conn, out.finish_frame());
+                        self.reply(conn, xid, out.finish_frame());
                     }
-                    Err(code) => self.send(conn, proto::empty_reply(xid, z, code)),
+                    Err(code) => self.reply(conn, xid, proto::empty_reply(xid, z, code)),
                 }
             }
         }
@@ -1117,13 +1132,13 @@ impl Engine {
                         c.auth.push(id);
                     }
                 }
-                self.send(conn, proto::empty_reply(xid, 0, Code::Ok));
+                self.reply(conn, xid, proto::empty_reply(xid, 0, Code::Ok));
             }
             Err(code) => {
                 warn!(
                     "authentication with unknown scheme {scheme:?} failed; closing the connection"
                 );
-                self.send(conn, proto::empty_reply(xid, 0, code));
+                self.reply(conn, xid, proto::empty_reply(xid, 0, code));
                 self.drop_conn(conn);
                 self.emit(Output::Close { conn });
             }
@@ -1190,7 +1205,7 @@ impl Engine {
             self.send(conn, proto::notification(kind, state::SYNC_CONNECTED, &p));
         }
         let z = self.last_zxid;
-        self.send(conn, proto::empty_reply(xid, z, Code::Ok));
+        self.reply(conn, xid, proto::empty_reply(xid, z, Code::Ok));
     }
 
     /// A node by path for reads: ZooKeeper keeps the root under both "" and "/".
@@ -1422,7 +1437,7 @@ impl Engine {
         self.fire(&triggers);
         self.log_batch.push(rec);
         let frame = write_reply(xid, zxid, opcode, &applied);
-        self.send(conn, frame);
+        self.reply(conn, xid, frame);
     }
 }
 

@@ -190,7 +190,7 @@ impl Engine {
                 if let Some(r) = self.repl.as_mut() {
                     r.ro_sessions.remove(&session);
                 }
-                self.send(conn, proto::empty_reply(xid, z, Code::Ok));
+                self.reply(conn, xid, proto::empty_reply(xid, z, Code::Ok));
                 self.drop_conn(conn);
                 self.emit(Output::Close { conn });
                 true
@@ -207,7 +207,7 @@ impl Engine {
             | op::CHECK
             | op::RECONFIG
             | op::SYNC => {
-                self.send(conn, proto::empty_reply(xid, z, Code::NotReadOnly));
+                self.reply(conn, xid, proto::empty_reply(xid, z, Code::NotReadOnly));
                 true
             }
             _ => false,
@@ -306,10 +306,10 @@ impl Engine {
                 let (conn, xid, opcode) = (*conn, *xid, *opcode);
                 q.pop_front();
                 if opcode == op::CLOSE_SESSION {
-                    self.send(conn, proto::empty_reply(xid, rec.zxid, Code::Ok));
+                    self.reply(conn, xid, proto::empty_reply(xid, rec.zxid, Code::Ok));
                 } else {
                     let frame = super::write_reply(xid, rec.zxid, opcode, &applied);
-                    self.send(conn, frame);
+                    self.reply(conn, xid, frame);
                 }
             }
             _ => {}
@@ -353,9 +353,9 @@ impl Engine {
                 let mut w = Writer::framed();
                 proto::reply_header(&mut w, *xid, self.last_zxid, 0);
                 w.string(path);
-                let conn = *conn;
+                let (conn, xid) = (*conn, *xid);
                 q.pop_front();
-                self.send(conn, w.finish_frame());
+                self.reply(conn, xid, w.finish_frame());
                 self.advance(session);
             }
         }
@@ -491,7 +491,7 @@ impl Engine {
                     r.local.remove(&session);
                 }
                 let z = self.last_zxid;
-                self.send(conn, proto::empty_reply(xid, z, Code::Ok));
+                self.reply(conn, xid, proto::empty_reply(xid, z, Code::Ok));
                 self.drop_conn(conn);
                 self.emit(Output::Close { conn });
                 return;
@@ -499,8 +499,9 @@ impl Engine {
             if req.creates_ephemeral() {
                 if !self.cfg.local_sessions_upgrading {
                     let z = self.last_zxid;
-                    self.send(
+                    self.reply(
                         conn,
+                        xid,
                         proto::empty_reply(xid, z, Code::EphemeralOnLocalSession),
                     );
                     return;
