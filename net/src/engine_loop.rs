@@ -65,12 +65,16 @@ impl<L: LogSink> EngineLoop<L> {
                     ToEngine::Register { conn, tx } => {
                         routes.insert(conn, tx);
                     }
+                    // Durability comes from group commit as `ToEngine::Durable`, as in
+                    // an ensemble (one message shape), and time from this loop.
+                    ToEngine::Input(Input::Durable { .. } | Input::Tick { .. }) => {}
+                    ToEngine::Durable { zxid, .. } => {
+                        self.durable.store(zxid, Ordering::Release);
+                        self.engine.step(Input::Durable { zxid });
+                    }
                     ToEngine::Input(input) => {
                         if let Input::Disconnected { conn, .. } = &input {
                             routes.remove(conn);
-                        }
-                        if let Input::Durable { zxid } = &input {
-                            self.durable.store(*zxid, Ordering::Release);
                         }
                         let handled = match &input {
                             Input::Request { body, .. } => Some(body.len()),
@@ -91,9 +95,7 @@ impl<L: LogSink> EngineLoop<L> {
                     }
                     ToEngine::PurgeLog { through_zxid } => self.log.purge_through(through_zxid),
                     // Ensemble traffic never reaches a standalone server.
-                    ToEngine::Peer { .. }
-                    | ToEngine::PeerDown { .. }
-                    | ToEngine::Durable { .. } => {}
+                    ToEngine::Peer { .. } | ToEngine::PeerDown { .. } => {}
                     ToEngine::Shutdown => stop = true,
                 }
             }

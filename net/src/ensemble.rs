@@ -25,29 +25,11 @@ use crate::msg::{self, Outbox, ToEngine, Turn};
 use crate::peer::PeerNet;
 use crate::storage;
 
-/// Exit status when the log, a snapshot or an epoch file cannot be written (fail-stop).
-pub const EXIT_STORAGE_FAILED: i32 = 70;
+pub use crate::storage::{spawn_group, EXIT_STORAGE_FAILED};
 
 fn fatal(what: std::fmt::Arguments) -> ! {
     error!("FATAL: {what}; exiting (an ensemble member whose disk failed must not go on)");
     std::process::exit(EXIT_STORAGE_FAILED)
-}
-
-/// Starts a group-commit thread whose durability reports carry `generation`.
-pub fn spawn_group(log: Log, generation: u64, tx: flume::Sender<ToEngine>) -> GroupCommit {
-    GroupCommit::spawn(
-        log,
-        Box::new(move |zxid| {
-            let _ = tx.send(ToEngine::Durable {
-                generation,
-                zxid: zxid as i64,
-            });
-        }),
-        Box::new(|e| {
-            error!("FATAL: the write-ahead log failed: {e}; exiting so no unlogged write is ever acknowledged");
-            std::process::exit(EXIT_STORAGE_FAILED);
-        }),
-    )
 }
 
 /// Proposal sizes for `srvr` / `mntr` (ZooKeeper's `BufferStats`).

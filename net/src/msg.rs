@@ -36,9 +36,9 @@ pub enum ToEngine {
     PeerDown {
         peer: Sid,
     },
-    /// Ensemble: group commit made every frame through `zxid` durable. `generation`
-    /// names the group-commit thread that reported it: the loop replaces that thread
-    /// to truncate the log, and reports of a replaced one are stale.
+    /// Group commit made every frame through `zxid` durable. `generation` names the
+    /// group-commit thread that reported it: an ensemble member replaces that thread to
+    /// truncate the log, and reports of a replaced one are stale (standalone: always 0).
     Durable {
         generation: u64,
         zxid: i64,

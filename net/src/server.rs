@@ -9,17 +9,17 @@ use std::sync::atomic::AtomicI64;
 use std::sync::Arc;
 use std::time::Duration;
 
-use keel_engine::{Engine, EngineConfig, Input};
+use keel_engine::{Engine, EngineConfig};
 use keel_tuning::Knobs;
 use keel_wal::GroupCommit;
 use thiserror::Error;
-use tracing::{error, info};
+use tracing::info;
 
 use keel_engine::zab::{Epochs, Replica, ReplicaConfig, Role};
 
 use crate::conn::ConnSettings;
 use crate::engine_loop::{now_ms, EngineLoop};
-use crate::ensemble::{self, ReplicaLoop};
+use crate::ensemble::ReplicaLoop;
 use crate::fourlw::{self, ServerInfo};
 use crate::listener::{self, ConnLimits};
 use crate::msg::ToEngine;
@@ -167,19 +167,7 @@ pub fn start(opts: ServerOptions) -> Result<RunningServer, StartError> {
                 recovered.log.backend(),
                 recovered.log.io_mode()
             );
-            let durable_tx = engine_tx.clone();
-            let group = GroupCommit::spawn(
-                recovered.log,
-                Box::new(move |zxid| {
-                    let _ = durable_tx.send(ToEngine::Input(Input::Durable { zxid: zxid as i64 }));
-                }),
-                Box::new(|e| {
-                    // fsync errors are not retried (fsyncgate): memory may now be ahead of what
-                    // the disk can give back, so the only safe move is to stop.
-                    error!("FATAL: the write-ahead log failed: {e}; exiting so no unlogged write is ever acknowledged");
-                    std::process::exit(70);
-                }),
-            );
+            let group = storage::spawn_group(recovered.log, 0, engine_tx.clone());
             (
                 Core::Standalone {
                     engine: Box::new(engine),
@@ -331,7 +319,7 @@ pub fn start(opts: ServerOptions) -> Result<RunningServer, StartError> {
                 ens.members.len(),
                 peers.local_addr()
             );
-            let group = ensemble::spawn_group(recovered.log, 0, engine_tx.clone());
+            let group = storage::spawn_group(recovered.log, 0, engine_tx.clone());
             (
                 Core::Member {
                     replica: Box::new(replica),

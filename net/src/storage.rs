@@ -15,6 +15,34 @@ use keel_wal::{Backend, GroupCommit, Log, LogConfig, LogOptions, SnapshotStore, 
 use thiserror::Error;
 use tracing::{error, info, warn};
 
+/// Exit status when the log, a snapshot or an epoch file cannot be written (fail-stop).
+pub const EXIT_STORAGE_FAILED: i32 = 70;
+
+/// Starts a group-commit thread for either engine loop. Its durability reports are
+/// `ToEngine::Durable` carrying `generation` (an ensemble member replaces the thread
+/// to truncate its log, and ignores reports of a replaced one; standalone uses 0). A
+/// failed write or fdatasync is fatal: fsync errors are not retried (fsyncgate), since
+/// memory may now be ahead of what the disk can give back.
+pub fn spawn_group(
+    log: Log,
+    generation: u64,
+    tx: flume::Sender<crate::msg::ToEngine>,
+) -> GroupCommit {
+    GroupCommit::spawn(
+        log,
+        Box::new(move |zxid| {
+            let _ = tx.send(crate::msg::ToEngine::Durable {
+                generation,
+                zxid: zxid as i64,
+            });
+        }),
+        Box::new(|e| {
+            error!("FATAL: the write-ahead log failed: {e}; exiting so no unlogged write is ever acknowledged");
+            std::process::exit(EXIT_STORAGE_FAILED);
+        }),
+    )
+}
+
 /// Where the standalone engine's log frames go (group commit in production).
 pub trait LogSink {
     fn submit(&mut self, first_zxid: i64, last_zxid: i64, payload: Vec<u8>);
