@@ -115,6 +115,22 @@ impl Cluster {
         c
     }
 
+    /// Three servers restarted with `tickTime` `tick` and `keel.leaderSilenceMs`
+    /// `silence`, serving.
+    fn restarted_with(tick: i64, silence: Option<i64>) -> Cluster {
+        let mut c = Cluster::new(3);
+        c.tick = tick;
+        c.silence = silence;
+        for id in 1..=3 {
+            c.crash(id);
+        }
+        for id in 1..=3 {
+            c.start(id);
+        }
+        c.run_until("all serving", |c| c.serving() == 3);
+        c
+    }
+
     fn cfg(&self, id: Sid) -> ReplicaConfig {
         let voters = self
             .ids
@@ -476,15 +492,7 @@ fn the_leader_dies_a_new_one_is_elected_and_nothing_acknowledged_is_lost() {
 /// about 1.4 s in this case).
 #[test]
 fn re_election_with_a_lagging_survivor_does_not_wait_for_a_tick() {
-    let mut c = Cluster::new(3);
-    c.tick = 6000;
-    for id in 1..=3 {
-        c.crash(id);
-    }
-    for id in 1..=3 {
-        c.start(id);
-    }
-    c.run_until("all serving", |c| c.serving() == 3);
+    let mut c = Cluster::restarted_with(6000, None);
     let old = c.leader().unwrap();
     let mut survivors: Vec<Sid> = c.ids.iter().copied().filter(|i| *i != old).collect();
     survivors.sort();
@@ -1308,16 +1316,7 @@ fn a_stranger_on_the_quorum_port_cannot_vote_reconfigure_or_commit() {
 #[test]
 fn a_silent_leader_is_given_up_after_leader_silence_ms_when_set() {
     let elect_after_pause = |silence: Option<i64>, wait: i64| -> Option<i64> {
-        let mut c = Cluster::new(3);
-        c.tick = 6000;
-        c.silence = silence;
-        for id in 1..=3 {
-            c.crash(id);
-        }
-        for id in 1..=3 {
-            c.start(id);
-        }
-        c.run_until("all serving", |c| c.serving() == 3);
+        let mut c = Cluster::restarted_with(6000, silence);
         let old = c.leader().unwrap();
         c.hold = Some(old);
         c.frozen = Some(old);
