@@ -8,12 +8,14 @@
 
 pub mod acl;
 pub mod config;
+pub mod forward;
 pub mod jute;
 pub mod path;
 mod prep;
 pub mod proto;
 pub mod server;
 pub mod session;
+pub mod snapshot;
 pub mod tree;
 pub mod txn;
 pub mod watch;

@@ -21,9 +21,11 @@ use crate::jute::{JuteError, Writer};
 use crate::path;
 use crate::prep::{self, apply_error, apply_one, write_reply, Applied};
 use crate::proto::{
-    self, event, op, perm, state, xid, Acl, Code, ConnectRequest, Id, Request, SetWatches,
+    self, event, op, perm, state, xid, Code, ConnectRequest, Id, Request, SetWatches,
 };
 use crate::session::{self, Session, Sessions};
+pub use crate::snapshot::SnapshotView;
+use crate::snapshot::{ArchivedSnapshotData, SnapNodeRef, SnapSession, SnapshotData};
 use crate::tree::Node;
 use crate::tree::{self, DataTree, Trigger};
 use crate::txn::{self, Txn, TxnRecord};
@@ -31,7 +33,6 @@ use crate::watch::{ConnId, Mode, Watches};
 
 mod replicated;
 pub use replicated::SessionTouch;
-pub(crate) use replicated::{decode_create_session, forward_ids};
 
 pub use crate::config::{EngineConfig, DEFAULT_MAX_MULTI_READ_BYTES};
 
@@ -199,78 +200,6 @@ pub struct Engine {
     repl: Option<replicated::Repl>,
 }
 
-/// One node as a snapshot holds it, borrowed from whichever form it was read in.
-struct SnapNodeRef<'a> {
-    path: &'a str,
-    data: Option<&'a [u8]>,
-    acl: Vec<Acl>,
-    stat: tree::NodeStat,
-}
-
-/// A consistent, copy-on-write view of the state for a snapshot: taken in O(1) on the
-/// engine thread, turned into the archive's form (O(n)) on the snapshot thread (or,
-/// for a follower that needs the leader's state, on that follower's link thread).
-pub struct SnapshotView {
-    last_zxid: i64,
-    nodes: tree::PersistentNodes,
-    sessions: Vec<keel_wal::SnapSession>,
-}
-
-impl std::fmt::Debug for SnapshotView {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("SnapshotView")
-            .field("last_zxid", &format_args!("0x{:x}", self.last_zxid))
-            .field("nodes", &self.nodes.len())
-            .field("sessions", &self.sessions.len())
-            .finish()
-    }
-}
-
-impl SnapshotView {
-    pub fn last_zxid(&self) -> i64 {
-        self.last_zxid
-    }
-
-    pub fn node_count(&self) -> usize {
-        self.nodes.len()
-    }
-
-    pub fn into_data(self) -> keel_wal::SnapshotData {
-        let mut nodes: Vec<keel_wal::SnapNode> = self
-            .nodes
-            .iter()
-            .map(|(p, n)| keel_wal::SnapNode {
-                path: p.clone(),
-                data: n.data.clone(),
-                acl: n
-                    .acl
-                    .iter()
-                    .map(|a| keel_wal::SnapAcl {
-                        perms: a.perms,
-                        scheme: a.id.scheme.clone(),
-                        id: a.id.id.clone(),
-                    })
-                    .collect(),
-                czxid: n.stat.czxid,
-                mzxid: n.stat.mzxid,
-                pzxid: n.stat.pzxid,
-                ctime: n.stat.ctime,
-                mtime: n.stat.mtime,
-                version: n.stat.version,
-                cversion: n.stat.cversion,
-                aversion: n.stat.aversion,
-                ephemeral_owner: n.stat.ephemeral_owner,
-            })
-            .collect();
-        nodes.sort_by(|a, b| a.path.cmp(&b.path));
-        keel_wal::SnapshotData {
-            last_zxid: self.last_zxid as u64,
-            nodes,
-            sessions: self.sessions,
-        }
-    }
-}
-
 impl Engine {
     pub fn new(cfg: EngineConfig, now_ms: i64) -> Engine {
         let sessions = Sessions::new(cfg.server_id, now_ms);
@@ -328,63 +257,17 @@ impl Engine {
     // ---------------------------------------------------------------- recovery
 
     /// Replaces the state with a snapshot (before replaying the log after it).
-    pub fn load_snapshot(&mut self, snap: &keel_wal::SnapshotData) {
-        let nodes = snap.nodes.iter().map(|n| SnapNodeRef {
-            path: &n.path,
-            data: n.data.as_deref(),
-            acl: n
-                .acl
-                .iter()
-                .map(|a| Acl {
-                    perms: a.perms,
-                    id: Id::new(&a.scheme, &a.id),
-                })
-                .collect(),
-            stat: tree::NodeStat {
-                czxid: n.czxid,
-                mzxid: n.mzxid,
-                pzxid: n.pzxid,
-                ctime: n.ctime,
-                mtime: n.mtime,
-                version: n.version,
-                cversion: n.cversion,
-                aversion: n.aversion,
-                ephemeral_owner: n.ephemeral_owner,
-            },
-        });
+    pub fn load_snapshot(&mut self, snap: &SnapshotData) {
         let sessions = snap
             .sessions
             .iter()
             .map(|s| (s.id, s.timeout_ms, s.password.clone()));
-        self.load_nodes(snap.last_zxid as i64, nodes, sessions);
+        self.load_nodes(snap.last_zxid as i64, snap.node_refs(), sessions);
     }
 
     /// Replaces the state with a snapshot read in place from its validated archive (no
     /// intermediate copy): what a restart does.
-    pub fn load_archived(&mut self, snap: &keel_wal::ArchivedSnapshotData) {
-        let nodes = snap.nodes.iter().map(|n| SnapNodeRef {
-            path: n.path.as_str(),
-            data: n.data.as_ref().map(|d| d.as_slice()),
-            acl: n
-                .acl
-                .iter()
-                .map(|a| Acl {
-                    perms: a.perms.to_native(),
-                    id: Id::new(a.scheme.as_str(), a.id.as_str()),
-                })
-                .collect(),
-            stat: tree::NodeStat {
-                czxid: n.czxid.to_native(),
-                mzxid: n.mzxid.to_native(),
-                pzxid: n.pzxid.to_native(),
-                ctime: n.ctime.to_native(),
-                mtime: n.mtime.to_native(),
-                version: n.version.to_native(),
-                cversion: n.cversion.to_native(),
-                aversion: n.aversion.to_native(),
-                ephemeral_owner: n.ephemeral_owner.to_native(),
-            },
-        });
+    pub fn load_archived(&mut self, snap: &ArchivedSnapshotData) {
         let sessions = snap.sessions.iter().map(|s| {
             (
                 s.id.to_native(),
@@ -392,7 +275,11 @@ impl Engine {
                 s.password.as_slice().to_vec(),
             )
         });
-        self.load_nodes(snap.last_zxid.to_native() as i64, nodes, sessions);
+        self.load_nodes(
+            snap.last_zxid.to_native() as i64,
+            snap.node_refs(),
+            sessions,
+        );
     }
 
     /// The one way state is loaded from a snapshot, whatever form it is read from.
@@ -465,10 +352,10 @@ impl Engine {
     /// transactions). O(1) in the tree's size: the node map is persistent, so this
     /// shares it; writes that follow copy only the nodes they touch.
     pub fn snapshot_view(&self) -> SnapshotView {
-        let mut sessions: Vec<keel_wal::SnapSession> = self
+        let mut sessions: Vec<SnapSession> = self
             .sessions
             .iter()
-            .map(|s| keel_wal::SnapSession {
+            .map(|s| SnapSession {
                 id: s.id,
                 timeout_ms: s.timeout_ms,
                 password: s.password.clone(),
@@ -483,7 +370,7 @@ impl Engine {
     }
 
     /// `snapshot_view().into_data()`: the whole snapshot in the archive's form.
-    pub fn snapshot(&self) -> keel_wal::SnapshotData {
+    pub fn snapshot(&self) -> SnapshotData {
         self.snapshot_view().into_data()
     }
 

@@ -35,7 +35,9 @@ pub fn is_session_owner(owner: i64) -> bool {
 /// `StatPersisted`: what the tree stores; `dataLength` and `numChildren` are derived.
 /// `cversion` here is ZooKeeper's internal count of child creations (it names sequential
 /// children); `Node::full_stat` converts it to the count of changes clients see.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[derive(
+    Debug, Clone, Copy, Default, PartialEq, Eq, rkyv::Archive, rkyv::Serialize, rkyv::Deserialize,
+)]
 pub struct NodeStat {
     pub czxid: i64,
     pub mzxid: i64,

@@ -21,7 +21,7 @@ const TICK: i64 = 100;
 struct Disk {
     frames: Vec<LogFrame>,
     epochs: Epochs,
-    snapshot: Option<keel_wal::SnapshotData>,
+    snapshot: Option<keel_engine::snapshot::SnapshotData>,
     /// The last committed membership (`ReplicaOutput::Membership`), as net saves it.
     membership: Option<String>,
 }
@@ -374,7 +374,7 @@ impl effects::Effects for NodeFx<'_> {
     fn truncate_log(&mut self, after: i64) {
         self.node.disk.frames.retain(|f| f.first <= after);
     }
-    fn install_snapshot(&mut self, data: keel_wal::SnapshotData) {
+    fn install_snapshot(&mut self, data: keel_engine::snapshot::SnapshotData) {
         self.node.disk.snapshot = Some(data);
         self.node.disk.frames.clear();
     }

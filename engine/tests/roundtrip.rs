@@ -437,41 +437,44 @@ fn peer_msg() -> impl Strategy<Value = PeerMsg> {
 
 // ------------------------------------------------------------------ snapshots
 
-fn snapshot() -> impl Strategy<Value = keel_wal::SnapshotData> {
+fn snapshot() -> impl Strategy<Value = keel_engine::snapshot::SnapshotData> {
     let node = (
         text(),
         option::of(bytes()),
         vec(
-            (any::<i32>(), "[a-z]{0,6}", ".{0,8}")
-                .prop_map(|(perms, scheme, id)| keel_wal::SnapAcl { perms, scheme, id }),
+            (any::<i32>(), "[a-z]{0,6}", ".{0,8}").prop_map(|(perms, scheme, id)| {
+                keel_engine::snapshot::SnapAcl { perms, scheme, id }
+            }),
             0..2,
         ),
         any::<[i64; 6]>(),
         any::<[i32; 3]>(),
     )
-        .prop_map(|(path, data, acl, l, i)| keel_wal::SnapNode {
+        .prop_map(|(path, data, acl, l, i)| keel_engine::snapshot::SnapNode {
             path,
             data,
             acl,
-            czxid: l[0],
-            mzxid: l[1],
-            pzxid: l[2],
-            ctime: l[3],
-            mtime: l[4],
-            version: i[0],
-            cversion: i[1],
-            aversion: i[2],
-            ephemeral_owner: l[5],
+            stat: keel_engine::tree::NodeStat {
+                czxid: l[0],
+                mzxid: l[1],
+                pzxid: l[2],
+                ctime: l[3],
+                mtime: l[4],
+                version: i[0],
+                cversion: i[1],
+                aversion: i[2],
+                ephemeral_owner: l[5],
+            },
         });
     let session = (any::<i64>(), any::<i32>(), bytes()).prop_map(|(id, timeout_ms, password)| {
-        keel_wal::SnapSession {
+        keel_engine::snapshot::SnapSession {
             id,
             timeout_ms,
             password,
         }
     });
     (any::<u64>(), vec(node, 0..4), vec(session, 0..3)).prop_map(|(last_zxid, nodes, sessions)| {
-        keel_wal::SnapshotData {
+        keel_engine::snapshot::SnapshotData {
             last_zxid,
             nodes,
             sessions,
@@ -556,7 +559,7 @@ proptest! {
     #[test]
     fn snapshot_archive_round_trips(s in snapshot()) {
         let bytes = s.to_bytes().unwrap();
-        prop_assert_eq!(keel_wal::SnapshotData::from_bytes(&bytes), Ok(s));
+        prop_assert_eq!(keel_engine::snapshot::SnapshotData::from_bytes(&bytes), Ok(s));
     }
 }
 

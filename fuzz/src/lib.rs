@@ -18,7 +18,7 @@ use keel_engine::txn::{self, Txn};
 use keel_engine::zab::membership::{self, Membership};
 use keel_engine::zab::PeerMsg;
 use keel_wal::fuzzing as walf;
-use keel_wal::SnapshotData;
+use keel_engine::snapshot::{self, SnapshotData};
 
 /// The client-side request encoders, shared with `engine/tests/roundtrip.rs`.
 #[path = "../../engine/tests/wire/mod.rs"]
@@ -382,8 +382,9 @@ fn scratch_file() -> PathBuf {
 /// Target `snapshot`: `[mode][bytes]`. Mode 0: an rkyv archive as a leader sends it in
 /// a SNAP (`SnapshotData::from_bytes`), round trip through `to_bytes`. Mode 1: a whole
 /// snapshot file (archive + trailer) through `validate_file`, which maps and checks it
-/// as a restart does. Mode 2: an archive, given a correct trailer, through
-/// `validate_file`: it must accept exactly what `from_bytes` accepts.
+/// as a restart does (keel-wal's `with_file`, then `snapshot::access` in place). Mode
+/// 2: an archive, given a correct trailer, through `validate_file`: it must accept
+/// exactly what `from_bytes` accepts.
 pub fn snapshot(data: &[u8]) {
     let Some((&mode, rest)) = data.split_first() else {
         return;
@@ -403,7 +404,7 @@ pub fn snapshot(data: &[u8]) {
         1 => {
             let path = scratch_file();
             std::fs::write(&path, rest).expect("scratch write");
-            let (res, peak) = measure(|| keel_wal::validate_file(&path));
+            let (res, peak) = measure(|| validate_file(&path));
             check_alloc("snapshot validate_file", rest.len(), peak);
             if res.is_ok() {
                 let body = &rest[..rest.len() - 24];
@@ -413,9 +414,9 @@ pub fn snapshot(data: &[u8]) {
         _ => {
             let path = scratch_file();
             let mut file = rest.to_vec();
-            file.extend_from_slice(&walf::snapshot_trailer(rest));
+            file.extend_from_slice(&walf::snapshot_trailer(rest, snapshot::FORMAT));
             std::fs::write(&path, &file).expect("scratch write");
-            let (res, peak) = measure(|| keel_wal::validate_file(&path));
+            let (res, peak) = measure(|| validate_file(&path));
             check_alloc("snapshot validate_file", file.len(), peak);
             assert_eq!(
                 res.is_ok(),
@@ -424,6 +425,14 @@ pub fn snapshot(data: &[u8]) {
             );
         }
     }
+}
+
+/// A snapshot file checked as a restart checks it: trailer and checksum by the store,
+/// then the archive validated in place. Its zxid and node count.
+fn validate_file(path: &std::path::Path) -> Result<(u64, usize), keel_wal::WalError> {
+    keel_wal::with_file(path, snapshot::FORMAT, |body| {
+        snapshot::access(body, None).map(|a| (a.last_zxid.to_native(), a.nodes.len()))
+    })
 }
 
 /// Target `snapshot_load`: an rkyv archive that validates, loaded into an engine both
@@ -439,7 +448,7 @@ pub fn snapshot_load(data: &[u8]) {
     let again = e.snapshot();
     let _ = again.to_bytes();
 
-    let again2 = walf::with_archived(data, |archived| {
+    let again2 = snapshot::with_archived(data, |archived| {
         let mut e2 = keel_engine::Engine::new(keel_engine::EngineConfig::default(), 0);
         e2.load_archived(archived);
         e2.snapshot()

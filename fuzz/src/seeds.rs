@@ -12,7 +12,8 @@ use keel_engine::txn::{encode_batch, Txn, TxnRecord};
 use keel_engine::zab::{Forward, LogFrame, PeerMsg, PeerState, SyncMode, Vote};
 use keel_engine::{Engine, EngineConfig, Input, Output};
 use keel_wal::fuzzing as walf;
-use keel_wal::{SnapAcl, SnapNode, SnapSession, SnapshotData};
+use keel_engine::snapshot::{self, SnapAcl, SnapNode, SnapSession, SnapshotData};
+use keel_engine::tree::NodeStat;
 
 use crate::{wire, OPS};
 
@@ -356,15 +357,17 @@ pub fn sample_snapshot() -> SnapshotData {
             scheme: "world".into(),
             id: "anyone".into(),
         }],
-        czxid: 2,
-        mzxid: 3,
-        pzxid: 4,
-        ctime: 1_700_000_000_000,
-        mtime: 1_700_000_000_001,
-        version: 1,
-        cversion: 2,
-        aversion: 0,
-        ephemeral_owner: owner,
+        stat: NodeStat {
+            czxid: 2,
+            mzxid: 3,
+            pzxid: 4,
+            ctime: 1_700_000_000_000,
+            mtime: 1_700_000_000_001,
+            version: 1,
+            cversion: 2,
+            aversion: 0,
+            ephemeral_owner: owner,
+        },
     };
     SnapshotData {
         last_zxid: 0x1_0000_0009,
@@ -615,7 +618,7 @@ pub fn all() -> Vec<(&'static str, String, Vec<u8>)> {
     let served_bytes = served_snap.to_bytes().unwrap();
     for (name, body) in [("small", &small), ("served", &served_bytes)] {
         let mut file = body.clone();
-        file.extend_from_slice(&walf::snapshot_trailer(body));
+        file.extend_from_slice(&walf::snapshot_trailer(body, snapshot::FORMAT));
         for (mode, bytes) in [(0u8, body), (1, &file), (2, body)] {
             let mut v = vec![mode];
             v.extend_from_slice(bytes);

@@ -16,7 +16,7 @@ use std::time::Duration;
 use keel_engine::watch::ConnId;
 use keel_engine::zab::{effects, Epochs, LogFrame, PeerMsg, Replica, ReplicaInput, Role, Sid};
 use keel_engine::Input;
-use keel_wal::{GroupCommit, Log, SnapshotStore};
+use keel_wal::{GroupCommit, Log};
 use tracing::{error, info, warn};
 
 use crate::engine_loop::now_ms;
@@ -336,17 +336,17 @@ impl ReplicaLoop {
     /// Emptying the log first, as this once did, left a moment where a crash restarted
     /// from an older snapshot with no log: transactions this server had acknowledged
     /// were gone.
-    fn install_snapshot(&mut self, data: keel_wal::SnapshotData) {
+    fn install_snapshot(&mut self, data: keel_engine::snapshot::SnapshotData) {
         let zxid = data.last_zxid;
         info!("installing the leader's snapshot at zxid {zxid:#x}");
-        if let Err(e) = storage::remove_snapshots_after(&self.snap_dir, zxid) {
+        let store = storage::snapshot_store(self.snap_dir.clone());
+        if let Err(e) = store.remove_after(zxid) {
             fatal(format_args!(
                 "removing snapshots newer than {zxid:#x} from {} failed: {e}",
                 self.snap_dir.display()
             ));
         }
-        let store = SnapshotStore::new(self.snap_dir.clone());
-        match store.write(&data) {
+        match storage::write_snapshot(&store, &data) {
             Ok(bytes) => info!("snapshot {zxid:#x} installed ({bytes} bytes)"),
             Err(e) => fatal(format_args!(
                 "writing the leader's snapshot {zxid:#x} failed: {e}"
@@ -423,7 +423,7 @@ impl effects::Effects for TurnFx<'_> {
         self.lp.truncate_log(after);
     }
 
-    fn install_snapshot(&mut self, data: keel_wal::SnapshotData) {
+    fn install_snapshot(&mut self, data: keel_engine::snapshot::SnapshotData) {
         let zxid = data.last_zxid;
         self.lp.install_snapshot(data);
         self.snaps.installed(zxid as i64);

@@ -9,6 +9,7 @@ use std::time::Duration;
 
 use std::io::Write as _;
 
+use keel_engine::snapshot::{self, SnapshotData};
 use keel_engine::zab::{Epochs, LogFrame};
 use keel_engine::Engine;
 use keel_wal::{Backend, GroupCommit, Log, LogConfig, LogOptions, SnapshotStore, WalError};
@@ -73,6 +74,19 @@ pub enum StorageError {
     /// and line).
     #[error("the membership saved by the last reconfiguration is unreadable: {0}")]
     Membership(String),
+    #[error(transparent)]
+    SnapshotEncode(#[from] keel_engine::snapshot::EncodeError),
+}
+
+/// The snapshot files of `snap_dir`, holding the engine's archive format.
+pub fn snapshot_store(snap_dir: PathBuf) -> SnapshotStore {
+    SnapshotStore::new(snap_dir, snapshot::FORMAT)
+}
+
+/// Encodes `snap` and writes it durably into `store`; returns the bytes written.
+pub fn write_snapshot(store: &SnapshotStore, snap: &SnapshotData) -> Result<u64, StorageError> {
+    let body = snap.to_bytes()?;
+    Ok(store.write(snap.last_zxid, &body)?)
 }
 
 pub struct Layout {
@@ -141,11 +155,12 @@ fn prepare_and_load_snapshot(layout: &Layout, engine: &mut Engine) -> Result<u64
             source,
         })?;
     }
-    let store = SnapshotStore::new(layout.snap_dir.clone());
+    let store = snapshot_store(layout.snap_dir.clone());
     let started = std::time::Instant::now();
-    let loaded = store.visit_latest(|a| {
+    let loaded = store.visit_latest(|zxid, body| {
+        let a = snapshot::access(body, Some(zxid))?;
         engine.load_archived(a);
-        (a.last_zxid.to_native(), a.nodes.len(), a.sessions.len())
+        Ok((zxid, a.nodes.len(), a.sessions.len()))
     })?;
     let snap_zxid = loaded.map(|(z, _, _)| z).unwrap_or(0);
     if let Some((zxid, nodes, sessions)) = loaded {
@@ -392,39 +407,6 @@ pub fn write_epochs(data_dir: &Path, old: Epochs, new: Epochs) -> std::io::Resul
     Ok(())
 }
 
-/// Removes every snapshot file newer than `zxid` (durably): a snapshot the leader
-/// sends replaces this server's state, so no newer one may be loaded at restart.
-pub fn remove_snapshots_after(snap_dir: &Path, zxid: u64) -> std::io::Result<usize> {
-    let rd = match std::fs::read_dir(snap_dir) {
-        Ok(rd) => rd,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(0),
-        Err(e) => return Err(e),
-    };
-    let mut removed = 0;
-    for entry in rd {
-        let entry = entry?;
-        let name = entry.file_name();
-        let Some(hex) = name.to_str().and_then(|n| n.strip_prefix("snapshot.")) else {
-            continue;
-        };
-        // `snapshot.<16 hex>` and its `.tmp`.
-        let digits = hex.strip_suffix(".tmp").unwrap_or(hex);
-        if digits.len() != 16 {
-            continue;
-        }
-        if let Ok(z) = u64::from_str_radix(digits, 16) {
-            if z > zxid {
-                std::fs::remove_file(entry.path())?;
-                removed += 1;
-            }
-        }
-    }
-    if removed > 0 {
-        std::fs::File::open(snap_dir)?.sync_all()?;
-    }
-    Ok(removed)
-}
-
 /// Group commit as the engine loop's log sink.
 pub struct GroupSink(pub GroupCommit);
 
@@ -526,7 +508,7 @@ pub fn spawn_snapshot_writer(
     let handle = std::thread::Builder::new()
         .name("keel-snapshot".into())
         .spawn(move || {
-            let store = SnapshotStore::new(snap_dir);
+            let store = snapshot_store(snap_dir);
             for view in rx.iter() {
                 let started = std::time::Instant::now();
                 let snap = view.into_data();
@@ -539,7 +521,7 @@ pub fn spawn_snapshot_writer(
                     std::thread::sleep(Duration::from_millis(2));
                 }
                 let started = std::time::Instant::now();
-                match store.write(&snap) {
+                match write_snapshot(&store, &snap) {
                     Ok(bytes) => info!(
                         "snapshot {:#x} written: {} bytes in {:?}",
                         snap.last_zxid,
@@ -750,33 +732,5 @@ mod tests {
         );
         std::fs::write(d.path().join("currentEpoch"), "").unwrap();
         assert!(read_epochs(d.path()).is_err());
-    }
-
-    #[test]
-    fn snapshots_newer_than_an_installed_one_are_removed() {
-        let d = tempfile::tempdir().unwrap();
-        for z in [0x10u64, 0x20, 0x30] {
-            std::fs::write(d.path().join(format!("snapshot.{z:016x}")), b"x").unwrap();
-        }
-        std::fs::write(d.path().join(format!("snapshot.{:016x}.tmp", 0x40)), b"x").unwrap();
-        std::fs::write(d.path().join("other"), b"x").unwrap();
-        assert_eq!(remove_snapshots_after(d.path(), 0x20).unwrap(), 2);
-        let mut left: Vec<String> = std::fs::read_dir(d.path())
-            .unwrap()
-            .map(|e| e.unwrap().file_name().into_string().unwrap())
-            .collect();
-        left.sort();
-        assert_eq!(
-            left,
-            vec![
-                "other".to_string(),
-                format!("snapshot.{:016x}", 0x10),
-                format!("snapshot.{:016x}", 0x20)
-            ]
-        );
-        assert_eq!(
-            remove_snapshots_after(&d.path().join("missing"), 0).unwrap(),
-            0
-        );
     }
 }

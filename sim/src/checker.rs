@@ -34,6 +34,10 @@ use keel_engine::zab::{Epochs, Membership, Sid};
 
 use crate::lin::{self, Op, Verdict, VersionedRegister, WriteResult};
 
+/// Simulated wall clock at the start of every run (ms since the Unix epoch); the
+/// checker reports times relative to it.
+pub const START_MS: i64 = 1_700_000_000_000;
+
 pub type OpId = usize;
 pub type SessionTag = usize;
 
@@ -47,7 +51,7 @@ pub struct Violation {
 
 impl fmt::Display for OpRec {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let t = |x: i64| x - crate::world::START_MS;
+        let t = |x: i64| x - START_MS;
         let v = |b: &[u8]| String::from_utf8_lossy(b).into_owned();
         write!(f, "client {} (session #{}) ", self.client, self.session)?;
         match &self.kind {
@@ -81,7 +85,7 @@ impl fmt::Display for Violation {
         write!(
             f,
             "[t={}ms] {}: {}",
-            self.at_ms - crate::world::START_MS,
+            self.at_ms - START_MS,
             self.kind,
             self.detail
         )

@@ -21,9 +21,9 @@
 use std::collections::VecDeque;
 use std::sync::Arc;
 
+use keel_engine::snapshot::SnapshotData;
 use keel_engine::txn::{decode_batch, TxnRecord};
 use keel_engine::zab::{Epochs, LogFrame};
-use keel_wal::SnapshotData;
 
 use crate::rng::Rng;
 

@@ -32,12 +32,12 @@ use std::ops::ControlFlow;
 
 use keel_engine::proto::ConnectRequest;
 use keel_engine::server::Input;
+use keel_engine::snapshot::SnapshotData;
 use keel_engine::watch::ConnId;
 use keel_engine::zab::{
     effects, Epochs, LogFrame, Membership, PeerMsg, Replica, ReplicaConfig, ReplicaInput, Role, Sid,
 };
 use keel_engine::{Engine, EngineConfig};
-use keel_wal::SnapshotData;
 
 use crate::checker::{Checker, Members, OpKind, Outcome, Violation};
 use crate::client::{Action, Client, ClientStats, Ctx, Mode, Planned};
@@ -581,8 +581,7 @@ enum Phase {
     Done,
 }
 
-/// Simulated wall clock at the start of every run (ms since the Unix epoch).
-pub const START_MS: i64 = 1_700_000_000_000;
+pub use crate::checker::START_MS;
 
 pub struct World {
     cfg: SimConfig,
@@ -2801,7 +2800,7 @@ impl World {
         // No ephemeral node outlives its session.
         let live: std::collections::HashSet<i64> = trees[0].sessions.iter().map(|s| s.id).collect();
         for n in &trees[0].nodes {
-            let owner = n.ephemeral_owner;
+            let owner = n.stat.ephemeral_owner;
             let special = owner == i64::MIN || (owner as u64) >> 56 == 0xff;
             if owner != 0 && !special && !live.contains(&owner) {
                 self.checker.violate(
@@ -3008,7 +3007,7 @@ impl effects::Effects for SimFx<'_> {
         w.nodes[i].disk.truncate_after(after);
     }
 
-    fn install_snapshot(&mut self, data: keel_wal::SnapshotData) {
+    fn install_snapshot(&mut self, data: keel_engine::snapshot::SnapshotData) {
         let i = self.i;
         let sid = self.w.nodes[self.i].sid;
         let w = &mut *self.w;

@@ -1,13 +1,16 @@
 //! Snapshot cost at scale: write time and size of a 1M-znode snapshot, the validated
 //! open a restart pays (mmap + CRC32C + rkyv validation), and a full load
-//! (validation + deserialising into owned data).
+//! (validation + deserialising into owned data). The archive is the engine's
+//! (`keel_engine::snapshot`); the files are this crate's.
 //!
 //! `cargo bench -p keel-wal --bench snapshot` (KEEL_SNAP_NODES overrides the 1M).
 
 use std::time::{Duration, Instant};
 
 use criterion::{criterion_group, criterion_main, Criterion};
-use keel_wal::{validate_file, SnapAcl, SnapNode, SnapSession, SnapshotData, SnapshotStore};
+use keel_engine::snapshot::{self as schema, SnapAcl, SnapNode, SnapSession, SnapshotData};
+use keel_engine::tree::NodeStat;
+use keel_wal::SnapshotStore;
 
 fn tree(n: usize) -> SnapshotData {
     let nodes = (0..n)
@@ -20,15 +23,14 @@ fn tree(n: usize) -> SnapshotData {
                 scheme: "world".into(),
                 id: "anyone".into(),
             }],
-            czxid: i as i64,
-            mzxid: i as i64,
-            pzxid: i as i64,
-            ctime: 1_795_000_000_000,
-            mtime: 1_795_000_000_000,
-            version: 0,
-            cversion: 0,
-            aversion: 0,
-            ephemeral_owner: 0,
+            stat: NodeStat {
+                czxid: i as i64,
+                mzxid: i as i64,
+                pzxid: i as i64,
+                ctime: 1_795_000_000_000,
+                mtime: 1_795_000_000_000,
+                ..NodeStat::default()
+            },
         })
         .collect();
     let sessions = (0..1000)
@@ -51,7 +53,7 @@ fn snapshot(c: &mut Criterion) {
         .and_then(|v| v.parse().ok())
         .unwrap_or(1_000_000);
     let dir = tempfile::tempdir().expect("temp dir");
-    let store = SnapshotStore::new(dir.path().to_path_buf());
+    let store = SnapshotStore::new(dir.path().to_path_buf(), schema::FORMAT);
     let snap = tree(n);
     let mut g = c.benchmark_group(format!("snapshot_{n}_znodes"));
     g.sample_size(10).measurement_time(Duration::from_secs(10));
@@ -60,17 +62,28 @@ fn snapshot(c: &mut Criterion) {
         b.iter_custom(|iters| {
             let t = Instant::now();
             for _ in 0..iters {
-                size = store.write(&snap).expect("write snapshot");
+                let body = snap.to_bytes().expect("encode snapshot");
+                size = store.write(snap.last_zxid, &body).expect("write snapshot");
             }
             t.elapsed()
         })
     });
     let path = dir.path().join(format!("snapshot.{:016x}", snap.last_zxid));
     g.bench_function("open_validated", |b| {
-        b.iter(|| validate_file(&path).expect("valid snapshot"))
+        b.iter(|| {
+            keel_wal::with_file(&path, schema::FORMAT, |body| {
+                schema::access(body, None).map(|a| a.nodes.len())
+            })
+            .expect("valid snapshot")
+        })
     });
     g.bench_function("load_full", |b| {
-        b.iter(|| store.load_latest().expect("load").expect("a snapshot"))
+        b.iter(|| {
+            store
+                .visit_latest(|_, body| SnapshotData::from_bytes(body))
+                .expect("load")
+                .expect("a snapshot")
+        })
     });
     g.finish();
     println!(

@@ -119,11 +119,6 @@ pub enum WalError {
     /// thread is shutting down. Nothing was done.
     #[error("the write-ahead log is stopped: {reason}; the request was not carried out")]
     Stopped { reason: String },
-
-    /// rkyv could not serialise a snapshot (should not happen for these types;
-    /// reported rather than panicking).
-    #[error("could not serialise snapshot at zxid {last_zxid:#x}: {reason}")]
-    Serialize { last_zxid: u64, reason: String },
 }
 
 impl WalError {

@@ -98,20 +98,7 @@ pub fn fix_frame_checksums(bytes: &mut [u8]) {
     }
 }
 
-/// The 24-byte trailer that follows a snapshot archive `body` in its file.
-pub fn snapshot_trailer(body: &[u8]) -> [u8; 24] {
-    crate::snapshot::trailer(body)
-}
-
-/// Validates an archive (copied into an aligned buffer) and hands the archived
-/// snapshot to `f`, as a restart reads one in place.
-pub fn with_archived<R>(
-    bytes: &[u8],
-    f: impl FnOnce(&crate::ArchivedSnapshotData) -> R,
-) -> Result<R, String> {
-    let mut aligned = rkyv::util::AlignedVec::<16>::with_capacity(bytes.len());
-    aligned.extend_from_slice(bytes);
-    let archived = rkyv::access::<crate::ArchivedSnapshotData, rkyv::rancor::Error>(&aligned)
-        .map_err(|e| format!("archive failed validation: {e}"))?;
-    Ok(f(archived))
+/// The 24-byte trailer that follows a snapshot `body` of the given format in its file.
+pub fn snapshot_trailer(body: &[u8], format: u32) -> [u8; 24] {
+    crate::snapshot::trailer(body, format)
 }

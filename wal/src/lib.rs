@@ -1,5 +1,5 @@
 //! keel-wal: Keel's durable state on disk — the write-ahead log (CRC32C-framed,
-//! preallocated segments, group commit) and rkyv snapshots of the tree.
+//! preallocated segments, group commit) and checksummed snapshot files.
 //!
 //! Where this crate sits on a request's way through Keel: docs/architecture.md, "One
 //! setData, file by file".
@@ -40,10 +40,11 @@
 //! would resolve this; not built yet).
 //!
 //! **Snapshot directory** (`dataDir/snap`): files `snapshot.<16 hex digits of
-//! last_zxid>`, each an rkyv archive of [`SnapshotData`] followed by a 24-byte
-//! trailer: magic `"KEELSNAP"` (8 bytes), format version u32 = 1, CRC32C of the
-//! archive u32, archive length u64 (little-endian). Written as `<name>.tmp`,
-//! fsynced, renamed, directory fsynced.
+//! last_zxid>`, each a body (for Keel, the engine's rkyv archive of the tree and
+//! sessions, `keel_engine::snapshot`; opaque to this crate) followed by a 24-byte
+//! trailer: magic `"KEELSNAP"` (8 bytes), the body's format version u32 (given by the
+//! writer; 1 today), CRC32C of the body u32, body length u64 (little-endian).
+//! Written as `<name>.tmp`, fsynced, renamed, directory fsynced.
 //!
 //! # Backends
 //!
@@ -105,7 +106,4 @@ pub use log::{check_dir, Frame, IoMode, Log, LogConfig, LogOptions, Recovery};
 pub use repair::{
     inspect_dir, intact_prefix, truncate_dir_after, Damage, IntactPrefix, SegmentInfo, Truncation,
 };
-pub use snapshot::{
-    validate_file, ArchivedSnapAcl, ArchivedSnapNode, ArchivedSnapSession, ArchivedSnapshotData,
-    SnapAcl, SnapNode, SnapSession, SnapshotData, SnapshotStore, SNAP_VERSION,
-};
+pub use snapshot::{with_file, SnapshotStore};

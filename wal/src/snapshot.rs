@@ -1,17 +1,16 @@
-//! Snapshot files: the data tree and sessions at one zxid, as an rkyv archive
-//! followed by a checksummed trailer, in `dataDir/snap`.
+//! Snapshot files: one opaque body per file (the engine's archive of the tree and
+//! sessions at one zxid) followed by a checksummed trailer, in `dataDir/snap`.
 //!
-//! Loading maps the file with `mmap` (read-only, private) rather than reading
-//! it: the CRC pass and rkyv's validation then read the page cache directly,
-//! without a second copy of a file that can be hundreds of megabytes, and the
-//! same mapping is what a later zero-copy reader of the archive will use. For
-//! now the archive is then deserialised into an owned [`SnapshotData`].
+//! This module knows nothing of what a body holds: the engine owns the schema
+//! (`keel_engine::snapshot`) and hands this store bytes tagged with the version of their
+//! format. Each file is named for the zxid its body is consistent at; the trailer
+//! carries the format version, a CRC32C of the body and its length.
 //!
-//! rkyv's validation catches damaged offsets and lengths but not a flipped
-//! byte inside a string or byte vector, hence the CRC32C over the whole body.
-//! The archive uses rkyv's default format (little-endian, 32-bit relative
-//! pointers, so an archive is limited to 2 GiB); changing rkyv's format
-//! features changes the file format and must bump [`SNAP_VERSION`].
+//! Loading maps the file with `mmap` (read-only, private) rather than reading it: the
+//! CRC pass and the reader's own validation then read the page cache directly, without
+//! a second copy of a file that can be hundreds of megabytes, and a reader can build
+//! its state from the mapped body in place. The mapping is page-aligned, which an
+//! archive read in place needs.
 
 use std::fs::{self, File, OpenOptions};
 use std::io::Write;
@@ -22,57 +21,14 @@ use crate::error::WalError;
 use crate::fsio::fsync_dir;
 
 const SNAP_MAGIC: [u8; 8] = *b"KEELSNAP";
-/// Version of the snapshot file format (trailer layout + archive layout).
-pub const SNAP_VERSION: u32 = 1;
 const TRAILER_LEN: usize = 24;
-
-/// The tree and sessions, consistent at `last_zxid` (built by the engine at a
-/// transaction boundary).
-#[derive(rkyv::Archive, rkyv::Serialize, rkyv::Deserialize, Debug, Clone, PartialEq, Eq)]
-pub struct SnapshotData {
-    pub last_zxid: u64,
-    pub nodes: Vec<SnapNode>,
-    pub sessions: Vec<SnapSession>,
-}
-
-/// One znode with its full `Stat` (zxid and time fields are `i64` as in
-/// ZooKeeper's `Stat`; `ephemeral_owner` also carries ZooKeeper's container
-/// and TTL markers).
-#[derive(rkyv::Archive, rkyv::Serialize, rkyv::Deserialize, Debug, Clone, PartialEq, Eq)]
-pub struct SnapNode {
-    pub path: String,
-    /// `None` for a node whose data is null (distinct from empty, as in ZooKeeper).
-    pub data: Option<Vec<u8>>,
-    pub acl: Vec<SnapAcl>,
-    pub czxid: i64,
-    pub mzxid: i64,
-    pub pzxid: i64,
-    pub ctime: i64,
-    pub mtime: i64,
-    pub version: i32,
-    pub cversion: i32,
-    pub aversion: i32,
-    pub ephemeral_owner: i64,
-}
-
-#[derive(rkyv::Archive, rkyv::Serialize, rkyv::Deserialize, Debug, Clone, PartialEq, Eq)]
-pub struct SnapAcl {
-    pub perms: i32,
-    pub scheme: String,
-    pub id: String,
-}
-
-#[derive(rkyv::Archive, rkyv::Serialize, rkyv::Deserialize, Debug, Clone, PartialEq, Eq)]
-pub struct SnapSession {
-    pub id: i64,
-    pub timeout_ms: i32,
-    pub password: Vec<u8>,
-}
 
 /// Reads and writes the snapshot files of one directory.
 #[derive(Debug, Clone)]
 pub struct SnapshotStore {
     dir: PathBuf,
+    /// The version of the bodies' format: written into each trailer, required on load.
+    format: u32,
 }
 
 fn snapshot_name(zxid: u64) -> String {
@@ -161,12 +117,12 @@ impl Drop for Mapped {
     }
 }
 
-/// Why one snapshot file was rejected (logged, then the next older is tried).
-/// Maps a snapshot file, checks its trailer and CRC32C and validates the archive,
-/// then hands the validated archive to `f`. Nothing is copied or parsed before `f`.
-fn with_archive<R>(
+/// Maps a snapshot file, checks its trailer (magic, `format`, length) and CRC32C, then
+/// hands the body to `f`, which validates it in turn. Nothing is copied before `f`.
+fn with_body<R>(
     path: &Path,
-    f: impl FnOnce(&ArchivedSnapshotData) -> Result<R, String>,
+    format: u32,
+    f: impl FnOnce(&[u8]) -> Result<R, String>,
 ) -> Result<R, String> {
     let file = File::open(path).map_err(|e| format!("cannot open: {e}"))?;
     let size = file
@@ -196,9 +152,9 @@ fn with_archive<R>(
     let crc = u32::from_le_bytes(u32b);
     u64b.copy_from_slice(&trailer[16..24]);
     let body_len = u64::from_le_bytes(u64b);
-    if version != SNAP_VERSION {
+    if version != format {
         return Err(format!(
-            "unsupported snapshot version {version}; this build reads {SNAP_VERSION}"
+            "unsupported snapshot version {version}; this build reads {format}"
         ));
     }
     if body_len != body.len() as u64 {
@@ -210,74 +166,54 @@ fn with_archive<R>(
     if crc32c::crc32c(body) != crc {
         return Err("archive checksum mismatch".into());
     }
-    // The mapping is page-aligned, so the archive root meets rkyv's alignment.
-    let archived = rkyv::access::<ArchivedSnapshotData, rkyv::rancor::Error>(body)
-        .map_err(|e| format!("archive failed validation: {e}"))?;
-    f(archived)
+    f(body)
 }
 
-/// The trailer that follows the archive `body` in a snapshot file.
-pub(crate) fn trailer(body: &[u8]) -> [u8; TRAILER_LEN] {
+/// The trailer that follows `body` in a snapshot file of the given format.
+pub(crate) fn trailer(body: &[u8], format: u32) -> [u8; TRAILER_LEN] {
     let mut trailer = [0u8; TRAILER_LEN];
     trailer[0..8].copy_from_slice(&SNAP_MAGIC);
-    trailer[8..12].copy_from_slice(&SNAP_VERSION.to_le_bytes());
+    trailer[8..12].copy_from_slice(&format.to_le_bytes());
     trailer[12..16].copy_from_slice(&crc32c::crc32c(body).to_le_bytes());
     trailer[16..24].copy_from_slice(&(body.len() as u64).to_le_bytes());
     trailer
 }
 
-fn load_file(path: &Path, zxid: u64) -> Result<SnapshotData, String> {
-    let snap = with_archive(path, |archived| {
-        rkyv::deserialize::<SnapshotData, rkyv::rancor::Error>(archived)
-            .map_err(|e| format!("archive failed to deserialise: {e}"))
-    })?;
-    if snap.last_zxid != zxid {
-        return Err(format!(
-            "file is named for zxid {zxid:#x} but holds zxid {:#x}",
-            snap.last_zxid
-        ));
-    }
-    Ok(snap)
-}
-
-/// Opens one snapshot file by mmap and validates it (trailer, CRC32C, rkyv checks)
-/// without deserialising: what a restart pays before it can read the archive in
-/// place. Returns the snapshot's last zxid and node count.
-pub fn validate_file(path: &Path) -> Result<(u64, usize), WalError> {
-    with_archive(path, |a| Ok((a.last_zxid.to_native(), a.nodes.len()))).map_err(|reason| {
-        WalError::Corrupt {
-            file: path.to_path_buf(),
-            offset: 0,
-            reason,
-        }
+/// Opens one snapshot file by mmap, checks its trailer and checksum and hands the body
+/// to `f` (which validates it as the reader of `format` does): what a restart pays
+/// before it can read the body in place. The reason `f` gives is reported as damage.
+pub fn with_file<R>(
+    path: &Path,
+    format: u32,
+    f: impl FnOnce(&[u8]) -> Result<R, String>,
+) -> Result<R, WalError> {
+    with_body(path, format, f).map_err(|reason| WalError::Corrupt {
+        file: path.to_path_buf(),
+        offset: 0,
+        reason,
     })
 }
 
 impl SnapshotStore {
-    /// `dir` is `dataDir/snap`; it is created by the first `write`.
-    pub fn new(dir: PathBuf) -> SnapshotStore {
-        SnapshotStore { dir }
+    /// `dir` is `dataDir/snap`; it is created by the first `write`. `format`: the
+    /// version of the bodies this store writes and accepts.
+    pub fn new(dir: PathBuf, format: u32) -> SnapshotStore {
+        SnapshotStore { dir, format }
     }
 
     pub fn dir(&self) -> &Path {
         &self.dir
     }
 
-    /// Writes `snap` durably as `snapshot.<16 hex digits of last_zxid>`:
-    /// archive + trailer into a `.tmp` file, fsync, rename, fsync of the
-    /// directory. Returns the bytes written. A snapshot already there for the
-    /// same zxid is replaced atomically.
-    pub fn write(&self, snap: &SnapshotData) -> Result<u64, WalError> {
-        let body =
-            rkyv::to_bytes::<rkyv::rancor::Error>(snap).map_err(|e| WalError::Serialize {
-                last_zxid: snap.last_zxid,
-                reason: e.to_string(),
-            })?;
-        let trailer = trailer(&body);
-
+    /// Writes `body`, consistent at `last_zxid`, durably as `snapshot.<16 hex digits of
+    /// last_zxid>`: body + trailer into a `.tmp` file, fsync, rename, fsync of the
+    /// directory. Returns the bytes written. A snapshot already there for the same
+    /// zxid is replaced atomically.
+    pub fn write(&self, last_zxid: u64, body: &[u8]) -> Result<u64, WalError> {
+        let trailer = trailer(body, self.format);
         fs::create_dir_all(&self.dir)
             .map_err(|e| WalError::io("create directory", &self.dir, e))?;
-        let name = snapshot_name(snap.last_zxid);
+        let name = snapshot_name(last_zxid);
         let path = self.dir.join(&name);
         let tmp = self.dir.join(format!("{name}.tmp"));
         let mut f = OpenOptions::new()
@@ -286,7 +222,7 @@ impl SnapshotStore {
             .truncate(true)
             .open(&tmp)
             .map_err(|e| WalError::io("create", &tmp, e))?;
-        f.write_all(&body)
+        f.write_all(body)
             .map_err(|e| WalError::io("write", &tmp, e))?;
         f.write_all(&trailer)
             .map_err(|e| WalError::io("write", &tmp, e))?;
@@ -299,51 +235,19 @@ impl SnapshotStore {
         Ok((body.len() + TRAILER_LEN) as u64)
     }
 
-    /// The newest snapshot that passes the CRC and rkyv validation. A damaged
-    /// one is logged (file, reason) and the next older is tried. `Ok(None)`
-    /// when there are no snapshot files at all; [`WalError::NoValidSnapshot`]
-    /// when there are some but none is valid (starting empty would lose data).
-    pub fn load_latest(&self) -> Result<Option<SnapshotData>, WalError> {
-        let snaps = list_snapshots(&self.dir)?;
-        for (zxid, path) in &snaps {
-            match load_file(path, *zxid) {
-                Ok(snap) => return Ok(Some(snap)),
-                Err(reason) => tracing::warn!(
-                    file = %path.display(),
-                    %reason,
-                    "snapshot is damaged; trying the previous one"
-                ),
-            }
-        }
-        if snaps.is_empty() {
-            Ok(None)
-        } else {
-            Err(WalError::NoValidSnapshot {
-                dir: self.dir.clone(),
-                tried: snaps.len(),
-            })
-        }
-    }
-
-    /// Like `load_latest`, but nothing is deserialised: the newest snapshot that passes
-    /// the CRC32C and rkyv validation is handed to `f` in place, in its mmap. A restart
-    /// builds its tree from it directly, paying a validation pass and one traversal.
+    /// Hands the newest snapshot whose trailer and checksum are good, and which `f`
+    /// accepts, to `f`: its zxid (from the file name) and its body, in place in its
+    /// mmap (page-aligned). A damaged one, or one `f` refuses, is logged (file, reason)
+    /// and the next older is tried. `Ok(None)` when there are no snapshot files at all;
+    /// [`WalError::NoValidSnapshot`] when there are some but none is valid (starting
+    /// empty would lose data).
     pub fn visit_latest<R>(
         &self,
-        mut f: impl FnMut(&ArchivedSnapshotData) -> R,
+        mut f: impl FnMut(u64, &[u8]) -> Result<R, String>,
     ) -> Result<Option<R>, WalError> {
         let snaps = list_snapshots(&self.dir)?;
         for (zxid, path) in &snaps {
-            let res = with_archive(path, |a| {
-                let got = a.last_zxid.to_native();
-                if got != *zxid {
-                    return Err(format!(
-                        "file is named for zxid {zxid:#x} but holds zxid {got:#x}"
-                    ));
-                }
-                Ok(f(a))
-            });
-            match res {
+            match with_body(path, self.format, |body| f(*zxid, body)) {
                 Ok(r) => return Ok(Some(r)),
                 Err(reason) => tracing::warn!(
                     file = %path.display(),
@@ -362,6 +266,41 @@ impl SnapshotStore {
         }
     }
 
+    /// Removes every snapshot file newer than `zxid`, and any half-written one named
+    /// past it, durably: a snapshot a leader sends replaces this server's state, so no
+    /// newer one may be loaded at restart. Returns how many files went.
+    pub fn remove_after(&self, zxid: u64) -> Result<usize, WalError> {
+        let rd = match fs::read_dir(&self.dir) {
+            Ok(rd) => rd,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(0),
+            Err(e) => return Err(WalError::io("list directory", &self.dir, e)),
+        };
+        let mut removed = 0;
+        for entry in rd {
+            let entry = entry.map_err(|e| WalError::io("list directory", &self.dir, e))?;
+            let name = entry.file_name();
+            let Some(hex) = name.to_str().and_then(|n| n.strip_prefix("snapshot.")) else {
+                continue;
+            };
+            // `snapshot.<16 hex>` and its `.tmp`.
+            let digits = hex.strip_suffix(".tmp").unwrap_or(hex);
+            if digits.len() != 16 {
+                continue;
+            }
+            if let Ok(z) = u64::from_str_radix(digits, 16) {
+                if z > zxid {
+                    let path = entry.path();
+                    fs::remove_file(&path).map_err(|e| WalError::io("remove", &path, e))?;
+                    removed += 1;
+                }
+            }
+        }
+        if removed > 0 {
+            fsync_dir(&self.dir)?;
+        }
+        Ok(removed)
+    }
+
     /// Keeps the newest `retain` snapshots (at least 3, so that two damaged
     /// ones can still be skipped) and deletes the rest. Returns the zxid of
     /// the oldest kept one: the log may be purged through it, since any kept
@@ -377,57 +316,5 @@ impl SnapshotStore {
             fsync_dir(&self.dir)?;
         }
         Ok(snaps[..retain.min(snaps.len())].last().map(|s| s.0))
-    }
-}
-
-impl SnapshotData {
-    /// The snapshot as an rkyv archive in memory (what a leader sends a follower that
-    /// needs a SNAP).
-    pub fn to_bytes(&self) -> Result<Vec<u8>, WalError> {
-        rkyv::to_bytes::<rkyv::rancor::Error>(self)
-            .map(|b| b.into_vec())
-            .map_err(|e| WalError::Serialize {
-                last_zxid: self.last_zxid,
-                reason: e.to_string(),
-            })
-    }
-
-    /// Validates and reads an archive made by [`SnapshotData::to_bytes`]. The bytes are
-    /// copied into an aligned buffer first, so any slice will do.
-    pub fn from_bytes(bytes: &[u8]) -> Result<SnapshotData, String> {
-        let mut aligned = rkyv::util::AlignedVec::<16>::with_capacity(bytes.len());
-        aligned.extend_from_slice(bytes);
-        rkyv::from_bytes::<SnapshotData, rkyv::rancor::Error>(&aligned)
-            .map_err(|e| format!("snapshot archive failed validation: {e}"))
-    }
-}
-
-#[cfg(test)]
-mod bytes_tests {
-    use super::*;
-
-    #[test]
-    fn snapshot_bytes_round_trip_and_garbage_is_refused() {
-        let snap = SnapshotData {
-            last_zxid: 42,
-            nodes: vec![SnapNode {
-                path: "/a".into(),
-                data: Some(vec![1, 2]),
-                acl: vec![],
-                czxid: 1,
-                mzxid: 2,
-                pzxid: 3,
-                ctime: 4,
-                mtime: 5,
-                version: 6,
-                cversion: 7,
-                aversion: 8,
-                ephemeral_owner: 0,
-            }],
-            sessions: vec![],
-        };
-        let b = snap.to_bytes().unwrap();
-        assert_eq!(SnapshotData::from_bytes(&b).unwrap(), snap);
-        assert!(SnapshotData::from_bytes(&b[..b.len() / 2]).is_err());
     }
 }

@@ -14,12 +14,12 @@ use std::net::SocketAddr;
 use tracing::debug;
 
 use super::{connect_response, connect_response_ro, Engine, Output};
+use crate::forward::{Forward, FWD_CLOSE_SESSION, FWD_SYNC};
 use crate::jute::Writer;
-use crate::proto::{self, op, Code, Id};
+use crate::proto::{self, op, Code};
 use crate::session;
 use crate::txn::{Txn, TxnRecord};
 use crate::watch::ConnId;
-use crate::zab::msg::{Forward, FWD_CLOSE_SESSION, FWD_CREATE_SESSION, FWD_SYNC};
 
 /// The cxid of the `sync` that revalidates a session unknown here (no client uses it:
 /// client xids are positive, ZooKeeper's special ones small negatives).
@@ -565,16 +565,9 @@ impl Engine {
 
     /// Asks the leader to log a createSession (a new session, or a local one upgraded).
     fn forward_create_session(&mut self, id: i64, timeout: i32, password: &[u8]) {
-        let mut body = Writer::new();
-        body.i32(timeout).buffer(password);
         if let Some(r) = self.repl.as_mut() {
-            r.forwards.push(Forward {
-                session: id,
-                cxid: 0,
-                opcode: FWD_CREATE_SESSION,
-                body: body.buf,
-                auth: Vec::new(),
-            });
+            r.forwards
+                .push(Forward::create_session(id, timeout, password));
         }
     }
 
@@ -675,17 +668,4 @@ impl Engine {
             r.touched.insert(session);
         }
     }
-}
-
-/// Decodes a forwarded createSession body: (timeout, password).
-pub fn decode_create_session(body: &[u8]) -> Option<(i32, Vec<u8>)> {
-    let mut r = crate::jute::Reader::new(body);
-    let t = r.i32().ok()?;
-    let p = r.bytes().ok()?;
-    Some((t, p))
-}
-
-/// The authenticated ids of a forwarded request.
-pub fn forward_ids(f: &Forward) -> Vec<Id> {
-    f.auth.iter().map(|(s, i)| Id::new(s, i)).collect()
 }

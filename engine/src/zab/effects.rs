@@ -36,7 +36,7 @@
 //!         ControlFlow::Continue(())
 //!     }
 //!     fn truncate_log(&mut self, after: i64) { self.frames.retain(|f| f.first <= after) }
-//!     fn install_snapshot(&mut self, _data: keel_wal::SnapshotData) { self.frames.clear() }
+//!     fn install_snapshot(&mut self, _data: keel_engine::snapshot::SnapshotData) { self.frames.clear() }
 //!     fn save_epochs(&mut self, epochs: Epochs) { self.epochs = epochs }
 //!     fn membership(&mut self, _text: String, _committed: bool) {}
 //!     fn role(&mut self, role: Role, _epoch: i64) { self.role = Some(role) }
@@ -76,7 +76,7 @@ pub struct SnapshotSend {
 
 impl SnapshotSend {
     /// The `Sync` message carrying the snapshot and the frames after it.
-    pub fn into_message(self) -> (Result<PeerMsg, keel_wal::WalError>, PeerMsg) {
+    pub fn into_message(self) -> (Result<PeerMsg, crate::snapshot::EncodeError>, PeerMsg) {
         (
             super::snap_sync(self.epoch, self.view, self.frames),
             self.then,
@@ -101,7 +101,7 @@ pub trait Effects {
     /// Remove every log frame after `after`, durably, before returning.
     fn truncate_log(&mut self, after: i64);
     /// Make `data` the newest snapshot and empty the log, durably, before returning.
-    fn install_snapshot(&mut self, data: keel_wal::SnapshotData);
+    fn install_snapshot(&mut self, data: crate::snapshot::SnapshotData);
     /// Persist the epochs, durably, before returning.
     fn save_epochs(&mut self, epochs: Epochs);
     /// The membership changed (`committed`: persist it, durably; otherwise a logged

@@ -19,7 +19,6 @@ use super::replica::{frame_txns, new_frame};
 use super::*;
 use crate::prep;
 use crate::proto::{op, perm, Code, Request};
-use crate::server::{decode_create_session, forward_ids};
 use crate::tree::DataTree;
 use crate::txn::{self, Txn, TxnRecord};
 
@@ -654,7 +653,7 @@ impl Leader {
         let mut triggers = Vec::new();
         let err = |c: Code| Txn::Error { code: c.as_i32() };
         let txn = match fwd.opcode {
-            FWD_CREATE_SESSION => match decode_create_session(&fwd.body) {
+            FWD_CREATE_SESSION => match fwd.session_to_create() {
                 Some((timeout_ms, password)) => {
                     l.spec_sessions.insert(session);
                     Txn::CreateSession {
@@ -687,7 +686,7 @@ impl Leader {
                     err(Code::MarshallingError)
                 }
                 Ok(req) => {
-                    let ids = forward_ids(&fwd);
+                    let ids = fwd.ids();
                     prep::prep_and_apply(
                         &mut l.spec,
                         r.engine.config(),
@@ -773,7 +772,7 @@ impl Leader {
                 .get(crate::tree::CONFIG_NODE)
                 .map(|n| n.acl.clone())
                 .unwrap_or_default();
-            crate::acl::check(&acl, perm::WRITE, &forward_ids(fwd))?;
+            crate::acl::check(&acl, perm::WRITE, &fwd.ids())?;
         }
         let Ok(Request::Reconfig {
             joining,

@@ -181,7 +181,7 @@ pub fn snap_sync(
     epoch: i64,
     view: crate::server::SnapshotView,
     frames: Vec<LogFrame>,
-) -> Result<PeerMsg, keel_wal::WalError> {
+) -> Result<PeerMsg, crate::snapshot::EncodeError> {
     let zxid = view.last_zxid();
     let data = view.into_data().to_bytes()?;
     Ok(PeerMsg::Sync {
@@ -263,7 +263,7 @@ pub enum ReplicaOutput {
     TruncateLog { after: i64 },
     /// Make this the newest snapshot, remove any newer one, and empty the log
     /// (synchronous, durable): the leader's state replaces ours.
-    InstallSnapshot { data: keel_wal::SnapshotData },
+    InstallSnapshot { data: crate::snapshot::SnapshotData },
     /// Persist the epochs (synchronous, durable).
     SaveEpochs(Epochs),
     /// The role changed (for logs, `srvr` and tests).

@@ -49,7 +49,7 @@ pub enum SyncMode {
     /// The follower holds frames the leader does not: drop every frame after `zxid`.
     Trunc { zxid: i64 },
     /// Too far behind (or diverged inside a frame): replace state with this snapshot
-    /// (an rkyv archive of `keel_wal::SnapshotData`).
+    /// (an rkyv archive of `crate::snapshot::SnapshotData`).
     Snap { zxid: i64, data: Vec<u8> },
 }
 
@@ -61,26 +61,7 @@ pub struct LogFrame {
     pub payload: std::sync::Arc<Vec<u8>>,
 }
 
-/// A write or session request a server hands to the leader.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Forward {
-    pub session: i64,
-    pub cxid: i32,
-    pub opcode: i32,
-    /// The request body as the client sent it (undecoded), or for `createSession`
-    /// `i32 timeout` + `buffer password` (see `Forward::create_session`).
-    pub body: Vec<u8>,
-    /// The connection's authenticated ids (`scheme`, `id`), for the leader's ACL checks.
-    pub auth: Vec<(String, String)>,
-}
-
-/// Opcode of a forwarded session creation (ZooKeeper's `createSession`).
-pub const FWD_CREATE_SESSION: i32 = -10;
-/// Opcode of a forwarded session close (ZooKeeper's `closeSession`).
-pub const FWD_CLOSE_SESSION: i32 = -11;
-/// Opcode of a forwarded `sync`: answered by `SyncDone` once the leader has committed
-/// everything it had proposed when it got it.
-pub const FWD_SYNC: i32 = 9;
+pub use crate::forward::{Forward, FWD_CLOSE_SESSION, FWD_CREATE_SESSION, FWD_SYNC};
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum PeerMsg {

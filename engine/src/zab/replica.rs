@@ -780,7 +780,7 @@ impl Replica {
                 true
             }
             SyncMode::Snap { zxid, data } => {
-                let snap = match keel_wal::SnapshotData::from_bytes(&data) {
+                let snap = match crate::snapshot::SnapshotData::from_bytes(&data) {
                     Ok(s) => s,
                     Err(e) => {
                         warn!(id = self.cfg.my_id, "leader's snapshot refused: {e}");
