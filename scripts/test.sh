@@ -10,8 +10,9 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 export CARGO_TERM_COLOR=never
-echo "== tidy: cargo fmt --check, cargo clippy -D warnings"
+echo "== tidy: cargo fmt --check, cargo clippy -D warnings, no import cycles"
 cargo fmt --all -- --check
+python3 scripts/tidy_cycles.py
 cargo clippy --workspace --all-targets --locked -q -- -D warnings
 
 echo "== building keel (release)"

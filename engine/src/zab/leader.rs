@@ -14,8 +14,8 @@ use std::collections::{HashMap, HashSet, VecDeque};
 
 use tracing::{info, warn};
 
+use super::log::{new_frame, MemLog};
 use super::msg::{FWD_CLOSE_SESSION, FWD_CREATE_SESSION, FWD_SYNC};
-use super::replica::{frame_txns, new_frame};
 use super::*;
 use crate::prep;
 use crate::proto::{op, perm, Code, Request};
@@ -241,7 +241,7 @@ impl Leader {
         }
         let l = r.leader.as_ref().unwrap();
         if l.phase == Phase::Sync {
-            let me_durable = r.durable >= r.last_logged;
+            let me_durable = r.durable >= r.log.last();
             let synced = r.cfg.has_quorum(|s| {
                 if s == r.cfg.my_id {
                     me_durable
@@ -261,7 +261,7 @@ impl Leader {
         let epoch = r.leader.as_ref().map_or(0, |l| l.epoch);
         r.epochs.current = epoch;
         r.save_epochs();
-        r.committed = r.last_logged;
+        r.committed = r.log.last();
         r.apply_through(r.committed);
         let spec = r.engine.tree().clone();
         let sessions: HashSet<i64> = r.engine.sessions().iter().map(|s| s.id).collect();
@@ -312,23 +312,19 @@ impl Leader {
             return;
         };
         let f = p.last_zxid;
-        let common = common_point(&r.log, &p.epoch_ends).min(f);
+        let common = r.log.common_point(&p.epoch_ends).min(f);
         p.stage = Stage::Syncing;
-        p.newleader_zxid = r.last_logged;
+        p.newleader_zxid = r.log.last();
         let epoch = l.epoch;
-        let after = |z: i64, log: &VecDeque<LogFrame>| -> Vec<LogFrame> {
-            log.iter().filter(|fr| fr.first > z).cloned().collect()
-        };
-        let ours = |z: i64| z == r.base || r.log.iter().any(|fr| fr.last == z);
-        let (mode, frames) = if common == f && (f == r.last_logged || ours(f)) {
-            (SyncMode::Diff, after(f, &r.log))
-        } else if common >= r.base && ours(common) {
-            (SyncMode::Trunc { zxid: common }, after(common, &r.log))
+        let (mode, frames) = if common == f && (f == r.log.last() || r.log.has_boundary(f)) {
+            (SyncMode::Diff, r.log.after(f))
+        } else if common >= r.log.base() && r.log.has_boundary(common) {
+            (SyncMode::Trunc { zxid: common }, r.log.after(common))
         } else {
             // The archive is built off this thread (`SendSnapshot`); the view is O(1).
             let view = r.engine.snapshot_view();
             let zxid = view.last_zxid();
-            let frames = after(zxid, &r.log);
+            let frames = r.log.after(zxid);
             info!(
                 id = r.cfg.my_id,
                 peer,
@@ -342,7 +338,7 @@ impl Leader {
                 frames,
                 then: PeerMsg::NewLeader {
                     epoch,
-                    zxid: r.last_logged,
+                    zxid: r.log.last(),
                     commit: r.committed,
                 },
             });
@@ -371,7 +367,7 @@ impl Leader {
             to: peer,
             msg: PeerMsg::NewLeader {
                 epoch,
-                zxid: r.last_logged,
+                zxid: r.log.last(),
                 commit: r.committed,
             },
         });
@@ -456,13 +452,13 @@ impl Leader {
                 // never committed: that needed a quorum of the voters in force).
                 if l.phase < Phase::Broadcast
                     && r.cfg.voters.contains(&from)
-                    && (current_epoch, last_zxid) > (r.epochs.current, r.last_logged)
+                    && (current_epoch, last_zxid) > (r.epochs.current, r.log.last())
                 {
                     warn!(
                         id = r.cfg.my_id,
                         "follower {from} is ahead of us ({current_epoch}, 0x{last_zxid:x}) > ({}, 0x{:x}); giving up leadership",
                         r.epochs.current,
-                        r.last_logged
+                        r.log.last()
                     );
                     l.exhausted = true;
                     return;
@@ -486,7 +482,7 @@ impl Leader {
                     return; // an earlier term's
                 }
                 p.stage = Stage::Synced;
-                p.acked = zxid.min(r.last_logged);
+                p.acked = zxid.min(r.log.last());
                 if l.phase == Phase::Broadcast {
                     let commit = r.committed;
                     r.out.push(ReplicaOutput::Peer {
@@ -507,7 +503,7 @@ impl Leader {
                     return;
                 };
                 if p.stage == Stage::Synced {
-                    p.acked = p.acked.max(zxid.min(r.last_logged));
+                    p.acked = p.acked.max(zxid.min(r.log.last()));
                     if l.phase == Phase::Broadcast {
                         Self::recompute_commit(r);
                     }
@@ -627,7 +623,7 @@ impl Leader {
             // The last zxid actually proposed: `last_zxid` starts at the epoch's zero,
             // which no commit will ever reach until the epoch's first write.
             let proposed = if l.batch.is_empty() {
-                r.last_logged
+                r.log.last()
             } else {
                 l.last_zxid
             };
@@ -710,7 +706,7 @@ impl Leader {
             txn,
         });
         if l.batch.len() >= r.cfg.max_batch_txns.max(1) {
-            l.flush(&mut r.log, &mut r.log_txns, &mut r.last_logged, &mut r.out);
+            l.flush(&mut r.log, &mut r.out);
         }
     }
 
@@ -735,7 +731,7 @@ impl Leader {
         let Some(l) = r.leader.as_mut() else { return };
         let alone = matches!(txn, Txn::Reconfig { .. });
         if alone {
-            l.flush(&mut r.log, &mut r.log_txns, &mut r.last_logged, &mut r.out);
+            l.flush(&mut r.log, &mut r.out);
             prep::apply_one(&mut l.spec, &txn, zxid, time, None, &mut Vec::new());
         }
         l.last_zxid = zxid;
@@ -747,7 +743,7 @@ impl Leader {
             txn,
         });
         if alone {
-            l.flush(&mut r.log, &mut r.log_txns, &mut r.last_logged, &mut r.out);
+            l.flush(&mut r.log, &mut r.out);
         }
     }
 
@@ -858,13 +854,7 @@ impl Leader {
     }
 
     /// Turns the batch into one log frame: appended here and proposed to followers.
-    pub fn flush(
-        &mut self,
-        log: &mut VecDeque<LogFrame>,
-        log_txns: &mut usize,
-        last_logged: &mut i64,
-        out: &mut Vec<ReplicaOutput>,
-    ) {
+    pub fn flush(&mut self, log: &mut MemLog, out: &mut Vec<ReplicaOutput>) {
         if self.batch.is_empty() {
             return;
         }
@@ -872,8 +862,6 @@ impl Leader {
         let last = self.batch[self.batch.len() - 1].zxid;
         let frame = new_frame(first, last, txn::encode_batch(&self.batch));
         self.batch.clear();
-        *last_logged = last;
-        *log_txns += frame_txns(&frame);
         out.push(ReplicaOutput::Persist(frame.clone()));
         for (s, p) in &self.peers {
             if p.stage >= Stage::Syncing {
@@ -883,7 +871,7 @@ impl Leader {
                 });
             }
         }
-        log.push_back(frame);
+        log.push(frame);
     }
 
     /// Heartbeats, quorum check, session expiry. False: give up leadership.
@@ -969,67 +957,5 @@ impl Leader {
             );
         }
         true
-    }
-}
-
-/// Where a follower's log and ours part, from its `epoch_ends` (the zxid its log
-/// starts after, then each epoch's last zxid). Every server holding frames of epoch `e`
-/// holds, before them, exactly the history that epoch's leader established, and a
-/// prefix of that leader's frames of `e`. So the latest epoch both logs hold decides:
-/// they agree through the shorter one's end of it, and part there (an epoch the
-/// follower has after it, we never saw). With no epoch in common, they agree through
-/// the follower's snapshot, which is committed state.
-fn common_point(log: &VecDeque<LogFrame>, ends: &[i64]) -> i64 {
-    let Some((&start, rest)) = ends.split_first() else {
-        return 0;
-    };
-    for &end_f in rest.iter().rev() {
-        let e = end_f >> 32;
-        let end_l = log
-            .iter()
-            .filter(|fr| fr.last >> 32 == e)
-            .map(|fr| fr.last)
-            .max();
-        if let Some(end_l) = end_l {
-            return start.max(end_f.min(end_l));
-        }
-    }
-    start
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn log(ranges: &[(i64, i64)]) -> VecDeque<LogFrame> {
-        ranges
-            .iter()
-            .map(|(a, b)| new_frame(*a, *b, Vec::new()))
-            .collect()
-    }
-
-    const E1: i64 = 1 << 32;
-    const E2: i64 = 2 << 32;
-    const E3: i64 = 3 << 32;
-
-    #[test]
-    fn logs_part_where_an_epoch_ends_differently_or_is_missing() {
-        let ours = log(&[(E1 | 1, E1 | 3), (E1 | 4, E1 | 5), (E3 | 1, E3 | 2)]);
-        // Behind in epoch 1: agrees through its end.
-        assert_eq!(common_point(&ours, &[0, E1 | 3]), E1 | 3);
-        // Took epoch 2 frames we never saw after the first three of epoch 1.
-        assert_eq!(common_point(&ours, &[0, E1 | 3, E2 | 4]), E1 | 3);
-        // Epoch 1 is below our in-memory log; epoch 3 is shared and decides.
-        let trimmed = log(&[(E3 | 1, E3 | 2)]);
-        assert_eq!(common_point(&trimmed, &[E1 | 2, E1 | 5, E3 | 1]), E3 | 1);
-        assert_eq!(common_point(&trimmed, &[E1 | 2, E1 | 5, E2 | 3]), E1 | 2);
-        // Holds all of epoch 1 and then epoch 2: parts after epoch 1.
-        assert_eq!(common_point(&ours, &[0, E1 | 5, E2 | 4]), E1 | 5);
-        // Identical through epoch 3's second transaction.
-        assert_eq!(common_point(&ours, &[0, E1 | 5, E3 | 2]), E3 | 2);
-        // Ahead of us in epoch 3 (we never got its tail).
-        assert_eq!(common_point(&ours, &[0, E1 | 5, E3 | 9]), E3 | 2);
-        // Only a snapshot.
-        assert_eq!(common_point(&ours, &[E1 | 4]), E1 | 4);
     }
 }

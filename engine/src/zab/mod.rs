@@ -35,13 +35,17 @@
 pub mod effects;
 mod election;
 mod leader;
+mod log;
 pub mod membership;
 pub mod msg;
 pub mod quorum;
 mod replica;
 
 pub use membership::{Membership, Refused, SpecCheck};
-pub use msg::{Forward, LogFrame, PeerMsg, PeerState, Sid, SyncMode, Vote};
+pub use msg::{Forward, LogFrame, PeerMsg, PeerState, SyncMode, Vote};
+
+/// A server id (`myid`, the N of `server.N`).
+pub type Sid = u64;
 pub use replica::Replica;
 
 use crate::server::Input;

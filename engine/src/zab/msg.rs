@@ -5,10 +5,8 @@
 //! by `encode()`'s bytes. Proposal payloads are the exact log-frame bytes the leader
 //! appended to its own log, so a follower appends them unchanged.
 
+use super::Sid;
 use crate::jute::{JuteError, Reader, Result, Writer};
-
-/// A server id (`myid`, the N of `server.N`).
-pub type Sid = u64;
 
 /// What a server says it is doing, in a vote.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

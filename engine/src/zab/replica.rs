@@ -3,13 +3,13 @@
 //! of whichever role it holds: election (`election.rs`), following, or leading
 //! (`leader.rs`). See the module documentation of `zab` for the phases and contracts.
 
-use std::collections::{HashMap, VecDeque};
-use std::sync::Arc;
+use std::collections::HashMap;
 
 use tracing::{debug, error, info, warn};
 
 use super::election::{Election, FIRST_RESEND_MS};
 use super::leader::Leader;
+use super::log::MemLog;
 use super::*;
 use crate::txn;
 use crate::Engine;
@@ -56,12 +56,8 @@ pub struct Replica {
     pub(super) now_ms: i64,
     pub(super) epochs: Epochs,
     role: Role,
-    /// Frames in memory: everything after `base` (applied or not), in zxid order.
-    pub(super) log: VecDeque<LogFrame>,
-    pub(super) log_txns: usize,
-    /// The zxid just before the first frame in `log` (a snapshot's, or a purged frame's).
-    pub(super) base: i64,
-    pub(super) last_logged: i64,
+    /// The recent log in memory (everything after its base, applied or not).
+    pub(super) log: MemLog,
     pub(super) durable: i64,
     pub(super) committed: i64,
     election: Election,
@@ -111,17 +107,8 @@ impl Replica {
         engine.set_replicated();
         engine.step(crate::Input::Tick { now_ms });
         let base = engine.last_zxid();
-        let mut log = VecDeque::new();
-        let mut last = base;
-        let mut txns = 0;
-        for f in frames {
-            if f.last <= last {
-                continue;
-            }
-            last = f.last;
-            txns += (f.last - f.first + 1).max(1) as usize;
-            log.push_back(f);
-        }
+        let log = MemLog::restored(base, frames);
+        let last = log.last();
         let membership = initial_membership(&cfg, &mut engine);
         let mut cfg = cfg;
         let sorted = |v: &[Sid]| {
@@ -150,9 +137,6 @@ impl Replica {
             epochs,
             role: Role::Looking,
             log,
-            log_txns: txns,
-            base,
-            last_logged: last,
             durable: last,
             committed: base,
             follower: None,
@@ -193,12 +177,7 @@ impl Replica {
     /// Moves every output ready now into `out`, in the order they must be carried out.
     pub fn drain(&mut self, out: &mut Vec<ReplicaOutput>) {
         if let Some(l) = self.leader.as_mut() {
-            l.flush(
-                &mut self.log,
-                &mut self.log_txns,
-                &mut self.last_logged,
-                &mut self.out,
-            );
+            l.flush(&mut self.log, &mut self.out);
         }
         let mut eo = Vec::new();
         self.engine.drain(&mut eo);
@@ -235,7 +214,7 @@ impl Replica {
     }
     /// The last zxid in this server's log (durable or not).
     pub fn last_logged_zxid(&self) -> i64 {
-        self.last_logged
+        self.log.last()
     }
     /// The highest zxid this server knows to be committed.
     pub fn committed_zxid(&self) -> i64 {
@@ -284,7 +263,7 @@ impl Replica {
                 self.role,
                 role,
                 self.epochs,
-                self.last_logged
+                self.log.last()
             );
             self.role = role;
             self.out.push(ReplicaOutput::Role {
@@ -307,7 +286,7 @@ impl Replica {
     }
 
     fn my_vote_key(&self) -> (i64, i64) {
-        (self.epochs.current, self.last_logged)
+        (self.epochs.current, self.log.last())
     }
 
     fn decided(&mut self, leader: Sid) {
@@ -361,7 +340,7 @@ impl Replica {
             to,
             msg: PeerMsg::FollowerInfo {
                 accepted_epoch: self.epochs.accepted,
-                last_zxid: self.last_logged,
+                last_zxid: self.log.last(),
                 observer: self.cfg.is_observer(),
             },
         });
@@ -516,7 +495,7 @@ impl Replica {
         };
         Some(Vote {
             leader,
-            zxid: self.last_logged,
+            zxid: self.log.last(),
             peer_epoch: self.epochs.current,
             round: self.election.round(),
             state,
@@ -539,7 +518,7 @@ impl Replica {
     }
 
     fn on_durable(&mut self, zxid: i64) {
-        let z = zxid.min(self.last_logged);
+        let z = zxid.min(self.log.last());
         if z <= self.durable {
             return;
         }
@@ -616,14 +595,14 @@ impl Replica {
                     f.phase = FollowPhase::Sync;
                     f.term = epoch;
                 }
-                let epoch_ends = self.epoch_ends();
+                let epoch_ends = self.log.epoch_ends();
                 self.out.push(ReplicaOutput::Peer {
                     to: leader,
                     msg: PeerMsg::AckEpoch {
                         epoch,
                         promise,
                         current_epoch: self.epochs.current,
-                        last_zxid: self.last_logged,
+                        last_zxid: self.log.last(),
                         epoch_ends,
                     },
                 });
@@ -664,7 +643,7 @@ impl Replica {
                 // Apply what the leader has committed before acking: a reconfiguration
                 // among it must be in force here before our acks count in its
                 // membership (the leader counts them there from now on).
-                self.committed = self.committed.max(commit.min(self.last_logged));
+                self.committed = self.committed.max(commit.min(self.log.last()));
                 self.apply_through(self.committed);
                 self.follower_durable();
             }
@@ -708,11 +687,11 @@ impl Replica {
                 }
             }
             PeerMsg::Commit { zxid } => {
-                if zxid > self.last_logged {
+                if zxid > self.log.last() {
                     warn!(
                         id = self.cfg.my_id,
                         "commit of 0x{zxid:x} beyond our log (0x{:x}); resynchronising",
-                        self.last_logged
+                        self.log.last()
                     );
                     return self.look();
                 }
@@ -759,22 +738,14 @@ impl Replica {
                     );
                     return false;
                 }
-                while let Some(b) = self.log.back() {
-                    if b.first > zxid {
-                        self.log_txns -= frame_txns(b);
-                        self.log.pop_back();
-                    } else if b.last > zxid {
-                        warn!(
-                            id = self.cfg.my_id,
-                            "truncation point 0x{zxid:x} splits a frame"
-                        );
-                        return false;
-                    } else {
-                        break;
-                    }
+                if self.log.truncate_after(zxid).is_err() {
+                    warn!(
+                        id = self.cfg.my_id,
+                        "truncation point 0x{zxid:x} splits a frame"
+                    );
+                    return false;
                 }
-                self.last_logged = self.log.back().map_or(self.base, |b| b.last);
-                self.durable = self.durable.min(self.last_logged);
+                self.durable = self.durable.min(self.log.last());
                 self.out.push(ReplicaOutput::TruncateLog { after: zxid });
                 self.find_pending();
                 true
@@ -796,13 +767,10 @@ impl Replica {
                     return false;
                 }
                 self.engine.load_snapshot(&snap);
-                self.log.clear();
+                self.log.reset(zxid);
                 // What our log had pending is gone with it.
                 self.set_pending(None);
                 self.adopt_tree_membership();
-                self.log_txns = 0;
-                self.base = zxid;
-                self.last_logged = zxid;
                 self.durable = zxid;
                 self.committed = zxid;
                 self.out.push(ReplicaOutput::InstallSnapshot { data: snap });
@@ -813,27 +781,25 @@ impl Replica {
 
     /// Appends a frame the leader sent. False when it does not follow our log.
     fn append(&mut self, fr: LogFrame) -> bool {
-        if fr.last <= self.last_logged {
+        if fr.last <= self.log.last() {
             return true; // a duplicate
         }
         let epoch_start = (fr.first >> 32) << 32 | 1;
-        let follows = fr.first == self.last_logged + 1
-            || (fr.first == epoch_start && (self.last_logged >> 32) < (fr.first >> 32));
+        let follows = fr.first == self.log.last() + 1
+            || (fr.first == epoch_start && (self.log.last() >> 32) < (fr.first >> 32));
         if !follows || fr.first > fr.last {
             warn!(
                 id = self.cfg.my_id,
                 "frame 0x{:x}..0x{:x} does not follow our log (last 0x{:x}); resynchronising",
                 fr.first,
                 fr.last,
-                self.last_logged
+                self.log.last()
             );
             return false;
         }
-        self.last_logged = fr.last;
-        self.log_txns += frame_txns(&fr);
         self.out.push(ReplicaOutput::Persist(fr.clone()));
         self.note_reconfig(&fr);
-        self.log.push_back(fr);
+        self.log.push(fr);
         true
     }
 
@@ -842,7 +808,7 @@ impl Replica {
             return;
         };
         match f.phase {
-            FollowPhase::NewLeader { acked: false } if self.durable >= self.last_logged => {
+            FollowPhase::NewLeader { acked: false } if self.durable >= self.log.last() => {
                 f.phase = FollowPhase::NewLeader { acked: true };
                 f.acked = self.durable;
                 let (leader, epoch) = (f.leader, f.term);
@@ -876,34 +842,19 @@ impl Replica {
         }
     }
 
-    /// The zxid our log starts after, then the last zxid of each epoch in it.
-    fn epoch_ends(&self) -> Vec<i64> {
-        let mut v = vec![self.base];
-        for f in &self.log {
-            let n = v.len();
-            if n > 1 && v[n - 1] >> 32 == f.last >> 32 {
-                v[n - 1] = f.last;
-            } else {
-                v.push(f.last);
-            }
-        }
-        v
-    }
-
     // ------------------------------------------------------------------ the log
 
     /// Applies every logged transaction through `zxid` not applied yet, in order.
     pub(super) fn apply_through(&mut self, zxid: i64) {
-        let target = zxid.min(self.last_logged);
+        let target = zxid.min(self.log.last());
         let mut applied = self.engine.last_zxid();
         if target <= applied {
             return;
         }
         // The log is in zxid order: start at the first frame not yet applied rather
         // than walking the whole in-memory history on every commit.
-        let start = self.log.partition_point(|fr| fr.last <= applied);
         let mut reconfigs = Vec::new();
-        for fr in self.log.range(start..) {
+        for fr in self.log.unapplied(applied) {
             if fr.first > target {
                 break;
             }
@@ -1021,6 +972,7 @@ impl Replica {
         let applied = self.engine.last_zxid();
         let logged: Vec<Membership> = self
             .log
+            .frames()
             .iter()
             .filter(|fr| fr.last > applied)
             .filter_map(|fr| self.reconfig_in(fr))
@@ -1251,17 +1203,8 @@ impl Replica {
 
     /// Forgets applied frames beyond the in-memory history budget.
     fn trim_log(&mut self) {
-        let applied = self.engine.last_zxid();
-        while self.log_txns > self.cfg.history_txns {
-            match self.log.front() {
-                Some(f) if f.last <= applied => {
-                    self.log_txns -= frame_txns(f);
-                    self.base = f.last;
-                    self.log.pop_front();
-                }
-                _ => break,
-            }
-        }
+        self.log
+            .trim(self.cfg.history_txns, self.engine.last_zxid());
     }
 }
 
@@ -1296,11 +1239,6 @@ fn initial_membership(cfg: &ReplicaConfig, engine: &mut Engine) -> Membership {
     m
 }
 
-pub(super) fn frame_txns(f: &LogFrame) -> usize {
-    // Within a frame zxids are consecutive.
-    (f.last - f.first + 1).max(1) as usize
-}
-
 fn fnv1a(b: &[u8]) -> u64 {
     let mut h: u64 = 0xcbf29ce484222325;
     for x in b {
@@ -1308,12 +1246,4 @@ fn fnv1a(b: &[u8]) -> u64 {
         h = h.wrapping_mul(0x100000001b3);
     }
     h
-}
-
-pub(super) fn new_frame(first: i64, last: i64, payload: Vec<u8>) -> LogFrame {
-    LogFrame {
-        first,
-        last,
-        payload: Arc::new(payload),
-    }
 }
