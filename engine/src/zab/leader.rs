@@ -121,6 +121,11 @@ impl Leader {
             .is_some_and(|p| p.stage == Stage::Synced && now - p.last_heard.max(floor) <= limit)
     }
 
+    /// Established: broadcasting (the role `Leading`, not `Establishing`).
+    pub fn is_established(&self) -> bool {
+        self.phase == Phase::Broadcast
+    }
+
     pub fn new(r: &Replica) -> Leader {
         info!(
             id = r.cfg.my_id,
@@ -193,12 +198,12 @@ impl Leader {
 
     /// Moves through the establishment phases as far as the quorum allows.
     pub fn progress(r: &mut Replica) {
-        let Some(l) = r.leader.as_ref() else { return };
+        let Some(l) = r.duty.leader() else { return };
         if l.phase == Phase::Discovery {
             if !Self::quorum_at(r, l, Stage::Info) {
                 return;
             }
-            let l = r.leader.as_mut().unwrap();
+            let Some(l) = r.duty.leader_mut() else { return };
             let max = l
                 .peers
                 .values()
@@ -220,16 +225,14 @@ impl Leader {
                 });
             }
         }
-        let l = r.leader.as_ref().unwrap();
+        let Some(l) = r.duty.leader() else { return };
         if l.phase == Phase::AckEpoch {
             if !Self::quorum_at(r, l, Stage::EpochAcked) {
                 return;
             }
-            r.leader.as_mut().unwrap().phase = Phase::Sync;
-            let ready: Vec<Sid> = r
-                .leader
-                .as_ref()
-                .unwrap()
+            let Some(l) = r.duty.leader_mut() else { return };
+            l.phase = Phase::Sync;
+            let ready: Vec<Sid> = l
                 .peers
                 .iter()
                 .filter(|(_, p)| p.stage == Stage::EpochAcked)
@@ -239,7 +242,7 @@ impl Leader {
                 Self::send_sync(r, p);
             }
         }
-        let l = r.leader.as_ref().unwrap();
+        let Some(l) = r.duty.leader() else { return };
         if l.phase == Phase::Sync {
             let me_durable = r.durable >= r.log.last();
             let synced = r.cfg.has_quorum(|s| {
@@ -258,7 +261,7 @@ impl Leader {
 
     /// A quorum holds our history durably: it is committed; broadcast begins.
     fn establish(r: &mut Replica) {
-        let epoch = r.leader.as_ref().map_or(0, |l| l.epoch);
+        let epoch = r.duty.leader().map_or(0, |l| l.epoch);
         r.epochs.current = epoch;
         r.save_epochs();
         r.committed = r.log.last();
@@ -268,7 +271,7 @@ impl Leader {
         r.engine.restart_session_clocks();
         let now = r.now_ms;
         let commit = r.committed;
-        let Some(l) = r.leader.as_mut() else { return };
+        let Some(l) = r.duty.leader_mut() else { return };
         l.spec = spec;
         l.spec_sessions = sessions;
         l.last_zxid = epoch << 32;
@@ -298,7 +301,7 @@ impl Leader {
             });
         }
         r.engine.set_serving(true);
-        r.set_role_leading();
+        r.report_role();
     }
 
     /// Brings `peer`'s log in line with ours. The two logs agree up to the point where
@@ -307,7 +310,7 @@ impl Leader {
     /// committed state, then our frames after it) when our in-memory log no longer
     /// reaches back that far.
     fn send_sync(r: &mut Replica, peer: Sid) {
-        let Some(l) = r.leader.as_mut() else { return };
+        let Some(l) = r.duty.leader_mut() else { return };
         let Some(p) = l.peers.get_mut(&peer) else {
             return;
         };
@@ -377,7 +380,7 @@ impl Leader {
         // Servers outside the membership are welcome as non-voting learners: a server
         // about to be added by a reconfiguration catches up that way first.
         let now = r.now_ms;
-        let Some(l) = r.leader.as_mut() else { return };
+        let Some(l) = r.duty.leader_mut() else { return };
         if let Some(p) = l.peers.get_mut(&from) {
             p.last_heard = now;
         }
@@ -527,7 +530,7 @@ impl Leader {
     /// follows another), so whatever it told us in discovery or synchronisation no
     /// longer holds; it starts over with a new `FollowerInfo` if it comes back.
     pub fn peer_left(r: &mut Replica, peer: Sid) {
-        if let Some(l) = r.leader.as_mut() {
+        if let Some(l) = r.duty.leader_mut() {
             if l.phase != Phase::Broadcast {
                 l.peers.remove(&peer);
             }
@@ -535,13 +538,13 @@ impl Leader {
     }
 
     pub fn on_peer_down(r: &mut Replica, peer: Sid) {
-        if let Some(l) = r.leader.as_mut() {
+        if let Some(l) = r.duty.leader_mut() {
             l.peers.remove(&peer);
         }
     }
 
     pub fn on_self_durable(r: &mut Replica) {
-        match r.leader.as_ref().map(|l| l.phase) {
+        match r.duty.leader().map(|l| l.phase) {
             Some(Phase::Sync) => Self::progress(r),
             Some(Phase::Broadcast) => Self::recompute_commit(r),
             _ => {}
@@ -550,7 +553,7 @@ impl Leader {
 
     /// Commits through the highest zxid a quorum of voters has durable.
     fn recompute_commit(r: &mut Replica) {
-        let Some(l) = r.leader.as_ref() else { return };
+        let Some(l) = r.duty.leader() else { return };
         let acked = |s: Sid| {
             if s == r.cfg.my_id {
                 Some(r.durable)
@@ -575,7 +578,7 @@ impl Leader {
         };
         let to = l.in_sync();
         r.committed = candidate;
-        if let Some(l) = r.leader.as_mut() {
+        if let Some(l) = r.duty.leader_mut() {
             if l.joint.as_ref().is_some_and(|(_, t)| candidate >= *t) {
                 l.joint = None;
             }
@@ -592,7 +595,7 @@ impl Leader {
 
     fn answer_syncs(r: &mut Replica) {
         loop {
-            let Some(l) = r.leader.as_mut() else { return };
+            let Some(l) = r.duty.leader_mut() else { return };
             match l.syncs.front() {
                 Some(&(z, origin, session, cxid)) if z <= r.committed => {
                     l.syncs.pop_front();
@@ -615,7 +618,7 @@ impl Leader {
 
     /// Preps one request into a transaction of the current batch.
     pub fn propose(r: &mut Replica, origin: Option<Sid>, fwd: Forward) {
-        let Some(l) = r.leader.as_mut() else { return };
+        let Some(l) = r.duty.leader_mut() else { return };
         if l.phase != Phase::Broadcast || l.exhausted {
             return;
         }
@@ -715,7 +718,7 @@ impl Leader {
     /// this moment: every quorum counts in the old and the new membership until it
     /// commits, when every server switches to the new one.
     fn propose_reconfig(r: &mut Replica, fwd: Forward) {
-        let Some(l) = r.leader.as_ref() else { return };
+        let Some(l) = r.duty.leader() else { return };
         let zxid = l.last_zxid + 1;
         let time = r.now_ms;
         let txn = match Self::reconfigured(r, l, &fwd, zxid) {
@@ -728,7 +731,7 @@ impl Leader {
                 code: code.as_i32(),
             },
         };
-        let Some(l) = r.leader.as_mut() else { return };
+        let Some(l) = r.duty.leader_mut() else { return };
         let alone = matches!(txn, Txn::Reconfig { .. });
         if alone {
             l.flush(&mut r.log, &mut r.out);
@@ -832,7 +835,7 @@ impl Leader {
     fn reap(r: &mut Replica) {
         let candidates = r.engine.reap_candidates();
         let time = r.now_ms;
-        let Some(l) = r.leader.as_mut() else { return };
+        let Some(l) = r.duty.leader_mut() else { return };
         l.next_reap = time + r.engine.config().container_check_ms.max(1);
         for p in candidates {
             let still = l.spec.get(&p).is_some_and(|n| n.children.is_empty());
@@ -877,7 +880,7 @@ impl Leader {
     /// Heartbeats, quorum check, session expiry. False: give up leadership.
     pub fn tick(r: &mut Replica) -> bool {
         let now = r.now_ms;
-        let Some(l) = r.leader.as_ref() else {
+        let Some(l) = r.duty.leader() else {
             return false;
         };
         if l.exhausted {
@@ -903,7 +906,7 @@ impl Leader {
                 );
                 return false;
             }
-            if let Some(l) = r.leader.as_mut() {
+            if let Some(l) = r.duty.leader_mut() {
                 l.lone_since = since;
             }
             return true;
@@ -929,10 +932,10 @@ impl Leader {
             });
         }
         r.engine.take_touched();
-        if let Some(l) = r.leader.as_mut() {
+        if let Some(l) = r.duty.leader_mut() {
             l.next_periodic = now + r.cfg.ping_interval_ms();
         }
-        let Some(l) = r.leader.as_ref() else {
+        let Some(l) = r.duty.leader() else {
             return false;
         };
         if now >= l.next_reap {

@@ -237,10 +237,7 @@ mod tests {
             (3, 9),
             "frame 4..6 is not wholly applied"
         );
-        assert_eq!(
-            l.unapplied(6).map(|f| f.first).collect::<Vec<_>>(),
-            vec![7]
-        );
+        assert_eq!(l.unapplied(6).map(|f| f.first).collect::<Vec<_>>(), vec![7]);
         l.trim(3, 9);
         assert_eq!(
             (l.base(), l.frames().len()),

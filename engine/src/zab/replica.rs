@@ -1,7 +1,8 @@
 //! The replica: one server of an ensemble. It owns the engine (committed state, client
-//! sessions), the frames of its log kept in memory, its epochs, and the protocol state
-//! of whichever role it holds: election (`election.rs`), following, or leading
-//! (`leader.rs`). See the module documentation of `zab` for the phases and contracts.
+//! sessions), the frames of its log kept in memory (`log.rs`), its epochs, the election
+//! (`election.rs`, which runs beside every role) and the role it holds with that role's
+//! state ([`Duty`]: looking, following, or leading, `leader.rs`). See the module
+//! documentation of `zab` for the phases and contracts.
 
 use std::collections::HashMap;
 
@@ -30,7 +31,7 @@ enum FollowPhase {
 }
 
 #[derive(Debug)]
-struct Follower {
+pub(super) struct Follower {
     leader: Sid,
     phase: FollowPhase,
     /// The epoch of the term being joined (from the accepted `LeaderInfo`); messages
@@ -50,19 +51,58 @@ struct Follower {
     since: i64,
 }
 
+/// The role a replica holds, owning that role's protocol state: the one place the role
+/// is kept. The public [`Role`] is derived from it ([`Replica::role`]); the election
+/// runs beside every role (it answers other servers' votes), so it is not in here.
+pub(super) enum Duty {
+    Looking,
+    Following(Follower),
+    /// Boxed: a leader's state is many times a follower's.
+    Leading(Box<Leader>),
+}
+
+impl Duty {
+    pub(super) fn leader(&self) -> Option<&Leader> {
+        match self {
+            Duty::Leading(l) => Some(&**l),
+            _ => None,
+        }
+    }
+    pub(super) fn leader_mut(&mut self) -> Option<&mut Leader> {
+        match self {
+            Duty::Leading(l) => Some(&mut **l),
+            _ => None,
+        }
+    }
+    fn follower(&self) -> Option<&Follower> {
+        match self {
+            Duty::Following(f) => Some(f),
+            _ => None,
+        }
+    }
+    fn follower_mut(&mut self) -> Option<&mut Follower> {
+        match self {
+            Duty::Following(f) => Some(f),
+            _ => None,
+        }
+    }
+}
+
 pub struct Replica {
     pub(super) cfg: ReplicaConfig,
     pub(super) engine: Engine,
     pub(super) now_ms: i64,
     pub(super) epochs: Epochs,
-    role: Role,
+    /// The role held and its state.
+    pub(super) duty: Duty,
+    /// The role last reported to the driver (`ReplicaOutput::Role`): only for noticing
+    /// that the derived role changed.
+    reported: Role,
     /// The recent log in memory (everything after its base, applied or not).
     pub(super) log: MemLog,
     pub(super) durable: i64,
     pub(super) committed: i64,
     election: Election,
-    follower: Option<Follower>,
-    pub(super) leader: Option<Leader>,
     pub(super) out: Vec<ReplicaOutput>,
     applied_log: Vec<(i64, u64)>,
     /// When this server last started looking (read-only mode starts a while after).
@@ -135,12 +175,11 @@ impl Replica {
             engine,
             now_ms,
             epochs,
-            role: Role::Looking,
+            duty: Duty::Looking,
+            reported: Role::Looking,
             log,
             durable: last,
             committed: base,
-            follower: None,
-            leader: None,
             out: Vec::new(),
             applied_log: Vec::new(),
             looking_since: now_ms,
@@ -176,7 +215,7 @@ impl Replica {
 
     /// Moves every output ready now into `out`, in the order they must be carried out.
     pub fn drain(&mut self, out: &mut Vec<ReplicaOutput>) {
-        if let Some(l) = self.leader.as_mut() {
+        if let Some(l) = self.duty.leader_mut() {
             l.flush(&mut self.log, &mut self.out);
         }
         let mut eo = Vec::new();
@@ -206,8 +245,17 @@ impl Replica {
         }));
     }
 
+    /// The role held, as drivers and status commands see it.
     pub fn role(&self) -> Role {
-        self.role
+        match &self.duty {
+            Duty::Looking => Role::Looking,
+            Duty::Following(f) if f.phase == FollowPhase::Broadcast => {
+                Role::Following { leader: f.leader }
+            }
+            Duty::Following(f) => Role::Syncing { leader: f.leader },
+            Duty::Leading(l) if l.is_established() => Role::Leading,
+            Duty::Leading(_) => Role::Establishing,
+        }
     }
     pub fn epochs(&self) -> Epochs {
         self.epochs
@@ -236,12 +284,12 @@ impl Replica {
     /// When leading: (learners connected, voters synced, observers synced, `sync`s
     /// waiting for a commit), as ZooKeeper's `mntr` reports them.
     pub fn learner_counts(&self) -> Option<(usize, usize, usize, usize)> {
-        self.leader.as_ref().map(|l| l.learner_counts(&self.cfg))
+        self.duty.leader().map(|l| l.learner_counts(&self.cfg))
     }
 
     /// The leader this server follows (itself when leading), if any.
     pub fn leader_id(&self) -> Option<Sid> {
-        match self.role {
+        match self.role() {
             Role::Leading | Role::Establishing => Some(self.cfg.my_id),
             Role::Following { leader } | Role::Syncing { leader } => Some(leader),
             Role::Looking => None,
@@ -255,17 +303,19 @@ impl Replica {
 
     // ------------------------------------------------------------------ roles
 
-    fn set_role(&mut self, role: Role) {
-        if self.role != role {
+    /// Tells the driver the role, if it changed since last told.
+    pub(super) fn report_role(&mut self) {
+        let role = self.role();
+        if self.reported != role {
             info!(
                 id = self.cfg.my_id,
                 "role {:?} -> {:?} (epochs {:?}, last zxid 0x{:x})",
-                self.role,
+                self.reported,
                 role,
                 self.epochs,
                 self.log.last()
             );
-            self.role = role;
+            self.reported = role;
             self.out.push(ReplicaOutput::Role {
                 role,
                 epoch: self.epochs.current,
@@ -276,9 +326,8 @@ impl Replica {
     /// Gives up any role and starts an election.
     pub(super) fn look(&mut self) {
         self.engine.set_serving(false);
-        self.leader = None;
-        self.follower = None;
-        self.set_role(Role::Looking);
+        self.duty = Duty::Looking;
+        self.report_role();
         self.looking_since = self.now_ms;
         let me = self.my_vote_key();
         self.election
@@ -303,13 +352,13 @@ impl Replica {
             return;
         }
         if leader == self.cfg.my_id {
-            self.set_role(Role::Establishing);
-            self.leader = Some(Leader::new(self));
+            self.duty = Duty::Leading(Box::new(Leader::new(self)));
+            self.report_role();
             // A one-voter ensemble needs no one else to establish its epoch.
             Leader::progress(self);
         } else {
             let deadline = self.now_ms + self.cfg.init_limit * self.cfg.tick_ms;
-            self.follower = Some(Follower {
+            self.duty = Duty::Following(Follower {
                 leader,
                 phase: FollowPhase::Discovery,
                 term: 0,
@@ -320,13 +369,13 @@ impl Replica {
                 heard_leading: false,
                 since: self.now_ms,
             });
-            self.set_role(Role::Syncing { leader });
+            self.report_role();
             self.send_follower_info();
         }
     }
 
     fn send_follower_info(&mut self) {
-        let Some(f) = self.follower.as_mut() else {
+        let Some(f) = self.duty.follower_mut() else {
             return;
         };
         // Not a tick: a winner still deciding when our FollowerInfo arrived drops it
@@ -346,10 +395,6 @@ impl Replica {
         });
     }
 
-    pub(super) fn set_role_leading(&mut self) {
-        self.set_role(Role::Leading);
-    }
-
     pub(super) fn save_epochs(&mut self) {
         self.out.push(ReplicaOutput::SaveEpochs(self.epochs));
     }
@@ -358,7 +403,7 @@ impl Replica {
 
     fn tick(&mut self) {
         let now = self.now_ms;
-        match self.role {
+        match self.role() {
             Role::Looking => {
                 // Read-only mode begins once an election has had a fair chance (two
                 // ticks), so a quick re-election does not bounce clients twice.
@@ -376,7 +421,7 @@ impl Replica {
             }
             Role::Syncing { .. } | Role::Following { .. } => {
                 let limit = self.cfg.silence_ms();
-                let Some(f) = self.follower.as_ref() else {
+                let Some(f) = self.duty.follower() else {
                     return self.look();
                 };
                 let give_up = match f.phase {
@@ -421,7 +466,7 @@ impl Replica {
             }
             let with_us = v.leader == self.cfg.my_id
                 && matches!(v.state, PeerState::Following | PeerState::Observing);
-            if self.role == Role::Establishing && !with_us {
+            if self.role() == Role::Establishing && !with_us {
                 // It looks, or follows someone else: it left us (its vote was sent after
                 // its FollowerInfo, on the same link), and must not count as joined.
                 Leader::peer_left(self, from);
@@ -434,14 +479,14 @@ impl Replica {
                 self.election
                     .on_vote(&self.cfg, from, v, me, current, self.now_ms, &mut self.out)
             {
-                if self.role == Role::Looking {
+                if self.role() == Role::Looking {
                     self.decided(l);
                 }
             }
             self.damp_answers(from, mark);
             return;
         }
-        match self.role {
+        match self.role() {
             Role::Looking => {}
             Role::Establishing | Role::Leading => Leader::on_msg(self, from, msg),
             Role::Syncing { leader } | Role::Following { leader }
@@ -472,16 +517,16 @@ impl Replica {
     /// chose it (it decides within a few hundred ms of a quorum agreeing, so it never
     /// will: it may have restarted, or seen votes we did not).
     fn leader_gave_up(&self, from: Sid, round: i64) -> bool {
-        let ours = matches!(self.role, Role::Syncing { leader } | Role::Following { leader } if leader == from);
+        let ours = matches!(self.role(), Role::Syncing { leader } | Role::Following { leader } if leader == from);
         ours && (round > self.election.round()
-            || self.follower.as_ref().is_some_and(|f| {
+            || self.duty.follower().is_some_and(|f| {
                 f.heard_leading || self.now_ms - f.since >= super::leader::LONE_MS
             }))
     }
 
     /// The vote to tell a peer that asks while this server is not looking.
     fn current_vote(&self) -> Option<Vote> {
-        let (leader, state) = match self.role {
+        let (leader, state) = match self.role() {
             Role::Looking => return None,
             Role::Establishing | Role::Leading => (self.cfg.my_id, PeerState::Leading),
             Role::Syncing { leader } | Role::Following { leader } => (
@@ -507,7 +552,7 @@ impl Replica {
         // What it told the election (whom it follows, that it leads) may be gone with
         // it: a looking server must not join a leader on a report from a dead link.
         self.election.peer_down(peer);
-        match self.role {
+        match self.role() {
             Role::Syncing { leader } | Role::Following { leader } if leader == peer => {
                 warn!(id = self.cfg.my_id, leader, "lost the link to the leader");
                 self.look();
@@ -523,7 +568,7 @@ impl Replica {
             return;
         }
         self.durable = z;
-        match self.role {
+        match self.role() {
             Role::Establishing | Role::Leading => Leader::on_self_durable(self),
             Role::Syncing { .. } | Role::Following { .. } => self.follower_durable(),
             Role::Looking => {}
@@ -539,7 +584,7 @@ impl Replica {
         if fwds.is_empty() {
             return;
         }
-        match self.role {
+        match self.role() {
             Role::Leading => {
                 for f in fwds {
                     Leader::propose(self, None, f);
@@ -561,7 +606,7 @@ impl Replica {
 
     fn follower_msg(&mut self, msg: PeerMsg) {
         let now = self.now_ms;
-        let Some(f) = self.follower.as_mut() else {
+        let Some(f) = self.duty.follower_mut() else {
             return;
         };
         f.last_heard = now;
@@ -591,7 +636,7 @@ impl Replica {
                     self.save_epochs();
                     self.promised_to = Some((epoch, leader));
                 }
-                if let Some(f) = self.follower.as_mut() {
+                if let Some(f) = self.duty.follower_mut() {
                     f.phase = FollowPhase::Sync;
                     f.term = epoch;
                 }
@@ -626,7 +671,7 @@ impl Replica {
                         return self.look();
                     }
                 }
-                if let Some(f) = self.follower.as_mut() {
+                if let Some(f) = self.duty.follower_mut() {
                     f.phase = FollowPhase::Synced;
                 }
             }
@@ -637,7 +682,7 @@ impl Replica {
                 if phase != FollowPhase::Synced {
                     return self.look();
                 }
-                if let Some(f) = self.follower.as_mut() {
+                if let Some(f) = self.duty.follower_mut() {
                     f.phase = FollowPhase::NewLeader { acked: false };
                 }
                 // Apply what the leader has committed before acking: a reconfiguration
@@ -658,13 +703,13 @@ impl Replica {
                 if phase != (FollowPhase::NewLeader { acked: true }) {
                     return self.look();
                 }
-                if let Some(f) = self.follower.as_mut() {
+                if let Some(f) = self.duty.follower_mut() {
                     f.phase = FollowPhase::Broadcast;
                 }
                 self.committed = self.committed.max(commit);
                 self.apply_through(self.committed);
                 self.adopt_leader_membership(&membership);
-                self.set_role(Role::Following { leader });
+                self.report_role();
                 self.engine.set_serving(true);
             }
             PeerMsg::Proposal(fr) => {
@@ -804,7 +849,7 @@ impl Replica {
     }
 
     fn follower_durable(&mut self) {
-        let Some(f) = self.follower.as_mut() else {
+        let Some(f) = self.duty.follower_mut() else {
             return;
         };
         match f.phase {
@@ -1104,7 +1149,7 @@ impl Replica {
                 self.switch_to(m, false);
                 // Whoever we follow or lead missed it too: a stale leader, which must
                 // not go on (it might even propose over its own pending change).
-                if self.role != Role::Looking {
+                if self.role() != Role::Looking {
                     self.elect_again = true;
                 }
             }
@@ -1171,7 +1216,7 @@ impl Replica {
             m.observers()
         );
         let old = std::mem::replace(&mut self.cfg.voters, m.voters());
-        if let Some(l) = self.leader.as_mut() {
+        if let Some(l) = self.duty.leader_mut() {
             l.membership_replaced(old);
         }
         self.cfg.observers = m.observers();
