@@ -147,9 +147,7 @@ impl Cluster {
         cfg.read_only_mode = self.read_only;
         cfg.reconfig_enabled = self.reconfig;
         if let Some(text) = &self.nodes[&id].disk.membership {
-            let m = Membership::parse(text, keel_engine::zab::membership::simple_spec).unwrap();
-            cfg.voters = m.voters();
-            cfg.observers = m.observers();
+            cfg.membership = Some(Membership::parse(text).unwrap());
         }
         cfg
     }
@@ -162,9 +160,6 @@ impl Cluster {
         let mut e = engine(id, now, local);
         if let Some(s) = &n.disk.snapshot {
             e.load_snapshot(s);
-        }
-        if let Some(text) = &n.disk.membership {
-            e.set_config_znode(text.clone().into_bytes());
         }
         let base = e.last_zxid();
         let frames = n
@@ -1012,7 +1007,7 @@ fn reconfig_is_refused_unless_enabled_authorised_current_and_able_to_commit() {
     assert_eq!(err, -8, "BadArguments for a malformed server");
     let (_, err, _) = c.call(2, 2, 3, op::RECONFIG, reconfig("", "1,2,3", "", -1));
     assert_eq!(err, -8, "BadArguments for no voters left");
-    let three_new = "server.4=h:1:2,server.5=h:3:4,server.6=h:5:6";
+    let three_new = "server.4=h:1:2;7,server.5=h:3:4;8,server.6=h:5:6;9";
     let (_, err, _) = c.call(2, 2, 4, op::RECONFIG, reconfig(three_new, "", "", -1));
     assert_eq!(err, -13, "NewConfigNoQuorum: 3 of 6 voters in sync");
     // Nothing changed anywhere.
@@ -1214,13 +1209,13 @@ fn the_bulk_form_replaces_the_whole_list() {
     c.run_until("all serving", |c| c.serving() == 3);
     c.super_conn(2, 1);
     let members =
-        "server.1=127.0.0.1:2889:3889:participant,server.2=127.0.0.1:2890:3890:participant,\
-                   server.3=127.0.0.1:2891:3891:observer";
+        "server.1=127.0.0.1:2889:3889:participant;2181,server.2=127.0.0.1:2890:3890:participant;2182,\
+                   server.3=127.0.0.1:2891:3891:observer;2183";
     let (_, err, body) = c.call(2, 1, 1, op::RECONFIG, reconfig("", "", members, 0));
     assert_eq!(err, 0);
     let text = String::from_utf8(data_of(&body)).unwrap();
     assert!(
-        text.contains("server.3=127.0.0.1:2891:3891:observer"),
+        text.contains("server.3=127.0.0.1:2891:3891:observer;0.0.0.0:2183"),
         "{text}"
     );
     c.run(300);

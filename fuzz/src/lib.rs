@@ -248,30 +248,32 @@ pub fn peer_msg(data: &[u8]) {
 
 // ------------------------------------------------------------------ membership text
 
-/// Target `membership`: `[mode][text]`. Mode bit 0: check specs with `simple_spec`
-/// (else `any_spec`, what a member applies to committed text). Mode bit 1: the text is
+/// Target `membership`: `[mode][text]`. Mode bit 1 clear: `/zookeeper/config` text
+/// (`Membership::parse`, what a member applies to committed text), round trip, and with
+/// mode bit 0 each spec by the `server.N` grammar too. Mode bit 1: the text is
 /// `base \0 joining \0 leaving \0 newMembers` and a `reconfig` is computed from it.
 pub fn membership(data: &[u8]) {
+    use keel_engine::zab::server_spec::ServerSpec;
     let Some((&mode, rest)) = data.split_first() else {
         return;
     };
     let text = String::from_utf8_lossy(rest);
-    let check: membership::SpecCheck = if mode & 1 == 0 {
-        membership::any_spec
-    } else {
-        membership::simple_spec
-    };
     if mode & 2 == 0 {
-        let Ok(m) = Membership::parse(&text, check) else {
+        let Ok(m) = Membership::parse(&text) else {
             return;
         };
         let _ = (m.voters(), m.observers());
         let again = m.to_text();
         assert_eq!(
-            Membership::parse(&again, check).as_ref(),
+            Membership::parse(&again).as_ref(),
             Ok(&m),
             "to_text does not parse back: {again:?}"
         );
+        if mode & 1 == 1 {
+            for (id, server) in &m.servers {
+                let _ = ServerSpec::parse(*id, &server.spec);
+            }
+        }
         return;
     }
     let mut parts = text.split('\0');
@@ -279,15 +281,15 @@ pub fn membership(data: &[u8]) {
     let joining = parts.next().unwrap_or("");
     let leaving = parts.next().unwrap_or("");
     let new_members = parts.next().unwrap_or("");
-    let Ok(m) = Membership::parse(base, membership::any_spec) else {
+    let Ok(m) = Membership::parse(base) else {
         return;
     };
-    let Ok(n) = m.reconfigured(joining, leaving, new_members, check) else {
+    let Ok(n) = m.reconfigured(joining, leaving, new_members) else {
         return;
     };
     let again = n.to_text();
     assert_eq!(
-        Membership::parse(&again, membership::any_spec).as_ref(),
+        Membership::parse(&again).as_ref(),
         Ok(&n),
         "a reconfigured membership does not parse back: {again:?}"
     );
@@ -464,10 +466,11 @@ pub fn snapshot_load(data: &[u8]) {
 
 /// Target `net_config` (feature `net`: it builds `keel-net`, so it is not in the CI
 /// set): `[mode][text]`. Mode 0: a `server.N` spec (`ServerSpec::parse`, reached by a
-/// client's `reconfig` through `check_server`), written back and parsed again. Mode 1:
-/// `check_server`, which must accept its own output unchanged. Mode 2:
-/// `dataDir/membership` text (`keel_net::membership::parse`). Mode 3: the engine's
-/// membership parser with `check_server`, round trip. Mode 4: a whole `zoo.cfg`.
+/// client's `reconfig` through `check_dynamic`), written back and parsed again. Mode 1:
+/// `check_dynamic`, which must accept its own output unchanged. Mode 2:
+/// `dataDir/membership` text (`keel_net::membership::parse`). Mode 3: a membership a
+/// `reconfig` made (every spec through `check_dynamic`) is one net can read. Mode 4: a
+/// whole `zoo.cfg`.
 #[cfg(feature = "net")]
 pub fn net_config(data: &[u8]) {
     use keel_net::config::{Config, ServerSpec};
@@ -489,29 +492,24 @@ pub fn net_config(data: &[u8]) {
             assert_eq!((back.role, &back.client), (s.role, &s.client));
         }
         1 => {
-            let Ok((canon, observer)) = keel_net::membership::check_server(&text) else {
+            let Ok((canon, observer)) = membership::check_dynamic(&text) else {
                 return;
             };
             assert_eq!(
-                keel_net::membership::check_server(&canon),
+                membership::check_dynamic(&canon),
                 Ok((canon.clone(), observer)),
-                "check_server is not idempotent"
+                "check_dynamic is not idempotent"
             );
         }
         2 => {
             let _ = keel_net::membership::parse(&text);
         }
         3 => {
-            let check = keel_net::membership::check_server;
-            let Ok(m) = Membership::parse(&text, check) else {
+            let Ok(m) = Membership::default().reconfigured("", "", &text) else {
                 return;
             };
             let again = m.to_text();
-            assert_eq!(
-                Membership::parse(&again, check).as_ref(),
-                Ok(&m),
-                "{again:?}"
-            );
+            assert_eq!(Membership::parse(&again).as_ref(), Ok(&m), "{again:?}");
             let _ = keel_net::membership::parse(&again)
                 .expect("a membership the engine accepts is one net can read");
         }

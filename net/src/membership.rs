@@ -1,6 +1,6 @@
-//! The membership of an ensemble as it changes by `reconfig`: reading a `server.N`
-//! spec for the engine, turning `/zookeeper/config` text into members to connect to,
-//! and the file in the data directory that keeps the last committed membership
+//! The membership of an ensemble as it changes by `reconfig`: turning
+//! `/zookeeper/config` text (read by the engine's [`Membership::parse`], specs by its
+//! [`ServerSpec`] grammar) into members to connect to, and the file in the data directory that keeps the last committed membership
 //! across restarts (ZooKeeper keeps it in `zoo.cfg.dynamic.<version>` beside `zoo.cfg`;
 //! Keel does not rewrite the operator's configuration files, so it keeps its own copy
 //! in `dataDir/membership`, used at start when newer than `zoo.cfg`'s).
@@ -8,6 +8,8 @@
 use std::fs;
 use std::io::Write;
 use std::path::{Path, PathBuf};
+
+use keel_engine::zab::membership::Membership;
 
 use crate::config::{PeerRole, ServerSpec};
 
@@ -23,20 +25,6 @@ pub struct Member {
 /// The file holding the last committed membership, in `/zookeeper/config`'s format.
 pub fn file(data_dir: &Path) -> PathBuf {
     data_dir.join("membership")
-}
-
-/// The engine's `SpecCheck`: a `reconfig` request's server spec is held to the same
-/// rules as a `server.N` line of `zoo.cfg`, and written back as ZooKeeper writes it.
-/// Unlike a `zoo.cfg` line, it must name its client port (`;[host:]port`), as ZooKeeper
-/// requires of a dynamic membership: there is no `clientPort` to fall back on.
-pub fn check_server(spec: &str) -> Result<(String, bool), String> {
-    let s = ServerSpec::parse(0, spec)?;
-    if s.client.is_none() {
-        return Err(format!(
-            "`{spec}` has no client port: a server added by reconfig needs ;[clientHost:]clientPort"
-        ));
-    }
-    Ok((s.to_string(), s.role == PeerRole::Observer))
 }
 
 /// The peer-facing part of a `server.N` line: the first address (Keel dials one).
@@ -59,37 +47,25 @@ pub fn member_of(s: &ServerSpec) -> Option<Member> {
 pub struct Parsed {
     pub version: i64,
     pub members: Vec<Member>,
+    /// As the engine reads it.
+    pub membership: Membership,
 }
 
-/// Reads `/zookeeper/config` text. The error names the line and what is wrong.
+/// Reads `/zookeeper/config` text with the engine's parser, then each spec by the
+/// `server.N` grammar for the address to dial. The error names the server and what is
+/// wrong.
 pub fn parse(text: &str) -> Result<Parsed, String> {
-    let mut version = 0;
-    let mut members = Vec::new();
-    for (n, line) in text.lines().enumerate().map(|(i, l)| (i + 1, l.trim())) {
-        if line.is_empty() {
-            continue;
-        }
-        if let Some(v) = line.strip_prefix("version=") {
-            version = i64::from_str_radix(v.trim(), 16)
-                .map_err(|_| format!("line {n}: version `{v}` is not hex"))?;
-            // As the engine's parser: a version is a zxid, never negative.
-            if version < 0 {
-                return Err(format!("line {n}: version `{v}` is negative"));
-            }
-            continue;
-        }
-        let Some((key, spec)) = line.split_once('=') else {
-            return Err(format!("line {n}: expected server.N=... or version=..."));
-        };
-        let id: u64 = key
-            .trim()
-            .strip_prefix("server.")
-            .and_then(|d| d.parse().ok())
-            .ok_or_else(|| format!("line {n}: `{key}` is not server.N"))?;
-        let s = ServerSpec::parse(id, spec).map_err(|e| format!("line {n}: server.{id}: {e}"))?;
-        members.push(member_of(&s).ok_or_else(|| format!("line {n}: server.{id} has no address"))?);
+    let membership = Membership::parse(text).map_err(|e| e.0)?;
+    let mut members = Vec::with_capacity(membership.servers.len());
+    for (id, server) in &membership.servers {
+        let s = ServerSpec::parse(*id, &server.spec).map_err(|e| format!("server.{id}: {e}"))?;
+        members.push(member_of(&s).ok_or_else(|| format!("server.{id} has no address"))?);
     }
-    Ok(Parsed { version, members })
+    Ok(Parsed {
+        version: membership.version,
+        members,
+        membership,
+    })
 }
 
 /// Writes the committed membership durably: a temporary file, fsynced, renamed over
@@ -119,27 +95,115 @@ pub fn load(data_dir: &Path) -> Result<Option<(String, Parsed)>, String> {
     Ok(Some((text.trim_end().to_string(), parsed)))
 }
 
+/// Where the membership a member starts with came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Source {
+    /// `zoo.cfg`'s `server.N` lines (and its `version`, if any).
+    ZooCfg,
+    /// `dataDir/membership`, saved when a reconfiguration committed.
+    Saved,
+    /// The newest snapshot's `/zookeeper/config`: the saved copy was lost, or restored
+    /// from an older backup. The caller saves it again.
+    Snapshot,
+}
+
+/// The membership a member starts with: (text, parsed, where from).
+#[derive(Debug, Clone)]
+pub struct AtStart {
+    pub text: String,
+    pub parsed: Parsed,
+    pub source: Source,
+}
+
+/// The one start-up choice of membership ([`Membership::newest`]): the newest of
+/// `zoo.cfg`'s, the saved one and the newest snapshot's, a tie going to the first of
+/// them in that order. A snapshot's text that does not parse or names no server is not
+/// a candidate (a snapshot of a standalone tree has none).
+pub fn at_start(
+    configured: (String, Parsed),
+    saved: Option<(String, Parsed)>,
+    snapshot_text: Option<String>,
+) -> AtStart {
+    let in_snapshot = snapshot_text.and_then(|t| parse(&t).ok().map(|p| (t, p)));
+    let mut candidates = vec![(Source::ZooCfg, configured)];
+    candidates.extend(saved.map(|c| (Source::Saved, c)));
+    candidates.extend(in_snapshot.map(|c| (Source::Snapshot, c)));
+    let memberships: Vec<Membership> = candidates
+        .iter()
+        .map(|(_, (_, p))| p.membership.clone())
+        .collect();
+    let chosen = Membership::newest(&memberships).unwrap_or(0);
+    let (source, (text, parsed)) = candidates.swap_remove(chosen);
+    AtStart {
+        text,
+        parsed,
+        source,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
     #[test]
-    fn specs_are_checked_and_written_as_zookeeper_does() {
-        assert_eq!(
-            check_server("127.0.0.1:2888:3888;2181").unwrap(),
-            (
-                "127.0.0.1:2888:3888:participant;0.0.0.0:2181".to_string(),
-                false
-            )
+    fn the_newest_membership_is_chosen_at_start_and_ties_keep_the_earlier_source() {
+        let text = |v: i64, ids: &[u64]| {
+            let mut t: String = ids
+                .iter()
+                .map(|i| {
+                    format!(
+                        "server.{i}=127.0.0.1:{}:{};{}\n",
+                        2888 + i,
+                        3888 + i,
+                        2180 + i
+                    )
+                })
+                .collect();
+            t.push_str(&format!("version={v:x}"));
+            t
+        };
+        let cand = |v: i64, ids: &[u64]| {
+            let t = text(v, ids);
+            let p = parse(&t).expect("parses");
+            (t, p)
+        };
+        let ids = |a: &AtStart| a.parsed.members.iter().map(|m| m.id).collect::<Vec<_>>();
+
+        let a = at_start(cand(0, &[1, 2, 3]), None, None);
+        assert_eq!((a.source, a.parsed.version), (Source::ZooCfg, 0));
+
+        let a = at_start(cand(0, &[1, 2, 3]), Some(cand(0x100000002, &[1, 2])), None);
+        assert_eq!((a.source, ids(&a)), (Source::Saved, vec![1, 2]));
+
+        // The snapshot's is newer than the saved copy (restored from a backup).
+        let a = at_start(
+            cand(0, &[1, 2, 3]),
+            Some(cand(0x100000002, &[1, 2])),
+            Some(text(0x200000001, &[1, 2, 4])),
         );
-        assert!(check_server("h:1:2:observer;3").unwrap().1);
-        assert!(check_server("h:1:2:observer").is_err(), "no client port");
-        assert!(check_server("h:1").is_err());
-        assert!(check_server("h:1:1").is_err());
+        assert_eq!((a.source, ids(&a)), (Source::Snapshot, vec![1, 2, 4]));
+
+        // Ties keep the earlier source; older ones never win.
+        let a = at_start(
+            cand(0x100000002, &[1, 2, 3]),
+            Some(cand(0x100000002, &[1, 2])),
+            Some(text(0x100000001, &[1])),
+        );
+        assert_eq!(a.source, Source::ZooCfg);
+
+        // A snapshot without servers (a standalone tree) or unreadable is no candidate.
+        let a = at_start(cand(0, &[1, 2, 3]), None, Some("version=300000001".into()));
+        assert_eq!(a.source, Source::ZooCfg);
+        let a = at_start(
+            cand(0, &[1, 2, 3]),
+            None,
+            Some("server.x=1\nversion=5".into()),
+        );
+        assert_eq!(a.source, Source::ZooCfg);
     }
 
     #[test]
-    fn saved_membership_round_trips_and_errors_name_the_line() {
+    fn saved_membership_round_trips_and_errors_name_the_server() {
         let d = tempfile::tempdir().unwrap();
         assert!(load(d.path()).unwrap().is_none());
         let text = "server.1=127.0.0.1:2888:3888:participant;0.0.0.0:2181\n\
@@ -159,6 +223,6 @@ mod tests {
         );
         fs::write(file(d.path()), "server.1=h:1:2\nserver.x=h:1:2\n").unwrap();
         let e = load(d.path()).unwrap_err();
-        assert!(e.contains("membership") && e.contains("line 2"), "{e}");
+        assert!(e.contains("membership") && e.contains("server.x"), "{e}");
     }
 }

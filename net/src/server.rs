@@ -189,47 +189,46 @@ pub fn start(opts: ServerOptions) -> Result<RunningServer, StartError> {
                 recovered.log.backend(),
                 recovered.log.io_mode()
             );
-            // A reconfiguration committed before a restart overrides zoo.cfg's list.
+            // The newest of zoo.cfg's membership, the one saved by the last committed
+            // reconfiguration and the newest snapshot's.
             let static_members = ens.members.clone();
             let mut ens = ens.clone();
-            match crate::membership::load(&opts.data_dir) {
-                Ok(Some((text, saved))) if saved.version > ens.config_version => {
+            let saved = crate::membership::load(&opts.data_dir)
+                .map_err(|e| StartError::Storage(StorageError::Membership(e)))?;
+            let configured = crate::membership::parse(&ens.config_data)
+                .map(|p| (ens.config_data.clone(), p))
+                .map_err(|e| {
+                    StartError::Storage(StorageError::Membership(format!(
+                        "zoo.cfg's server lines: {e}"
+                    )))
+                })?;
+            let chosen =
+                crate::membership::at_start(configured, saved, Some(engine.tree().config_text()));
+            let file = crate::membership::file(&opts.data_dir);
+            match chosen.source {
+                crate::membership::Source::ZooCfg => {}
+                crate::membership::Source::Saved => info!(
+                    "membership 0x{:x} from the last reconfiguration ({}) replaces zoo.cfg's",
+                    chosen.parsed.version,
+                    file.display()
+                ),
+                crate::membership::Source::Snapshot => {
                     info!(
-                        "membership 0x{:x} from the last reconfiguration ({}) replaces zoo.cfg's",
-                        saved.version,
-                        crate::membership::file(&opts.data_dir).display()
+                        "membership 0x{:x} from the newest snapshot replaces the configured one",
+                        chosen.parsed.version
                     );
-                    ens.members = saved.members;
-                    ens.config_data = text;
-                    ens.config_version = saved.version;
-                }
-                Ok(_) => {}
-                Err(e) => {
-                    return Err(StartError::Storage(StorageError::Membership(e)));
-                }
-            }
-            // The newest snapshot's /zookeeper/config can be newer still (the saved
-            // copy lost or restored from an older backup): a committed membership there
-            // is the ensemble's too.
-            let in_snapshot = Some(engine.tree().config_text())
-                .and_then(|t| crate::membership::parse(&t).ok().map(|p| (t, p)));
-            if let Some((text, snap)) = in_snapshot {
-                if snap.version > ens.config_version && !snap.members.is_empty() {
-                    info!(
-                        "membership 0x{:x} from the newest snapshot replaces the configured one (0x{:x})",
-                        snap.version, ens.config_version
-                    );
-                    if let Err(e) = crate::membership::save(&opts.data_dir, &text) {
+                    if let Err(e) = crate::membership::save(&opts.data_dir, &chosen.text) {
                         return Err(StartError::Storage(StorageError::Membership(format!(
                             "{}: {e}",
-                            crate::membership::file(&opts.data_dir).display()
+                            file.display()
                         ))));
                     }
-                    ens.members = snap.members;
-                    ens.config_data = text;
-                    ens.config_version = snap.version;
                 }
             }
+            let membership = chosen.parsed.membership;
+            ens.members = chosen.parsed.members;
+            ens.config_data = chosen.text;
+            ens.config_version = chosen.parsed.version;
             // A server removed by a reconfiguration still starts (as a non-voting
             // learner) from its own zoo.cfg line.
             let me = ens
@@ -279,7 +278,7 @@ pub fn start(opts: ServerOptions) -> Result<RunningServer, StartError> {
             rcfg.read_only_mode = ens.read_only_mode;
             rcfg.reconfig_enabled = ens.reconfig_enabled;
             rcfg.standalone_enabled = ens.standalone_enabled;
-            rcfg.check_server = crate::membership::check_server;
+            rcfg.membership = Some(membership);
             let peer_tx = engine_tx.clone();
             let mut settings = peer::PeerSettings::new(
                 ens.my_id,
@@ -296,8 +295,6 @@ pub fn start(opts: ServerOptions) -> Result<RunningServer, StartError> {
             settings.write_timeout = Duration::from_millis(
                 (ens.tick_ms * ens.init_limit.max(ens.sync_limit)).clamp(5_000, 120_000) as u64,
             );
-            let mut engine = engine;
-            engine.set_config_znode(ens.config_data.clone().into_bytes());
             let replica = Replica::new(rcfg, engine, recovered.epochs, recovered.frames, now_ms());
             let peers = PeerNet::start(
                 settings,

@@ -325,11 +325,8 @@ fn check_frame(layout: &Layout, f: &LogFrame) -> Result<(), StorageError> {
         if let keel_engine::txn::Txn::Reconfig { data } = &rec.txn {
             let text = std::str::from_utf8(data)
                 .map_err(|_| bad(format!("reconfiguration {:#x} is not UTF-8", rec.zxid)))?;
-            keel_engine::zab::membership::Membership::parse(
-                text,
-                keel_engine::zab::membership::any_spec,
-            )
-            .map_err(|e| bad(format!("reconfiguration {:#x}: {}", rec.zxid, e.0)))?;
+            keel_engine::zab::membership::Membership::parse(text)
+                .map_err(|e| bad(format!("reconfiguration {:#x}: {}", rec.zxid, e.0)))?;
         }
     }
     Ok(())

@@ -29,7 +29,6 @@ use std::collections::{BTreeMap, HashMap};
 use std::fmt;
 
 use keel_engine::txn::{Txn, TxnRecord};
-use keel_engine::zab::membership::simple_spec;
 use keel_engine::zab::{Epochs, Membership, Sid};
 
 use crate::lin::{self, Op, Verdict, VersionedRegister, WriteResult};
@@ -180,7 +179,7 @@ impl Members {
     /// The membership a `Txn::Reconfig`'s data describes.
     pub fn parse(data: &[u8]) -> Result<Members, String> {
         let text = std::str::from_utf8(data).map_err(|_| "not UTF-8".to_string())?;
-        let m = Membership::parse(text, simple_spec).map_err(|e| e.0)?;
+        let m = Membership::parse(text).map_err(|e| e.0)?;
         Ok(Members::from_membership(&m))
     }
 

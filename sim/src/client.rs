@@ -986,13 +986,16 @@ impl ReconfigPlan {
     }
 }
 
-/// `server.N=...` as the replicas' made-up initial membership writes it (sometimes with
-/// a client port, which the servers canonicalise).
+/// `server.N=...` as the replicas' made-up initial membership writes it, with the
+/// client port a `reconfig` needs (sometimes with its host, which the servers
+/// canonicalise).
 fn server_spec(rng: &mut Rng, id: u64, observer: bool) -> String {
     let role = if observer { "observer" } else { "participant" };
     let mut s = format!("server.{id}=127.0.0.1:{}:{}:{role}", 2888 + id, 3888 + id);
     if rng.chance(0.3) {
         s.push_str(&format!(";{}", 2180 + id));
+    } else {
+        s.push_str(&format!(";127.0.0.1:{}", 2180 + id));
     }
     s
 }

@@ -1086,8 +1086,7 @@ impl World {
         let sid = self.nodes[i].sid;
         let (voters, observers) = match self.nodes[i].disk.membership() {
             Some((_, text)) => {
-                let m = Membership::parse(text, keel_engine::zab::membership::simple_spec)
-                    .expect("a saved membership parses");
+                let m = Membership::parse(text).expect("a saved membership parses");
                 (m.voters(), m.observers())
             }
             None => {
@@ -1148,16 +1147,24 @@ impl World {
             }
             None => 0,
         };
-        if let Some((_, text)) = self.nodes[i].disk.membership() {
-            engine.set_config_znode(text.clone().into_bytes());
-        } else if self.cfg.sabotage == Some(Sabotage::ForgetMembership) {
-            // The snapshot's /zookeeper/config would give the membership back (the
-            // replica reads it): the sabotage takes that too, leaving zoo.cfg's.
-            engine.set_config_znode(Vec::new());
-        }
         let n_frames = rec.frames.len();
         let last_frame = rec.frames.last().map(|f| f.last).unwrap_or(0);
-        let cfg = self.replica_config(i);
+        let mut cfg = self.replica_config(i);
+        // As `net` starts a member: the newest of zoo.cfg's membership, the saved one
+        // and the snapshot's.
+        let saved = self.nodes[i]
+            .disk
+            .membership()
+            .map(|(_, text)| Membership::parse(text).expect("a saved membership parses"));
+        let in_snapshot = Membership::parse(&engine.tree().config_text()).ok();
+        let mut candidates = vec![Membership::placeholder(&cfg.voters, &cfg.observers)];
+        candidates.extend(saved.clone());
+        if saved.is_some() || self.cfg.sabotage != Some(Sabotage::ForgetMembership) {
+            // The snapshot's /zookeeper/config would give the membership back: the
+            // sabotage takes that too, leaving zoo.cfg's.
+            candidates.extend(in_snapshot);
+        }
+        cfg.membership = Membership::newest(&candidates).map(|c| candidates.swap_remove(c));
         let replica = Replica::new(cfg, engine, rec.epochs, rec.frames, local);
         let node = &mut self.nodes[i];
         node.replica = Some(replica);
@@ -2102,7 +2109,14 @@ impl World {
             }
             *self.rng_fault.pick(&outside)
         };
-        let spec = |s: Sid| format!("server.{s}=127.0.0.1:{}:{}:participant", 2888 + s, 3888 + s);
+        let spec = |s: Sid| {
+            format!(
+                "server.{s}=127.0.0.1:{}:{}:participant;{}",
+                2888 + s,
+                3888 + s,
+                2180 + s
+            )
+        };
         let plan = crate::client::ReconfigPlan {
             joining: String::new(),
             leaving: String::new(),
@@ -3039,7 +3053,7 @@ impl effects::Effects for SimFx<'_> {
         let i = self.i;
         let sid = self.w.nodes[self.i].sid;
         let w = &mut *self.w;
-        let m = Membership::parse(&text, keel_engine::zab::membership::simple_spec);
+        let m = Membership::parse(&text);
         let (version, shown) = match &m {
             Ok(m) => {
                 let members = Members::from_membership(m);

@@ -790,7 +790,7 @@ impl Leader {
         }
         let mut next = r
             .membership
-            .reconfigured(&joining, &leaving, &new_members, r.cfg.check_server)
+            .reconfigured(&joining, &leaving, &new_members)
             .map_err(|e| {
                 let (code, why) = match e {
                     Refused::BadArguments(m) => (Code::BadArguments, m),

@@ -6,18 +6,15 @@
 //! A reconfiguration is one transaction (`Txn::Reconfig`) that replaces that text, so
 //! the membership travels with the log and the snapshots like any other state.
 //!
-//! Parsing a server's spec (`host:quorumPort:electionPort[:role][;[clientHost:]port]`)
-//! is the caller's: `net` checks it exactly as it checks `zoo.cfg`, so nothing is
-//! accepted here that a server could not then connect to. [`simple_spec`] is the
-//! check used where there is no `net` (the simulator, tests).
+//! A spec in a `reconfig` request is held to [`server_spec`](super::server_spec)'s
+//! grammar, the one `zoo.cfg` is read with, so nothing is accepted here that a server
+//! could not then connect to. A spec already in a membership (logged, committed, from a
+//! peer) is read as it is: see [`Membership::parse`].
 
 use std::collections::BTreeMap;
 
+use super::server_spec::{PeerRole, ServerSpec};
 use super::Sid;
-
-/// Checks one server spec and gives it back in canonical form, with whether it names an
-/// observer. The error says what is wrong with it.
-pub type SpecCheck = fn(&str) -> Result<(String, bool), String>;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Server {
@@ -50,8 +47,11 @@ pub enum Refused {
 
 impl Membership {
     /// Reads `/zookeeper/config`'s text. Lines other than `server.N=` and `version=`
-    /// are ignored, as ZooKeeper's dynamic file allows none.
-    pub fn parse(text: &str, check: SpecCheck) -> Result<Membership, BadMembership> {
+    /// are ignored, as ZooKeeper's dynamic file allows none. Each spec is taken as it
+    /// is written (only its role is read): those were checked when they were written,
+    /// and holding them to today's rules again could make a stricter server (a newer
+    /// version, say) refuse a committed membership the others run with.
+    pub fn parse(text: &str) -> Result<Membership, BadMembership> {
         let mut m = Membership::default();
         for line in text.lines().map(str::trim).filter(|l| !l.is_empty()) {
             if let Some(v) = line.strip_prefix("version=") {
@@ -66,7 +66,7 @@ impl Membership {
                 continue;
             }
             if line.starts_with("server.") {
-                let (id, server) = parse_entry(line, check)?;
+                let (id, server) = parse_entry(line, as_written)?;
                 m.servers.insert(id, server);
             }
         }
@@ -108,7 +108,6 @@ impl Membership {
         joining: &str,
         leaving: &str,
         new_members: &str,
-        check: SpecCheck,
     ) -> Result<Membership, Refused> {
         let bulk = !new_members.trim().is_empty();
         if bulk && !(joining.trim().is_empty() && leaving.trim().is_empty()) {
@@ -133,12 +132,13 @@ impl Membership {
             if entry.starts_with("version=") {
                 continue;
             }
-            let (id, server) = parse_entry(entry, check).map_err(|e| Refused::BadArguments(e.0))?;
+            let (id, server) =
+                parse_entry(entry, check_dynamic).map_err(|e| Refused::BadArguments(e.0))?;
             servers.insert(id, server);
         }
         let mut seen: BTreeMap<String, Sid> = BTreeMap::new();
         for (id, server) in &servers {
-            for end in endpoints(&server.spec) {
+            for end in endpoints(*id, &server.spec) {
                 if let Some(other) = seen.insert(end.clone(), *id) {
                     return Err(Refused::BadArguments(format!(
                         "servers {other} and {id} both use {end}"
@@ -158,27 +158,22 @@ impl Membership {
 }
 
 /// The `host:quorumPort` and `host:electionPort` of each address of a spec: two servers
-/// may not share one (ZooKeeper's duplicate-address check).
-fn endpoints(spec: &str) -> Vec<String> {
-    let peer = spec.split(';').next().unwrap_or(spec);
-    let mut out = Vec::new();
-    for address in peer.split('|') {
-        let mut parts: Vec<&str> = address.trim().rsplitn(4, ':').collect();
-        if parts.first().is_some_and(|r| {
-            r.eq_ignore_ascii_case("participant") || r.eq_ignore_ascii_case("observer")
-        }) {
-            parts.remove(0);
-        } else if parts.len() == 4 {
-            // No role: the fourth piece from the right belongs to the host.
-            let host = address.trim().rsplitn(3, ':').nth(2).unwrap_or("");
-            parts = vec![parts[0], parts[1], host];
-        }
-        if let [election, quorum, host, ..] = parts.as_slice() {
-            out.push(format!("{host}:{quorum}"));
-            out.push(format!("{host}:{election}"));
-        }
-    }
-    out
+/// may not share one (ZooKeeper's duplicate-address check). A spec that does not read
+/// (one written by an older, laxer version) has none to compare.
+fn endpoints(id: Sid, spec: &str) -> Vec<String> {
+    let Ok(s) = ServerSpec::parse(id, spec) else {
+        return Vec::new();
+    };
+    s.addresses
+        .iter()
+        .flat_map(|a| {
+            let host = super::server_spec::bracket_v6(&a.host);
+            [
+                format!("{host}:{}", a.quorum_port),
+                format!("{host}:{}", a.election_port),
+            ]
+        })
+        .collect()
 }
 
 /// Entries of a `reconfig` list: comma- or newline-separated, blanks skipped.
@@ -189,7 +184,10 @@ fn split_list(s: &str) -> impl Iterator<Item = &str> {
 }
 
 /// `server.N=spec`.
-fn parse_entry(entry: &str, check: SpecCheck) -> Result<(Sid, Server), BadMembership> {
+fn parse_entry(
+    entry: &str,
+    check: fn(&str) -> Result<(String, bool), String>,
+) -> Result<(Sid, Server), BadMembership> {
     let Some((key, spec)) = entry.split_once('=') else {
         return Err(BadMembership(format!(
             "`{entry}`: expected server.N=host:quorumPort:electionPort[:role][;[clientHost:]clientPort]"
@@ -206,11 +204,8 @@ fn parse_entry(entry: &str, check: SpecCheck) -> Result<(Sid, Server), BadMember
     Ok((id, Server { spec, observer }))
 }
 
-/// Reads a spec already in a membership (logged, committed, from `zoo.cfg` or from a
-/// peer) as it is: only its role matters here. Those were checked when they were
-/// written; holding them to today's rules again could make a server that is stricter
-/// (a newer version, say) refuse a committed membership the others run with.
-pub fn any_spec(spec: &str) -> Result<(String, bool), String> {
+/// A spec already in a membership, as it is: only its role is read.
+fn as_written(spec: &str) -> Result<(String, bool), String> {
     let spec = spec.trim();
     if spec.is_empty() {
         return Err("an empty server spec".into());
@@ -223,45 +218,60 @@ pub fn any_spec(spec: &str) -> Result<(String, bool), String> {
     ))
 }
 
-/// A plain check of `host:quorumPort:electionPort[:role][;[clientHost:]clientPort]`
-/// (no IPv6 literals, no `|` lists): what the simulator and tests use. Production
-/// servers use `net`'s parser of `zoo.cfg` lines.
-pub fn simple_spec(spec: &str) -> Result<(String, bool), String> {
-    let (peer, client) = match spec.split_once(';') {
-        Some((p, c)) => (p, Some(c)),
-        None => (spec, None),
-    };
-    let parts: Vec<&str> = peer.split(':').map(str::trim).collect();
-    let port = |p: &str| p.parse::<u16>().ok().filter(|p| *p > 0);
-    let (host, q, e) = match parts.as_slice() {
-        [h, q, e] | [h, q, e, _] if !h.is_empty() => (*h, port(q), port(e)),
-        _ => {
-            return Err(format!(
-                "`{spec}` is not host:quorumPort:electionPort[:role]"
-            ))
-        }
-    };
-    let (Some(q), Some(e)) = (q, e) else {
-        return Err(format!("`{spec}`: a port is not a number from 1 to 65535"));
-    };
-    let observer = match parts.get(3).map(|r| r.to_ascii_lowercase()) {
-        None => false,
-        Some(r) if r == "participant" => false,
-        Some(r) if r == "observer" => true,
-        Some(r) => return Err(format!("unknown role `{r}`: use participant or observer")),
-    };
-    let role = if observer { "observer" } else { "participant" };
-    let mut out = format!("{host}:{q}:{e}:{role}");
-    if let Some(c) = client {
-        let (ch, cp) = c.trim().rsplit_once(':').unwrap_or(("0.0.0.0", c.trim()));
-        let Some(cp) = port(cp) else {
-            return Err(format!(
-                "client port in `{spec}` is not a number from 1 to 65535"
-            ));
-        };
-        out.push_str(&format!(";{ch}:{cp}"));
+/// A `reconfig` request's server spec: held to the rules of a `server.N` line of
+/// `zoo.cfg` and given back as ZooKeeper writes it, with whether it names an observer.
+/// Unlike a `zoo.cfg` line, it must name its client port (`;[host:]port`), as ZooKeeper
+/// requires of a dynamic membership: there is no `clientPort` to fall back on.
+pub fn check_dynamic(spec: &str) -> Result<(String, bool), String> {
+    let s = ServerSpec::parse(0, spec)?;
+    if s.client.is_none() {
+        return Err(format!(
+            "`{}` has no client port: a server added by reconfig needs ;[clientHost:]clientPort",
+            spec.trim()
+        ));
     }
-    Ok((out, observer))
+    Ok((s.to_string(), s.role == PeerRole::Observer))
+}
+
+impl Membership {
+    /// Which of `candidates` is the newest (highest version), a tie going to the
+    /// earlier one: the one start-up choice between `zoo.cfg`'s membership, the one
+    /// saved by the last committed reconfiguration and the newest snapshot's. A
+    /// candidate that names no server (a standalone tree's) is none. The replica is
+    /// then built with what this chose
+    /// ([`ReplicaConfig::membership`](super::ReplicaConfig::membership)).
+    pub fn newest(candidates: &[Membership]) -> Option<usize> {
+        let mut best: Option<usize> = None;
+        for (i, c) in candidates.iter().enumerate() {
+            if c.servers.is_empty() {
+                continue;
+            }
+            if best.is_none_or(|b| c.version > candidates[b].version) {
+                best = Some(i);
+            }
+        }
+        best
+    }
+
+    /// `voters` and `observers` at version 0 with made-up loopback addresses: the
+    /// membership of a replica built without one (the simulator, engine tests), so
+    /// that `reconfig` has a list to change.
+    pub fn placeholder(voters: &[Sid], observers: &[Sid]) -> Membership {
+        let mut m = Membership::default();
+        for (ids, observer) in [(voters, false), (observers, true)] {
+            for id in ids {
+                let role = if observer { "observer" } else { "participant" };
+                m.servers.insert(
+                    *id,
+                    Server {
+                        spec: format!("127.0.0.1:{}:{}:{role}", 2888 + id, 3888 + id),
+                        observer,
+                    },
+                );
+            }
+        }
+        m
+    }
 }
 
 #[cfg(test)]
@@ -275,7 +285,7 @@ mod tests {
 
     #[test]
     fn text_round_trips() {
-        let m = Membership::parse(TEXT, simple_spec).unwrap();
+        let m = Membership::parse(TEXT).unwrap();
         assert_eq!(m.voters(), vec![1, 2]);
         assert_eq!(m.observers(), vec![3]);
         assert_eq!(m.to_text(), TEXT);
@@ -285,73 +295,100 @@ mod tests {
     /// `to_text` wrote it as `fffffffffffffffb`, which does not parse.
     #[test]
     fn a_negative_version_is_refused() {
-        assert!(Membership::parse("version=-5", any_spec).is_err());
-        assert!(Membership::parse("server.1=h:1:2\nversion=-0", any_spec).is_ok());
-        let m = Membership::parse("server.1=h:1:2\nversion=7fffffffffffffff", any_spec).unwrap();
-        assert_eq!(Membership::parse(&m.to_text(), any_spec), Ok(m));
+        assert!(Membership::parse("version=-5").is_err());
+        assert!(Membership::parse("server.1=h:1:2\nversion=-0").is_ok());
+        let m = Membership::parse("server.1=h:1:2\nversion=7fffffffffffffff").unwrap();
+        assert_eq!(Membership::parse(&m.to_text()), Ok(m));
     }
 
     #[test]
     fn specs_already_in_a_membership_are_read_as_they_are() {
         assert_eq!(
-            any_spec(" [::1]:1:2:observer;[::1]:3 "),
+            as_written(" [::1]:1:2:observer;[::1]:3 "),
             Ok(("[::1]:1:2:observer;[::1]:3".into(), true))
         );
-        assert_eq!(any_spec("h:1:2"), Ok(("h:1:2".into(), false)));
-        assert!(any_spec(" ").is_err());
+        assert_eq!(as_written("h:1:2"), Ok(("h:1:2".into(), false)));
+        assert!(as_written(" ").is_err());
+    }
+
+    #[test]
+    fn a_reconfig_spec_is_checked_as_zoo_cfg_and_needs_a_client_port() {
+        assert_eq!(
+            check_dynamic(" h:1:2:OBSERVER;3 "),
+            Ok(("h:1:2:observer;0.0.0.0:3".into(), true))
+        );
+        assert_eq!(
+            check_dynamic("[::1]:1:2;[::1]:3"),
+            Ok(("[::1]:1:2:participant;[::1]:3".into(), false))
+        );
+        assert!(check_dynamic("h:1:2").is_err(), "no client port");
+        assert!(check_dynamic("h:1:1;3").is_err(), "one port for both");
+        assert!(check_dynamic("h h:1:2;3").is_err(), "not a host");
+        assert!(check_dynamic("h:1:2:leader;3").is_err(), "no such role");
+    }
+
+    #[test]
+    fn the_newest_membership_wins_and_ties_keep_the_earlier() {
+        let at = |v: i64, voters: &[Sid]| Membership {
+            version: v,
+            ..Membership::placeholder(voters, &[])
+        };
+        assert_eq!(Membership::newest(&[]), None);
+        assert_eq!(
+            Membership::newest(&[at(0, &[1, 2, 3]), at(5, &[1, 2]), at(3, &[1])]),
+            Some(1)
+        );
+        assert_eq!(
+            Membership::newest(&[at(5, &[1, 2, 3]), at(5, &[1, 2])]),
+            Some(0)
+        );
+        // A standalone tree's /zookeeper/config names no server: no candidate.
+        let none = Membership {
+            version: 9,
+            ..Default::default()
+        };
+        assert_eq!(Membership::newest(&[at(0, &[1]), none.clone()]), Some(0));
+        assert_eq!(Membership::newest(&[none]), None);
+        let p = Membership::placeholder(&[1, 2], &[3]);
+        assert_eq!((p.voters(), p.observers()), (vec![1, 2], vec![3]));
+        assert_eq!(Membership::parse(&p.to_text()), Ok(p));
     }
 
     #[test]
     fn incremental_and_bulk_forms() {
-        let m = Membership::parse(TEXT, simple_spec).unwrap();
-        let n = m
-            .reconfigured("server.4=h4:1:2;2184", "3", "", simple_spec)
-            .unwrap();
+        let m = Membership::parse(TEXT).unwrap();
+        let n = m.reconfigured("server.4=h4:1:2;2184", "3", "").unwrap();
         assert_eq!(n.voters(), vec![1, 2, 4]);
         assert!(n.observers().is_empty());
         assert_eq!(n.servers[&4].spec, "h4:1:2:participant;0.0.0.0:2184");
         let b = m
-            .reconfigured(
-                "",
-                "",
-                "server.7=h:1:2,server.8=h:3:4:observer",
-                simple_spec,
-            )
+            .reconfigured("", "", "server.7=h:1:2;5,server.8=h:3:4:observer;6")
             .unwrap();
         assert_eq!((b.voters(), b.observers()), (vec![7], vec![8]));
         let malformed = |r| matches!(r, Err(Refused::Malformed(_)));
         let bad = |r| matches!(r, Err(Refused::BadArguments(_)));
-        assert!(malformed(m.reconfigured("", "x", "", simple_spec)));
+        assert!(malformed(m.reconfigured("", "x", "")));
         assert!(malformed(m.reconfigured(
             "",
             "",
-            "server.8=h:3:4:observer",
-            simple_spec
+            "server.8=h:3:4:observer;6"
         )));
-        assert!(bad(m.reconfigured("server.4=h4", "", "", simple_spec)));
-        assert!(bad(m.reconfigured("4=h:1:2", "", "", simple_spec)));
-        assert!(bad(m.reconfigured("", "1", "server.1=h:1:2", simple_spec)));
-        assert!(bad(m.reconfigured(
-            "server.4=h1:2888:9999",
-            "",
-            "",
-            simple_spec
-        )));
-        assert!(!bad(m.reconfigured(
-            "server.4=h9:1:3888",
-            "",
-            "",
-            simple_spec
-        )));
+        assert!(bad(m.reconfigured("server.4=h4", "", "")));
+        assert!(
+            bad(m.reconfigured("server.4=h4:1:2", "", "")),
+            "no client port"
+        );
+        assert!(bad(m.reconfigured("4=h:1:2;5", "", "")));
+        assert!(bad(m.reconfigured("", "1", "server.1=h:1:2;5")));
+        assert!(bad(m.reconfigured("server.4=h1:2888:9999;5", "", "")));
+        assert!(!bad(m.reconfigured("server.4=h9:1:3888;5", "", "")));
         assert_eq!(
-            endpoints("[::1]:1:2:observer;3"),
+            endpoints(1, "[::1]:1:2:observer;3"),
             vec!["[::1]:1", "[::1]:2"]
         );
-        assert_eq!(endpoints("h:1:2"), vec!["h:1", "h:2"]);
+        assert_eq!(endpoints(1, "h:1:2"), vec!["h:1", "h:2"]);
+        assert!(endpoints(1, "not a spec").is_empty());
         // Not a member: nothing to remove, no error.
-        assert_eq!(
-            m.reconfigured("", "99", "", simple_spec).unwrap().servers,
-            m.servers
-        );
+        assert_eq!(m.reconfigured("", "99", "").unwrap().servers, m.servers);
     }
 }

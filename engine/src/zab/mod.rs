@@ -40,8 +40,9 @@ pub mod membership;
 pub mod msg;
 pub mod quorum;
 mod replica;
+pub mod server_spec;
 
-pub use membership::{Membership, Refused, SpecCheck};
+pub use membership::{Membership, Refused};
 pub use msg::{Forward, LogFrame, PeerMsg, PeerState, SyncMode, Vote};
 
 /// A server id (`myid`, the N of `server.N`).
@@ -86,8 +87,12 @@ pub struct ReplicaConfig {
     /// `standaloneEnabled` (default true): as in ZooKeeper, a reconfiguration may then
     /// not leave fewer than two voters.
     pub standalone_enabled: bool,
-    /// Checks and normalises a server spec of a `reconfig` request.
-    pub check_server: SpecCheck,
+    /// The membership to start with, chosen by the caller ([`Membership::newest`] of
+    /// `zoo.cfg`'s, the saved one and the snapshot's); the replica writes it to
+    /// `/zookeeper/config` and takes `voters` and `observers` from it. `None` (the
+    /// simulator's first start, tests): [`Membership::placeholder`] of `voters` and
+    /// `observers`.
+    pub membership: Option<Membership>,
     /// The voters of a reconfiguration this server has logged but not applied yet
     /// (ZooKeeper's "last seen" configuration). While there is one, every quorum is a
     /// quorum of both memberships. Kept by the replica; `None` when built.
@@ -115,7 +120,7 @@ impl ReplicaConfig {
             read_only_mode: false,
             reconfig_enabled: false,
             standalone_enabled: true,
-            check_server: membership::simple_spec,
+            membership: None,
             next_voters: None,
             next_observers: Vec::new(),
             membership_version: 0,

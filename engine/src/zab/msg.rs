@@ -183,9 +183,9 @@ fn read_frame(r: &mut Reader) -> Result<LogFrame> {
             let text = std::str::from_utf8(data).map_err(|_| {
                 JuteError::Invalid(format!("reconfiguration 0x{:x} is not UTF-8", rec.zxid))
             })?;
-            super::membership::Membership::parse(text, super::membership::any_spec).map_err(
-                |e| JuteError::Invalid(format!("reconfiguration 0x{:x}: {}", rec.zxid, e.0)),
-            )?;
+            super::membership::Membership::parse(text).map_err(|e| {
+                JuteError::Invalid(format!("reconfiguration 0x{:x}: {}", rec.zxid, e.0))
+            })?;
         }
     }
     Ok(LogFrame {

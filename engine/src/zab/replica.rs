@@ -149,26 +149,16 @@ impl Replica {
         let base = engine.last_zxid();
         let log = MemLog::restored(base, frames);
         let last = log.last();
-        let membership = initial_membership(&cfg, &mut engine);
         let mut cfg = cfg;
-        let sorted = |v: &[Sid]| {
-            let mut v = v.to_vec();
-            v.sort_unstable();
-            v
-        };
-        if (membership.voters(), membership.observers())
-            != (sorted(&cfg.voters), sorted(&cfg.observers))
-        {
-            // One source of truth: what /zookeeper/config says is what quorums count.
-            warn!(
-                id = cfg.my_id,
-                "the configured voters {:?} / observers {:?} differ from /zookeeper/config's; using the latter",
-                cfg.voters,
-                cfg.observers
-            );
-            cfg.voters = membership.voters();
-            cfg.observers = membership.observers();
-        }
+        // One source of truth: the membership the caller chose is /zookeeper/config's
+        // and what quorums count.
+        let membership = cfg
+            .membership
+            .take()
+            .unwrap_or_else(|| Membership::placeholder(&cfg.voters, &cfg.observers));
+        engine.set_config_znode(membership.to_text().into_bytes());
+        cfg.voters = membership.voters();
+        cfg.observers = membership.observers();
         let mut r = Replica {
             election: Election::new(&cfg),
             cfg,
@@ -1031,7 +1021,7 @@ impl Replica {
     fn parse_membership(&self, data: &[u8]) -> Membership {
         let parsed = std::str::from_utf8(data)
             .map_err(|_| "not UTF-8".to_string())
-            .and_then(|t| Membership::parse(t, membership::any_spec).map_err(|e| e.0));
+            .and_then(|t| Membership::parse(t).map_err(|e| e.0));
         match parsed {
             Ok(m) => m,
             // Only a text the leader did not write fails here (specs are read as they
@@ -1116,7 +1106,7 @@ impl Replica {
     /// made), and counting votes or acks by our old list could leave us out forever.
     /// What a server has in force was committed, so it is safe to take.
     fn membership_from_peer(&mut self, from: Sid, text: &str) {
-        match Membership::parse(text, membership::any_spec) {
+        match Membership::parse(text) {
             Ok(m) if m.version > self.membership.version && !m.servers.is_empty() => {
                 // Only from a member (voter or observer) of ours: not from any process
                 // that got a link to our quorum port, even one that lists itself in
@@ -1170,7 +1160,7 @@ impl Replica {
     /// After installing the leader's snapshot: its `/zookeeper/config` is the newest
     /// committed membership.
     fn adopt_tree_membership(&mut self) {
-        if let Ok(m) = Membership::parse(&self.engine.tree().config_text(), membership::any_spec) {
+        if let Ok(m) = Membership::parse(&self.engine.tree().config_text()) {
             if !m.servers.is_empty() {
                 self.switch_to(m, false);
             }
@@ -1181,7 +1171,7 @@ impl Replica {
     /// through, is the ensemble's. At the same version it still wins: a server started
     /// with a list of its own (one about to be added) takes the one in force.
     fn adopt_leader_membership(&mut self, text: &str) {
-        let Ok(m) = Membership::parse(text, membership::any_spec) else {
+        let Ok(m) = Membership::parse(text) else {
             warn!(
                 id = self.cfg.my_id,
                 "the leader's membership does not parse; kept ours"
@@ -1251,37 +1241,6 @@ impl Replica {
         self.log
             .trim(self.cfg.history_txns, self.engine.last_zxid());
     }
-}
-
-/// The membership at start: `/zookeeper/config` as the caller set it (`zoo.cfg`'s or
-/// the last committed reconfiguration's). Without one (the simulator, tests), one is
-/// made up from `cfg` with placeholder addresses and put there, so that `reconfig`
-/// has a list to change.
-fn initial_membership(cfg: &ReplicaConfig, engine: &mut Engine) -> Membership {
-    match Membership::parse(&engine.tree().config_text(), membership::any_spec) {
-        Ok(m) if !m.servers.is_empty() => return m,
-        Ok(_) => {}
-        Err(e) => warn!(
-            id = cfg.my_id,
-            "/zookeeper/config does not parse ({}); reconfig will start from placeholder addresses",
-            e.0
-        ),
-    }
-    let mut m = Membership::default();
-    for (ids, observer) in [(&cfg.voters, false), (&cfg.observers, true)] {
-        for id in ids {
-            let role = if observer { "observer" } else { "participant" };
-            m.servers.insert(
-                *id,
-                super::membership::Server {
-                    spec: format!("127.0.0.1:{}:{}:{role}", 2888 + id, 3888 + id),
-                    observer,
-                },
-            );
-        }
-    }
-    engine.set_config_znode(m.to_text().into_bytes());
-    m
 }
 
 fn fnv1a(b: &[u8]) -> u64 {

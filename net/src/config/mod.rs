@@ -25,7 +25,6 @@
 //!   key, or the `-D` argument.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
-use std::fmt;
 use std::net::IpAddr;
 use std::path::{Path, PathBuf};
 
@@ -94,14 +93,13 @@ pub enum ConfigError {
 
 mod keys;
 mod properties;
-mod server_spec;
 #[cfg(test)]
 mod tests;
 mod zoo_cfg;
 
+pub use keel_engine::zab::server_spec::*;
 pub use keys::*;
 use properties::*;
-pub use server_spec::*;
 use zoo_cfg::*;
 
 /// The settings of a ZooKeeper 3.8 server, as Keel uses them.

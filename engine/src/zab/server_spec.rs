@@ -1,7 +1,11 @@
 //! The server-spec grammar of `server.N=host:quorumPort:electionPort[:role][;[clientHost:]clientPort]`
-//! lines and dynamic-configuration text: [`ServerSpec`] and its parts.
+//! lines, in `zoo.cfg`, in `/zookeeper/config` and in `reconfig` requests: [`ServerSpec`]
+//! and its parts. One grammar, I/O-free, so `net` reads `zoo.cfg` and the engine checks
+//! a `reconfig` by the same rules (nothing is accepted that a server could not then
+//! connect to).
 
-use super::*;
+use std::fmt;
+use std::net::IpAddr;
 
 /// Role of an ensemble member.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -59,7 +63,7 @@ pub struct ServerSpec {
     pub line: usize,
 }
 
-pub(super) const SERVER_FORMAT: &str = "expected host:quorumPort:electionPort[:participant|:observer][;[clientHost:]clientPort], \
+pub const SERVER_FORMAT: &str = "expected host:quorumPort:electionPort[:participant|:observer][;[clientHost:]clientPort], \
      e.g. server.1=zk1.example.com:2888:3888;2181 (several host:quorumPort:electionPort may be joined with |)";
 
 impl ServerSpec {
@@ -179,7 +183,7 @@ impl fmt::Display for ServerSpec {
     }
 }
 
-pub(super) fn bracket_v6(host: &str) -> String {
+pub fn bracket_v6(host: &str) -> String {
     if host.contains(':') {
         format!("[{host}]")
     } else {
@@ -188,7 +192,7 @@ pub(super) fn bracket_v6(host: &str) -> String {
 }
 
 /// Java's `String.split(char)`: trailing empty pieces are dropped.
-pub(super) fn java_split(s: &str, sep: char) -> Vec<&str> {
+pub fn java_split(s: &str, sep: char) -> Vec<&str> {
     let mut pieces: Vec<&str> = s.split(sep).collect();
     while pieces.last().is_some_and(|p| p.is_empty()) {
         pieces.pop();
@@ -197,7 +201,7 @@ pub(super) fn java_split(s: &str, sep: char) -> Vec<&str> {
 }
 
 /// `host:port:...`, where host may be a bracketed IPv6 literal: `[::1]:2888:3888`.
-pub(super) fn split_host_and_ports(s: &str) -> Result<Vec<String>, String> {
+pub fn split_host_and_ports(s: &str) -> Result<Vec<String>, String> {
     let s = s.trim();
     if let Some(rest) = s.strip_prefix('[') {
         let Some(end) = rest.find("]:") else {
@@ -218,7 +222,7 @@ pub(super) fn split_host_and_ports(s: &str) -> Result<Vec<String>, String> {
     }
 }
 
-pub(super) fn parse_port(s: &str) -> Option<u16> {
+pub fn parse_port(s: &str) -> Option<u16> {
     match s.trim().parse::<i64>() {
         Ok(n) if (1..=65535).contains(&n) => u16::try_from(n).ok(),
         _ => None,
@@ -227,7 +231,7 @@ pub(super) fn parse_port(s: &str) -> Option<u16> {
 
 /// A host name or IP literal Keel can try to resolve or bind: non-empty, no spaces or
 /// control characters, and a name made of letters, digits, `.`, `-` and `_`.
-pub(super) fn check_host(host: &str) -> Result<(), String> {
+pub fn check_host(host: &str) -> Result<(), String> {
     if host.is_empty() {
         return Err("the host name is empty".to_string());
     }
