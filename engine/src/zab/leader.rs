@@ -16,6 +16,7 @@ use tracing::{info, warn};
 
 use super::log::{new_frame, MemLog};
 use super::msg::{FWD_CLOSE_SESSION, FWD_CREATE_SESSION, FWD_SYNC};
+use super::shared::Core;
 use super::*;
 use crate::prep;
 use crate::proto::{op, perm, Code, Request};
@@ -126,28 +127,28 @@ impl Leader {
         self.phase == Phase::Broadcast
     }
 
-    pub fn new(r: &Replica) -> Leader {
+    pub fn new(c: &Core) -> Leader {
         info!(
-            id = r.cfg.my_id,
-            "leading: discovering a new epoch (accepted {})", r.epochs.accepted
+            id = c.cfg.my_id,
+            "leading: discovering a new epoch (accepted {})", c.epochs.accepted
         );
         Leader {
             epoch: 0,
             phase: Phase::Discovery,
             peers: HashMap::new(),
-            deadline: r.now_ms + r.cfg.init_limit * r.cfg.tick_ms,
+            deadline: c.now_ms + c.cfg.init_limit * c.cfg.tick_ms,
             spec: DataTree::empty(),
             spec_sessions: HashSet::new(),
             last_zxid: 0,
             batch: Vec::new(),
             syncs: VecDeque::new(),
             exhausted: false,
-            next_reap: r.now_ms + r.engine.config().container_check_ms.max(1),
-            next_periodic: r.now_ms,
+            next_reap: c.now_ms + c.engine.config().container_check_ms.max(1),
+            next_periodic: c.now_ms,
             joint: None,
             established_at: i64::MIN,
             promised_to_us: HashSet::new(),
-            lone_since: Some(r.now_ms),
+            lone_since: Some(c.now_ms),
         }
     }
 
@@ -155,6 +156,14 @@ impl Leader {
     /// before now keep needing them too.
     pub fn membership_replaced(&mut self, old: Vec<Sid>) {
         self.joint = Some((old, self.last_zxid));
+    }
+
+    /// Takes the voters a membership switch just replaced (`Core::replaced`) at once,
+    /// before anything more is proposed.
+    fn take_replaced(&mut self, c: &mut Core) {
+        if let Some(old) = c.replaced.take() {
+            self.membership_replaced(old);
+        }
     }
 
     /// (learners connected, voters synced, observers synced, `sync`s waiting): what
@@ -187,9 +196,10 @@ impl Leader {
 
     /// Whether we and the voters at `min` or beyond (having promised our epoch, from
     /// `EpochAcked` on) make a quorum.
-    fn quorum_at(r: &Replica, l: &Leader, min: Stage) -> bool {
-        r.cfg.has_quorum(|s| {
-            s == r.cfg.my_id
+    fn quorum_at(&self, c: &Core, min: Stage) -> bool {
+        let l = self;
+        c.cfg.has_quorum(|s| {
+            s == c.cfg.my_id
                 || l.peers
                     .get(&s)
                     .is_some_and(|p| p.stage >= min && (min < Stage::EpochAcked || p.promised))
@@ -197,40 +207,40 @@ impl Leader {
     }
 
     /// Moves through the establishment phases as far as the quorum allows.
-    pub fn progress(r: &mut Replica) {
-        let Some(l) = r.duty.leader() else { return };
+    pub fn progress(&mut self, c: &mut Core) {
+        let l = &*self;
         if l.phase == Phase::Discovery {
-            if !Self::quorum_at(r, l, Stage::Info) {
+            if !l.quorum_at(c, Stage::Info) {
                 return;
             }
-            let Some(l) = r.duty.leader_mut() else { return };
+            let l = &mut *self;
             let max = l
                 .peers
                 .values()
                 .map(|p| p.accepted_epoch)
-                .chain(std::iter::once(r.epochs.accepted))
+                .chain(std::iter::once(c.epochs.accepted))
                 .max()
                 .unwrap_or(0);
             l.epoch = max + 1;
             l.phase = Phase::AckEpoch;
             let epoch = l.epoch;
             let to: Vec<Sid> = l.peers.keys().copied().collect();
-            r.epochs.accepted = epoch;
-            r.save_epochs();
-            info!(id = r.cfg.my_id, epoch, "proposing epoch");
+            c.epochs.accepted = epoch;
+            c.save_epochs();
+            info!(id = c.cfg.my_id, epoch, "proposing epoch");
             for p in to {
-                r.out.push(ReplicaOutput::Peer {
+                c.out.push(ReplicaOutput::Peer {
                     to: p,
                     msg: PeerMsg::LeaderInfo { epoch },
                 });
             }
         }
-        let Some(l) = r.duty.leader() else { return };
+        let l = &*self;
         if l.phase == Phase::AckEpoch {
-            if !Self::quorum_at(r, l, Stage::EpochAcked) {
+            if !l.quorum_at(c, Stage::EpochAcked) {
                 return;
             }
-            let Some(l) = r.duty.leader_mut() else { return };
+            let l = &mut *self;
             l.phase = Phase::Sync;
             let ready: Vec<Sid> = l
                 .peers
@@ -239,14 +249,14 @@ impl Leader {
                 .map(|(s, _)| *s)
                 .collect();
             for p in ready {
-                Self::send_sync(r, p);
+                self.send_sync(c, p);
             }
         }
-        let Some(l) = r.duty.leader() else { return };
+        let l = &*self;
         if l.phase == Phase::Sync {
-            let me_durable = r.durable >= r.log.last();
-            let synced = r.cfg.has_quorum(|s| {
-                if s == r.cfg.my_id {
+            let me_durable = c.durable >= c.log.last();
+            let synced = c.cfg.has_quorum(|s| {
+                if s == c.cfg.my_id {
                     me_durable
                 } else {
                     l.peers.get(&s).is_some_and(|p| p.stage == Stage::Synced)
@@ -255,23 +265,25 @@ impl Leader {
             if !synced {
                 return;
             }
-            Self::establish(r);
+            self.establish(c);
         }
     }
 
     /// A quorum holds our history durably: it is committed; broadcast begins.
-    fn establish(r: &mut Replica) {
-        let epoch = r.duty.leader().map_or(0, |l| l.epoch);
-        r.epochs.current = epoch;
-        r.save_epochs();
-        r.committed = r.log.last();
-        r.apply_through(r.committed);
-        let spec = r.engine.tree().clone();
-        let sessions: HashSet<i64> = r.engine.sessions().iter().map(|s| s.id).collect();
-        r.engine.restart_session_clocks();
-        let now = r.now_ms;
-        let commit = r.committed;
-        let Some(l) = r.duty.leader_mut() else { return };
+    fn establish(&mut self, c: &mut Core) {
+        let epoch = self.epoch;
+        c.epochs.current = epoch;
+        c.save_epochs();
+        c.committed = c.log.last();
+        let me = Some(c.cfg.my_id);
+        c.apply_through(c.committed, me);
+        self.take_replaced(c);
+        let spec = c.engine.tree().clone();
+        let sessions: HashSet<i64> = c.engine.sessions().iter().map(|s| s.id).collect();
+        c.engine.restart_session_clocks();
+        let now = c.now_ms;
+        let commit = c.committed;
+        let l = &mut *self;
         l.spec = spec;
         l.spec_sessions = sessions;
         l.last_zxid = epoch << 32;
@@ -284,14 +296,14 @@ impl Leader {
             }
         }
         info!(
-            id = r.cfg.my_id,
+            id = c.cfg.my_id,
             epoch,
             commit = format_args!("0x{commit:x}"),
             "established; serving"
         );
-        let membership = r.membership.to_text();
+        let membership = c.membership.to_text();
         for p in to {
-            r.out.push(ReplicaOutput::Peer {
+            c.out.push(ReplicaOutput::Peer {
                 to: p,
                 msg: PeerMsg::UpToDate {
                     epoch,
@@ -300,8 +312,7 @@ impl Leader {
                 },
             });
         }
-        r.engine.set_serving(true);
-        r.report_role();
+        c.engine.set_serving(true);
     }
 
     /// Brings `peer`'s log in line with ours. The two logs agree up to the point where
@@ -309,46 +320,46 @@ impl Leader {
     /// end of its log, TRUNC to it when the follower holds a suffix we do not, SNAP (our
     /// committed state, then our frames after it) when our in-memory log no longer
     /// reaches back that far.
-    fn send_sync(r: &mut Replica, peer: Sid) {
-        let Some(l) = r.duty.leader_mut() else { return };
+    fn send_sync(&mut self, c: &mut Core, peer: Sid) {
+        let l = &mut *self;
         let Some(p) = l.peers.get_mut(&peer) else {
             return;
         };
         let f = p.last_zxid;
-        let common = r.log.common_point(&p.epoch_ends).min(f);
+        let common = c.log.common_point(&p.epoch_ends).min(f);
         p.stage = Stage::Syncing;
-        p.newleader_zxid = r.log.last();
+        p.newleader_zxid = c.log.last();
         let epoch = l.epoch;
-        let (mode, frames) = if common == f && (f == r.log.last() || r.log.has_boundary(f)) {
-            (SyncMode::Diff, r.log.after(f))
-        } else if common >= r.log.base() && r.log.has_boundary(common) {
-            (SyncMode::Trunc { zxid: common }, r.log.after(common))
+        let (mode, frames) = if common == f && (f == c.log.last() || c.log.has_boundary(f)) {
+            (SyncMode::Diff, c.log.after(f))
+        } else if common >= c.log.base() && c.log.has_boundary(common) {
+            (SyncMode::Trunc { zxid: common }, c.log.after(common))
         } else {
             // The archive is built off this thread (`SendSnapshot`); the view is O(1).
-            let view = r.engine.snapshot_view();
+            let view = c.engine.snapshot_view();
             let zxid = view.last_zxid();
-            let frames = r.log.after(zxid);
+            let frames = c.log.after(zxid);
             info!(
-                id = r.cfg.my_id,
+                id = c.cfg.my_id,
                 peer,
                 "synchronising 0x{f:x} by SNAP 0x{zxid:x} with {} frames",
                 frames.len()
             );
-            r.out.push(ReplicaOutput::SendSnapshot {
+            c.out.push(ReplicaOutput::SendSnapshot {
                 to: peer,
                 epoch,
                 view,
                 frames,
                 then: PeerMsg::NewLeader {
                     epoch,
-                    zxid: r.log.last(),
-                    commit: r.committed,
+                    zxid: c.log.last(),
+                    commit: c.committed,
                 },
             });
             return;
         };
         info!(
-            id = r.cfg.my_id,
+            id = c.cfg.my_id,
             peer,
             "synchronising 0x{f:x} by {} with {} frames",
             match &mode {
@@ -358,7 +369,7 @@ impl Leader {
             },
             frames.len()
         );
-        r.out.push(ReplicaOutput::Peer {
+        c.out.push(ReplicaOutput::Peer {
             to: peer,
             msg: PeerMsg::Sync {
                 epoch,
@@ -366,21 +377,21 @@ impl Leader {
                 frames,
             },
         });
-        r.out.push(ReplicaOutput::Peer {
+        c.out.push(ReplicaOutput::Peer {
             to: peer,
             msg: PeerMsg::NewLeader {
                 epoch,
-                zxid: r.log.last(),
-                commit: r.committed,
+                zxid: c.log.last(),
+                commit: c.committed,
             },
         });
     }
 
-    pub fn on_msg(r: &mut Replica, from: Sid, msg: PeerMsg) {
+    pub fn on_msg(&mut self, c: &mut Core, from: Sid, msg: PeerMsg) {
         // Servers outside the membership are welcome as non-voting learners: a server
         // about to be added by a reconfiguration catches up that way first.
-        let now = r.now_ms;
-        let Some(l) = r.duty.leader_mut() else { return };
+        let now = c.now_ms;
+        let l = &mut *self;
         if let Some(p) = l.peers.get_mut(&from) {
             p.last_heard = now;
         }
@@ -404,17 +415,17 @@ impl Leader {
                         promised: false,
                         epoch_ends: Vec::new(),
                         newleader_zxid: 0,
-                        observer: observer || r.cfg.observers.contains(&from),
+                        observer: observer || c.cfg.observers.contains(&from),
                         acked: 0,
                         last_heard: now,
                     },
                 );
-                if l.phase > Phase::Discovery && r.cfg.is_voter(from) && accepted_epoch > l.epoch {
+                if l.phase > Phase::Discovery && c.cfg.is_voter(from) && accepted_epoch > l.epoch {
                     // It promised an epoch above ours (one that never got established)
                     // and cannot follow us; until a leader proposes above that, it
                     // would loop. Stepping down lets the next election do so.
                     warn!(
-                        id = r.cfg.my_id,
+                        id = c.cfg.my_id,
                         "server {from} accepted epoch {accepted_epoch}, above ours ({}); electing again",
                         l.epoch
                     );
@@ -422,10 +433,10 @@ impl Leader {
                     return;
                 }
                 if l.phase == Phase::Discovery {
-                    Self::progress(r);
+                    self.progress(c);
                 } else {
                     let epoch = l.epoch;
-                    r.out.push(ReplicaOutput::Peer {
+                    c.out.push(ReplicaOutput::Peer {
                         to: from,
                         msg: PeerMsg::LeaderInfo { epoch },
                     });
@@ -454,14 +465,14 @@ impl Leader {
                 // not lead, so it is truncated instead (what it has beyond us was
                 // never committed: that needed a quorum of the voters in force).
                 if l.phase < Phase::Broadcast
-                    && r.cfg.voters.contains(&from)
-                    && (current_epoch, last_zxid) > (r.epochs.current, r.log.last())
+                    && c.cfg.voters.contains(&from)
+                    && (current_epoch, last_zxid) > (c.epochs.current, c.log.last())
                 {
                     warn!(
-                        id = r.cfg.my_id,
+                        id = c.cfg.my_id,
                         "follower {from} is ahead of us ({current_epoch}, 0x{last_zxid:x}) > ({}, 0x{:x}); giving up leadership",
-                        r.epochs.current,
-                        r.log.last()
+                        c.epochs.current,
+                        c.log.last()
                     );
                     l.exhausted = true;
                     return;
@@ -472,9 +483,9 @@ impl Leader {
                 p.promised = promise || l.promised_to_us.contains(&from);
                 p.epoch_ends = epoch_ends;
                 if l.phase >= Phase::Sync {
-                    Self::send_sync(r, from);
+                    self.send_sync(c, from);
                 } else {
-                    Self::progress(r);
+                    self.progress(c);
                 }
             }
             PeerMsg::AckNewLeader { epoch, zxid } => {
@@ -485,20 +496,20 @@ impl Leader {
                     return; // an earlier term's
                 }
                 p.stage = Stage::Synced;
-                p.acked = zxid.min(r.log.last());
+                p.acked = zxid.min(c.log.last());
                 if l.phase == Phase::Broadcast {
-                    let commit = r.committed;
-                    r.out.push(ReplicaOutput::Peer {
+                    let commit = c.committed;
+                    c.out.push(ReplicaOutput::Peer {
                         to: from,
                         msg: PeerMsg::UpToDate {
                             epoch,
                             commit,
-                            membership: r.membership.to_text(),
+                            membership: c.membership.to_text(),
                         },
                     });
-                    Self::recompute_commit(r);
+                    self.recompute_commit(c);
                 } else {
-                    Self::progress(r);
+                    self.progress(c);
                 }
             }
             PeerMsg::Ack { zxid } => {
@@ -506,9 +517,9 @@ impl Leader {
                     return;
                 };
                 if p.stage == Stage::Synced {
-                    p.acked = p.acked.max(zxid.min(r.log.last()));
+                    p.acked = p.acked.max(zxid.min(c.log.last()));
                     if l.phase == Phase::Broadcast {
-                        Self::recompute_commit(r);
+                        self.recompute_commit(c);
                     }
                 }
             }
@@ -518,10 +529,10 @@ impl Leader {
                     .get(&from)
                     .is_some_and(|p| p.stage >= Stage::Syncing);
                 if l.phase == Phase::Broadcast && known {
-                    Self::propose(r, Some(from), fwd);
+                    self.propose(c, Some(from), fwd);
                 }
             }
-            PeerMsg::Ping { sessions } => r.engine.touch_sessions(&sessions),
+            PeerMsg::Ping { sessions } => c.engine.touch_sessions(&sessions),
             _ => {}
         }
     }
@@ -529,34 +540,30 @@ impl Leader {
     /// While establishing: `peer` sent a vote that is not for us (it looks again, or
     /// follows another), so whatever it told us in discovery or synchronisation no
     /// longer holds; it starts over with a new `FollowerInfo` if it comes back.
-    pub fn peer_left(r: &mut Replica, peer: Sid) {
-        if let Some(l) = r.duty.leader_mut() {
-            if l.phase != Phase::Broadcast {
-                l.peers.remove(&peer);
-            }
+    pub fn peer_left(&mut self, peer: Sid) {
+        if self.phase != Phase::Broadcast {
+            self.peers.remove(&peer);
         }
     }
 
-    pub fn on_peer_down(r: &mut Replica, peer: Sid) {
-        if let Some(l) = r.duty.leader_mut() {
-            l.peers.remove(&peer);
-        }
+    pub fn on_peer_down(&mut self, peer: Sid) {
+        self.peers.remove(&peer);
     }
 
-    pub fn on_self_durable(r: &mut Replica) {
-        match r.duty.leader().map(|l| l.phase) {
-            Some(Phase::Sync) => Self::progress(r),
-            Some(Phase::Broadcast) => Self::recompute_commit(r),
+    pub fn on_self_durable(&mut self, c: &mut Core) {
+        match self.phase {
+            Phase::Sync => self.progress(c),
+            Phase::Broadcast => self.recompute_commit(c),
             _ => {}
         }
     }
 
     /// Commits through the highest zxid a quorum of voters has durable.
-    fn recompute_commit(r: &mut Replica) {
-        let Some(l) = r.duty.leader() else { return };
+    fn recompute_commit(&mut self, c: &mut Core) {
+        let l = &*self;
         let acked = |s: Sid| {
-            if s == r.cfg.my_id {
-                Some(r.durable)
+            if s == c.cfg.my_id {
+                Some(c.durable)
             } else {
                 l.peers
                     .get(&s)
@@ -564,7 +571,7 @@ impl Leader {
                     .map(|p| p.acked)
             }
         };
-        let mut candidate = r.cfg.quorum_zxid(acked);
+        let mut candidate = c.cfg.quorum_zxid(acked);
         if let (Some((old, through)), Some(c)) = (&l.joint, candidate) {
             // Through `through`, a majority of the old voters is needed as well.
             candidate = match majority_zxid(old, acked) {
@@ -573,34 +580,34 @@ impl Leader {
                 None => None,
             };
         }
-        let Some(candidate) = candidate.filter(|c| *c > r.committed) else {
+        let Some(candidate) = candidate.filter(|z| *z > c.committed) else {
             return;
         };
         let to = l.in_sync();
-        r.committed = candidate;
-        if let Some(l) = r.duty.leader_mut() {
-            if l.joint.as_ref().is_some_and(|(_, t)| candidate >= *t) {
-                l.joint = None;
-            }
+        c.committed = candidate;
+        if self.joint.as_ref().is_some_and(|(_, t)| candidate >= *t) {
+            self.joint = None;
         }
-        r.apply_through(candidate);
+        let me = Some(c.cfg.my_id);
+        c.apply_through(candidate, me);
+        self.take_replaced(c);
         for p in to {
-            r.out.push(ReplicaOutput::Peer {
+            c.out.push(ReplicaOutput::Peer {
                 to: p,
                 msg: PeerMsg::Commit { zxid: candidate },
             });
         }
-        Self::answer_syncs(r);
+        self.answer_syncs(c);
     }
 
-    fn answer_syncs(r: &mut Replica) {
+    fn answer_syncs(&mut self, c: &mut Core) {
         loop {
-            let Some(l) = r.duty.leader_mut() else { return };
+            let l = &mut *self;
             match l.syncs.front() {
-                Some(&(z, origin, session, cxid)) if z <= r.committed => {
+                Some(&(z, origin, session, cxid)) if z <= c.committed => {
                     l.syncs.pop_front();
                     match origin {
-                        Some(p) => r.out.push(ReplicaOutput::Peer {
+                        Some(p) => c.out.push(ReplicaOutput::Peer {
                             to: p,
                             msg: PeerMsg::SyncDone {
                                 session,
@@ -608,7 +615,7 @@ impl Leader {
                                 zxid: z,
                             },
                         }),
-                        None => r.engine.sync_done(session, cxid),
+                        None => c.engine.sync_done(session, cxid),
                     }
                 }
                 _ => return,
@@ -617,8 +624,8 @@ impl Leader {
     }
 
     /// Preps one request into a transaction of the current batch.
-    pub fn propose(r: &mut Replica, origin: Option<Sid>, fwd: Forward) {
-        let Some(l) = r.duty.leader_mut() else { return };
+    pub fn propose(&mut self, c: &mut Core, origin: Option<Sid>, fwd: Forward) {
+        let l = &mut *self;
         if l.phase != Phase::Broadcast || l.exhausted {
             return;
         }
@@ -626,28 +633,28 @@ impl Leader {
             // The last zxid actually proposed: `last_zxid` starts at the epoch's zero,
             // which no commit will ever reach until the epoch's first write.
             let proposed = if l.batch.is_empty() {
-                r.log.last()
+                c.log.last()
             } else {
                 l.last_zxid
             };
             l.syncs
-                .push_back((proposed.max(r.committed), origin, fwd.session, fwd.cxid));
-            Self::answer_syncs(r);
+                .push_back((proposed.max(c.committed), origin, fwd.session, fwd.cxid));
+            self.answer_syncs(c);
             return;
         }
         if l.last_zxid & 0xffff_ffff >= 0xffff_fffe {
             warn!(
-                id = r.cfg.my_id,
+                id = c.cfg.my_id,
                 "zxid counter exhausted in epoch {}; electing a new epoch", l.epoch
             );
             l.exhausted = true;
             return;
         }
         if fwd.opcode == op::RECONFIG {
-            return Self::propose_reconfig(r, fwd);
+            return self.propose_reconfig(c, fwd);
         }
         let zxid = l.last_zxid + 1;
-        let time = r.now_ms;
+        let time = c.now_ms;
         let session = fwd.session;
         let mut triggers = Vec::new();
         let err = |c: Code| Txn::Error { code: c.as_i32() };
@@ -674,7 +681,7 @@ impl Leader {
                 Err(_) => err(Code::MarshallingError),
                 Ok(ref req)
                     if !l.spec_sessions.contains(&session)
-                        && (!r.engine.config().local_sessions || req.creates_ephemeral()) =>
+                        && (!c.engine.config().local_sessions || req.creates_ephemeral()) =>
                 {
                     // With local sessions an unknown id is a follower's local session;
                     // an ephemeral still needs a global one (an orphan would live
@@ -688,7 +695,7 @@ impl Leader {
                     let ids = fwd.ids();
                     prep::prep_and_apply(
                         &mut l.spec,
-                        r.engine.config(),
+                        c.engine.config(),
                         &ids,
                         session,
                         zxid,
@@ -708,8 +715,8 @@ impl Leader {
             cxid: fwd.cxid,
             txn,
         });
-        if l.batch.len() >= r.cfg.max_batch_txns.max(1) {
-            l.flush(&mut r.log, &mut r.out);
+        if l.batch.len() >= c.cfg.max_batch_txns.max(1) {
+            l.flush(&mut c.log, &mut c.out);
         }
     }
 
@@ -717,24 +724,24 @@ impl Leader {
     /// frame of its own (so followers spot it from the frame header) and pending from
     /// this moment: every quorum counts in the old and the new membership until it
     /// commits, when every server switches to the new one.
-    fn propose_reconfig(r: &mut Replica, fwd: Forward) {
-        let Some(l) = r.duty.leader() else { return };
+    fn propose_reconfig(&mut self, c: &mut Core, fwd: Forward) {
+        let l = &*self;
         let zxid = l.last_zxid + 1;
-        let time = r.now_ms;
-        let txn = match Self::reconfigured(r, l, &fwd, zxid) {
+        let time = c.now_ms;
+        let txn = match l.reconfigured(c, &fwd, zxid) {
             Ok(m) => {
                 let data = m.to_text().into_bytes();
-                r.set_pending(Some(m));
+                c.set_pending(Some(m));
                 Txn::Reconfig { data }
             }
             Err(code) => Txn::Error {
                 code: code.as_i32(),
             },
         };
-        let Some(l) = r.duty.leader_mut() else { return };
+        let l = &mut *self;
         let alone = matches!(txn, Txn::Reconfig { .. });
         if alone {
-            l.flush(&mut r.log, &mut r.out);
+            l.flush(&mut c.log, &mut c.out);
             prep::apply_one(&mut l.spec, &txn, zxid, time, None, &mut Vec::new());
         }
         l.last_zxid = zxid;
@@ -746,7 +753,7 @@ impl Leader {
             txn,
         });
         if alone {
-            l.flush(&mut r.log, &mut r.out);
+            l.flush(&mut c.log, &mut c.out);
         }
     }
 
@@ -755,17 +762,18 @@ impl Leader {
     /// sync. ZooKeeper (3.8 to 3.9.5) checks permission last, so a client that may not
     /// reconfigure still learns whether its list parses and which version is current;
     /// here it learns only NoAuth.
-    fn reconfigured(r: &Replica, l: &Leader, fwd: &Forward, zxid: i64) -> Result<Membership, Code> {
-        if !r.cfg.reconfig_enabled {
+    fn reconfigured(&self, c: &Core, fwd: &Forward, zxid: i64) -> Result<Membership, Code> {
+        let l = self;
+        if !c.cfg.reconfig_enabled {
             return Err(Code::ReconfigDisabled);
         }
         // With local sessions an unknown id is a follower's local session.
-        if !l.spec_sessions.contains(&fwd.session) && !r.engine.config().local_sessions {
+        if !l.spec_sessions.contains(&fwd.session) && !c.engine.config().local_sessions {
             return Err(Code::SessionExpired);
         }
         // /zookeeper/config is world-readable only, so the superuser, or whoever an
         // operator granted WRITE there, may reconfigure.
-        if !r.engine.config().skip_acl {
+        if !c.engine.config().skip_acl {
             let acl = l
                 .spec
                 .get(crate::tree::CONFIG_NODE)
@@ -782,13 +790,13 @@ impl Leader {
         else {
             return Err(Code::MarshallingError);
         };
-        if r.pending.is_some() {
+        if c.pending.is_some() {
             return Err(Code::ReconfigInProgress);
         }
-        if cur_config_id != -1 && cur_config_id != r.membership.version {
+        if cur_config_id != -1 && cur_config_id != c.membership.version {
             return Err(Code::BadVersion);
         }
-        let mut next = r
+        let mut next = c
             .membership
             .reconfigured(&joining, &leaving, &new_members)
             .map_err(|e| {
@@ -796,14 +804,14 @@ impl Leader {
                     Refused::BadArguments(m) => (Code::BadArguments, m),
                     Refused::Malformed(m) => (Code::MarshallingError, m),
                 };
-                info!(id = r.cfg.my_id, "reconfig refused: {why}");
+                info!(id = c.cfg.my_id, "reconfig refused: {why}");
                 code
             })?;
         let voters = next.voters();
-        let least = if r.cfg.standalone_enabled { 2 } else { 1 };
+        let least = if c.cfg.standalone_enabled { 2 } else { 1 };
         if voters.len() < least {
             info!(
-                id = r.cfg.my_id,
+                id = c.cfg.my_id,
                 "reconfig refused: the new membership would have {} voter(s), at least {least} needed",
                 voters.len()
             );
@@ -813,14 +821,14 @@ impl Leader {
         // from within syncLimit, as ZooKeeper's isQuorumSynced (and as this leader's own
         // quorum check). A paused follower is still `Synced` until its link breaks:
         // counted, a reconfiguration it cannot acknowledge would take the ensemble down.
-        let (now, limit) = (r.now_ms, r.cfg.silence_ms());
+        let (now, limit) = (c.now_ms, c.cfg.silence_ms());
         let synced = voters
             .iter()
-            .filter(|s| **s == r.cfg.my_id || l.is_current(**s, now, limit, i64::MIN))
+            .filter(|s| **s == c.cfg.my_id || l.is_current(**s, now, limit, i64::MIN))
             .count();
         if synced <= voters.len() / 2 {
             info!(
-                id = r.cfg.my_id,
+                id = c.cfg.my_id,
                 "reconfig refused: only {synced} of the new voters {voters:?} are in sync"
             );
             return Err(Code::NewConfigNoQuorum);
@@ -832,11 +840,11 @@ impl Leader {
     /// ContainerManager in an ensemble: the leader deletes empty containers and expired
     /// TTL nodes of the committed tree, each checked again against the speculative tree
     /// (a child may have been proposed since), like any write.
-    fn reap(r: &mut Replica) {
-        let candidates = r.engine.reap_candidates();
-        let time = r.now_ms;
-        let Some(l) = r.duty.leader_mut() else { return };
-        l.next_reap = time + r.engine.config().container_check_ms.max(1);
+    fn reap(&mut self, c: &mut Core) {
+        let candidates = c.engine.reap_candidates();
+        let time = c.now_ms;
+        let l = &mut *self;
+        l.next_reap = time + c.engine.config().container_check_ms.max(1);
         for p in candidates {
             let still = l.spec.get(&p).is_some_and(|n| n.children.is_empty());
             if !still || l.exhausted || l.last_zxid & 0xffff_ffff >= 0xffff_fffe {
@@ -878,22 +886,20 @@ impl Leader {
     }
 
     /// Heartbeats, quorum check, session expiry. False: give up leadership.
-    pub fn tick(r: &mut Replica) -> bool {
-        let now = r.now_ms;
-        let Some(l) = r.duty.leader() else {
-            return false;
-        };
+    pub fn tick(&mut self, c: &mut Core) -> bool {
+        let now = c.now_ms;
+        let l = &*self;
         if l.exhausted {
             return false;
         }
         if l.phase != Phase::Broadcast {
             if now > l.deadline {
-                warn!(id = r.cfg.my_id, "no quorum established the epoch in time");
+                warn!(id = c.cfg.my_id, "no quorum established the epoch in time");
                 return false;
             }
-            let joined = r
+            let joined = c
                 .cfg
-                .has_quorum(|s| s == r.cfg.my_id || l.peers.contains_key(&s));
+                .has_quorum(|s| s == c.cfg.my_id || l.peers.contains_key(&s));
             let since = match (joined, l.lone_since) {
                 (true, _) => None,
                 (false, Some(t)) => Some(t),
@@ -901,54 +907,48 @@ impl Leader {
             };
             if since.is_some_and(|t| now - t >= LONE_MS) {
                 warn!(
-                    id = r.cfg.my_id,
+                    id = c.cfg.my_id,
                     "no quorum of voters joined us for {LONE_MS} ms while establishing; electing again"
                 );
                 return false;
             }
-            if let Some(l) = r.duty.leader_mut() {
-                l.lone_since = since;
-            }
+            self.lone_since = since;
             return true;
         }
         if now < l.next_periodic {
             return true;
         }
-        let limit = r.cfg.silence_ms();
-        let heard = r
+        let limit = c.cfg.silence_ms();
+        let heard = c
             .cfg
-            .has_quorum(|s| s == r.cfg.my_id || l.is_current(s, now, limit, l.established_at));
+            .has_quorum(|s| s == c.cfg.my_id || l.is_current(s, now, limit, l.established_at));
         if !heard {
-            warn!(id = r.cfg.my_id, "lost the quorum; electing again");
+            warn!(id = c.cfg.my_id, "lost the quorum; electing again");
             return false;
         }
         let to = l.in_sync();
         for p in to {
-            r.out.push(ReplicaOutput::Peer {
+            c.out.push(ReplicaOutput::Peer {
                 to: p,
                 msg: PeerMsg::Ping {
                     sessions: Vec::new(),
                 },
             });
         }
-        r.engine.take_touched();
-        if let Some(l) = r.duty.leader_mut() {
-            l.next_periodic = now + r.cfg.ping_interval_ms();
-        }
-        let Some(l) = r.duty.leader() else {
-            return false;
-        };
+        c.engine.take_touched();
+        self.next_periodic = now + c.cfg.ping_interval_ms();
+        let l = &*self;
         if now >= l.next_reap {
-            Self::reap(r);
+            self.reap(c);
         }
-        for id in r.engine.expired_sessions() {
+        for id in c.engine.expired_sessions() {
             info!(
-                id = r.cfg.my_id,
+                id = c.cfg.my_id,
                 session = format_args!("0x{id:x}"),
                 "session expired"
             );
-            Self::propose(
-                r,
+            self.propose(
+                c,
                 None,
                 Forward {
                     session: id,

@@ -41,6 +41,7 @@ pub mod msg;
 pub mod quorum;
 mod replica;
 pub mod server_spec;
+mod shared;
 
 pub use membership::{Membership, Refused};
 pub use msg::{Forward, LogFrame, PeerMsg, PeerState, SyncMode, Vote};
