@@ -34,6 +34,7 @@
 
 pub mod effects;
 mod election;
+mod follower;
 mod leader;
 mod log;
 pub mod membership;

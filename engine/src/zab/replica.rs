@@ -1,55 +1,23 @@
-//! The replica: one server of an ensemble. It owns the engine (committed state, client
-//! sessions), the frames of its log kept in memory (`log.rs`), its epochs, the election
+//! The replica: one server of an ensemble. It owns the [`Core`] every role works on
+//! (engine, in-memory log, epochs, membership: `shared.rs`), the election
 //! (`election.rs`, which runs beside every role) and the role it holds with that role's
-//! state ([`Duty`]: looking, following, or leading, `leader.rs`). See the module
-//! documentation of `zab` for the phases and contracts.
+//! state ([`Duty`]: looking, following (`follower.rs`) or leading (`leader.rs`)). It
+//! turns each input into calls of the role's handlers, each borrowing only its own
+//! state and the core ([`Replica::lead`], [`Replica::follow`]), and answers votes and
+//! memberships from other servers. See the module documentation of `zab` for the
+//! phases and contracts.
 
 use std::collections::HashMap;
 
 use tracing::{debug, error, info, warn};
 
 use super::election::{Election, FIRST_RESEND_MS};
+use super::follower::{FollowPhase, Follower};
 use super::leader::Leader;
 use super::log::MemLog;
 use super::shared::Core;
 use super::*;
 use crate::Engine;
-
-/// What a follower is waiting for from its leader.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum FollowPhase {
-    /// Sent `FollowerInfo`, waiting for `LeaderInfo`.
-    Discovery,
-    /// Acked the epoch, waiting for `Sync`.
-    Sync,
-    /// Synchronised by `Sync`, waiting for `NewLeader`.
-    Synced,
-    /// Got `NewLeader`; acks it once the synced log is durable, then waits `UpToDate`.
-    NewLeader { acked: bool },
-    /// Broadcast: serving clients.
-    Broadcast,
-}
-
-#[derive(Debug)]
-pub(super) struct Follower {
-    leader: Sid,
-    phase: FollowPhase,
-    /// The epoch of the term being joined (from the accepted `LeaderInfo`); messages
-    /// of discovery and synchronisation naming another epoch are an earlier term's.
-    term: i64,
-    last_heard: i64,
-    /// When discovery and synchronisation must be done by.
-    deadline: i64,
-    /// Highest durable zxid acked to the leader.
-    acked: i64,
-    next_info_resend: i64,
-    /// The leader has sent us something only a leader sends (`LeaderInfo`, a sync, a
-    /// proposal, a ping): from then on a looking vote from it means it gave up, since
-    /// on one link its messages arrive in the order it sent them.
-    heard_leading: bool,
-    /// When we chose this leader.
-    since: i64,
-}
 
 /// The role a replica holds, owning that role's protocol state: the one place the role
 /// is kept. The public [`Role`] is derived from it ([`Replica::role`]); the election
@@ -80,12 +48,6 @@ impl Duty {
             _ => None,
         }
     }
-    fn follower_mut(&mut self) -> Option<&mut Follower> {
-        match self {
-            Duty::Following(f) => Some(f),
-            _ => None,
-        }
-    }
 }
 
 pub struct Replica {
@@ -108,9 +70,6 @@ pub struct Replica {
     /// The stranger and membership version last warned about (the same one again is
     /// logged at debug).
     stranger_warned: Option<(Sid, i64)>,
-    /// The epoch we last promised (raised `acceptedEpoch` to) and the leader we promised
-    /// it to, since this process started.
-    promised_to: Option<(i64, Sid)>,
 }
 
 /// Most servers [`Replica::answers`] remembers; past that it starts afresh.
@@ -157,6 +116,7 @@ impl Replica {
                 membership,
                 pending: None,
                 elect_again: false,
+                promised_to: None,
                 replaced: None,
             },
             duty: Duty::Looking,
@@ -164,7 +124,6 @@ impl Replica {
             looking_since: now_ms,
             answers: HashMap::new(),
             stranger_warned: None,
-            promised_to: None,
         };
         r.core.cfg.membership_version = r.core.membership.version;
         r.core.find_pending(None);
@@ -312,6 +271,20 @@ impl Replica {
         Some(r)
     }
 
+    /// Runs a follower's handler on its state and the core, then reports the role
+    /// (synchronisation may have finished), or, when the handler says so, gives up on
+    /// the leader and elects again.
+    fn follow(&mut self, f: impl FnOnce(&mut Follower, &mut Core) -> bool) {
+        let Duty::Following(fo) = &mut self.duty else {
+            return;
+        };
+        if f(fo, &mut self.core) {
+            self.report_role();
+        } else {
+            self.look();
+        }
+    }
+
     /// A membership switch replaced voters: a leader keeps counting them for what it
     /// proposed before ([`Leader::membership_replaced`]); other roles need nothing.
     fn take_replaced(&mut self) {
@@ -356,42 +329,13 @@ impl Replica {
             // A one-voter ensemble needs no one else to establish its epoch.
             self.lead(|l, c| l.progress(c));
         } else {
-            let deadline = self.core.now_ms + self.core.cfg.init_limit * self.core.cfg.tick_ms;
-            self.duty = Duty::Following(Follower {
-                leader,
-                phase: FollowPhase::Discovery,
-                term: 0,
-                last_heard: self.core.now_ms,
-                deadline,
-                acked: 0,
-                next_info_resend: self.core.now_ms,
-                heard_leading: false,
-                since: self.core.now_ms,
-            });
+            self.duty = Duty::Following(Follower::new(leader, &self.core));
             self.report_role();
-            self.send_follower_info();
+            self.follow(|f, c| {
+                f.send_info(c);
+                true
+            });
         }
-    }
-
-    fn send_follower_info(&mut self) {
-        let Some(f) = self.duty.follower_mut() else {
-            return;
-        };
-        // Not a tick: a winner still deciding when our FollowerInfo arrived drops it
-        // (it is not leading yet), and a tick of 6 s would stall the election that long.
-        f.next_info_resend = self.core.now_ms
-            + super::election::FIRST_RESEND_MS
-                .min(self.core.cfg.tick_ms)
-                .max(1);
-        let to = f.leader;
-        self.core.out.push(ReplicaOutput::Peer {
-            to,
-            msg: PeerMsg::FollowerInfo {
-                accepted_epoch: self.core.epochs.accepted,
-                last_zxid: self.core.log.last(),
-                observer: self.core.cfg.is_observer(),
-            },
-        });
     }
 
     // ------------------------------------------------------------------ inputs
@@ -421,25 +365,7 @@ impl Replica {
                 }
             }
             Role::Syncing { .. } | Role::Following { .. } => {
-                let limit = self.core.cfg.silence_ms();
-                let Some(f) = self.duty.follower() else {
-                    return self.look();
-                };
-                let give_up = match f.phase {
-                    FollowPhase::Broadcast => now - f.last_heard > limit,
-                    _ => now > f.deadline,
-                };
-                if give_up {
-                    warn!(
-                        id = self.core.cfg.my_id,
-                        leader = f.leader,
-                        "leader unheard or synchronisation too slow; electing again"
-                    );
-                    return self.look();
-                }
-                if f.phase == FollowPhase::Discovery && now >= f.next_info_resend {
-                    self.send_follower_info();
-                }
+                self.follow(|f, c| f.tick(c));
             }
             Role::Establishing | Role::Leading => {
                 if self.lead(|l, c| l.tick(c)) != Some(true) {
@@ -511,7 +437,7 @@ impl Replica {
             }
             Role::Syncing { leader } | Role::Following { leader } => {
                 if from == leader {
-                    self.follower_msg(msg);
+                    self.follow(|f, c| f.on_msg(c, msg));
                 }
             }
         }
@@ -585,7 +511,12 @@ impl Replica {
             Role::Establishing | Role::Leading => {
                 self.lead(|l, c| l.on_self_durable(c));
             }
-            Role::Syncing { .. } | Role::Following { .. } => self.follower_durable(),
+            Role::Syncing { .. } | Role::Following { .. } => {
+                self.follow(|f, c| {
+                    f.on_durable(c);
+                    true
+                });
+            }
             Role::Looking => {}
         }
     }
@@ -621,301 +552,6 @@ impl Replica {
 
     // ------------------------------------------------------------------ following
 
-    fn follower_msg(&mut self, msg: PeerMsg) {
-        let now = self.core.now_ms;
-        let Some(f) = self.duty.follower_mut() else {
-            return;
-        };
-        f.last_heard = now;
-        f.heard_leading = true;
-        let leader = f.leader;
-        let phase = f.phase;
-        let term = f.term;
-        match msg {
-            PeerMsg::LeaderInfo { epoch } => {
-                let fresh = phase == FollowPhase::Discovery
-                    || (phase != FollowPhase::Broadcast && epoch > term);
-                // A non-voter's promise counts for nothing, so it may follow any leader.
-                let behind = epoch < self.core.epochs.accepted
-                    && self.core.cfg.is_voter(self.core.cfg.my_id);
-                if !fresh || behind {
-                    // A duplicate, an earlier term's message still on the link, or a
-                    // leader behind what we promised: not answered (ZooKeeper gives up
-                    // on the last; the deadline does that here).
-                    return;
-                }
-                // A promise is given once per epoch, to one leader; asked again by that
-                // same leader (our link broke, or our ack was lost while we looked), we
-                // renew it, or the leader could count us only after initLimit.
-                let promise =
-                    epoch > self.core.epochs.accepted || self.promised_to == Some((epoch, leader));
-                if epoch > self.core.epochs.accepted {
-                    self.core.epochs.accepted = epoch;
-                    self.core.save_epochs();
-                    self.promised_to = Some((epoch, leader));
-                }
-                if let Some(f) = self.duty.follower_mut() {
-                    f.phase = FollowPhase::Sync;
-                    f.term = epoch;
-                }
-                let epoch_ends = self.core.log.epoch_ends();
-                self.core.out.push(ReplicaOutput::Peer {
-                    to: leader,
-                    msg: PeerMsg::AckEpoch {
-                        epoch,
-                        promise,
-                        current_epoch: self.core.epochs.current,
-                        last_zxid: self.core.log.last(),
-                        epoch_ends,
-                    },
-                });
-            }
-            PeerMsg::Sync {
-                epoch,
-                mode,
-                frames,
-            } => {
-                if epoch != term {
-                    return;
-                }
-                if phase != FollowPhase::Sync {
-                    return self.look();
-                }
-                if !self.apply_sync(mode) {
-                    return self.look();
-                }
-                for fr in frames {
-                    if !self.append(fr) {
-                        return self.look();
-                    }
-                }
-                if let Some(f) = self.duty.follower_mut() {
-                    f.phase = FollowPhase::Synced;
-                }
-            }
-            PeerMsg::NewLeader { epoch, commit, .. } => {
-                if epoch != term {
-                    return;
-                }
-                if phase != FollowPhase::Synced {
-                    return self.look();
-                }
-                if let Some(f) = self.duty.follower_mut() {
-                    f.phase = FollowPhase::NewLeader { acked: false };
-                }
-                // Apply what the leader has committed before acking: a reconfiguration
-                // among it must be in force here before our acks count in its
-                // membership (the leader counts them there from now on).
-                self.core.committed = self.core.committed.max(commit.min(self.core.log.last()));
-                self.core
-                    .apply_through(self.core.committed, self.leader_id());
-                self.follower_durable();
-            }
-            PeerMsg::UpToDate {
-                epoch,
-                commit,
-                membership,
-            } => {
-                if epoch != term {
-                    return;
-                }
-                if phase != (FollowPhase::NewLeader { acked: true }) {
-                    return self.look();
-                }
-                if let Some(f) = self.duty.follower_mut() {
-                    f.phase = FollowPhase::Broadcast;
-                }
-                self.core.committed = self.core.committed.max(commit);
-                self.core
-                    .apply_through(self.core.committed, self.leader_id());
-                self.adopt_leader_membership(&membership);
-                self.report_role();
-                self.core.engine.set_serving(true);
-            }
-            PeerMsg::Proposal(fr) => {
-                if !matches!(
-                    phase,
-                    FollowPhase::NewLeader { .. } | FollowPhase::Broadcast
-                ) {
-                    return self.look();
-                }
-                if fr.first >> 32 != term {
-                    // Every proposal of this term carries its epoch; an older one is a
-                    // previous term's, still on the link.
-                    if fr.first >> 32 < term {
-                        return;
-                    }
-                    return self.look();
-                }
-                if !self.append(fr) {
-                    self.look();
-                }
-            }
-            PeerMsg::Commit { zxid } => {
-                if zxid > self.core.log.last() {
-                    warn!(
-                        id = self.core.cfg.my_id,
-                        "commit of 0x{zxid:x} beyond our log (0x{:x}); resynchronising",
-                        self.core.log.last()
-                    );
-                    return self.look();
-                }
-                self.core.committed = self.core.committed.max(zxid);
-                // Also before `UpToDate`: a committed reconfiguration must be in force
-                // before we ack what the leader proposes after it.
-                if matches!(
-                    phase,
-                    FollowPhase::NewLeader { .. } | FollowPhase::Broadcast
-                ) {
-                    self.core
-                        .apply_through(self.core.committed, self.leader_id());
-                }
-            }
-            PeerMsg::SyncDone { session, cxid, .. } => {
-                self.core.engine.sync_done(session, cxid);
-            }
-            PeerMsg::Ping { .. } => {
-                let sessions = self.core.engine.take_touched();
-                self.core.out.push(ReplicaOutput::Peer {
-                    to: leader,
-                    msg: PeerMsg::Ping { sessions },
-                });
-            }
-            other => {
-                warn!(
-                    id = self.core.cfg.my_id,
-                    "unexpected {} from leader {leader}; ignored",
-                    other.name()
-                );
-            }
-        }
-    }
-
-    /// Carries out the leader's synchronisation mode. False: cannot (resynchronise).
-    fn apply_sync(&mut self, mode: SyncMode) -> bool {
-        match mode {
-            SyncMode::Diff => true,
-            SyncMode::Trunc { zxid } => {
-                if zxid < self.core.engine.last_zxid() {
-                    warn!(
-                        id = self.core.cfg.my_id,
-                        "told to truncate to 0x{zxid:x} below what we applied (0x{:x})",
-                        self.core.engine.last_zxid()
-                    );
-                    return false;
-                }
-                if self.core.log.truncate_after(zxid).is_err() {
-                    warn!(
-                        id = self.core.cfg.my_id,
-                        "truncation point 0x{zxid:x} splits a frame"
-                    );
-                    return false;
-                }
-                self.core.durable = self.core.durable.min(self.core.log.last());
-                self.core
-                    .out
-                    .push(ReplicaOutput::TruncateLog { after: zxid });
-                self.core.find_pending(self.leader_id());
-                true
-            }
-            SyncMode::Snap { zxid, data } => {
-                let snap = match crate::snapshot::SnapshotData::from_bytes(&data) {
-                    Ok(s) => s,
-                    Err(e) => {
-                        warn!(id = self.core.cfg.my_id, "leader's snapshot refused: {e}");
-                        return false;
-                    }
-                };
-                if snap.last_zxid as i64 != zxid || zxid < self.core.engine.last_zxid() {
-                    warn!(
-                        id = self.core.cfg.my_id,
-                        "leader's snapshot at 0x{zxid:x} is behind what we applied (0x{:x})",
-                        self.core.engine.last_zxid()
-                    );
-                    return false;
-                }
-                self.core.engine.load_snapshot(&snap);
-                self.core.log.reset(zxid);
-                // What our log had pending is gone with it.
-                self.core.set_pending(None);
-                self.adopt_tree_membership();
-                self.core.durable = zxid;
-                self.core.committed = zxid;
-                self.core
-                    .out
-                    .push(ReplicaOutput::InstallSnapshot { data: snap });
-                true
-            }
-        }
-    }
-
-    /// Appends a frame the leader sent. False when it does not follow our log.
-    fn append(&mut self, fr: LogFrame) -> bool {
-        if fr.last <= self.core.log.last() {
-            return true; // a duplicate
-        }
-        let epoch_start = (fr.first >> 32) << 32 | 1;
-        let follows = fr.first == self.core.log.last() + 1
-            || (fr.first == epoch_start && (self.core.log.last() >> 32) < (fr.first >> 32));
-        if !follows || fr.first > fr.last {
-            warn!(
-                id = self.core.cfg.my_id,
-                "frame 0x{:x}..0x{:x} does not follow our log (last 0x{:x}); resynchronising",
-                fr.first,
-                fr.last,
-                self.core.log.last()
-            );
-            return false;
-        }
-        self.core.out.push(ReplicaOutput::Persist(fr.clone()));
-        self.note_reconfig(&fr);
-        self.core.log.push(fr);
-        true
-    }
-
-    fn follower_durable(&mut self) {
-        let Some(f) = self.duty.follower_mut() else {
-            return;
-        };
-        match f.phase {
-            FollowPhase::NewLeader { acked: false }
-                if self.core.durable >= self.core.log.last() =>
-            {
-                f.phase = FollowPhase::NewLeader { acked: true };
-                f.acked = self.core.durable;
-                let (leader, epoch) = (f.leader, f.term);
-                if epoch > self.core.epochs.current {
-                    self.core.epochs.current = epoch;
-                    self.core.epochs.accepted = self.core.epochs.accepted.max(epoch);
-                    self.core.save_epochs();
-                }
-                self.core.out.push(ReplicaOutput::Peer {
-                    to: leader,
-                    msg: PeerMsg::AckNewLeader {
-                        epoch,
-                        zxid: self.core.durable,
-                    },
-                });
-            }
-            // Observers ack too: a pending reconfiguration may make one a voter, and
-            // what was proposed before a reconfiguration demoted a voter still counts
-            // its ack (the quorums a proposal needs are fixed when it is proposed).
-            FollowPhase::NewLeader { acked: true } | FollowPhase::Broadcast
-                if self.core.durable > f.acked =>
-            {
-                f.acked = self.core.durable;
-                let leader = f.leader;
-                self.core.out.push(ReplicaOutput::Peer {
-                    to: leader,
-                    msg: PeerMsg::Ack {
-                        zxid: self.core.durable,
-                    },
-                });
-            }
-            _ => {}
-        }
-    }
-
     // ------------------------------------------------------------------ the log
 
     // ------------------------------------------------------------------ membership
@@ -928,14 +564,6 @@ impl Replica {
     /// A logged, uncommitted reconfiguration, if any.
     pub fn pending_membership(&self) -> Option<&Membership> {
         self.core.pending.as_ref()
-    }
-
-    /// A frame just logged: if it is a reconfiguration (always alone in its frame), it
-    /// is pending from now.
-    fn note_reconfig(&mut self, fr: &LogFrame) {
-        if let Some(m) = self.core.reconfig_in(fr) {
-            self.core.logged_reconfig(m, self.leader_id());
-        }
     }
 
     /// Votes carry the sender's membership version: an older one than ours gets ours;
@@ -1057,36 +685,5 @@ impl Replica {
                 "server {from} sent a membership that does not parse: {}", e.0
             ),
         }
-    }
-
-    /// After installing the leader's snapshot: its `/zookeeper/config` is the newest
-    /// committed membership.
-    fn adopt_tree_membership(&mut self) {
-        if let Ok(m) = Membership::parse(&self.core.engine.tree().config_text()) {
-            if !m.servers.is_empty() {
-                self.core.switch_to(m, false, self.leader_id());
-            }
-        }
-    }
-
-    /// On `UpToDate`: the leader's membership, as of the commit point we just applied
-    /// through, is the ensemble's. At the same version it still wins: a server started
-    /// with a list of its own (one about to be added) takes the one in force.
-    fn adopt_leader_membership(&mut self, text: &str) {
-        let Ok(m) = Membership::parse(text) else {
-            warn!(
-                id = self.core.cfg.my_id,
-                "the leader's membership does not parse; kept ours"
-            );
-            return;
-        };
-        if m.servers.is_empty() || m == self.core.membership {
-            return;
-        }
-        let same_version = m.version == self.core.membership.version;
-        if same_version {
-            self.core.engine.set_config_znode(text.as_bytes().to_vec());
-        }
-        self.core.switch_to(m, same_version, self.leader_id());
     }
 }

@@ -5,7 +5,7 @@
 //! their own state, never the whole replica; applying committed transactions and
 //! switching memberships are here because every role does them.
 
-use tracing::info;
+use tracing::{info, warn};
 
 use super::log::MemLog;
 use super::*;
@@ -39,6 +39,9 @@ pub(super) struct Core {
     /// Applying a reconfiguration took away the leader we follow, or our own
     /// leadership: elect again once the current input is handled.
     pub(super) elect_again: bool,
+    /// The epoch we last promised (raised `acceptedEpoch` to) and the leader we promised
+    /// it to, since this process started.
+    pub(super) promised_to: Option<(i64, Sid)>,
     /// The voters the last membership switch replaced, until the role takes them (a
     /// leader keeps counting them for what it proposed before the switch).
     pub(super) replaced: Option<Vec<Sid>>,
@@ -239,6 +242,45 @@ impl Core {
     fn trim_log(&mut self) {
         self.log
             .trim(self.cfg.history_txns, self.engine.last_zxid());
+    }
+
+    /// A frame just logged: if it is a reconfiguration (always alone in its frame), it
+    /// is pending from now.
+    pub(super) fn note_reconfig(&mut self, fr: &LogFrame, leader: Option<Sid>) {
+        if let Some(m) = self.reconfig_in(fr) {
+            self.logged_reconfig(m, leader);
+        }
+    }
+
+    /// After installing the leader's snapshot: its `/zookeeper/config` is the newest
+    /// committed membership.
+    pub(super) fn adopt_tree_membership(&mut self, leader: Option<Sid>) {
+        if let Ok(m) = Membership::parse(&self.engine.tree().config_text()) {
+            if !m.servers.is_empty() {
+                self.switch_to(m, false, leader);
+            }
+        }
+    }
+
+    /// On `UpToDate`: the leader's membership, as of the commit point we just applied
+    /// through, is the ensemble's. At the same version it still wins: a server started
+    /// with a list of its own (one about to be added) takes the one in force.
+    pub(super) fn adopt_leader_membership(&mut self, text: &str, leader: Option<Sid>) {
+        let Ok(m) = Membership::parse(text) else {
+            warn!(
+                id = self.cfg.my_id,
+                "the leader's membership does not parse; kept ours"
+            );
+            return;
+        };
+        if m.servers.is_empty() || m == self.membership {
+            return;
+        }
+        let same_version = m.version == self.membership.version;
+        if same_version {
+            self.engine.set_config_znode(text.as_bytes().to_vec());
+        }
+        self.switch_to(m, same_version, leader);
     }
 }
 
