@@ -16,6 +16,7 @@ pub mod proto;
 pub mod server;
 pub mod session;
 pub mod snapshot;
+pub mod stats;
 pub mod tree;
 pub mod txn;
 pub mod watch;

@@ -26,6 +26,7 @@ use crate::proto::{
 use crate::session::{self, Session, Sessions};
 pub use crate::snapshot::SnapshotView;
 use crate::snapshot::{ArchivedSnapshotData, SnapNodeRef, SnapSession, SnapshotData};
+pub use crate::stats::{ConnStats, Counters, Latency};
 use crate::tree::Node;
 use crate::tree::{self, DataTree, Trigger};
 use crate::txn::{self, Txn, TxnRecord};
@@ -80,95 +81,6 @@ struct Conn {
     session: i64,
     auth: Vec<Id>,
     stats: ConnStats,
-}
-
-/// Per-connection statistics, as ZooKeeper's `cons` shows them.
-#[derive(Debug, Clone)]
-pub struct ConnStats {
-    pub peer: SocketAddr,
-    pub session: i64,
-    pub timeout_ms: i32,
-    pub established_ms: i64,
-    pub received: u64,
-    pub sent: u64,
-    /// Replies not yet released (waiting for the log).
-    pub queued: u64,
-    pub last_op: &'static str,
-    pub last_cxid: i32,
-    pub last_zxid: i64,
-    pub last_response_ms: i64,
-    pub last_latency_ms: i64,
-    pub min_latency_ms: i64,
-    pub max_latency_ms: i64,
-    pub total_latency_ms: i64,
-    pub latency_count: u64,
-}
-
-impl ConnStats {
-    fn new(peer: SocketAddr, now_ms: i64) -> ConnStats {
-        ConnStats {
-            peer,
-            session: 0,
-            timeout_ms: 0,
-            established_ms: now_ms,
-            received: 0,
-            sent: 0,
-            queued: 0,
-            last_op: "NA",
-            last_cxid: -1,
-            last_zxid: -1,
-            last_response_ms: 0,
-            last_latency_ms: 0,
-            min_latency_ms: 0,
-            max_latency_ms: 0,
-            total_latency_ms: 0,
-            latency_count: 0,
-        }
-    }
-
-    pub fn reset(&mut self) {
-        let keep = ConnStats {
-            session: self.session,
-            timeout_ms: self.timeout_ms,
-            established_ms: self.established_ms,
-            ..ConnStats::new(self.peer, 0)
-        };
-        *self = keep;
-    }
-}
-
-/// Counters for `srvr`, `stat` and `mntr`.
-#[derive(Debug, Default, Clone)]
-pub struct Counters {
-    pub packets_received: u64,
-    pub packets_sent: u64,
-    pub requests: u64,
-    pub writes: u64,
-    pub reads: u64,
-    pub sessions_expired: u64,
-    pub min_latency_ms: i64,
-    pub max_latency_ms: i64,
-    pub total_latency_ms: i64,
-    pub latency_count: u64,
-}
-
-impl Counters {
-    pub fn avg_latency_ms(&self) -> f64 {
-        if self.latency_count == 0 {
-            0.0
-        } else {
-            self.total_latency_ms as f64 / self.latency_count as f64
-        }
-    }
-
-    fn record_latency(&mut self, ms: i64) {
-        if self.latency_count == 0 || ms < self.min_latency_ms {
-            self.min_latency_ms = ms;
-        }
-        self.max_latency_ms = self.max_latency_ms.max(ms);
-        self.total_latency_ms += ms;
-        self.latency_count += 1;
-    }
 }
 
 pub struct Engine {
@@ -429,7 +341,7 @@ impl Engine {
         } else {
             if let (Output::Send { conn, .. }, Some(_)) = (&o, started) {
                 if let Some(c) = self.conns.get_mut(conn) {
-                    c.stats.queued += 1;
+                    c.stats.held();
                 }
             }
             self.held.push_back((self.last_zxid, o, started));
@@ -440,20 +352,8 @@ impl Engine {
         if let Output::Send { conn, .. } = &o {
             let now = self.now_ms;
             if let Some(c) = self.conns.get_mut(conn) {
-                c.stats.sent += 1;
-                if let Some(t) = started {
-                    let lat = (now - t).max(0);
-                    let s = &mut c.stats;
-                    if s.latency_count == 0 || lat < s.min_latency_ms {
-                        s.min_latency_ms = lat;
-                    }
-                    s.max_latency_ms = s.max_latency_ms.max(lat);
-                    s.total_latency_ms += lat;
-                    s.latency_count += 1;
-                    s.last_latency_ms = lat;
-                    s.last_response_ms = now;
-                    s.queued = s.queued.saturating_sub(1);
-                    self.counters.record_latency(lat);
+                if let Some(lat) = c.stats.sent(now, started) {
+                    self.counters.latency.record(lat);
                 }
             }
         }
@@ -765,15 +665,10 @@ impl Engine {
     }
 
     fn new_conn(&self, peer: SocketAddr, session: i64, timeout_ms: i32) -> Conn {
-        let mut stats = ConnStats::new(peer, self.now_ms);
-        stats.session = session;
-        stats.timeout_ms = timeout_ms;
-        stats.received = 1;
-        stats.last_op = "SESS";
         Conn {
             session,
             auth: vec![Id::new("ip", &peer.ip().to_string())],
-            stats,
+            stats: ConnStats::opened(peer, self.now_ms, session, timeout_ms),
         }
     }
 
@@ -822,7 +717,7 @@ impl Engine {
         let session = c.session;
         let closing = self.sessions.get(session).is_some_and(|x| x.closing);
         let gap = self.now_ms - s.last_response_ms;
-        if closing || s.latency_count == 0 || s.last_op == "PING" || gap > 1000 {
+        if closing || s.latency.count == 0 || s.last_op == "PING" || gap > 1000 {
             self.hang_ups.remove(&session);
             return;
         }
@@ -872,12 +767,7 @@ impl Engine {
         let Some(c) = self.conns.get_mut(&conn) else {
             return;
         };
-        c.stats.received += 1;
-        c.stats.last_op = op_name(opcode);
-        if xid >= 0 {
-            c.stats.last_cxid = xid;
-        }
-        c.stats.last_zxid = last_zxid;
+        c.stats.requested(op_name(opcode), xid, last_zxid);
         let session = c.session;
         self.sessions.touch(session, self.now_ms);
         if self.repl_queue(conn, session, xid, opcode, body) {

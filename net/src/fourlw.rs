@@ -196,9 +196,9 @@ fn srvr(e: &Engine, clients_of: Option<SocketAddr>, mode: &Mode) -> String {
     let _ = writeln!(
         s,
         "Latency min/avg/max: {}/{}/{}",
-        c.min_latency_ms,
-        java_double(c.avg_latency_ms()),
-        c.max_latency_ms
+        c.latency.min_ms,
+        java_double(c.latency.avg_ms()),
+        c.latency.max_ms
     );
     let _ = writeln!(s, "Received: {}", c.packets_received);
     let _ = writeln!(s, "Sent: {}", c.packets_sent);
@@ -232,11 +232,6 @@ fn cons(e: &Engine, me: SocketAddr, full: bool) -> String {
             c.sent
         );
         if full {
-            let avg = if c.latency_count == 0 {
-                0
-            } else {
-                c.total_latency_ms / c.latency_count as i64
-            };
             let _ = write!(
                 s,
                 ",sid=0x{:x},lop={},est={},to={},lcxid=0x{:x},lzxid=0x{:x},lresp={},llat={},minlat={},avglat={},maxlat={}",
@@ -248,9 +243,9 @@ fn cons(e: &Engine, me: SocketAddr, full: bool) -> String {
                 c.last_zxid,
                 c.last_response_ms,
                 c.last_latency_ms,
-                c.min_latency_ms,
-                avg,
-                c.max_latency_ms
+                c.latency.min_ms,
+                c.latency.avg_whole_ms(),
+                c.latency.max_ms
             );
         }
         s.push_str(")\n");
@@ -379,7 +374,7 @@ fn mntr(e: &Engine, info: &ServerInfo, mode: &Mode) -> String {
         "zk_num_alive_connections",
         (e.connection_count() + 1).to_string(),
     );
-    kv("zk_avg_latency", java_double(c.avg_latency_ms()));
+    kv("zk_avg_latency", java_double(c.latency.avg_ms()));
     kv("zk_outstanding_requests", e.outstanding().to_string());
     kv("zk_znode_count", zk_node_count(e).to_string());
     kv("zk_global_sessions", e.sessions().len().to_string());
@@ -387,8 +382,8 @@ fn mntr(e: &Engine, info: &ServerInfo, mode: &Mode) -> String {
     kv("zk_packets_sent", c.packets_sent.to_string());
     kv("zk_packets_received", c.packets_received.to_string());
     kv("zk_watch_count", e.watches().count().to_string());
-    kv("zk_min_latency", c.min_latency_ms.to_string());
-    kv("zk_max_latency", c.max_latency_ms.to_string());
+    kv("zk_min_latency", c.latency.min_ms.to_string());
+    kv("zk_max_latency", c.latency.max_ms.to_string());
     kv("zk_max_file_descriptor_count", max_fds().to_string());
     kv("zk_open_file_descriptor_count", open_fds().to_string());
     kv("zk_approximate_data_size", e.tree().data_size().to_string());
