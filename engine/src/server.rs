@@ -1,15 +1,22 @@
-//! The standalone replica as a deterministic state machine: `step(Input)` then
-//! `drain(&mut outputs)`. Inputs are connections, request frames, ticks of the wall
-//! clock and durability reports from the log; outputs are frames to send, connections
-//! to close and log frames to persist.
+//! The engine: ZooKeeper's data model (tree, sessions, watches, the one apply path)
+//! behind a deterministic state machine, `step(Input)` then `drain(&mut outputs)`.
+//! Inputs are connections, request frames, ticks of the wall clock and durability
+//! reports from the log; outputs are frames to send, connections to close and log
+//! frames to persist. It serves clients through one of two front-ends (`Front`),
+//! each owning its own queues:
 //!
-//! Writes are validated ("prep") against the tree and applied to it at once, but
-//! nothing a client could observe leaves the engine until the log reports the writes
-//! before it durable: every output is tagged with the last zxid when it was produced and
-//! held until `Durable` covers it. A client therefore never sees state a crash could
-//! take back, and a log failure is fail-stop (the process exits), so the in-memory tree
-//! is never ahead of a log that is still being served. Reads queue behind earlier writes
-//! as in ZooKeeper's single request pipeline.
+//! - **Standalone** (this file). Writes are validated ("prep") against the tree and
+//!   applied to it at once, but nothing a client could observe leaves the engine until
+//!   the log reports the writes before it durable: every output is tagged with the
+//!   last zxid when it was produced and held until `Durable` covers it. A client
+//!   therefore never sees state a crash could take back, and a log failure is
+//!   fail-stop (the process exits), so the in-memory tree is never ahead of a log that
+//!   is still being served. Reads queue behind earlier writes as in ZooKeeper's single
+//!   request pipeline.
+//! - **Ensemble member** (`server/replicated.rs`). Writes go to the leader; committed
+//!   transactions come back through `apply_committed`, the same apply path.
+//!
+//! Connection statistics are `stats.rs`'s.
 
 use std::collections::{HashMap, VecDeque};
 use std::net::SocketAddr;
@@ -91,10 +98,6 @@ pub struct Engine {
     conns: HashMap<ConnId, Conn>,
     now_ms: i64,
     last_zxid: i64,
-    durable_zxid: i64,
-    /// Outputs waiting for the log, tagged with the zxid that must be durable first and,
-    /// for replies, when their request arrived (for latency statistics).
-    held: VecDeque<(i64, Output, Option<i64>)>,
     /// Arrival time of the request being handled, so its reply can be timed.
     current_request: Option<(ConnId, &'static str, i32, i64)>,
     /// Sessions whose last connections ended by the client hanging up right after a
@@ -104,12 +107,53 @@ pub struct Engine {
     /// Bytes of the frames in `ready`: drivers end a turn early past a bound, so that
     /// a burst of large replies is written (or its reader cut off) before more are built.
     ready_bytes: usize,
-    log_batch: Vec<TxnRecord>,
     next_expiry_scan: i64,
     next_container_scan: i64,
     pub counters: Counters,
-    /// Ensemble mode (see `replicated.rs`); `None` when standalone.
-    repl: Option<replicated::Repl>,
+    /// How writes become durable and when outputs may leave: standalone, or an
+    /// ensemble member.
+    front: Front,
+}
+
+/// The two front-ends over the engine's data model, each owning its own queues.
+enum Front {
+    /// A standalone server: a write is applied at once and logged here, and every
+    /// output waits until the log reports the writes before it durable.
+    Standalone(Standalone),
+    /// An ensemble member (`replicated.rs`): requests go to the leader, committed
+    /// transactions come back to be applied; outputs leave at once (what they show is
+    /// committed, so durable on a quorum).
+    Member(replicated::Repl),
+}
+
+#[derive(Default)]
+struct Standalone {
+    /// Outputs waiting for the log, tagged with the zxid that must be durable first and,
+    /// for replies, when their request arrived (for latency statistics). Never holds
+    /// anything once `durable_zxid` reaches the engine's last zxid.
+    held: VecDeque<(i64, Output, Option<i64>)>,
+    /// Transactions applied since the last `drain`, to be logged as one frame.
+    log_batch: Vec<TxnRecord>,
+    /// The highest zxid the log reports durable.
+    durable_zxid: i64,
+}
+
+impl Front {
+    fn member(&self) -> Option<&replicated::Repl> {
+        match self {
+            Front::Member(r) => Some(r),
+            Front::Standalone(_) => None,
+        }
+    }
+    fn member_mut(&mut self) -> Option<&mut replicated::Repl> {
+        match self {
+            Front::Member(r) => Some(r),
+            Front::Standalone(_) => None,
+        }
+    }
+    fn is_member(&self) -> bool {
+        matches!(self, Front::Member(_))
+    }
 }
 
 impl Engine {
@@ -124,16 +168,13 @@ impl Engine {
             conns: HashMap::new(),
             now_ms,
             last_zxid: 0,
-            durable_zxid: 0,
-            held: VecDeque::new(),
             ready: Vec::new(),
             hang_ups: HashMap::new(),
             ready_bytes: 0,
-            log_batch: Vec::new(),
             current_request: None,
             next_expiry_scan: now_ms,
             counters: Counters::default(),
-            repl: None,
+            front: Front::Standalone(Standalone::default()),
         }
     }
 
@@ -152,15 +193,23 @@ impl Engine {
     pub fn last_zxid(&self) -> i64 {
         self.last_zxid
     }
+    /// The highest zxid known durable: the log's report when standalone; a member's
+    /// tree holds committed transactions only.
     pub fn durable_zxid(&self) -> i64 {
-        self.durable_zxid
+        match &self.front {
+            Front::Standalone(s) => s.durable_zxid,
+            Front::Member(_) => self.last_zxid,
+        }
     }
     pub fn connection_count(&self) -> usize {
         self.conns.len()
     }
     /// Requests whose outputs wait for the log.
     pub fn outstanding(&self) -> usize {
-        self.held.len()
+        match &self.front {
+            Front::Standalone(s) => s.held.len(),
+            Front::Member(_) => 0,
+        }
     }
     pub fn connection_session(&self, conn: ConnId) -> Option<i64> {
         self.conns.get(&conn).map(|c| c.session)
@@ -240,7 +289,7 @@ impl Engine {
             });
         }
         self.last_zxid = last_zxid;
-        self.durable_zxid = last_zxid;
+        self.recovered_durable();
     }
     /// Re-applies one log frame's transactions (those after the current zxid).
     pub fn replay(&mut self, payload: &[u8]) -> Result<usize, JuteError> {
@@ -255,7 +304,7 @@ impl Engine {
             self.last_zxid = rec.zxid;
             n += 1;
         }
-        self.durable_zxid = self.last_zxid;
+        self.recovered_durable();
         self.sessions.reset_deadlines(self.now_ms);
         Ok(n)
     }
@@ -309,15 +358,15 @@ impl Engine {
 
     /// Moves every output that may leave now into `out`, the pending log frame first.
     pub fn drain(&mut self, out: &mut Vec<Output>) {
-        if !self.log_batch.is_empty() {
-            let first = self.log_batch[0].zxid;
-            let last = self.log_batch[self.log_batch.len() - 1].zxid;
-            out.push(Output::Persist {
-                first_zxid: first,
-                last_zxid: last,
-                payload: txn::encode_batch(&self.log_batch),
-            });
-            self.log_batch.clear();
+        if let Front::Standalone(s) = &mut self.front {
+            if let (Some(first), Some(last)) = (s.log_batch.first(), s.log_batch.last()) {
+                out.push(Output::Persist {
+                    first_zxid: first.zxid,
+                    last_zxid: last.zxid,
+                    payload: txn::encode_batch(&s.log_batch),
+                });
+                s.log_batch.clear();
+            }
         }
         out.append(&mut self.ready);
         self.ready_bytes = 0;
@@ -336,16 +385,19 @@ impl Engine {
         if let Output::Send { .. } = o {
             self.counters.packets_sent += 1;
         }
-        if self.held.is_empty() && self.last_zxid <= self.durable_zxid {
-            self.release(o, started);
-        } else {
-            if let (Output::Send { conn, .. }, Some(_)) = (&o, started) {
-                if let Some(c) = self.conns.get_mut(conn) {
-                    c.stats.held();
-                }
-            }
-            self.held.push_back((self.last_zxid, o, started));
+        let last = self.last_zxid;
+        let Front::Standalone(s) = &mut self.front else {
+            return self.release(o, started);
+        };
+        if s.held.is_empty() && last <= s.durable_zxid {
+            return self.release(o, started);
         }
+        if let (Output::Send { conn, .. }, Some(_)) = (&o, started) {
+            if let Some(c) = self.conns.get_mut(conn) {
+                c.stats.held();
+            }
+        }
+        s.held.push_back((last, o, started));
     }
 
     fn release(&mut self, o: Output, started: Option<i64>) {
@@ -363,18 +415,24 @@ impl Engine {
         self.ready.push(o);
     }
 
+    /// The log reports everything through `zxid` durable: what waited for it leaves.
+    /// (A member's durability is the replica's business; it never asks.)
     fn durable(&mut self, zxid: i64) {
-        if zxid <= self.durable_zxid {
+        let Front::Standalone(s) = &mut self.front else {
+            return;
+        };
+        if zxid <= s.durable_zxid {
             return;
         }
-        self.durable_zxid = zxid;
-        while let Some((z, _, _)) = self.held.front() {
-            if *z > zxid {
-                break;
+        s.durable_zxid = zxid;
+        let mut ready = Vec::new();
+        while s.held.front().is_some_and(|(z, _, _)| *z <= zxid) {
+            if let Some((_, o, started)) = s.held.pop_front() {
+                ready.push((o, started));
             }
-            if let Some((_, o, started)) = self.held.pop_front() {
-                self.release(o, started);
-            }
+        }
+        for (o, started) in ready {
+            self.release(o, started);
         }
     }
 
@@ -411,7 +469,7 @@ impl Engine {
         if scan {
             self.next_expiry_scan = self.now_ms + (self.cfg.tick_ms as i64 / 4).clamp(10, 500);
         }
-        if self.repl.is_some() {
+        if self.front.is_member() {
             // Global expiry and container reaping are the leader's, proposed like any
             // write; local sessions are this server's alone.
             if scan {
@@ -472,8 +530,26 @@ impl Engine {
         let mut triggers = Vec::new();
         let applied = self.apply(&rec, &mut triggers);
         self.fire(&triggers);
-        self.log_batch.push(rec);
+        self.queue_for_log(rec);
         applied
+    }
+
+    /// Queues a standalone write for the log (`drain` hands the batch out as one
+    /// frame). A member never logs through its engine: its writes come back committed.
+    fn queue_for_log(&mut self, rec: TxnRecord) {
+        match &mut self.front {
+            Front::Standalone(s) => s.log_batch.push(rec),
+            Front::Member(_) => {
+                debug_assert!(false, "a member's engine logged 0x{:x} itself", rec.zxid)
+            }
+        }
+    }
+
+    /// What was just recovered from disk (a snapshot, log frames) is durable.
+    fn recovered_durable(&mut self) {
+        if let Front::Standalone(s) = &mut self.front {
+            s.durable_zxid = self.last_zxid;
+        }
     }
 
     fn fire(&mut self, triggers: &[Trigger]) {
@@ -552,7 +628,7 @@ impl Engine {
     fn connect(&mut self, conn: ConnId, peer: SocketAddr, req: ConnectRequest) {
         self.counters.packets_received += 1;
         let addr = peer.ip();
-        if self.repl.as_ref().is_some_and(|_| !self.is_serving()) {
+        if self.front.is_member() && !self.is_serving() {
             // As ZooKeeper: a server that is not in broadcast refuses clients, unless
             // it is in read-only mode and the client accepts that.
             if self.is_read_only() && req.read_only {
@@ -576,7 +652,7 @@ impl Engine {
         );
         let ro = req.has_read_only;
         if req.session_id == 0 {
-            if self.repl.is_some() {
+            if self.front.is_member() {
                 if self.cfg.local_sessions {
                     self.local_create_session(conn, peer, timeout, ro);
                 } else {
@@ -803,7 +879,7 @@ impl Engine {
         } else {
             self.counters.reads += 1;
         }
-        if self.repl.is_some() {
+        if self.front.is_member() {
             let forward = matches!(
                 req,
                 Request::Sync { .. }
@@ -1212,7 +1288,7 @@ impl Engine {
         let rec = self.log(session, xid, txn);
         debug_assert_eq!(rec.zxid, zxid);
         self.fire(&triggers);
-        self.log_batch.push(rec);
+        self.queue_for_log(rec);
         let frame = write_reply(xid, zxid, opcode, &applied);
         self.reply(conn, xid, frame);
     }

@@ -13,7 +13,7 @@ use std::net::SocketAddr;
 
 use tracing::debug;
 
-use super::{connect_response, connect_response_ro, Engine, Output};
+use super::{connect_response, connect_response_ro, Engine, Front, Output};
 use crate::forward::{Forward, FWD_CLOSE_SESSION, FWD_SYNC};
 use crate::jute::Writer;
 use crate::proto::{self, op, Code};
@@ -84,8 +84,7 @@ pub(super) struct Repl {
 impl Engine {
     /// Switches this engine to replicated mode (before any client connects).
     pub fn set_replicated(&mut self) {
-        self.repl = Some(Repl::default());
-        self.durable_zxid = self.last_zxid;
+        self.front = Front::Member(Repl::default());
     }
 
     /// Sets what `/zookeeper/config` holds (the ensemble's membership, from the
@@ -95,14 +94,14 @@ impl Engine {
     }
 
     pub fn is_replicated(&self) -> bool {
-        self.repl.is_some()
+        self.front.is_member()
     }
 
     /// Starts or stops serving clients. Stopping closes every connection (their
     /// sessions live on: clients reconnect, here or elsewhere) and forgets pending
     /// requests, whose outcome the clients learn by reading.
     pub fn set_serving(&mut self, serving: bool) {
-        let Some(r) = self.repl.as_mut() else {
+        let Some(r) = self.front.member_mut() else {
             return;
         };
         r.serving = serving;
@@ -122,7 +121,7 @@ impl Engine {
     }
 
     pub fn is_serving(&self) -> bool {
-        self.repl.as_ref().is_some_and(|r| r.serving)
+        self.front.member().is_some_and(|r| r.serving)
     }
 
     /// Enters read-only mode (`readonlymode.enabled`, the replica cut off from the
@@ -130,13 +129,13 @@ impl Engine {
     /// `NotReadOnly`. Leaving it (`set_serving`) closes those connections.
     pub fn set_read_only(&mut self) {
         self.set_serving(false);
-        if let Some(r) = self.repl.as_mut() {
+        if let Some(r) = self.front.member_mut() {
             r.read_only = true;
         }
     }
 
     pub fn is_read_only(&self) -> bool {
-        self.repl.as_ref().is_some_and(|r| r.read_only)
+        self.front.member().is_some_and(|r| r.read_only)
     }
 
     /// A client that accepts read-only service connects while we are read-only.
@@ -153,7 +152,7 @@ impl Engine {
         let (id, password) = if req.session_id == 0 {
             let id = self.sessions.allocate_id();
             let pw = session::password(id, self.cfg.secret);
-            if let Some(r) = self.repl.as_mut() {
+            if let Some(r) = self.front.member_mut() {
                 r.ro_sessions.insert(id, (timeout, pw.clone()));
             }
             (id, pw)
@@ -164,8 +163,8 @@ impl Engine {
                 .get(id)
                 .is_some_and(|s| s.password == req.password)
                 || self
-                    .repl
-                    .as_ref()
+                    .front
+                    .member()
                     .and_then(|r| r.ro_sessions.get(&id))
                     .is_some_and(|(_, p)| *p == req.password);
             if !known {
@@ -187,7 +186,7 @@ impl Engine {
         let z = self.last_zxid;
         match opcode {
             op::CLOSE_SESSION => {
-                if let Some(r) = self.repl.as_mut() {
+                if let Some(r) = self.front.member_mut() {
                     r.ro_sessions.remove(&session);
                 }
                 self.reply(conn, xid, proto::empty_reply(xid, z, Code::Ok));
@@ -216,15 +215,15 @@ impl Engine {
 
     /// Requests for the leader produced since the last call.
     pub fn take_forwards(&mut self) -> Vec<Forward> {
-        self.repl
-            .as_mut()
+        self.front
+            .member_mut()
             .map(|r| std::mem::take(&mut r.forwards))
             .unwrap_or_default()
     }
 
     /// Sessions whose clients were active since the last call.
     pub fn take_touched(&mut self) -> SessionTouch {
-        let Some(r) = self.repl.as_mut() else {
+        let Some(r) = self.front.member_mut() else {
             return Vec::new();
         };
         let mut v: Vec<i64> = r.touched.drain().collect();
@@ -269,9 +268,8 @@ impl Engine {
         let mut triggers = Vec::new();
         let applied = self.apply(rec, &mut triggers);
         self.last_zxid = rec.zxid;
-        self.durable_zxid = rec.zxid;
         self.fire(&triggers);
-        let Some(r) = self.repl.as_mut() else {
+        let Some(r) = self.front.member_mut() else {
             return;
         };
         let Some(q) = r.pending.get_mut(&rec.session) else {
@@ -324,7 +322,11 @@ impl Engine {
     /// The leader answered the forwarded `sync` of (`session`, `cxid`): everything it
     /// had proposed before is applied here.
     pub fn sync_done(&mut self, session: i64, cxid: i32) {
-        let Some(q) = self.repl.as_mut().and_then(|r| r.pending.get_mut(&session)) else {
+        let Some(q) = self
+            .front
+            .member_mut()
+            .and_then(|r| r.pending.get_mut(&session))
+        else {
             return;
         };
         if cxid == REVALIDATE_CXID && matches!(q.front(), Some(Pending::Revalidate { .. })) {
@@ -336,7 +338,7 @@ impl Engine {
             }) = q.pop_front()
             {
                 if q.is_empty() {
-                    if let Some(r) = self.repl.as_mut() {
+                    if let Some(r) = self.front.member_mut() {
                         r.pending.remove(&session);
                     }
                 }
@@ -362,7 +364,7 @@ impl Engine {
     }
 
     fn close_local_session(&mut self, id: i64) {
-        if let Some(r) = self.repl.as_mut() {
+        if let Some(r) = self.front.member_mut() {
             r.pending.remove(&id);
         }
         let conns: Vec<ConnId> = self
@@ -379,7 +381,7 @@ impl Engine {
 
     /// Runs the session's queued requests until one has to wait again.
     fn advance(&mut self, session: i64) {
-        let Some(r) = self.repl.as_mut() else {
+        let Some(r) = self.front.member_mut() else {
             return;
         };
         let Some(q) = r.pending.get_mut(&session) else {
@@ -393,8 +395,8 @@ impl Engine {
         let rest = std::mem::take(q);
         for p in rest {
             let busy = self
-                .repl
-                .as_ref()
+                .front
+                .member()
                 .and_then(|r| r.pending.get(&session))
                 .is_some_and(|q| !q.is_empty());
             match p {
@@ -411,7 +413,7 @@ impl Engine {
                 other => self.push_pending(session, other),
             }
         }
-        if let Some(r) = self.repl.as_mut() {
+        if let Some(r) = self.front.member_mut() {
             if r.pending.get(&session).is_some_and(|q| q.is_empty()) {
                 r.pending.remove(&session);
             }
@@ -419,7 +421,7 @@ impl Engine {
     }
 
     fn push_pending(&mut self, session: i64, p: Pending) {
-        if let Some(r) = self.repl.as_mut() {
+        if let Some(r) = self.front.member_mut() {
             r.pending.entry(session).or_default().push_back(p);
         }
     }
@@ -434,7 +436,7 @@ impl Engine {
         opcode: i32,
         body: &[u8],
     ) -> bool {
-        let Some(r) = self.repl.as_mut() else {
+        let Some(r) = self.front.member_mut() else {
             return false;
         };
         r.touched.insert(session);
@@ -481,13 +483,13 @@ impl Engine {
             })
             .unwrap_or_default();
         if self
-            .repl
-            .as_ref()
+            .front
+            .member()
             .is_some_and(|r| r.local.contains_key(&session))
         {
             if opcode == op::CLOSE_SESSION {
                 // A local session closes here: nothing to replicate.
-                if let Some(r) = self.repl.as_mut() {
+                if let Some(r) = self.front.member_mut() {
                     r.local.remove(&session);
                 }
                 let z = self.last_zxid;
@@ -507,8 +509,10 @@ impl Engine {
                     return;
                 }
                 // Upgrade: the session becomes global before the create that needs it.
-                let Some((timeout, password, _)) =
-                    self.repl.as_mut().and_then(|r| r.local.remove(&session))
+                let Some((timeout, password, _)) = self
+                    .front
+                    .member_mut()
+                    .and_then(|r| r.local.remove(&session))
                 else {
                     return;
                 };
@@ -527,7 +531,7 @@ impl Engine {
             }
         }
         self.push_pending(session, pending);
-        if let Some(r) = self.repl.as_mut() {
+        if let Some(r) = self.front.member_mut() {
             r.forwards.push(Forward {
                 session,
                 cxid: xid,
@@ -565,7 +569,7 @@ impl Engine {
 
     /// Asks the leader to log a createSession (a new session, or a local one upgraded).
     fn forward_create_session(&mut self, id: i64, timeout: i32, password: &[u8]) {
-        if let Some(r) = self.repl.as_mut() {
+        if let Some(r) = self.front.member_mut() {
             r.forwards
                 .push(Forward::create_session(id, timeout, password));
         }
@@ -597,7 +601,7 @@ impl Engine {
                 timeout,
             },
         );
-        if let Some(r) = self.repl.as_mut() {
+        if let Some(r) = self.front.member_mut() {
             r.forwards.push(Forward {
                 session: id,
                 cxid: REVALIDATE_CXID,
@@ -620,7 +624,7 @@ impl Engine {
         let id = self.sessions.allocate_id();
         let password = session::password(id, self.cfg.secret);
         let deadline = self.now_ms + timeout as i64;
-        if let Some(r) = self.repl.as_mut() {
+        if let Some(r) = self.front.member_mut() {
             r.local.insert(id, (timeout, password.clone(), deadline));
         }
         debug!("local session 0x{id:x} (timeout {timeout}) for {peer}");
@@ -629,23 +633,25 @@ impl Engine {
     }
 
     pub(super) fn local_session_valid(&self, id: i64, password: &[u8]) -> bool {
-        self.repl
-            .as_ref()
+        self.front
+            .member()
             .and_then(|r| r.local.get(&id))
             .is_some_and(|(_, p, _)| p == password)
     }
 
     /// Whether `id` is one of this server's local sessions.
     pub fn is_local_session(&self, id: i64) -> bool {
-        self.repl
-            .as_ref()
+        self.front
+            .member()
             .is_some_and(|r| r.local.contains_key(&id))
     }
 
     /// Local sessions past their deadline end here, closing their connections.
     pub(super) fn expire_local_sessions(&mut self) {
         let now = self.now_ms;
-        let Some(r) = self.repl.as_mut() else { return };
+        let Some(r) = self.front.member_mut() else {
+            return;
+        };
         let dead: Vec<i64> = r
             .local
             .iter()
@@ -653,7 +659,7 @@ impl Engine {
             .map(|(id, _)| *id)
             .collect();
         for id in dead {
-            if let Some(r) = self.repl.as_mut() {
+            if let Some(r) = self.front.member_mut() {
                 r.local.remove(&id);
             }
             debug!("local session 0x{id:x} expired");
@@ -664,7 +670,7 @@ impl Engine {
 
     /// The connection's session, for the replica to note activity.
     pub(super) fn repl_touch(&mut self, session: i64) {
-        if let Some(r) = self.repl.as_mut() {
+        if let Some(r) = self.front.member_mut() {
             r.touched.insert(session);
         }
     }
