@@ -10,6 +10,7 @@ pub mod acl;
 pub mod config;
 pub mod forward;
 pub mod jute;
+pub mod model;
 pub mod path;
 mod prep;
 pub mod proto;

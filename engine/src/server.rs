@@ -25,17 +25,17 @@ use tracing::{debug, info, warn};
 
 use crate::acl;
 use crate::jute::{JuteError, Writer};
-use crate::path;
-use crate::prep::{self, apply_error, apply_one, write_reply, Applied};
+use crate::model::DataModel;
+use crate::prep::{self, write_reply, Applied};
 use crate::proto::{
     self, event, op, perm, state, xid, Code, ConnectRequest, Id, Request, SetWatches,
 };
-use crate::session::{self, Session, Sessions};
+use crate::session::{self, Sessions};
 pub use crate::snapshot::SnapshotView;
-use crate::snapshot::{ArchivedSnapshotData, SnapNodeRef, SnapSession, SnapshotData};
+use crate::snapshot::{ArchivedSnapshotData, SnapNodeRef, SnapshotData};
 pub use crate::stats::{ConnStats, Counters, Latency};
 use crate::tree::Node;
-use crate::tree::{self, DataTree, Trigger};
+use crate::tree::{DataTree, Trigger};
 use crate::txn::{self, Txn, TxnRecord};
 use crate::watch::{ConnId, Mode, Watches};
 
@@ -92,12 +92,11 @@ struct Conn {
 
 pub struct Engine {
     cfg: EngineConfig,
-    tree: DataTree,
-    sessions: Sessions,
-    watches: Watches,
+    /// Tree, sessions, watches and the last zxid applied: the state every front-end
+    /// serves.
+    model: DataModel,
     conns: HashMap<ConnId, Conn>,
     now_ms: i64,
-    last_zxid: i64,
     /// Arrival time of the request being handled, so its reply can be timed.
     current_request: Option<(ConnId, &'static str, i32, i64)>,
     /// Sessions whose last connections ended by the client hanging up right after a
@@ -158,16 +157,12 @@ impl Front {
 
 impl Engine {
     pub fn new(cfg: EngineConfig, now_ms: i64) -> Engine {
-        let sessions = Sessions::new(cfg.server_id, now_ms);
         Engine {
             next_container_scan: now_ms + cfg.container_check_ms,
+            model: DataModel::new(cfg.server_id, now_ms),
             cfg,
-            tree: DataTree::new(),
-            sessions,
-            watches: Watches::default(),
             conns: HashMap::new(),
             now_ms,
-            last_zxid: 0,
             ready: Vec::new(),
             hang_ups: HashMap::new(),
             ready_bytes: 0,
@@ -182,23 +177,23 @@ impl Engine {
         &self.cfg
     }
     pub fn tree(&self) -> &DataTree {
-        &self.tree
+        &self.model.tree
     }
     pub fn sessions(&self) -> &Sessions {
-        &self.sessions
+        &self.model.sessions
     }
     pub fn watches(&self) -> &Watches {
-        &self.watches
+        &self.model.watches
     }
     pub fn last_zxid(&self) -> i64 {
-        self.last_zxid
+        self.model.last_zxid
     }
     /// The highest zxid known durable: the log's report when standalone; a member's
     /// tree holds committed transactions only.
     pub fn durable_zxid(&self) -> i64 {
         match &self.front {
             Front::Standalone(s) => s.durable_zxid,
-            Front::Member(_) => self.last_zxid,
+            Front::Member(_) => self.model.last_zxid,
         }
     }
     pub fn connection_count(&self) -> usize {
@@ -250,84 +245,33 @@ impl Engine {
         nodes: impl Iterator<Item = SnapNodeRef<'a>>,
         sessions: impl Iterator<Item = (i64, i32, Vec<u8>)>,
     ) {
-        let mut tree = DataTree::empty();
-        let mut children: HashMap<String, Vec<String>> = HashMap::new();
-        let mut loaded = Vec::new();
-        for n in nodes {
-            if let Some(p) = path::parent(n.path) {
-                children
-                    .entry(p.to_owned())
-                    .or_default()
-                    .push(path::name(n.path).to_owned());
-            }
-            loaded.push(n);
-        }
-        for n in loaded {
-            let node = tree::Node {
-                data: n.data.map(|d| d.to_vec()),
-                acl: tree.intern_acl(&n.acl),
-                stat: n.stat,
-                children: children
-                    .remove(n.path)
-                    .unwrap_or_default()
-                    .into_iter()
-                    .collect(),
-            };
-            tree.put(n.path.to_owned(), Some(node));
-        }
-        tree.setup_quotas();
-        self.tree = tree;
-        self.sessions = Sessions::new(self.cfg.server_id, self.now_ms);
-        for (id, timeout_ms, password) in sessions {
-            self.sessions.insert(Session {
-                id,
-                timeout_ms,
-                password,
-                expires_at: self.now_ms + timeout_ms as i64,
-                conn: None,
-                closing: false,
-            });
-        }
-        self.last_zxid = last_zxid;
+        self.model
+            .load(self.cfg.server_id, self.now_ms, last_zxid, nodes, sessions);
         self.recovered_durable();
     }
+
     /// Re-applies one log frame's transactions (those after the current zxid).
     pub fn replay(&mut self, payload: &[u8]) -> Result<usize, JuteError> {
         let records = txn::decode_batch(payload)?;
         let mut n = 0;
         for rec in records {
-            if rec.zxid <= self.last_zxid {
+            if rec.zxid <= self.model.last_zxid {
                 continue;
             }
             let mut triggers = Vec::new();
             self.apply(&rec, &mut triggers);
-            self.last_zxid = rec.zxid;
+            self.model.last_zxid = rec.zxid;
             n += 1;
         }
         self.recovered_durable();
-        self.sessions.reset_deadlines(self.now_ms);
+        self.model.sessions.reset_deadlines(self.now_ms);
         Ok(n)
     }
 
     /// The tree and sessions as of `last_zxid`, consistent (taken between
-    /// transactions). O(1) in the tree's size: the node map is persistent, so this
-    /// shares it; writes that follow copy only the nodes they touch.
+    /// transactions), in O(1): see [`DataModel::snapshot_view`].
     pub fn snapshot_view(&self) -> SnapshotView {
-        let mut sessions: Vec<SnapSession> = self
-            .sessions
-            .iter()
-            .map(|s| SnapSession {
-                id: s.id,
-                timeout_ms: s.timeout_ms,
-                password: s.password.clone(),
-            })
-            .collect();
-        sessions.sort_by_key(|s| s.id);
-        SnapshotView {
-            last_zxid: self.last_zxid,
-            nodes: self.tree.persistent_nodes(),
-            sessions,
-        }
+        self.model.snapshot_view()
     }
 
     /// `snapshot_view().into_data()`: the whole snapshot in the archive's form.
@@ -385,7 +329,7 @@ impl Engine {
         if let Output::Send { .. } = o {
             self.counters.packets_sent += 1;
         }
-        let last = self.last_zxid;
+        let last = self.model.last_zxid;
         let Front::Standalone(s) = &mut self.front else {
             return self.release(o, started);
         };
@@ -453,9 +397,9 @@ impl Engine {
     }
 
     fn log(&mut self, session: i64, cxid: i32, txn: Txn) -> TxnRecord {
-        self.last_zxid += 1;
+        self.model.last_zxid += 1;
         TxnRecord {
-            zxid: self.last_zxid,
+            zxid: self.model.last_zxid,
             time: self.now_ms,
             session,
             cxid,
@@ -478,7 +422,7 @@ impl Engine {
             return;
         }
         if scan {
-            for id in self.sessions.expired(self.now_ms) {
+            for id in self.model.sessions.expired(self.now_ms) {
                 info!(session = format_args!("0x{id:x}"), "session expired");
                 self.counters.sessions_expired += 1;
                 self.close_session(id, 0, None);
@@ -502,27 +446,7 @@ impl Engine {
 
     /// The containers and TTL nodes due for deletion now (ContainerManager's rules).
     pub fn reap_candidates(&self) -> Vec<String> {
-        let mut doomed = Vec::new();
-        for p in self.tree.containers() {
-            if let Some(n) = self.tree.get(p) {
-                let never_used = self.cfg.container_never_used_ms;
-                if n.children.is_empty()
-                    && (n.stat.cversion > 0
-                        || (never_used > 0 && self.now_ms - n.stat.mtime > never_used))
-                {
-                    doomed.push(p.clone());
-                }
-            }
-        }
-        for p in self.tree.ttls() {
-            if let Some(n) = self.tree.get(p) {
-                let ttl = tree::owner_ttl(n.stat.ephemeral_owner).unwrap_or(0);
-                if n.children.is_empty() && ttl != 0 && self.now_ms - n.stat.mtime > ttl {
-                    doomed.push(p.clone());
-                }
-            }
-        }
-        doomed
+        self.model.reap_candidates(&self.cfg, self.now_ms)
     }
 
     /// Applies a logged transaction, fires its watches and queues it for the log.
@@ -548,7 +472,7 @@ impl Engine {
     /// What was just recovered from disk (a snapshot, log frames) is durable.
     fn recovered_durable(&mut self) {
         if let Front::Standalone(s) = &mut self.front {
-            s.durable_zxid = self.last_zxid;
+            s.durable_zxid = self.model.last_zxid;
         }
     }
 
@@ -556,7 +480,7 @@ impl Engine {
         let mut events = Vec::new();
         for t in triggers {
             let from = events.len();
-            self.watches.fire(t, &mut events);
+            self.model.watches.fire(t, &mut events);
             if events.len() > from && !self.cfg.skip_acl {
                 // As ZooKeeper 3.9 (CVE-2024-23944): a watcher that may not READ the
                 // node an event is about does not hear of it; the watch is spent all
@@ -582,45 +506,7 @@ impl Engine {
 
     /// The one apply path, used live and in replay.
     fn apply(&mut self, rec: &TxnRecord, triggers: &mut Vec<Trigger>) -> Applied {
-        match &rec.txn {
-            Txn::CreateSession {
-                timeout_ms,
-                password,
-            } => {
-                self.sessions.insert(Session {
-                    id: rec.session,
-                    timeout_ms: *timeout_ms,
-                    password: password.clone(),
-                    expires_at: self.now_ms + *timeout_ms as i64,
-                    conn: None,
-                    closing: false,
-                });
-                Applied::Session
-            }
-            Txn::CloseSession => {
-                let paths: Vec<String> = self.tree.ephemerals_of(rec.session).cloned().collect();
-                for p in paths {
-                    self.tree.delete(&p, rec.zxid, None, triggers);
-                }
-                self.sessions.remove(rec.session);
-                Applied::Session
-            }
-            Txn::Multi(txns) => {
-                let failed = txns.iter().any(|t| matches!(t, Txn::Error { .. }));
-                Applied::Multi(
-                    txns.iter()
-                        .map(|t| {
-                            if failed {
-                                apply_error(t)
-                            } else {
-                                apply_one(&mut self.tree, t, rec.zxid, rec.time, None, triggers)
-                            }
-                        })
-                        .collect(),
-                )
-            }
-            t => apply_one(&mut self.tree, t, rec.zxid, rec.time, None, triggers),
-        }
+        self.model.apply(rec, self.now_ms, triggers)
     }
 
     // ---------------------------------------------------------------- sessions
@@ -638,10 +524,10 @@ impl Engine {
             }
             return;
         }
-        if req.last_zxid_seen > self.last_zxid {
+        if req.last_zxid_seen > self.model.last_zxid {
             warn!(
                 "refusing session request for client {addr}: it has seen zxid 0x{:x}, our last zxid is 0x{:x}; the client must try another server",
-                req.last_zxid_seen, self.last_zxid
+                req.last_zxid_seen, self.model.last_zxid
             );
             self.emit(Output::Close { conn });
             return;
@@ -660,7 +546,7 @@ impl Engine {
                 }
                 return;
             }
-            let id = self.sessions.allocate_id();
+            let id = self.model.sessions.allocate_id();
             let password = session::password(id, self.cfg.secret);
             let rec = self.log(
                 id,
@@ -671,7 +557,7 @@ impl Engine {
                 },
             );
             self.commit(rec);
-            if let Some(s) = self.sessions.get_mut(id) {
+            if let Some(s) = self.model.sessions.get_mut(id) {
                 s.conn = Some(conn);
             }
             self.conns.insert(conn, self.new_conn(peer, id, timeout));
@@ -683,6 +569,7 @@ impl Engine {
         // As ZooKeeper does (closeSession(CLIENT_RECONNECT) before checking the password),
         // any attempt to resume a session closes the connection it has now.
         if let Some(old) = self
+            .model
             .sessions
             .get(id)
             .and_then(|s| s.conn)
@@ -709,13 +596,14 @@ impl Engine {
         let id = req.session_id;
         let ro = req.has_read_only;
         let valid = self
+            .model
             .sessions
             .get(id)
             .is_some_and(|s| !s.closing && s.password == req.password)
             || self.local_session_valid(id, &req.password);
         if !valid
             && may_revalidate
-            && self.sessions.get(id).is_none()
+            && self.model.sessions.get(id).is_none()
             && self.repl_revalidate(conn, peer, &req, timeout)
         {
             return;
@@ -730,7 +618,7 @@ impl Engine {
             self.emit(Output::Close { conn });
             return;
         }
-        if let Some(s) = self.sessions.get_mut(id) {
+        if let Some(s) = self.model.sessions.get_mut(id) {
             s.conn = Some(conn);
             s.expires_at = self.now_ms + timeout as i64;
         }
@@ -762,13 +650,13 @@ impl Engine {
 
     fn drop_conn(&mut self, conn: ConnId) {
         if let Some(c) = self.conns.remove(&conn) {
-            if let Some(s) = self.sessions.get_mut(c.session) {
+            if let Some(s) = self.model.sessions.get_mut(c.session) {
                 if s.conn == Some(conn) {
                     s.conn = None;
                 }
             }
         }
-        self.watches.remove_conn(conn);
+        self.model.watches.remove_conn(conn);
     }
 
     /// The client ended the connection (the engine's own closes drop the connection
@@ -791,7 +679,7 @@ impl Engine {
         };
         let s = &c.stats;
         let session = c.session;
-        let closing = self.sessions.get(session).is_some_and(|x| x.closing);
+        let closing = self.model.sessions.get(session).is_some_and(|x| x.closing);
         let gap = self.now_ms - s.last_response_ms;
         if closing || s.latency.count == 0 || s.last_op == "PING" || gap > 1000 {
             self.hang_ups.remove(&session);
@@ -818,7 +706,7 @@ impl Engine {
     /// Logs a closeSession (client request when `reply` is set, or expiry), deleting the
     /// session's ephemerals, then closes its connection.
     fn close_session(&mut self, id: i64, cxid: i32, reply: Option<(ConnId, i32)>) {
-        let Some(s) = self.sessions.get_mut(id) else {
+        let Some(s) = self.model.sessions.get_mut(id) else {
             return;
         };
         s.closing = true;
@@ -839,13 +727,13 @@ impl Engine {
 
     fn request(&mut self, conn: ConnId, xid: i32, opcode: i32, body: &[u8]) {
         self.counters.packets_received += 1;
-        let last_zxid = self.last_zxid;
+        let last_zxid = self.model.last_zxid;
         let Some(c) = self.conns.get_mut(&conn) else {
             return;
         };
         c.stats.requested(op_name(opcode), xid, last_zxid);
         let session = c.session;
-        self.sessions.touch(session, self.now_ms);
+        self.model.sessions.touch(session, self.now_ms);
         if self.repl_queue(conn, session, xid, opcode, body) {
             return;
         }
@@ -864,7 +752,7 @@ impl Engine {
             Ok(r) => r,
             Err(e) => {
                 warn!("malformed request (op {opcode}) from session 0x{session:x}: {e}; answering MarshallingError");
-                let z = self.last_zxid;
+                let z = self.model.last_zxid;
                 self.reply(
                     conn,
                     xid,
@@ -894,7 +782,7 @@ impl Engine {
         }
         match req {
             Request::Ping => {
-                let z = self.last_zxid;
+                let z = self.model.last_zxid;
                 self.reply(conn, xid::PING, proto::empty_reply(xid::PING, z, Code::Ok));
             }
             Request::CloseSession => self.close_session(session, xid, Some((conn, xid))),
@@ -945,7 +833,7 @@ impl Engine {
                 );
             }
             Request::MultiRead(ops) if !ops.iter().all(is_multi_read_op) => {
-                let z = self.last_zxid;
+                let z = self.model.last_zxid;
                 let mut w = Writer::framed();
                 proto::reply_header(&mut w, xid, z, Code::MarshallingError.as_i32());
                 w.i32(-1).bool(true).i32(-1);
@@ -953,7 +841,7 @@ impl Engine {
             }
             r if r.is_write() => self.write(conn, session, xid, opcode, r),
             r => {
-                let z = self.last_zxid;
+                let z = self.model.last_zxid;
                 match self.read(conn, &r) {
                     Ok(body) => {
                         let mut out = Writer::framed();
@@ -1016,54 +904,57 @@ impl Engine {
             .unwrap_or_default();
         let readable = |n: &Node| self.cfg.skip_acl || acl::check(&n.acl, perm::READ, &ids).is_ok();
         for p in &sw.data {
-            match self.tree.get(p) {
+            match self.model.tree.get(p) {
                 None => events.push((event::NODE_DELETED, p.clone())),
                 Some(n) if n.stat.mzxid > rz => {
                     if readable(n) {
                         events.push((event::NODE_DATA_CHANGED, p.clone()))
                     }
                 }
-                Some(_) => self.watches.data.add(p, conn, Mode::Standard),
+                Some(_) => self.model.watches.data.add(p, conn, Mode::Standard),
             }
         }
         for p in &sw.exist {
-            match self.tree.get(p) {
+            match self.model.tree.get(p) {
                 Some(n) => {
                     if readable(n) {
                         events.push((event::NODE_CREATED, p.clone()))
                     }
                 }
-                None => self.watches.data.add(p, conn, Mode::Standard),
+                None => self.model.watches.data.add(p, conn, Mode::Standard),
             }
         }
         for p in &sw.child {
-            match self.tree.get(p) {
+            match self.model.tree.get(p) {
                 None => events.push((event::NODE_DELETED, p.clone())),
                 Some(n) if n.stat.pzxid > rz => {
                     if readable(n) {
                         events.push((event::NODE_CHILDREN_CHANGED, p.clone()))
                     }
                 }
-                Some(_) => self.watches.child.add(p, conn, Mode::Standard),
+                Some(_) => self.model.watches.child.add(p, conn, Mode::Standard),
             }
         }
         for p in &sw.persistent {
-            self.watches.data.add(p, conn, Mode::Persistent);
-            self.watches.child.add(p, conn, Mode::Persistent);
+            self.model.watches.data.add(p, conn, Mode::Persistent);
+            self.model.watches.child.add(p, conn, Mode::Persistent);
         }
         for p in &sw.persistent_recursive {
-            self.watches.data.add(p, conn, Mode::PersistentRecursive);
+            self.model
+                .watches
+                .data
+                .add(p, conn, Mode::PersistentRecursive);
         }
         for (kind, p) in events {
             self.send(conn, proto::notification(kind, state::SYNC_CONNECTED, &p));
         }
-        let z = self.last_zxid;
+        let z = self.model.last_zxid;
         self.reply(conn, xid, proto::empty_reply(xid, z, Code::Ok));
     }
 
     /// A node by path for reads: ZooKeeper keeps the root under both "" and "/".
     fn lookup(&self, p: &str) -> Option<&Node> {
-        self.tree.get(if p.is_empty() { "/" } else { p })
+        self.model.tree.get(if p.is_empty() { "/" } else { p })
     }
 
     fn ids(&self, conn: ConnId) -> &[Id] {
@@ -1094,7 +985,7 @@ impl Engine {
                     }
                 }
                 if *watch {
-                    self.watches.data.add(p, conn, Mode::Standard);
+                    self.model.watches.data.add(p, conn, Mode::Standard);
                 }
                 let n = self.lookup(p).ok_or(Code::NoNode)?;
                 n.full_stat().write(&mut body);
@@ -1104,7 +995,7 @@ impl Engine {
                 body.opt_buffer(n.data.as_deref());
                 n.full_stat().write(&mut body);
                 if *watch {
-                    self.watches.data.add(p, conn, Mode::Standard);
+                    self.model.watches.data.add(p, conn, Mode::Standard);
                 }
             }
             Request::GetChildren {
@@ -1121,7 +1012,7 @@ impl Engine {
                     n.full_stat().write(&mut body);
                 }
                 if *watch {
-                    self.watches.child.add(p, conn, Mode::Standard);
+                    self.model.watches.child.add(p, conn, Mode::Standard);
                 }
             }
             Request::GetAcl { path: p } => {
@@ -1142,9 +1033,9 @@ impl Engine {
                 self.node_acl_check(conn, p, perm::READ)?;
                 // ZooKeeper counts the keys below `p + "/"`; for "" that is every node.
                 let n = if p.is_empty() {
-                    self.tree.len()
+                    self.model.tree.len()
                 } else {
-                    self.tree.descendants(p)
+                    self.model.tree.descendants(p)
                 };
                 body.i32(n as i32);
             }
@@ -1152,6 +1043,7 @@ impl Engine {
                 let session = self.conns.get(&conn).map(|c| c.session).unwrap_or(0);
                 let all = prefix.trim().is_empty() || prefix.trim() == "/";
                 let list: Vec<&String> = self
+                    .model
                     .tree
                     .ephemerals_of(session)
                     .filter(|p| all || p.starts_with(prefix.as_str()))
@@ -1174,10 +1066,14 @@ impl Engine {
             Request::AddWatch { path: p, mode } => {
                 match mode {
                     0 => {
-                        self.watches.data.add(p, conn, Mode::Persistent);
-                        self.watches.child.add(p, conn, Mode::Persistent);
+                        self.model.watches.data.add(p, conn, Mode::Persistent);
+                        self.model.watches.child.add(p, conn, Mode::Persistent);
                     }
-                    1 => self.watches.data.add(p, conn, Mode::PersistentRecursive),
+                    1 => self
+                        .model
+                        .watches
+                        .data
+                        .add(p, conn, Mode::PersistentRecursive),
                     _ => return Err(Code::MarshallingError),
                 }
                 // The reply carries an ErrorResponse{err = 0}.
@@ -1253,21 +1149,21 @@ impl Engine {
         let (data, child) = (kind != 1, kind != 2);
         if !remove {
             let watched = |t: &crate::watch::Table| t.watches_path(p);
-            return (data && watched(&self.watches.data))
-                || (child && watched(&self.watches.child));
+            return (data && watched(&self.model.watches.data))
+                || (child && watched(&self.model.watches.child));
         }
         let mut found = false;
         if data {
-            found |= self.watches.data.remove(p, conn, ALL);
+            found |= self.model.watches.data.remove(p, conn, ALL);
         }
         if child {
-            found |= self.watches.child.remove(p, conn, ALL);
+            found |= self.model.watches.child.remove(p, conn, ALL);
         }
         found
     }
 
     fn write(&mut self, conn: ConnId, session: i64, xid: i32, opcode: i32, req: Request) {
-        let zxid = self.last_zxid + 1;
+        let zxid = self.model.last_zxid + 1;
         let time = self.now_ms;
         let mut triggers = Vec::new();
         let ids = self
@@ -1276,7 +1172,7 @@ impl Engine {
             .map(|c| c.auth.as_slice())
             .unwrap_or(&[]);
         let (txn, applied) = prep::prep_and_apply(
-            &mut self.tree,
+            &mut self.model.tree,
             &self.cfg,
             ids,
             session,

@@ -90,7 +90,7 @@ impl Engine {
     /// Sets what `/zookeeper/config` holds (the ensemble's membership, from the
     /// configuration; the same on every member, so not a transaction).
     pub fn set_config_znode(&mut self, data: Vec<u8>) {
-        self.tree.set_config_data(data);
+        self.model.tree.set_config_data(data);
     }
 
     pub fn is_replicated(&self) -> bool {
@@ -150,7 +150,7 @@ impl Engine {
             self.cfg.max_session_timeout_ms,
         );
         let (id, password) = if req.session_id == 0 {
-            let id = self.sessions.allocate_id();
+            let id = self.model.sessions.allocate_id();
             let pw = session::password(id, self.cfg.secret);
             if let Some(r) = self.front.member_mut() {
                 r.ro_sessions.insert(id, (timeout, pw.clone()));
@@ -159,6 +159,7 @@ impl Engine {
         } else {
             let id = req.session_id;
             let known = self
+                .model
                 .sessions
                 .get(id)
                 .is_some_and(|s| s.password == req.password)
@@ -183,7 +184,7 @@ impl Engine {
     /// Read-only mode: answers what it must refuse (writes, `sync`: `NotReadOnly`)
     /// or handles locally (close). Returns whether the request was dealt with.
     pub(super) fn ro_refuse(&mut self, conn: ConnId, session: i64, xid: i32, opcode: i32) -> bool {
-        let z = self.last_zxid;
+        let z = self.model.last_zxid;
         match opcode {
             op::CLOSE_SESSION => {
                 if let Some(r) = self.front.member_mut() {
@@ -234,17 +235,17 @@ impl Engine {
     /// The leader heard that these sessions are alive (from a follower's ping).
     pub fn touch_sessions(&mut self, ids: &[i64]) {
         for id in ids {
-            self.sessions.touch(*id, self.now_ms);
+            self.model.sessions.touch(*id, self.now_ms);
         }
     }
 
     /// A new leader gives every session a fresh timeout and forgets undecided closes
     /// (the old leader's may never have been proposed).
     pub fn restart_session_clocks(&mut self) {
-        self.sessions.reset_deadlines(self.now_ms);
-        let ids: Vec<i64> = self.sessions.iter().map(|s| s.id).collect();
+        self.model.sessions.reset_deadlines(self.now_ms);
+        let ids: Vec<i64> = self.model.sessions.iter().map(|s| s.id).collect();
         for id in ids {
-            if let Some(s) = self.sessions.get_mut(id) {
+            if let Some(s) = self.model.sessions.get_mut(id) {
                 s.closing = false;
             }
         }
@@ -252,9 +253,9 @@ impl Engine {
 
     /// Sessions past their deadline, marked closing so they are reported once.
     pub fn expired_sessions(&mut self) -> Vec<i64> {
-        let ids = self.sessions.expired(self.now_ms);
+        let ids = self.model.sessions.expired(self.now_ms);
         for id in &ids {
-            if let Some(s) = self.sessions.get_mut(*id) {
+            if let Some(s) = self.model.sessions.get_mut(*id) {
                 s.closing = true;
             }
             self.counters.sessions_expired += 1;
@@ -267,7 +268,7 @@ impl Engine {
     pub fn apply_committed(&mut self, rec: &TxnRecord) {
         let mut triggers = Vec::new();
         let applied = self.apply(rec, &mut triggers);
-        self.last_zxid = rec.zxid;
+        self.model.last_zxid = rec.zxid;
         self.fire(&triggers);
         let Some(r) = self.front.member_mut() else {
             return;
@@ -291,7 +292,7 @@ impl Engine {
                 let (conn, timeout, ro) = (*conn, *timeout, *read_only);
                 let frame = connect_response(timeout, rec.session, password, ro);
                 q.pop_front();
-                if let Some(s) = self.sessions.get_mut(rec.session) {
+                if let Some(s) = self.model.sessions.get_mut(rec.session) {
                     s.conn = Some(conn);
                 }
                 if let Some(c) = self.conns.get_mut(&conn) {
@@ -353,7 +354,7 @@ impl Engine {
         if let Some(Pending::Sync { conn, xid, path }) = q.front() {
             if *xid == cxid {
                 let mut w = Writer::framed();
-                proto::reply_header(&mut w, *xid, self.last_zxid, 0);
+                proto::reply_header(&mut w, *xid, self.model.last_zxid, 0);
                 w.string(path);
                 let (conn, xid) = (*conn, *xid);
                 q.pop_front();
@@ -492,7 +493,7 @@ impl Engine {
                 if let Some(r) = self.front.member_mut() {
                     r.local.remove(&session);
                 }
-                let z = self.last_zxid;
+                let z = self.model.last_zxid;
                 self.reply(conn, xid, proto::empty_reply(xid, z, Code::Ok));
                 self.drop_conn(conn);
                 self.emit(Output::Close { conn });
@@ -500,7 +501,7 @@ impl Engine {
             }
             if req.creates_ephemeral() {
                 if !self.cfg.local_sessions_upgrading {
-                    let z = self.last_zxid;
+                    let z = self.model.last_zxid;
                     self.reply(
                         conn,
                         xid,
@@ -526,7 +527,7 @@ impl Engine {
             (o, None) => (o, Pending::Write { conn, xid, opcode }),
         };
         if fwd_op == FWD_CLOSE_SESSION {
-            if let Some(s) = self.sessions.get_mut(session) {
+            if let Some(s) = self.model.sessions.get_mut(session) {
                 s.closing = true;
             }
         }
@@ -551,7 +552,7 @@ impl Engine {
         timeout: i32,
         read_only: bool,
     ) {
-        let id = self.sessions.allocate_id();
+        let id = self.model.sessions.allocate_id();
         let password = session::password(id, self.cfg.secret);
         debug!("forwarding createSession 0x{id:x} (timeout {timeout}) for {peer}");
         self.conns.insert(conn, self.new_conn(peer, id, timeout));
@@ -621,7 +622,7 @@ impl Engine {
         timeout: i32,
         read_only: bool,
     ) {
-        let id = self.sessions.allocate_id();
+        let id = self.model.sessions.allocate_id();
         let password = session::password(id, self.cfg.secret);
         let deadline = self.now_ms + timeout as i64;
         if let Some(r) = self.front.member_mut() {
