@@ -203,6 +203,77 @@ fn find_intact_frame(b: &[u8], from: usize) -> Option<usize> {
     None
 }
 
+/// Why a walk over a segment's frames stopped at some offset. Recovery ([`scan`])
+/// and repair ([`scan_prefix`]) judge the same stops differently: for recovery a
+/// header that checks out but says something impossible is an error, for repair it
+/// is where the intact prefix ends.
+enum Stop {
+    /// Fewer than a header's bytes left, all zero (`rest_zero`) or not.
+    Short { rest_zero: bool },
+    /// A header of zeros: the end of what was written, if all that follows is zero.
+    ZeroHeader,
+    /// The header's checksum fails; `torn`: part of it was never written.
+    HeaderCrc { torn: bool },
+    /// A checked header that is not of this format version (or not a frame).
+    Format(Header),
+    /// A checked header whose zxids do not follow the previous frame's.
+    Order(Header),
+    /// The payload runs past the end of the file.
+    PastEnd(Header),
+    /// The payload's checksum fails; `torn`: part of it was never written.
+    PayloadCrc { torn: bool },
+}
+
+/// Walks the intact frames from the start of `bytes`, each following the last zxid
+/// before it (`prev_last`, then the previous frame's): the frames, where the walk
+/// stopped, and why.
+fn walk(bytes: &[u8], prev_last: Option<u64>) -> (Vec<FrameMeta>, usize, Stop) {
+    let mut frames = Vec::new();
+    let mut last = prev_last;
+    let mut pos = 0usize;
+    let stop = loop {
+        let rest = &bytes[pos..];
+        let Some(raw) = rest.get(..HEADER_LEN) else {
+            break Stop::Short {
+                rest_zero: all_zero(rest),
+            };
+        };
+        if all_zero(raw) {
+            break Stop::ZeroHeader;
+        }
+        let Some(h) = parse_header(raw) else {
+            break Stop::HeaderCrc {
+                torn: has_zero_sector_piece(bytes, pos, pos + HEADER_LEN),
+            };
+        };
+        if h.magic != MAGIC || h.version != VERSION || h.flags != 0 || h.reserved != 0 {
+            break Stop::Format(h);
+        }
+        if h.first_zxid > h.last_zxid || last.is_some_and(|l| h.first_zxid <= l) {
+            break Stop::Order(h);
+        }
+        let pstart = pos + HEADER_LEN;
+        let pend = pstart + h.payload_len as usize;
+        let Some(payload) = bytes.get(pstart..pend) else {
+            break Stop::PastEnd(h);
+        };
+        if crc32c::crc32c(payload) != h.payload_crc {
+            break Stop::PayloadCrc {
+                torn: has_zero_sector_piece(bytes, pstart, pend),
+            };
+        }
+        frames.push(FrameMeta {
+            offset: pos as u64,
+            first_zxid: h.first_zxid,
+            last_zxid: h.last_zxid,
+            payload_len: h.payload_len,
+        });
+        last = Some(h.last_zxid);
+        pos = pend;
+    };
+    (frames, pos, stop)
+}
+
 /// Scans the bytes of one segment.
 ///
 /// `prev_last` is the last zxid of the previous segment (ordering continues
@@ -220,34 +291,21 @@ pub(crate) fn scan(
         offset: offset as u64,
         reason,
     };
-    let mut frames = Vec::new();
-    let mut last = prev_last;
-    let mut pos = 0usize;
-
-    // Each iteration either accepts a frame and advances, or breaks out with
-    // the reason the log stops at `pos` and whether that looks like a tear.
-    let (reason, torn_like): (Option<String>, bool) = loop {
-        let rest = &bytes[pos..];
-        if rest.len() < HEADER_LEN {
-            if all_zero(rest) {
-                break (None, true);
-            }
-            break (Some("partial frame header at end of file".into()), true);
+    let (frames, pos, stop) = walk(bytes, prev_last);
+    let prev = frames.last().map(|f| f.last_zxid).or(prev_last);
+    // The reason the log stops at `pos` and whether that looks like a tear. A header
+    // whose checksum holds was written by some program on purpose, so problems with
+    // what it says are never a tear.
+    let (reason, torn_like): (Option<String>, bool) = match stop {
+        Stop::Short { rest_zero: true } | Stop::ZeroHeader => (None, true),
+        Stop::Short { rest_zero: false } => {
+            (Some("partial frame header at end of file".into()), true)
         }
-        let raw = &rest[..HEADER_LEN];
-        if all_zero(raw) {
-            break (None, true);
-        }
-        let Some(h) = parse_header(raw) else {
-            let torn = has_zero_sector_piece(bytes, pos, pos + HEADER_LEN);
-            break (Some("frame header checksum mismatch".into()), torn);
-        };
-        // From here the header is trustworthy: whatever it says was written by
-        // some program on purpose, so problems with it are never a tear.
-        if h.magic != MAGIC {
+        Stop::HeaderCrc { torn } => (Some("frame header checksum mismatch".into()), torn),
+        Stop::Format(h) if h.magic != MAGIC => {
             return Err(corrupt(pos, format!("bad frame magic {:02x?}", h.magic)));
         }
-        if h.version != VERSION || h.flags != 0 || h.reserved != 0 {
+        Stop::Format(h) => {
             return Err(corrupt(
                 pos,
                 format!(
@@ -257,7 +315,7 @@ pub(crate) fn scan(
                 ),
             ));
         }
-        if h.first_zxid > h.last_zxid {
+        Stop::Order(h) if h.first_zxid > h.last_zxid => {
             return Err(corrupt(
                 pos,
                 format!(
@@ -266,42 +324,27 @@ pub(crate) fn scan(
                 ),
             ));
         }
-        if let Some(l) = last {
-            if h.first_zxid <= l {
-                return Err(corrupt(
-                    pos,
-                    format!(
-                        "frame zxids {:#x}..={:#x} do not follow the previous frame's last zxid \
-                         {l:#x}",
-                        h.first_zxid, h.last_zxid
-                    ),
-                ));
-            }
+        Stop::Order(h) => {
+            return Err(corrupt(
+                pos,
+                format!(
+                    "frame zxids {:#x}..={:#x} do not follow the previous frame's last zxid \
+                     {:#x}",
+                    h.first_zxid,
+                    h.last_zxid,
+                    prev.unwrap_or(0)
+                ),
+            ));
         }
-        let pstart = pos + HEADER_LEN;
-        let pend = pstart + h.payload_len as usize;
-        if pend > bytes.len() {
-            break (
-                Some(format!(
-                    "frame of {} payload bytes runs past the end of the file ({} bytes)",
-                    h.payload_len,
-                    bytes.len()
-                )),
-                true,
-            );
-        }
-        if crc32c::crc32c(&bytes[pstart..pend]) != h.payload_crc {
-            let torn = has_zero_sector_piece(bytes, pstart, pend);
-            break (Some("payload checksum mismatch".into()), torn);
-        }
-        frames.push(FrameMeta {
-            offset: pos as u64,
-            first_zxid: h.first_zxid,
-            last_zxid: h.last_zxid,
-            payload_len: h.payload_len,
-        });
-        last = Some(h.last_zxid);
-        pos = pend;
+        Stop::PastEnd(h) => (
+            Some(format!(
+                "frame of {} payload bytes runs past the end of the file ({} bytes)",
+                h.payload_len,
+                bytes.len()
+            )),
+            true,
+        ),
+        Stop::PayloadCrc { torn } => (Some("payload checksum mismatch".into()), torn),
     };
 
     // The log stops at `pos`. Anything intact after it means the stop is
@@ -369,54 +412,29 @@ pub(crate) struct Prefix {
 }
 
 pub(crate) fn scan_prefix(bytes: &[u8], prev_last: Option<u64>) -> Prefix {
-    let mut frames = Vec::new();
-    let mut last = prev_last;
-    let mut pos = 0usize;
-    let damage = loop {
-        let rest = &bytes[pos..];
-        if all_zero(rest) {
-            break None;
+    let (frames, pos, stop) = walk(bytes, prev_last);
+    let prev = frames.last().map(|f| f.last_zxid).or(prev_last);
+    let damage = match stop {
+        _ if all_zero(&bytes[pos..]) => None,
+        Stop::Short { .. } => Some("partial frame header at end of file".to_string()),
+        Stop::ZeroHeader | Stop::HeaderCrc { .. } => {
+            Some("frame header checksum mismatch".to_string())
         }
-        let Some(h) = rest.get(..HEADER_LEN).and_then(parse_header) else {
-            break Some(if rest.len() < HEADER_LEN {
-                "partial frame header at end of file".to_string()
-            } else {
-                "frame header checksum mismatch".to_string()
-            });
-        };
-        if h.magic != MAGIC || h.version != VERSION || h.flags != 0 || h.reserved != 0 {
-            break Some(format!(
-                "unexpected frame header (magic {:02x?}, version {}, flags {:#x})",
-                h.magic, h.version, h.flags
-            ));
-        }
-        if h.first_zxid > h.last_zxid || last.is_some_and(|l| h.first_zxid <= l) {
-            break Some(format!(
-                "frame zxids {:#x}..={:#x} do not follow the previous frame's last zxid {:#x}",
-                h.first_zxid,
-                h.last_zxid,
-                last.unwrap_or(0)
-            ));
-        }
-        let pstart = pos + HEADER_LEN;
-        let pend = pstart + h.payload_len as usize;
-        let Some(payload) = bytes.get(pstart..pend) else {
-            break Some(format!(
-                "frame of {} payload bytes runs past the end of the file",
-                h.payload_len
-            ));
-        };
-        if crc32c::crc32c(payload) != h.payload_crc {
-            break Some("payload checksum mismatch".to_string());
-        }
-        frames.push(FrameMeta {
-            offset: pos as u64,
-            first_zxid: h.first_zxid,
-            last_zxid: h.last_zxid,
-            payload_len: h.payload_len,
-        });
-        last = Some(h.last_zxid);
-        pos = pend;
+        Stop::Format(h) => Some(format!(
+            "unexpected frame header (magic {:02x?}, version {}, flags {:#x})",
+            h.magic, h.version, h.flags
+        )),
+        Stop::Order(h) => Some(format!(
+            "frame zxids {:#x}..={:#x} do not follow the previous frame's last zxid {:#x}",
+            h.first_zxid,
+            h.last_zxid,
+            prev.unwrap_or(0)
+        )),
+        Stop::PastEnd(h) => Some(format!(
+            "frame of {} payload bytes runs past the end of the file",
+            h.payload_len
+        )),
+        Stop::PayloadCrc { .. } => Some("payload checksum mismatch".to_string()),
     };
     Prefix {
         frames,
