@@ -5,7 +5,7 @@
 //! frames to persist. It serves clients through one of two front-ends (`Front`),
 //! each owning its own queues:
 //!
-//! - **Standalone** (this file). Writes are validated ("prep") against the tree and
+//! - **Standalone** (`server/standalone.rs`). Writes are validated ("prep") against the tree and
 //!   applied to it at once, but nothing a client could observe leaves the engine until
 //!   the log reports the writes before it durable: every output is tagged with the
 //!   last zxid when it was produced and held until `Durable` covers it. A client
@@ -16,9 +16,12 @@
 //! - **Ensemble member** (`server/replicated.rs`). Writes go to the leader; committed
 //!   transactions come back through `apply_committed`, the same apply path.
 //!
-//! Connection statistics are `stats.rs`'s.
+//! What both share is here: handshakes, dispatch (each front-end takes its own
+//! requests first: `standalone_request`, `member_request`), reads, watches, auth, and
+//! the outputs' timing. Connection statistics are `stats.rs`'s; the state itself is
+//! `model.rs`'s `DataModel`.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::HashMap;
 use std::net::SocketAddr;
 
 use tracing::{debug, info, warn};
@@ -26,21 +29,24 @@ use tracing::{debug, info, warn};
 use crate::acl;
 use crate::jute::{JuteError, Writer};
 use crate::model::DataModel;
-use crate::prep::{self, write_reply, Applied};
+use crate::prep::Applied;
 use crate::proto::{
     self, event, op, perm, state, xid, Code, ConnectRequest, Id, Request, SetWatches,
 };
-use crate::session::{self, Sessions};
+use crate::session::Sessions;
 pub use crate::snapshot::SnapshotView;
 use crate::snapshot::{ArchivedSnapshotData, SnapNodeRef, SnapshotData};
 pub use crate::stats::{ConnStats, Counters, Latency};
 use crate::tree::Node;
 use crate::tree::{DataTree, Trigger};
-use crate::txn::{self, Txn, TxnRecord};
+use crate::txn::{self, TxnRecord};
 use crate::watch::{ConnId, Mode, Watches};
 
 mod replicated;
+mod standalone;
+
 pub use replicated::SessionTouch;
+use standalone::Standalone;
 
 pub use crate::config::{EngineConfig, DEFAULT_MAX_MULTI_READ_BYTES};
 
@@ -123,18 +129,6 @@ enum Front {
     /// transactions come back to be applied; outputs leave at once (what they show is
     /// committed, so durable on a quorum).
     Member(replicated::Repl),
-}
-
-#[derive(Default)]
-struct Standalone {
-    /// Outputs waiting for the log, tagged with the zxid that must be durable first and,
-    /// for replies, when their request arrived (for latency statistics). Never holds
-    /// anything once `durable_zxid` reaches the engine's last zxid.
-    held: VecDeque<(i64, Output, Option<i64>)>,
-    /// Transactions applied since the last `drain`, to be logged as one frame.
-    log_batch: Vec<TxnRecord>,
-    /// The highest zxid the log reports durable.
-    durable_zxid: i64,
 }
 
 impl Front {
@@ -359,27 +353,6 @@ impl Engine {
         self.ready.push(o);
     }
 
-    /// The log reports everything through `zxid` durable: what waited for it leaves.
-    /// (A member's durability is the replica's business; it never asks.)
-    fn durable(&mut self, zxid: i64) {
-        let Front::Standalone(s) = &mut self.front else {
-            return;
-        };
-        if zxid <= s.durable_zxid {
-            return;
-        }
-        s.durable_zxid = zxid;
-        let mut ready = Vec::new();
-        while s.held.front().is_some_and(|(z, _, _)| *z <= zxid) {
-            if let Some((_, o, started)) = s.held.pop_front() {
-                ready.push((o, started));
-            }
-        }
-        for (o, started) in ready {
-            self.release(o, started);
-        }
-    }
-
     /// Sends a frame that answers no request being timed (a notification, a connect
     /// response).
     fn send(&mut self, conn: ConnId, frame: Vec<u8>) {
@@ -396,84 +369,21 @@ impl Engine {
         self.emit_timed(Output::Send { conn, frame }, started);
     }
 
-    fn log(&mut self, session: i64, cxid: i32, txn: Txn) -> TxnRecord {
-        self.model.last_zxid += 1;
-        TxnRecord {
-            zxid: self.model.last_zxid,
-            time: self.now_ms,
-            session,
-            cxid,
-            txn,
-        }
-    }
-
     fn tick(&mut self, now_ms: i64) {
         self.now_ms = now_ms.max(self.now_ms);
         let scan = self.now_ms >= self.next_expiry_scan;
         if scan {
             self.next_expiry_scan = self.now_ms + (self.cfg.tick_ms as i64 / 4).clamp(10, 500);
         }
-        if self.front.is_member() {
-            // Global expiry and container reaping are the leader's, proposed like any
-            // write; local sessions are this server's alone.
-            if scan {
-                self.expire_local_sessions();
-            }
-            return;
-        }
-        if scan {
-            for id in self.model.sessions.expired(self.now_ms) {
-                info!(session = format_args!("0x{id:x}"), "session expired");
-                self.counters.sessions_expired += 1;
-                self.close_session(id, 0, None);
-            }
-        }
-        if self.now_ms >= self.next_container_scan {
-            self.next_container_scan = self.now_ms + self.cfg.container_check_ms.max(1);
-            self.reap_containers();
-        }
-    }
-
-    /// ContainerManager: empty containers that once had children, and TTL nodes without
-    /// children not modified within their TTL, are deleted like any write.
-    fn reap_containers(&mut self) {
-        for p in self.reap_candidates() {
-            debug!(path = %p, "reaping container/TTL node");
-            let rec = self.log(0, 0, Txn::Delete { path: p });
-            self.commit(rec);
+        match self.front {
+            Front::Standalone(_) => self.standalone_tick(scan),
+            Front::Member(_) => self.member_tick(scan),
         }
     }
 
     /// The containers and TTL nodes due for deletion now (ContainerManager's rules).
     pub fn reap_candidates(&self) -> Vec<String> {
         self.model.reap_candidates(&self.cfg, self.now_ms)
-    }
-
-    /// Applies a logged transaction, fires its watches and queues it for the log.
-    fn commit(&mut self, rec: TxnRecord) -> Applied {
-        let mut triggers = Vec::new();
-        let applied = self.apply(&rec, &mut triggers);
-        self.fire(&triggers);
-        self.queue_for_log(rec);
-        applied
-    }
-
-    /// Queues a standalone write for the log (`drain` hands the batch out as one
-    /// frame). A member never logs through its engine: its writes come back committed.
-    fn queue_for_log(&mut self, rec: TxnRecord) {
-        match &mut self.front {
-            Front::Standalone(s) => s.log_batch.push(rec),
-            Front::Member(_) => {
-                debug_assert!(false, "a member's engine logged 0x{:x} itself", rec.zxid)
-            }
-        }
-    }
-
-    /// What was just recovered from disk (a snapshot, log frames) is durable.
-    fn recovered_durable(&mut self) {
-        if let Front::Standalone(s) = &mut self.front {
-            s.durable_zxid = self.model.last_zxid;
-        }
     }
 
     fn fire(&mut self, triggers: &[Trigger]) {
@@ -538,31 +448,13 @@ impl Engine {
         );
         let ro = req.has_read_only;
         if req.session_id == 0 {
-            if self.front.is_member() {
-                if self.cfg.local_sessions {
-                    self.local_create_session(conn, peer, timeout, ro);
-                } else {
-                    self.repl_create_session(conn, peer, timeout, ro);
+            match self.front {
+                Front::Standalone(_) => self.standalone_create_session(conn, peer, timeout, ro),
+                Front::Member(_) if self.cfg.local_sessions => {
+                    self.local_create_session(conn, peer, timeout, ro)
                 }
-                return;
+                Front::Member(_) => self.repl_create_session(conn, peer, timeout, ro),
             }
-            let id = self.model.sessions.allocate_id();
-            let password = session::password(id, self.cfg.secret);
-            let rec = self.log(
-                id,
-                0,
-                Txn::CreateSession {
-                    timeout_ms: timeout,
-                    password: password.clone(),
-                },
-            );
-            self.commit(rec);
-            if let Some(s) = self.model.sessions.get_mut(id) {
-                s.conn = Some(conn);
-            }
-            self.conns.insert(conn, self.new_conn(peer, id, timeout));
-            debug!("established session 0x{id:x} with timeout {timeout} for client {addr}");
-            self.send(conn, connect_response(timeout, id, &password, ro));
             return;
         }
         let id = req.session_id;
@@ -703,26 +595,6 @@ impl Engine {
         }
     }
 
-    /// Logs a closeSession (client request when `reply` is set, or expiry), deleting the
-    /// session's ephemerals, then closes its connection.
-    fn close_session(&mut self, id: i64, cxid: i32, reply: Option<(ConnId, i32)>) {
-        let Some(s) = self.model.sessions.get_mut(id) else {
-            return;
-        };
-        s.closing = true;
-        let conn = s.conn;
-        let rec = self.log(id, cxid, Txn::CloseSession);
-        let zxid = rec.zxid;
-        self.commit(rec);
-        if let Some((c, x)) = reply {
-            self.reply(c, x, proto::empty_reply(x, zxid, Code::Ok));
-        }
-        if let Some(c) = conn {
-            self.drop_conn(c);
-            self.emit(Output::Close { conn: c });
-        }
-    }
-
     // ---------------------------------------------------------------- requests
 
     fn request(&mut self, conn: ConnId, xid: i32, opcode: i32, body: &[u8]) {
@@ -767,43 +639,22 @@ impl Engine {
         } else {
             self.counters.reads += 1;
         }
-        if self.front.is_member() {
-            let forward = matches!(
-                req,
-                Request::Sync { .. }
-                    | Request::CloseSession
-                    | Request::Reconfig { .. }
-                    | Request::Multi(_)
-            ) || (req.is_write() && !matches!(req, Request::Check { .. }));
-            if forward {
-                self.repl_forward(conn, session, xid, opcode, body, &req);
-                return;
-            }
-        }
+        // What the front-end handles itself (writes above all); the rest is answered
+        // the same way by both.
+        let req = match self.front {
+            Front::Standalone(_) => self.standalone_request(conn, session, xid, opcode, req),
+            Front::Member(_) => self.member_request(conn, session, xid, opcode, body, req),
+        };
+        let Some(req) = req else {
+            return;
+        };
         match req {
             Request::Ping => {
                 let z = self.model.last_zxid;
                 self.reply(conn, xid::PING, proto::empty_reply(xid::PING, z, Code::Ok));
             }
-            Request::CloseSession => self.close_session(session, xid, Some((conn, xid))),
             Request::Auth { scheme, auth, .. } => self.auth(conn, xid, &scheme, &auth),
             Request::SetWatches(sw) => self.set_watches(conn, xid, sw),
-            Request::Reconfig { .. } => {
-                let rec = self.log(
-                    session,
-                    xid,
-                    Txn::Error {
-                        code: Code::ReconfigDisabled.as_i32(),
-                    },
-                );
-                let z = rec.zxid;
-                self.commit(rec);
-                self.reply(
-                    conn,
-                    xid,
-                    proto::empty_reply(xid, z, Code::ReconfigDisabled),
-                );
-            }
             Request::Sasl => {
                 // No SASL configured: ZooKeeper answers OK with a null token, zxid 0.
                 let mut w = Writer::framed();
@@ -816,22 +667,6 @@ impl Engine {
                 // answered and takes no zxid. Do the same, but say so.
                 warn!("check outside a multi from session 0x{session:x} is not answered (as in ZooKeeper 3.8)");
             }
-            Request::Multi(ops) if !ops.iter().all(is_multi_write_op) => {
-                let rec = self.log(
-                    session,
-                    xid,
-                    Txn::Error {
-                        code: Code::MarshallingError.as_i32(),
-                    },
-                );
-                let z = rec.zxid;
-                self.commit(rec);
-                self.reply(
-                    conn,
-                    xid,
-                    proto::empty_reply(xid, z, Code::MarshallingError),
-                );
-            }
             Request::MultiRead(ops) if !ops.iter().all(is_multi_read_op) => {
                 let z = self.model.last_zxid;
                 let mut w = Writer::framed();
@@ -839,7 +674,6 @@ impl Engine {
                 w.i32(-1).bool(true).i32(-1);
                 self.reply(conn, xid, w.finish_frame());
             }
-            r if r.is_write() => self.write(conn, session, xid, opcode, r),
             r => {
                 let z = self.model.last_zxid;
                 match self.read(conn, &r) {
@@ -1160,33 +994,6 @@ impl Engine {
             found |= self.model.watches.child.remove(p, conn, ALL);
         }
         found
-    }
-
-    fn write(&mut self, conn: ConnId, session: i64, xid: i32, opcode: i32, req: Request) {
-        let zxid = self.model.last_zxid + 1;
-        let time = self.now_ms;
-        let mut triggers = Vec::new();
-        let ids = self
-            .conns
-            .get(&conn)
-            .map(|c| c.auth.as_slice())
-            .unwrap_or(&[]);
-        let (txn, applied) = prep::prep_and_apply(
-            &mut self.model.tree,
-            &self.cfg,
-            ids,
-            session,
-            zxid,
-            time,
-            req,
-            &mut triggers,
-        );
-        let rec = self.log(session, xid, txn);
-        debug_assert_eq!(rec.zxid, zxid);
-        self.fire(&triggers);
-        self.queue_for_log(rec);
-        let frame = write_reply(xid, zxid, opcode, &applied);
-        self.reply(conn, xid, frame);
     }
 }
 

@@ -87,6 +87,41 @@ impl Engine {
         self.front = Front::Member(Repl::default());
     }
 
+    /// The member's part of a tick: global expiry and container reaping are the
+    /// leader's, proposed like any write; local sessions are this server's alone.
+    pub(super) fn member_tick(&mut self, scan: bool) {
+        if scan {
+            self.expire_local_sessions();
+        }
+    }
+
+    /// The requests a member hands to the leader: every write (a bare `check` is none),
+    /// a multi, `sync`, closing the session and `reconfig`. Anything else is given
+    /// back to be answered here, as both front-ends answer it.
+    pub(super) fn member_request(
+        &mut self,
+        conn: ConnId,
+        session: i64,
+        xid: i32,
+        opcode: i32,
+        body: &[u8],
+        req: proto::Request,
+    ) -> Option<proto::Request> {
+        use proto::Request;
+        let forward = matches!(
+            req,
+            Request::Sync { .. }
+                | Request::CloseSession
+                | Request::Reconfig { .. }
+                | Request::Multi(_)
+        ) || (req.is_write() && !matches!(req, Request::Check { .. }));
+        if !forward {
+            return Some(req);
+        }
+        self.repl_forward(conn, session, xid, opcode, body, &req);
+        None
+    }
+
     /// Sets what `/zookeeper/config` holds (the ensemble's membership, from the
     /// configuration; the same on every member, so not a transaction).
     pub fn set_config_znode(&mut self, data: Vec<u8>) {
@@ -307,7 +342,7 @@ impl Engine {
                 if opcode == op::CLOSE_SESSION {
                     self.reply(conn, xid, proto::empty_reply(xid, rec.zxid, Code::Ok));
                 } else {
-                    let frame = super::write_reply(xid, rec.zxid, opcode, &applied);
+                    let frame = crate::prep::write_reply(xid, rec.zxid, opcode, &applied);
                     self.reply(conn, xid, frame);
                 }
             }
