@@ -228,6 +228,10 @@ pub struct Checker {
     waived: BTreeMap<&'static str, (u64, String)>,
     digests: BTreeMap<i64, u64>,
     content: HashMap<i64, TxnRecord>,
+    /// The epoch in which each transaction was first applied, i.e. committed: the
+    /// committing leader applies it before anyone else can. Every voter whose ack
+    /// counted for that commit had accepted that epoch.
+    commit_epochs: HashMap<i64, i64>,
     /// Committed writes per key: zxid → data.
     key_writes: Vec<BTreeMap<i64, Vec<u8>>>,
     leaders: BTreeMap<i64, Sid>,
@@ -269,6 +273,7 @@ impl Checker {
             waived: BTreeMap::new(),
             digests: BTreeMap::new(),
             content: HashMap::new(),
+            commit_epochs: HashMap::new(),
             key_writes: vec![BTreeMap::new(); n],
             leaders: BTreeMap::new(),
             epochs: HashMap::new(),
@@ -343,6 +348,11 @@ impl Checker {
             .range(after + 1..=through)
             .filter_map(|(z, _)| self.content.get(z))
             .collect()
+    }
+
+    /// The epoch in which `zxid` was committed (first applied), if it was.
+    pub fn commit_epoch(&self, zxid: i64) -> Option<i64> {
+        self.commit_epochs.get(&zxid).copied()
     }
 
     pub fn is_committed(&self, zxid: i64) -> bool {
@@ -435,7 +445,8 @@ impl Checker {
     /// Server `node` applied (`zxid`, `digest`) right after `prev` (its previous apply,
     /// or the snapshot it loaded). `rec` is the transaction as its own log holds it;
     /// `durable_on` the servers that hold it durably (the voters among them are
-    /// counted against the membership in force at `zxid`).
+    /// counted against the membership in force at `zxid`). `epoch`: the applying
+    /// server's current epoch.
     #[allow(clippy::too_many_arguments)]
     pub fn applied(
         &mut self,
@@ -446,7 +457,9 @@ impl Checker {
         digest: u64,
         rec: Option<&TxnRecord>,
         durable_on: Option<&[Sid]>,
+        epoch: i64,
     ) {
+        self.commit_epochs.entry(zxid).or_insert(epoch);
         self.applied_events += 1;
         if zxid <= prev {
             self.violate(
@@ -1140,29 +1153,29 @@ mod tests {
     #[test]
     fn divergent_commit_is_caught() {
         let mut c = checker();
-        c.applied(0, 1, 0, 1, 11, Some(&set(1, "/k0", "a")), Some(&[1, 2]));
-        c.applied(0, 2, 0, 1, 11, Some(&set(1, "/k0", "a")), Some(&[1, 2]));
+        c.applied(0, 1, 0, 1, 11, Some(&set(1, "/k0", "a")), Some(&[1, 2]), 1);
+        c.applied(0, 2, 0, 1, 11, Some(&set(1, "/k0", "a")), Some(&[1, 2]), 1);
         assert!(!c.failed());
-        c.applied(0, 3, 0, 1, 12, Some(&set(1, "/k0", "b")), Some(&[1, 2]));
+        c.applied(0, 3, 0, 1, 12, Some(&set(1, "/k0", "b")), Some(&[1, 2]), 1);
         assert!(c.failed());
     }
 
     #[test]
     fn skipping_a_committed_zxid_is_caught() {
         let mut c = checker();
-        c.applied(0, 1, 0, 1, 1, None, None);
-        c.applied(0, 1, 1, 2, 2, None, None);
-        c.applied(0, 2, 0, 2, 2, None, None);
+        c.applied(0, 1, 0, 1, 1, None, None, 1);
+        c.applied(0, 1, 1, 2, 2, None, None, 1);
+        c.applied(0, 2, 0, 2, 2, None, None, 1);
         assert_eq!(c.violations()[0].kind, "committed prefix");
     }
 
     #[test]
     fn reapplying_and_missing_quorum_are_caught() {
         let mut c = checker();
-        c.applied(0, 1, 5, 5, 1, None, None);
+        c.applied(0, 1, 5, 5, 1, None, None, 1);
         assert_eq!(c.violations()[0].kind, "apply order");
         let mut c = checker();
-        c.applied(0, 1, 0, 1, 1, Some(&set(1, "/k0", "a")), Some(&[1]));
+        c.applied(0, 1, 0, 1, 1, Some(&set(1, "/k0", "a")), Some(&[1]), 1);
         assert_eq!(c.violations()[0].kind, "commit quorum");
     }
 
@@ -1192,9 +1205,18 @@ mod tests {
     fn good_history_passes() {
         let mut c = checker();
         let s = c.new_session(0x10);
-        c.applied(0, 1, 0, 1, 1, Some(&set(1, "/k0", "init")), Some(&[1, 2]));
+        c.applied(
+            0,
+            1,
+            0,
+            1,
+            1,
+            Some(&set(1, "/k0", "init")),
+            Some(&[1, 2]),
+            1,
+        );
         let w = write(&mut c, s, 0, "a", 10);
-        c.applied(15, 1, 1, 2, 2, Some(&set(2, "/k0", "a")), Some(&[1, 2]));
+        c.applied(15, 1, 1, 2, 2, Some(&set(2, "/k0", "a")), Some(&[1, 2]), 1);
         c.write_ok(20, w, 2, 2, 1);
         let r = c.invoke(s, 0, OpKind::Read { key: 0 }, 30);
         c.read_ok(40, r, 2, b"a".to_vec(), 2, 1);
@@ -1210,9 +1232,18 @@ mod tests {
     fn stale_and_backwards_reads_are_caught() {
         let mut c = checker();
         let s = c.new_session(0x10);
-        c.applied(0, 1, 0, 1, 1, Some(&set(1, "/k0", "init")), Some(&[1, 2]));
+        c.applied(
+            0,
+            1,
+            0,
+            1,
+            1,
+            Some(&set(1, "/k0", "init")),
+            Some(&[1, 2]),
+            1,
+        );
         let w = write(&mut c, s, 0, "a", 10);
-        c.applied(15, 1, 1, 2, 2, Some(&set(2, "/k0", "a")), Some(&[1, 2]));
+        c.applied(15, 1, 1, 2, 2, Some(&set(2, "/k0", "a")), Some(&[1, 2]), 1);
         c.write_ok(20, w, 2, 2, 1);
         // The session reads its key back at the old value: not monotonic.
         let r = c.invoke(s, 0, OpKind::Read { key: 0 }, 30);
@@ -1222,8 +1253,17 @@ mod tests {
         // Another session reads the old value in a reply claiming state 2: stale.
         let mut c2 = checker();
         let s2 = c2.new_session(0x11);
-        c2.applied(0, 1, 0, 1, 1, Some(&set(1, "/k0", "init")), Some(&[1, 2]));
-        c2.applied(15, 1, 1, 2, 2, Some(&set(2, "/k0", "a")), Some(&[1, 2]));
+        c2.applied(
+            0,
+            1,
+            0,
+            1,
+            1,
+            Some(&set(1, "/k0", "init")),
+            Some(&[1, 2]),
+            1,
+        );
+        c2.applied(15, 1, 1, 2, 2, Some(&set(2, "/k0", "a")), Some(&[1, 2]), 1);
         let r = c2.invoke(s2, 0, OpKind::Read { key: 0 }, 30);
         c2.read_ok(40, r, 2, b"init".to_vec(), 1, 0);
         assert_eq!(c2.violations()[0].kind, "stale read");
@@ -1243,7 +1283,7 @@ mod tests {
 
         let mut c = checker();
         let s = c.new_session(0x10);
-        c.applied(0, 1, 0, 7, 1, Some(&set(7, "/k0", "zzz")), Some(&[1, 2]));
+        c.applied(0, 1, 0, 7, 1, Some(&set(7, "/k0", "zzz")), Some(&[1, 2]), 1);
         let w = write(&mut c, s, 0, "a", 10);
         c.write_ok(20, w, 7, 7, 1);
         assert_eq!(c.violations()[0].kind, "acknowledged write");
@@ -1255,7 +1295,7 @@ mod tests {
         let s = c.new_session(0x10);
         let w = write(&mut c, s, 0, "a", 10);
         c.failed_op(20, w, -118);
-        c.applied(30, 1, 0, 3, 1, Some(&set(3, "/k0", "a")), Some(&[1, 2]));
+        c.applied(30, 1, 0, 3, 1, Some(&set(3, "/k0", "a")), Some(&[1, 2]), 1);
         c.finish(100, 1_000_000);
         assert!(c.violations().iter().any(|v| v.kind == "committed write"));
     }
@@ -1265,8 +1305,8 @@ mod tests {
         let mut c = checker();
         let s = c.new_session(0x10);
         let t = c.new_session(0x11);
-        c.applied(0, 1, 0, 5, 1, Some(&set(5, "/k1", "b")), Some(&[1, 2]));
-        c.applied(0, 1, 5, 6, 1, Some(&set(6, "/k0", "a")), Some(&[1, 2]));
+        c.applied(0, 1, 0, 5, 1, Some(&set(5, "/k1", "b")), Some(&[1, 2]), 1);
+        c.applied(0, 1, 5, 6, 1, Some(&set(6, "/k0", "a")), Some(&[1, 2]), 1);
         let a = write(&mut c, s, 0, "a", 0);
         c.write_ok(10, a, 6, 6, 1);
         let b = write(&mut c, t, 1, "b", 20);
@@ -1323,6 +1363,7 @@ mod tests {
             5,
             Some(&reconfig_rec(5, &[3, 4, 5], 9, 1)),
             Some(&[1, 2]),
+            1,
         );
         assert_eq!(c.violations()[0].kind, "commit quorum");
         let mut c = checker();
@@ -1334,23 +1375,33 @@ mod tests {
             5,
             Some(&reconfig_rec(5, &[3, 4, 5], 9, 1)),
             Some(&[1, 3, 4]),
+            1,
         );
         assert!(!c.failed(), "{:?}", c.violations());
         assert_eq!(c.membership_at(5).voters, vec![1, 2, 3]);
         assert_eq!(c.membership_at(6).voters, vec![3, 4, 5]);
         assert_eq!(c.newest_membership().version, 5);
         // After it, the new voters count...
-        c.applied(0, 1, 5, 6, 6, Some(&set(6, "/k0", "a")), Some(&[4, 5]));
+        c.applied(0, 1, 5, 6, 6, Some(&set(6, "/k0", "a")), Some(&[4, 5]), 1);
         assert!(!c.failed(), "{:?}", c.violations());
         // ...and the old ones no longer do.
-        c.applied(0, 1, 6, 7, 7, Some(&set(7, "/k0", "b")), Some(&[1, 2, 3]));
+        c.applied(
+            0,
+            1,
+            6,
+            7,
+            7,
+            Some(&set(7, "/k0", "b")),
+            Some(&[1, 2, 3]),
+            1,
+        );
         assert_eq!(c.violations()[0].kind, "commit quorum");
     }
 
     #[test]
     fn a_late_apply_may_count_the_newest_membership() {
         let mut c = checker();
-        c.applied(0, 1, 0, 4, 4, Some(&set(4, "/k0", "a")), Some(&[1, 2]));
+        c.applied(0, 1, 0, 4, 4, Some(&set(4, "/k0", "a")), Some(&[1, 2]), 1);
         c.applied(
             0,
             1,
@@ -1359,12 +1410,22 @@ mod tests {
             5,
             Some(&reconfig_rec(5, &[3, 4, 5], 9, 1)),
             Some(&[1, 3, 4]),
+            1,
         );
         // A server applies 4 after the voters that held it were removed: a quorum of the
         // newest membership holding it is enough.
-        c.applied(0, 5, 0, 4, 4, Some(&set(4, "/k0", "a")), Some(&[3, 4, 5]));
+        c.applied(
+            0,
+            5,
+            0,
+            4,
+            4,
+            Some(&set(4, "/k0", "a")),
+            Some(&[3, 4, 5]),
+            1,
+        );
         assert!(!c.failed(), "{:?}", c.violations());
-        c.applied(0, 4, 0, 4, 4, Some(&set(4, "/k0", "a")), Some(&[1, 5]));
+        c.applied(0, 4, 0, 4, 4, Some(&set(4, "/k0", "a")), Some(&[1, 5]), 1);
         assert_eq!(c.violations()[0].kind, "commit quorum");
     }
 
@@ -1390,6 +1451,7 @@ mod tests {
             3,
             Some(&reconfig_rec(3, &[1, 2], 0x10, 7)),
             Some(&[1, 2]),
+            1,
         );
         c.reconfig_ok(2, ok, 3, data(3));
         assert!(!c.failed(), "{:?}", c.violations());
@@ -1411,6 +1473,7 @@ mod tests {
             3,
             Some(&reconfig_rec(3, &[1, 2], 0x10, 7)),
             Some(&[1, 2]),
+            1,
         );
         c.finish(10, 1_000_000);
         assert!(c.violations().iter().any(|v| v.kind == "reconfig"));

@@ -1502,8 +1502,16 @@ impl World {
     /// committed one, which it knows of (it saved it or holds its reconfiguration
     /// durably; a voter that does not know yet may still follow as a learner, and the
     /// new membership's quorum that committed that reconfiguration holds what it drops).
+    ///
+    /// Nor does a transaction committed in an epoch this server has not accepted: the
+    /// quorum whose acks committed it had all accepted that epoch, so this server is
+    /// not among them, and they still hold it. That is a voter still syncing with a
+    /// doomed candidate of an older epoch, whose truncation (computed before a newer
+    /// epoch re-proposed and committed what it cuts) arrives after that commit; the
+    /// newer leader gives it back when the voter joins it.
     fn check_drop(&mut self, i: usize, keep: i64, what: &str) {
         let sid = self.nodes[i].sid;
+        let accepted = self.nodes[i].replica.as_ref().map(|r| r.epochs().accepted);
         let disk = &self.nodes[i].disk;
         let newest = self.checker.newest_membership();
         if !newest.is_voter(sid) {
@@ -1531,7 +1539,12 @@ impl World {
             .into_iter()
             .rev()
             .take(64)
-            .find(|r| disk.durably_holds(r) && self.checker.membership_at(r.zxid).is_voter(sid))
+            .find(|r| {
+                disk.durably_holds(r)
+                    && self.checker.membership_at(r.zxid).is_voter(sid)
+                    && accepted
+                        .is_none_or(|a| self.checker.commit_epoch(r.zxid).is_none_or(|e| a >= e))
+            })
             .map(|r| r.zxid);
         if let Some(z) = dropped {
             let sid = self.nodes[i].sid;
@@ -1569,6 +1582,10 @@ impl World {
                     .map(|n| n.sid)
                     .collect()
             });
+            let epoch = self.nodes[i]
+                .replica
+                .as_ref()
+                .map_or(0, |r| r.epochs().current);
             self.checker.applied(
                 self.now,
                 sid,
@@ -1577,6 +1594,7 @@ impl World {
                 d,
                 rec.as_ref(),
                 durable_on.as_deref(),
+                epoch,
             );
             self.nodes[i].last_applied = z;
             self.nodes[i].applied_since_snapshot += 1;
