@@ -426,21 +426,7 @@ fn spawn_server(
 impl ServerProc {
     /// Starts a server of `kind` with its data under `dir`, waiting until it serves.
     pub fn start(kind: ServerKind, dir: &Path, keel_bin: &Path) -> Result<ServerProc, String> {
-        let mut last = String::new();
-        for _ in 0..3 {
-            match Self::try_start(kind, dir, keel_bin) {
-                Ok(s) => return Ok(s),
-                Err(e) => {
-                    let retry =
-                        e.contains("Address already in use") || e.contains("address in use");
-                    last = e;
-                    if !retry {
-                        break;
-                    }
-                }
-            }
-        }
-        Err(last)
+        retry_if_port_taken(|_| Self::try_start(kind, dir, keel_bin))
     }
 
     fn try_start(kind: ServerKind, dir: &Path, keel_bin: &Path) -> Result<ServerProc, String> {
@@ -644,6 +630,26 @@ pub fn write_ensemble_configs(
     Ok(out)
 }
 
+/// Runs `start(attempt)` up to three times while it fails because a port it picked
+/// was taken meanwhile (another process bound it between our probe and the server's
+/// bind); any other error is final.
+fn retry_if_port_taken<T>(mut start: impl FnMut(usize) -> Result<T, String>) -> Result<T, String> {
+    let mut last = String::new();
+    for attempt in 0..3 {
+        match start(attempt) {
+            Ok(t) => return Ok(t),
+            Err(e) => {
+                let retry = e.contains("Address already in use") || e.contains("address in use");
+                last = e;
+                if !retry {
+                    break;
+                }
+            }
+        }
+    }
+    Err(last)
+}
+
 /// The `Mode:` of a `srvr` answer (`leader`, `follower`, `standalone`, ...).
 pub fn srvr_mode(answer: &str) -> Option<&str> {
     answer
@@ -674,26 +680,14 @@ impl Ensemble {
         n: usize,
         keel_bin: &Path,
     ) -> Result<Ensemble, String> {
-        let mut last = String::new();
-        for attempt in 0..3 {
+        retry_if_port_taken(|attempt| {
             let dir = if attempt == 0 {
                 dir.to_path_buf()
             } else {
                 dir.join(format!("retry-{attempt}"))
             };
-            match Self::try_start(kind, &dir, n, keel_bin) {
-                Ok(e) => return Ok(e),
-                Err(e) => {
-                    let retry =
-                        e.contains("Address already in use") || e.contains("address in use");
-                    last = e;
-                    if !retry {
-                        break;
-                    }
-                }
-            }
-        }
-        Err(last)
+            Self::try_start(kind, &dir, n, keel_bin)
+        })
     }
 
     fn try_start(

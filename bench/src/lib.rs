@@ -3,6 +3,9 @@
 //! ZooKeeper and Keel ([`compare`]), and the footprint measurements: memory per znode
 //! ([`memory`]) and restart time ([`restart`]), both loading with [`load`] and reading
 //! their load flags with [`load_args`].
+//!
+//! Where it sits: outside Keel, a client of the path docs/architecture.md walks in "One
+//! setData, file by file"; its numbers are in docs/benchmarks.md.
 
 pub mod client;
 pub mod compare;

@@ -17,6 +17,9 @@
 //! | [`lin`] | a Wing–Gong/Lowe linearizability search and the versioned-register model |
 //! | [`checker`] | every safety check: replicated log, durability, sessions, reads, writes |
 //! | [`world`] | the event loop: servers, faults (pauses included), phases, liveness after healing (election bound, reconfiguration quorum, time to elect) |
+//!
+//! Where it sits: it drives the replica of docs/architecture.md's "One setData, file by
+//! file" (the ensemble leader's walk) through `zab::effects::execute`, as `net` does.
 
 /// `println!` that ends the process quietly when stdout is closed (`keel-sim -v | head`).
 #[macro_export]

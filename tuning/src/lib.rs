@@ -3,6 +3,8 @@
 //! Nothing here changes what Keel does, only how fast and with how much memory it does it:
 //! every knob has a default that is correct on any machine, and a profile or an environment
 //! variable only moves the trade-off between latency, throughput and memory.
+//! Where the knobs act on a request's way through Keel (batch sizes, the log's segments,
+//! read buffers, core placement): docs/architecture.md, "One setData, file by file".
 //!
 //! ```
 //! use keel_tuning::{Knobs, Profile};

@@ -573,14 +573,24 @@ impl Config {
     }
 
     /// The ensemble membership as ZooKeeper writes it (`conf`, `/zookeeper/config`): one
-    /// `server.N=...` line per server, then `version=<hex>`, without a final newline.
+    /// `server.N=...` line per server in id order, then `version=<hex>`, without a final
+    /// newline; written by the engine's one printer of membership text.
     pub fn membership(&self) -> String {
-        let mut s = String::new();
-        for server in &self.servers {
-            s.push_str(&format!("server.{}={}\n", server.id, server));
+        keel_engine::zab::Membership {
+            version: self.config_version as i64,
+            servers: self
+                .servers
+                .iter()
+                .map(|s| {
+                    let server = keel_engine::zab::membership::Server {
+                        spec: s.to_string(),
+                        observer: s.role == PeerRole::Observer,
+                    };
+                    (s.id, server)
+                })
+                .collect(),
         }
-        s.push_str(&format!("version={:x}", self.config_version));
-        s
+        .to_text()
     }
 
     /// Applies one system-property-level setting. `shown` is the key as the user wrote it.
