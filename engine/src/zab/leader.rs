@@ -194,6 +194,18 @@ impl Leader {
             .collect()
     }
 
+    /// Whether a quorum of voters may still promise our epoch: we, those that did, and
+    /// those that have not answered yet (an ack without a promise is final).
+    fn may_still_establish(&self, c: &Core) -> bool {
+        c.cfg.has_quorum(|s| {
+            s == c.cfg.my_id
+                || self
+                    .peers
+                    .get(&s)
+                    .is_none_or(|p| p.stage < Stage::EpochAcked || p.promised)
+        })
+    }
+
     /// Whether we and the voters at `min` or beyond (having promised our epoch, from
     /// `EpochAcked` on) make a quorum.
     fn quorum_at(&self, c: &Core, min: Stage) -> bool {
@@ -482,6 +494,19 @@ impl Leader {
                 p.last_zxid = last_zxid;
                 p.promised = promise || l.promised_to_us.contains(&from);
                 p.epoch_ends = epoch_ends;
+                if !p.promised && l.phase == Phase::AckEpoch && !l.may_still_establish(c) {
+                    // It accepted our epoch before but never promised it to us (the
+                    // promise was lost with a crash before it reached us, or went to
+                    // another candidate of the same epoch), and it promises an epoch
+                    // once: waiting initLimit for it is waiting for nothing. A new
+                    // election proposes a higher epoch, which it can promise.
+                    warn!(
+                        id = c.cfg.my_id,
+                        "server {from} accepted epoch {epoch} but did not promise it to us, and no quorum can promise it without that server; electing again"
+                    );
+                    l.exhausted = true;
+                    return;
+                }
                 if l.phase >= Phase::Sync {
                     self.send_sync(c, from);
                 } else {
@@ -960,5 +985,86 @@ impl Leader {
             );
         }
         true
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::EngineConfig;
+    use crate::Engine;
+
+    fn core(me: Sid, voters: &[Sid]) -> Core {
+        let mut engine = Engine::new(EngineConfig::default(), 0);
+        engine.set_replicated();
+        Core {
+            cfg: ReplicaConfig::new(me, voters.to_vec()),
+            engine,
+            now_ms: 0,
+            epochs: Epochs::default(),
+            log: MemLog::new(0),
+            durable: 0,
+            committed: 0,
+            out: Vec::new(),
+            applied_log: Vec::new(),
+            membership: Membership::placeholder(voters, &[]),
+            pending: None,
+            elect_again: false,
+            promised_to: None,
+            replaced: None,
+        }
+    }
+
+    fn info() -> PeerMsg {
+        PeerMsg::FollowerInfo {
+            accepted_epoch: 0,
+            last_zxid: 0,
+            observer: false,
+        }
+    }
+
+    fn ack(promise: bool) -> PeerMsg {
+        PeerMsg::AckEpoch {
+            epoch: 1,
+            promise,
+            current_epoch: 0,
+            last_zxid: 0,
+            epoch_ends: vec![0],
+        }
+    }
+
+    /// A voter that accepted our epoch without promising it to us (its promise was
+    /// lost with a crash, or went to another candidate) promises it to no one again:
+    /// when no quorum can promise without it, the candidate gives up at once instead
+    /// of waiting initLimit.
+    #[test]
+    fn a_candidate_that_can_no_longer_gather_promises_gives_up_at_once() {
+        let mut c = core(2, &[1, 2]);
+        let mut l = Leader::new(&c);
+        l.on_msg(&mut c, 1, info());
+        assert_eq!(l.phase, Phase::AckEpoch, "epoch 1 proposed");
+        l.on_msg(&mut c, 1, ack(false));
+        assert!(
+            !l.tick(&mut c),
+            "server 1's promise is needed and will not come"
+        );
+
+        // The same with the promise: it establishes.
+        let mut c = core(2, &[1, 2]);
+        let mut l = Leader::new(&c);
+        l.on_msg(&mut c, 1, info());
+        l.on_msg(&mut c, 1, ack(true));
+        assert!(l.phase >= Phase::Sync);
+        assert!(l.tick(&mut c));
+
+        // A non-promise that a quorum can do without is no reason to give up.
+        let mut c = core(2, &[1, 2, 3]);
+        let mut l = Leader::new(&c);
+        l.on_msg(&mut c, 1, info());
+        l.on_msg(&mut c, 1, ack(false));
+        assert!(l.tick(&mut c), "server 3 may still promise");
+        l.on_msg(&mut c, 3, info());
+        l.on_msg(&mut c, 3, ack(true));
+        assert!(l.phase >= Phase::Sync, "2 and 3 are a quorum");
     }
 }
