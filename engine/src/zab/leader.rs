@@ -414,7 +414,14 @@ impl Leader {
                 observer,
             } => {
                 if l.peers.get(&from).is_some_and(|p| p.stage > Stage::Info) {
-                    // A re-sent FollowerInfo after we moved on: start over with it.
+                    if accepted_epoch < l.epoch {
+                        // It acked our epoch, so it had accepted it (durably, before
+                        // the ack): this was sent before that, a duplicate or a resend
+                        // overtaken by its ack. Starting over with it would wait for an
+                        // ack the follower, already past that step, never sends again.
+                        return;
+                    }
+                    // It came back (looked again, restarted): start over with it.
                     l.peers.remove(&from);
                 }
                 l.peers.insert(
@@ -1066,5 +1073,32 @@ mod tests {
         l.on_msg(&mut c, 3, info());
         l.on_msg(&mut c, 3, ack(true));
         assert!(l.phase >= Phase::Sync, "2 and 3 are a quorum");
+    }
+
+    /// A FollowerInfo sent before the follower acked our epoch (a duplicate, or a
+    /// resend its ack overtook) changes nothing; one from a follower that came back
+    /// (it reports our epoch as accepted) starts it over.
+    #[test]
+    fn a_stale_follower_info_does_not_start_a_follower_over() {
+        let mut c = core(2, &[1, 2, 3]);
+        let mut l = Leader::new(&c);
+        l.on_msg(&mut c, 1, info());
+        l.on_msg(&mut c, 1, ack(true));
+        assert!(l.phase >= Phase::Sync);
+        l.on_msg(&mut c, 1, info());
+        assert!(
+            l.peers[&1].stage >= Stage::Syncing,
+            "a stale FollowerInfo does not start server 1 over"
+        );
+        l.on_msg(
+            &mut c,
+            1,
+            PeerMsg::FollowerInfo {
+                accepted_epoch: 1,
+                last_zxid: 0,
+                observer: false,
+            },
+        );
+        assert_eq!(l.peers[&1].stage, Stage::Info, "it came back: start over");
     }
 }
