@@ -276,7 +276,10 @@ impl ReplicaLoop {
                 ));
             }
             self.observer = self.replica.config().is_observer();
-            info!("membership 0x{:x} in force and saved", parsed.version);
+            info!(
+                "membership 0x{:x} in force and saved",
+                parsed.membership.version
+            );
         }
         let me = self.replica.config().my_id;
         self.peers.set_peers(

@@ -45,7 +45,6 @@ pub fn member_of(s: &ServerSpec) -> Option<Member> {
 /// A membership read from `/zookeeper/config` text.
 #[derive(Debug, Clone)]
 pub struct Parsed {
-    pub version: i64,
     pub members: Vec<Member>,
     /// As the engine reads it.
     pub membership: Membership,
@@ -62,7 +61,6 @@ pub fn parse(text: &str) -> Result<Parsed, String> {
         members.push(member_of(&s).ok_or_else(|| format!("server.{id} has no address"))?);
     }
     Ok(Parsed {
-        version: membership.version,
         members,
         membership,
     })
@@ -170,7 +168,7 @@ mod tests {
         let ids = |a: &AtStart| a.parsed.members.iter().map(|m| m.id).collect::<Vec<_>>();
 
         let a = at_start(cand(0, &[1, 2, 3]), None, None);
-        assert_eq!((a.source, a.parsed.version), (Source::ZooCfg, 0));
+        assert_eq!((a.source, a.parsed.membership.version), (Source::ZooCfg, 0));
 
         let a = at_start(cand(0, &[1, 2, 3]), Some(cand(0x100000002, &[1, 2])), None);
         assert_eq!((a.source, ids(&a)), (Source::Saved, vec![1, 2]));
@@ -211,7 +209,7 @@ mod tests {
         save(d.path(), text).unwrap();
         let (t, p) = load(d.path()).unwrap().unwrap();
         assert_eq!(t, text);
-        assert_eq!(p.version, 0x100000003);
+        assert_eq!(p.membership.version, 0x100000003);
         let m: Vec<_> = p
             .members
             .iter()

@@ -209,13 +209,13 @@ pub fn start(opts: ServerOptions) -> Result<RunningServer, StartError> {
                 crate::membership::Source::ZooCfg => {}
                 crate::membership::Source::Saved => info!(
                     "membership 0x{:x} from the last reconfiguration ({}) replaces zoo.cfg's",
-                    chosen.parsed.version,
+                    chosen.parsed.membership.version,
                     file.display()
                 ),
                 crate::membership::Source::Snapshot => {
                     info!(
                         "membership 0x{:x} from the newest snapshot replaces the configured one",
-                        chosen.parsed.version
+                        chosen.parsed.membership.version
                     );
                     if let Err(e) = crate::membership::save(&opts.data_dir, &chosen.text) {
                         return Err(StartError::Storage(StorageError::Membership(format!(
@@ -228,7 +228,7 @@ pub fn start(opts: ServerOptions) -> Result<RunningServer, StartError> {
             let membership = chosen.parsed.membership;
             ens.members = chosen.parsed.members;
             ens.config_data = chosen.text;
-            ens.config_version = chosen.parsed.version;
+            ens.config_version = membership.version;
             // A server removed by a reconfiguration still starts (as a non-voting
             // learner) from its own zoo.cfg line.
             let me = ens

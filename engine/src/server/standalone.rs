@@ -76,6 +76,21 @@ impl Engine {
         self.send(conn, connect_response(timeout, id, &password, ro));
     }
 
+    /// Answers `code` to a request ZooKeeper refuses with a logged error transaction
+    /// (it takes a zxid, as there).
+    fn logged_refusal(&mut self, conn: ConnId, session: i64, xid: i32, code: Code) {
+        let rec = self.log(
+            session,
+            xid,
+            Txn::Error {
+                code: code.as_i32(),
+            },
+        );
+        let z = rec.zxid;
+        self.commit(rec);
+        self.reply(conn, xid, proto::empty_reply(xid, z, code));
+    }
+
     /// The requests the standalone front-end handles itself: writes (prepped, applied,
     /// logged), closing the session, and what ZooKeeper answers with a logged error
     /// (`reconfig` on a standalone server, a multi with a read in it). Anything else is
@@ -91,36 +106,10 @@ impl Engine {
         match req {
             Request::CloseSession => self.close_session(session, xid, Some((conn, xid))),
             Request::Reconfig { .. } => {
-                let rec = self.log(
-                    session,
-                    xid,
-                    Txn::Error {
-                        code: Code::ReconfigDisabled.as_i32(),
-                    },
-                );
-                let z = rec.zxid;
-                self.commit(rec);
-                self.reply(
-                    conn,
-                    xid,
-                    proto::empty_reply(xid, z, Code::ReconfigDisabled),
-                );
+                self.logged_refusal(conn, session, xid, Code::ReconfigDisabled);
             }
             Request::Multi(ops) if !ops.iter().all(is_multi_write_op) => {
-                let rec = self.log(
-                    session,
-                    xid,
-                    Txn::Error {
-                        code: Code::MarshallingError.as_i32(),
-                    },
-                );
-                let z = rec.zxid;
-                self.commit(rec);
-                self.reply(
-                    conn,
-                    xid,
-                    proto::empty_reply(xid, z, Code::MarshallingError),
-                );
+                self.logged_refusal(conn, session, xid, Code::MarshallingError);
             }
             // A bare check is answered as ZooKeeper 3.8 answers it: not at all.
             r @ Request::Check { .. } => return Some(r),
