@@ -469,3 +469,50 @@ def test_local_sessions(ensemble_factory, kz, path, upgrading):
         assert KazooState.LOST not in states
         assert session_id(c) == sid
         assert c.exists(path + "/eph").ephemeralOwner == sid
+
+
+# ---------------------------------------------------------------------------
+# pipelined requests of one session
+
+
+@pytest.mark.parametrize("where", ["follower", "leader"])
+def test_one_session_pipelines_writes_and_reads_in_order(ensemble, path, where):
+    """Thirty requests sent back to back on one connection, before any reply:
+    writes that depend on the one before them (a child of a node just created,
+    a version just bumped), reads between them, a conditional write that must
+    fail, a malformed write. Every reply comes in request order with the code
+    ZooKeeper gives, and each read sees exactly the writes sent before it."""
+    leader, _ = ensemble.wait_serving()
+    m = leader if where == "leader" else [x for x in ensemble.participants if x is not leader][0]
+    c = rawzk.RawZK(*m.address)
+    c.connect(timeout_ms=10000)
+    W = rawzk.W
+    OP = rawzk.OP
+    plan = [  # (op, body, expected error name, expected data of a read)
+        (OP["create"], rawzk.create_body(path, b"v0"), "OK", None),
+        (OP["create"], rawzk.create_body(path + "/c", b"child"), "OK", None),
+    ]
+    for i in range(1, 9):
+        plan.append((OP["setData"], W().ustring(path).buffer(b"v%d" % i).int(i - 1).bytes(), "OK", None))
+        plan.append((OP["getData"], rawzk.path_watch(path, False), "OK", b"v%d" % i))
+    plan += [
+        # version 0 is long gone: refused, in its turn
+        (OP["setData"], W().ustring(path).buffer(b"stale").int(0).bytes(), "BADVERSION", None),
+        (OP["create"], b"\x00\x00\x00\x07", "MARSHALLINGERROR", None),
+        (OP["getData"], rawzk.path_watch(path, False), "OK", b"v8"),
+        (OP["delete"], rawzk.path_version(path + "/c", -1), "OK", None),
+        (OP["exists"], rawzk.path_watch(path + "/c", False), "NONODE", None),
+        (OP["setData"], W().ustring(path).buffer(b"last").int(-1).bytes(), "OK", None),
+        (OP["getData"], rawzk.path_watch(path, False), "OK", b"last"),
+    ]
+    try:
+        xids = [c.submit(op, body) for op, body, _, _ in plan]
+        got = []
+        for xid, (op, _, want, data) in zip(xids, plan):
+            r = c.read_reply(xid, op, timeout=20)
+            got.append(r.err_name)
+            if data is not None and r.ok:
+                assert r["data"] == data, "xid %d read %r" % (xid, r["data"])
+        assert got == [want for _, _, want, _ in plan]
+    finally:
+        c.sock.close()

@@ -100,22 +100,40 @@ pub struct Plan {
 /// The matrix for standalone servers (`nodes` 1) or ensembles of `nodes` members.
 /// Ensembles get a smaller matrix (three servers per side share the machine): `--short`
 /// is create, set and get with one session per member and with 4 sessions × 8 in flight
-/// per member; sessions go round-robin over the members.
+/// per member; sessions go round-robin over the members. Both modes add the
+/// few-session pipelined cells, whatever the size: `set` and `create` with 1 session ×
+/// 16 in flight and 4 × 64 (how ClickHouse or a Curator-based controller drives
+/// ZooKeeper: a few sessions, many async requests each).
 pub fn plan_for(mode: Mode, nodes: usize) -> Plan {
-    if nodes <= 1 {
-        return plan(mode);
+    let mut plan = if nodes <= 1 {
+        plan(mode)
+    } else {
+        match mode {
+            Mode::Short => matrix(
+                &[Workload::Create, Workload::Set, Workload::Get],
+                &[(1, 1), (4, 8)],
+                nodes,
+                (1, 4),
+            ),
+            Mode::Full => matrix(&FULL, &[(1, 1), (2, 4), (8, 8), (16, 16)], nodes, (2, 10)),
+        }
+    };
+    for w in [Workload::Set, Workload::Create] {
+        for (sessions, inflight) in PIPELINED {
+            plan.cells.push(Cell {
+                workload: w,
+                sessions,
+                inflight,
+            });
+        }
     }
-    match mode {
-        Mode::Short => matrix(
-            &[Workload::Create, Workload::Set, Workload::Get],
-            &[(1, 1), (4, 8)],
-            nodes,
-            (1, 4),
-        ),
-        Mode::Full => matrix(&FULL, &[(1, 1), (2, 4), (8, 8), (16, 16)], nodes, (2, 10)),
-    }
+    plan
 }
 
+/// The few-session pipelined cells (sessions in all, requests in flight per session).
+pub const PIPELINED: [(usize, usize); 2] = [(1, 16), (4, 64)];
+
+/// The standalone matrix, without the pipelined cells [`plan_for`] adds.
 pub fn plan(mode: Mode) -> Plan {
     match mode {
         Mode::Short => matrix(
@@ -830,7 +848,7 @@ pub struct ServerResults {
     pub start_error: Option<String>,
 }
 
-fn cell_config(plan: &Plan, cell: &Cell, connect: &[SocketAddr]) -> RunConfig {
+fn cell_config(plan: &Plan, cell: &Cell, connect: &[SocketAddr], pids: &[u32]) -> RunConfig {
     let tag = format!("{}x{}", cell.sessions, cell.inflight);
     let (root, keys) = match cell.workload {
         Workload::Create => (format!("/kb/create-{tag}"), plan.keys),
@@ -855,6 +873,7 @@ fn cell_config(plan: &Plan, cell: &Cell, connect: &[SocketAddr]) -> RunConfig {
         progress: false,
         hist_out: None,
         drain_timeout: Duration::from_secs(10),
+        server_pids: pids.to_vec(),
     }
 }
 
@@ -882,21 +901,29 @@ pub fn output_names(nodes: usize) -> OutputNames {
     }
 }
 
-fn run_cells(plan: &Plan, connect: &[SocketAddr]) -> Vec<(Cell, Result<RunResult, String>)> {
+/// Runs every cell against the servers at `connect`, measuring what the processes
+/// `pids` spend.
+fn run_cells(
+    plan: &Plan,
+    connect: &[SocketAddr],
+    pids: &[u32],
+) -> Vec<(Cell, Result<RunResult, String>)> {
     let mut cells = Vec::new();
     for cell in &plan.cells {
-        let cfg = cell_config(plan, cell, connect);
+        let cfg = cell_config(plan, cell, connect, pids);
         let r = run(&cfg);
         match &r {
             Ok(res) => eprintln!(
-                "  {:<10} {:>3}x{:<3} {:>10} ops/s  p50 {:>9}  p99 {:>9}  errors {}",
+                "  {:<10} {:>3}x{:<3} {:>10} ops/s  p50 {:>9}  p99 {:>9}  errors {}  server {} µs CPU, {} switches per op",
                 cell.workload.to_string(),
                 cell.sessions,
                 cell.inflight,
                 fmt_count(res.ops_per_sec()),
                 fmt_us(res.quantile_us(0.5)),
                 fmt_us(res.quantile_us(0.99)),
-                res.error_total()
+                res.error_total(),
+                fmt_opt(res.server_cpu_us_per_op(), 1),
+                fmt_opt(res.server_switches_per_op(), 2),
             ),
             Err(e) => eprintln!(
                 "  {:<10} {:>3}x{:<3} failed: {e}",
@@ -976,7 +1003,7 @@ pub fn compare_nodes(opts: &CompareOptions, nodes: usize) -> Result<PathBuf, Str
                 srv.pid(),
                 started.elapsed().as_secs_f64()
             );
-            let cells = run_cells(&plan, &[srv.addr]);
+            let cells = run_cells(&plan, &[srv.addr], &[srv.pid()]);
             let rss_bytes = srv.rss_bytes();
             let znodes = srv.znode_count();
             srv.stop();
@@ -1028,7 +1055,8 @@ pub fn compare_nodes(opts: &CompareOptions, nodes: usize) -> Result<PathBuf, Str
             ens.leader + 1,
             started.elapsed().as_secs_f64()
         );
-        let cells = run_cells(&plan, &addrs);
+        let pids: Vec<u32> = ens.members.iter().map(|m| m.pid()).collect();
+        let cells = run_cells(&plan, &addrs, &pids);
         let member_rss: Vec<Option<u64>> = ens.members.iter().map(|m| m.rss_bytes()).collect();
         let rss_bytes = member_rss.iter().copied().sum::<Option<u64>>();
         let znodes = ens.members[ens.leader].znode_count();
@@ -1092,6 +1120,12 @@ pub fn compare_nodes(opts: &CompareOptions, nodes: usize) -> Result<PathBuf, Str
         ));
     }
     Ok(md_path)
+}
+
+/// A measured figure with `digits` decimals, or `–` where none was measured.
+fn fmt_opt(v: Option<f64>, digits: usize) -> String {
+    v.map(|v| format!("{v:.digits$}"))
+        .unwrap_or_else(|| "–".into())
 }
 
 fn find<'a>(s: &'a ServerResults, cell: &Cell) -> Option<&'a RunResult> {
@@ -1333,6 +1367,7 @@ fn render_markdown(
         );
     }
     let _ = writeln!(s);
+    cost_table(&mut s, plan, zk, keel, nodes);
     for r in all {
         if let Some(e) = &r.start_error {
             let first = e.lines().next().unwrap_or("");
@@ -1429,6 +1464,47 @@ fn render_markdown(
     );
     let _ = writeln!(s, "One JSON line per cell: [{0}]({0}).", names.jsonl);
     s
+}
+
+/// What each operation cost the servers: CPU time and context switches, summed over
+/// every server process (an ensemble's members together), per successful operation in
+/// the measured window.
+fn cost_table(
+    s: &mut String,
+    plan: &Plan,
+    zk: Option<&ServerResults>,
+    keel: Option<&ServerResults>,
+    nodes: usize,
+) {
+    let _ = writeln!(
+        s,
+        "What each operation cost the server{}: CPU time (user + system, µs) and context switches (voluntary + involuntary), from `/proc` at the end of the warm-up and of the measured window, divided by the operations that succeeded in it.\n",
+        if nodes > 1 { "s, summed over the members" } else { "" }
+    );
+    let _ = writeln!(
+        s,
+        "| workload | sessions×inflight | ZooKeeper CPU µs/op | Keel CPU µs/op | Keel/ZK CPU | ZooKeeper switches/op | Keel switches/op | Keel/ZK switches |\n|---|---|---:|---:|---:|---:|---:|---:|"
+    );
+    for cell in &plan.cells {
+        let z = zk.and_then(|r| find(r, cell));
+        let k = keel.and_then(|r| find(r, cell));
+        let cpu = |r: Option<&RunResult>| r.and_then(|r| r.server_cpu_us_per_op());
+        let cs = |r: Option<&RunResult>| r.and_then(|r| r.server_switches_per_op());
+        let _ = writeln!(
+            s,
+            "| {} | {}×{} | {} | {} | {} | {} | {} | {} |",
+            cell.workload,
+            cell.sessions,
+            cell.inflight,
+            fmt_opt(cpu(z), 1),
+            fmt_opt(cpu(k), 1),
+            ratio(cpu(k).unwrap_or(0.0), cpu(z).unwrap_or(0.0)),
+            fmt_opt(cs(z), 2),
+            fmt_opt(cs(k), 2),
+            ratio(cs(k).unwrap_or(0.0), cs(z).unwrap_or(0.0)),
+        );
+    }
+    let _ = writeln!(s);
 }
 
 fn color_of(kind: ServerKind) -> plot::Rgb {
@@ -1607,11 +1683,18 @@ mod tests {
 
     #[test]
     fn ensemble_plan_spreads_sessions() {
+        let pipelined = 2 * PIPELINED.len();
         let standalone = plan(Mode::Short);
-        assert_eq!(plan_for(Mode::Short, 1).cells.len(), standalone.cells.len());
+        assert_eq!(
+            plan_for(Mode::Short, 1).cells.len(),
+            standalone.cells.len() + pipelined
+        );
         let p = plan_for(Mode::Short, 3);
-        assert!(p.cells.len() <= 6);
-        for c in &p.cells {
+        assert!(p.cells.len() <= 6 + pipelined);
+        let (matrix, extra) = p.cells.split_at(p.cells.len() - pipelined);
+        let few: Vec<(usize, usize)> = extra.iter().map(|c| (c.sessions, c.inflight)).collect();
+        assert_eq!(few, [PIPELINED, PIPELINED].concat(), "set, then create");
+        for c in matrix {
             assert_eq!(
                 c.sessions % 3,
                 0,

@@ -17,6 +17,7 @@ pub mod report;
 pub mod restart;
 pub mod run;
 pub mod sweep;
+pub mod usage;
 
 pub use run::{run, RunConfig, RunResult, Workload};
 pub mod wal;

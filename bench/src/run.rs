@@ -60,6 +60,7 @@ use keel_engine::proto::{event, Code};
 
 use crate::client::{Client, Event, Op};
 use crate::report::{code_name, fmt_count, fmt_us, json_f64, json_str, named_errors};
+use crate::usage::Usage;
 
 /// Most hot keys the `watch` workload uses.
 pub const WATCH_KEYS_MAX: u64 = 64;
@@ -183,6 +184,9 @@ pub struct RunConfig {
     pub hist_out: Option<PathBuf>,
     /// How long to wait for outstanding replies after the end.
     pub drain_timeout: Duration,
+    /// Server processes whose CPU time and context switches over the measured window
+    /// go into [`RunResult::server`] (none: not measured).
+    pub server_pids: Vec<u32>,
 }
 
 impl Default for RunConfig {
@@ -203,6 +207,7 @@ impl Default for RunConfig {
             progress: false,
             hist_out: None,
             drain_timeout: Duration::from_secs(10),
+            server_pids: Vec::new(),
         }
     }
 }
@@ -274,6 +279,9 @@ pub struct RunResult {
     pub hist: Histogram<u64>,
     /// Things worth knowing about the run (keys used up, requests never sent, ...).
     pub notes: Vec<String>,
+    /// What the servers of [`RunConfig::server_pids`] spent from the end of the
+    /// warm-up to the end of the measured window, and how long that was.
+    pub server: Option<(Usage, Duration)>,
 }
 
 impl RunResult {
@@ -289,6 +297,20 @@ impl RunResult {
         } else {
             0.0
         }
+    }
+
+    /// Server CPU time per successful operation, µs (all server processes together).
+    pub fn server_cpu_us_per_op(&self) -> Option<f64> {
+        let (u, window) = self.server?;
+        let ops = self.ops_per_sec() * window.as_secs_f64();
+        (ops >= 1.0).then(|| u.cpu.as_secs_f64() * 1e6 / ops)
+    }
+
+    /// Server context switches (voluntary and not) per successful operation.
+    pub fn server_switches_per_op(&self) -> Option<f64> {
+        let (u, window) = self.server?;
+        let ops = self.ops_per_sec() * window.as_secs_f64();
+        (ops >= 1.0).then(|| u.switches() as f64 / ops)
     }
 
     /// The latency at `q` (0..=1) in µs, from the histogram; 0 when nothing succeeded.
@@ -349,7 +371,17 @@ impl RunResult {
                 n
             );
         }
-        s.push_str("}}");
+        s.push('}');
+        if let (Some(cpu), Some(cs)) = (self.server_cpu_us_per_op(), self.server_switches_per_op())
+        {
+            let _ = write!(
+                s,
+                ",\"server_cpu_us_per_op\":{},\"server_switches_per_op\":{}",
+                json_f64(cpu, 2),
+                json_f64(cs, 3)
+            );
+        }
+        s.push('}');
         s
     }
 
@@ -758,6 +790,8 @@ pub fn run(cfg: &RunConfig) -> Result<RunResult, String> {
     let gate = Gate::new();
     let (done_tx, done_rx) = mpsc::channel::<usize>();
     let mut result = Err(String::new());
+    let mut server = None;
+    let window_over = AtomicBool::new(false);
     std::thread::scope(|scope| {
         let mut started = 0;
         for sess in 0..n {
@@ -798,7 +832,13 @@ pub fn run(cfg: &RunConfig) -> Result<RunResult, String> {
                 Duration::from_secs(30),
             );
         }
+        let probe = (!cfg.server_pids.is_empty()).then(|| {
+            let (window_over, cfg) = (&window_over, cfg);
+            scope.spawn(move || probe_window(cfg, t0, window_over))
+        });
         result = report_loop(&sh, t0, started, &done_rx, log_file.as_mut(), &mut control);
+        window_over.store(true, Ordering::Relaxed);
+        server = probe.and_then(|p| p.join().ok().flatten());
     });
     control.close();
     let (total, _intervals) = result?;
@@ -848,7 +888,29 @@ pub fn run(cfg: &RunConfig) -> Result<RunResult, String> {
         elapsed,
         hist: total,
         notes,
+        server,
     })
+}
+
+/// Samples the servers' usage at the end of the warm-up and at the end of the
+/// measured window (or when the run ends first): what they spent in between, and how
+/// long that was. Waits in short steps so a run that ends early is not held up.
+fn probe_window(cfg: &RunConfig, t0: Instant, over: &AtomicBool) -> Option<(Usage, Duration)> {
+    let until = |t: Instant| {
+        while Instant::now() < t && !over.load(Ordering::Relaxed) {
+            std::thread::sleep(
+                Duration::from_millis(20).min(t.saturating_duration_since(Instant::now())),
+            );
+        }
+    };
+    until(cfg.measure_start(t0));
+    if over.load(Ordering::Relaxed) {
+        return None;
+    }
+    let (a, from) = (Usage::of(&cfg.server_pids)?, Instant::now());
+    until(cfg.deadline(t0));
+    let b = Usage::of(&cfg.server_pids)?;
+    Some((b.since(&a), from.elapsed()))
 }
 
 /// Creates `path` and its missing ancestors (empty persistent nodes).

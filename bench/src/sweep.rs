@@ -60,6 +60,7 @@ fn one(
         progress: false,
         hist_out: None,
         drain_timeout: Duration::from_secs(10),
+        server_pids: Vec::new(),
     };
     let res = run(&cfg);
     server.stop();
@@ -139,6 +140,7 @@ mod tests {
             elapsed: Duration::from_secs(secs),
             hist,
             notes: Vec::new(),
+            server: None,
         }
     }
 

@@ -622,6 +622,11 @@ impl Engine {
         }
         let req = match Request::decode(opcode, body) {
             Ok(r) => r,
+            Err(_) if self.repl_pipelining(session) => {
+                // A pipelined write that will be refused here: it must wait its turn.
+                self.repl_queue_behind(conn, session, xid, opcode, body);
+                return;
+            }
             Err(e) => {
                 warn!("malformed request (op {opcode}) from session 0x{session:x}: {e}; answering MarshallingError");
                 let z = self.model.last_zxid;

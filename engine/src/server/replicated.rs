@@ -81,6 +81,42 @@ pub(super) struct Repl {
     touched: HashSet<i64>,
 }
 
+impl Repl {
+    /// Whether a request with `opcode` may be forwarded while `session` has requests
+    /// pending: it is a write (a multi, a close) and everything pending before it is a
+    /// forwarded write. Such a write is proposed behind the earlier ones (one link to
+    /// the leader, which preps a session's forwards in arrival order against its
+    /// speculative tree) and answered when it commits, after them; so a session's
+    /// writes are pipelined, as ZooKeeper pipelines them, while its reads, `sync`s and
+    /// anything behind a close still wait for every earlier request. A write that would
+    /// be answered here instead of forwarded must not overtake: a local session's
+    /// writes (one may be refused here) are never pipelined, and a body that does not
+    /// decode is queued ([`Engine::request`] checks) to be refused in its turn.
+    fn may_pipeline(&self, session: i64, opcode: i32) -> bool {
+        let write = matches!(
+            opcode,
+            op::CREATE
+                | op::CREATE2
+                | op::CREATE_CONTAINER
+                | op::CREATE_TTL
+                | op::DELETE
+                | op::SET_DATA
+                | op::SET_ACL
+                | op::MULTI
+                | op::CLOSE_SESSION
+        );
+        write
+            && self.serving
+            && !self.read_only
+            && !self.local.contains_key(&session)
+            && self.pending.get(&session).is_some_and(|q| {
+                q.iter().all(
+                    |p| matches!(p, Pending::Write { opcode, .. } if *opcode != op::CLOSE_SESSION),
+                )
+            })
+    }
+}
+
 impl Engine {
     /// Switches this engine to replicated mode (before any client connects).
     pub fn set_replicated(&mut self) {
@@ -463,7 +499,9 @@ impl Engine {
     }
 
     /// Replicated mode, before decoding: a request behind a pending one of its session
-    /// waits its turn. Returns whether it was queued.
+    /// waits its turn, unless it is a write behind nothing but forwarded writes: that
+    /// one goes to the leader at once (see [`Repl::may_pipeline`]). Returns whether it
+    /// was queued.
     pub(super) fn repl_queue(
         &mut self,
         conn: ConnId,
@@ -479,19 +517,41 @@ impl Engine {
         if let Some(l) = r.local.get_mut(&session) {
             l.2 = self.now_ms + l.0 as i64;
         }
-        let busy = r.pending.get(&session).is_some_and(|q| !q.is_empty());
-        if busy {
-            r.pending
-                .entry(session)
-                .or_default()
-                .push_back(Pending::Queued {
-                    conn,
-                    xid,
-                    opcode,
-                    body: body.to_vec(),
-                });
+        let queue = r.pending.get(&session).is_some_and(|q| !q.is_empty())
+            && !r.may_pipeline(session, opcode);
+        if queue {
+            self.repl_queue_behind(conn, session, xid, opcode, body);
         }
-        busy
+        queue
+    }
+
+    /// Whether `session` has requests pending here (a request going ahead of them was
+    /// let through to be pipelined).
+    pub(super) fn repl_pipelining(&self, session: i64) -> bool {
+        self.front
+            .member()
+            .and_then(|r| r.pending.get(&session))
+            .is_some_and(|q| !q.is_empty())
+    }
+
+    /// Queues a request behind its session's pending ones, to run in its turn.
+    pub(super) fn repl_queue_behind(
+        &mut self,
+        conn: ConnId,
+        session: i64,
+        xid: i32,
+        opcode: i32,
+        body: &[u8],
+    ) {
+        self.push_pending(
+            session,
+            Pending::Queued {
+                conn,
+                xid,
+                opcode,
+                body: body.to_vec(),
+            },
+        );
     }
 
     /// Replicated mode: hands a write, close or sync to the leader.
