@@ -224,6 +224,7 @@ impl ReplicaLoop {
             // A failed append is fail-stop inside `append` (the group-commit thread
             // exits the process), so the flow always continues here.
             let _ = effects::execute(outputs.drain(..), &mut fx);
+            self.peers.flush();
             // A connection cut off for not reading is gone for the engine at once.
             for conn in cut {
                 self.replica.step(ReplicaInput::Client(Input::Disconnected {
@@ -392,7 +393,8 @@ impl effects::Effects for TurnFx<'_> {
     }
 
     fn send_to_peer(&mut self, to: Sid, msg: PeerMsg) {
-        self.lp.peers.send(to, &msg);
+        // Sent after the turn's outputs by `PeerNet::flush`, one write per peer.
+        self.lp.peers.queue(to, &msg);
     }
 
     fn send_snapshot(&mut self, to: Sid, snapshot: effects::SnapshotSend) {

@@ -214,12 +214,17 @@ struct SlotState {
     /// Messages not yet taken by a writer.
     queue: VecDeque<Queued>,
     queued_bytes: usize,
+    /// The link whose writer thread has taken messages and is writing them now: while
+    /// it is, [`PeerNet::flush`] leaves the queue to it, so bytes never interleave.
+    writing: Option<u64>,
 }
 
 /// A message waiting for the link's writer thread.
 enum Queued {
     /// Encoded (without the length prefix).
     Bytes(Vec<u8>),
+    /// Already framed: what a direct write ([`PeerNet::flush`]) could not send at once.
+    Framed(Vec<u8>),
     /// Encoded by the writer thread when it gets there (see [`PeerNet::send_built`]).
     Later {
         name: &'static str,
@@ -249,6 +254,7 @@ impl Slot {
                 link: None,
                 queue: VecDeque::new(),
                 queued_bytes: 0,
+                writing: None,
             }),
             cv: Condvar::new(),
             dial_cv: Condvar::new(),
@@ -427,14 +433,90 @@ impl PeerNet {
         self.inner.listen_addr
     }
 
-    /// Queues `msg` for `to`. Never blocks on the network.
+    /// Queues `msg` for `to` and wakes the link's writer thread. Never blocks on the
+    /// network.
     pub fn send(&self, to: Sid, msg: &PeerMsg) {
+        if let Some(slot) = self.enqueue(to, msg) {
+            slot.cv.notify_all();
+        }
+    }
+
+    /// Queues `msg` for `to` without waking anyone: [`PeerNet::flush`], called after a
+    /// turn's messages are queued, sends them. For the engine thread, which so writes
+    /// a turn's messages for a peer with one system call of its own instead of waking
+    /// that link's writer thread for them.
+    pub fn queue(&self, to: Sid, msg: &PeerMsg) {
+        self.enqueue(to, msg);
+    }
+
+    /// Sends what [`PeerNet::queue`] left queued: for each link with messages waiting,
+    /// one non-blocking `send` of all of them, from the calling thread. What the socket
+    /// does not take at once (its buffer is full: the peer reads slowly) stays queued,
+    /// framed, and the link's writer thread is woken to finish it with blocking
+    /// writes; so is a link whose writer is writing now or that has a message to be
+    /// built late, so bytes never interleave and order is kept. Never blocks.
+    pub fn flush(&self) {
+        let slots: Vec<(Sid, Arc<Slot>)> = self
+            .inner
+            .slots
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .iter()
+            .map(|(id, s)| (*id, s.clone()))
+            .collect();
+        for (peer, slot) in slots {
+            let mut st = lock(&slot);
+            if st.queue.is_empty() {
+                continue;
+            }
+            let Some(id) = st.link.as_ref().map(|l| l.id) else {
+                continue;
+            };
+            if st.writing == Some(id) || st.queue.iter().any(|q| matches!(q, Queued::Later { .. })) {
+                slot.cv.notify_all();
+                continue;
+            }
+            let mut buf = Vec::with_capacity(st.queued_bytes + 4 * st.queue.len());
+            for q in st.queue.drain(..) {
+                match q {
+                    Queued::Bytes(m) => {
+                        buf.extend_from_slice(&(m.len() as u32).to_be_bytes());
+                        buf.extend_from_slice(&m);
+                    }
+                    Queued::Framed(b) => buf.extend_from_slice(&b),
+                    Queued::Later { .. } => {}
+                }
+            }
+            st.queued_bytes = 0;
+            let sent = match &st.link {
+                Some(link) => send_now(&link.stream, &buf),
+                None => continue,
+            };
+            match sent {
+                Ok(n) if n == buf.len() => {}
+                Ok(n) => {
+                    let rest = buf.split_off(n);
+                    st.queued_bytes = rest.len();
+                    st.queue.push_front(Queued::Framed(rest));
+                    slot.cv.notify_all();
+                }
+                Err(e) => {
+                    warn!("writing to server {peer} failed: {e}; link down");
+                    drop_link(&self.inner, peer, &slot, &mut st, Some(id));
+                }
+            }
+        }
+    }
+
+    /// Checks `msg` for `to` against the bounds and queues it; the slot, to wake its
+    /// writer, when it was queued.
+    fn enqueue(&self, to: Sid, msg: &PeerMsg) -> Option<Arc<Slot>> {
         let Some(slot) = self.inner.slot(to) else {
             warn!(
                 "dropping a {} message for server {to}, which is not a peer",
                 msg.name()
             );
-            return;
+            return None;
         };
         let bytes = msg.encode();
         if bytes.len() > self.inner.settings.max_frame {
@@ -446,7 +528,7 @@ impl PeerNet {
             );
             let mut st = lock(&slot);
             drop_link(&self.inner, to, &slot, &mut st, None);
-            return;
+            return None;
         }
         let mut st = lock(&slot);
         if st.link.is_none() {
@@ -457,7 +539,7 @@ impl PeerNet {
             } else {
                 debug!("no link to server {to}: dropping a {} message", msg.name());
             }
-            return;
+            return None;
         }
         if st.queued_bytes + bytes.len() > self.inner.settings.max_queued_bytes {
             warn!(
@@ -467,11 +549,12 @@ impl PeerNet {
             drop_link(&self.inner, to, &slot, &mut st, None);
             // Not queued for the next link either: it would go out ahead of what the
             // protocol re-sends after the `Down`, out of order.
-            return;
+            return None;
         }
         st.queued_bytes += bytes.len();
         st.queue.push_back(Queued::Bytes(bytes));
-        slot.cv.notify_all();
+        drop(st);
+        Some(slot)
     }
 
     /// Queues a message for `to` that `build` encodes, on the link's writer thread when
@@ -569,6 +652,23 @@ impl PeerNet {
 /// Drops the current link of `peer` (if it is `only`, or any when `None`) and the
 /// messages queued for it, and reports `Down` once. Called with the slot locked, so the
 /// report is ordered with the link's messages.
+/// Writes as much of `buf` as the socket takes now, without blocking (the socket stays
+/// in blocking mode for the link's reader and writer threads: the flag is per call).
+fn send_now(stream: &TcpStream, buf: &[u8]) -> std::io::Result<usize> {
+    let sock = socket2::SockRef::from(stream);
+    let mut n = 0;
+    while n < buf.len() {
+        match sock.send_with_flags(&buf[n..], libc::MSG_DONTWAIT | libc::MSG_NOSIGNAL) {
+            Ok(0) => return Err(std::io::ErrorKind::WriteZero.into()),
+            Ok(k) => n += k,
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => break,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(n)
+}
+
 fn drop_link(inner: &Inner, peer: Sid, slot: &Slot, st: &mut SlotState, only: Option<u64>) {
     if let Some(want) = only {
         if st.link.as_ref().map(|l| l.id) != Some(want) {
@@ -1084,6 +1184,9 @@ fn write_loop(inner: &Inner, peer: Sid, slot: &Slot, id: u64, mut stream: TcpStr
     loop {
         {
             let mut st = lock(slot);
+            if st.writing == Some(id) {
+                st.writing = None;
+            }
             loop {
                 if st.link.as_ref().map(|l| l.id) != Some(id) {
                     return;
@@ -1095,12 +1198,17 @@ fn write_loop(inner: &Inner, peer: Sid, slot: &Slot, id: u64, mut stream: TcpStr
             }
             taken.extend(st.queue.drain(..));
             st.queued_bytes = 0;
+            st.writing = Some(id);
         }
         // Messages built late are built here, outside the lock, in their place.
         buf.clear();
         for q in taken.drain(..) {
             let m = match q {
                 Queued::Bytes(m) => m,
+                Queued::Framed(b) => {
+                    buf.extend_from_slice(&b);
+                    continue;
+                }
                 Queued::Later { name, build } => match build() {
                     Ok(m) if m.len() <= inner.settings.max_frame => m,
                     Ok(m) => {
@@ -1284,6 +1392,37 @@ mod tests {
         }
         a.send_built(2, "broken", Box::new(|| Err("no archive".into())));
         assert_eq!(recv(&rb), PeerEvent::Down { peer: 1 });
+    }
+
+    /// The engine's way of sending: a turn's messages queued, then one direct write.
+    /// Megabytes in one flush fill the socket's buffer, so the rest is left to the
+    /// writer thread; messages sent the other way (waking the writer) and one built
+    /// late, in between, keep their places.
+    #[test]
+    fn queued_messages_are_flushed_in_order_with_the_writers() {
+        let (a, _ra, _b, rb) = pair();
+        wait_linked(&a, 2);
+        let n = 300_000i64;
+        for round in 0..3i64 {
+            let base = round * (n + 2);
+            for i in 0..n {
+                a.queue(2, &PeerMsg::Commit { zxid: base + i });
+            }
+            a.flush();
+            a.send(2, &PeerMsg::Commit { zxid: base + n });
+            let z = base + n + 1;
+            a.send_built(2, "late", Box::new(move || Ok(PeerMsg::Commit { zxid: z }.encode())));
+            a.flush();
+        }
+        for want in 0..3 * (n + 2) {
+            match recv(&rb) {
+                PeerEvent::Msg {
+                    from: 1,
+                    msg: PeerMsg::Commit { zxid },
+                } => assert_eq!(zxid, want),
+                other => panic!("expected commit {want}, got {other:?}"),
+            }
+        }
     }
 
     #[test]
