@@ -379,25 +379,34 @@ impl DataTree {
     pub fn put(&mut self, path: String, node: Option<Node>) -> Option<Node> {
         // Un-index the old value before indexing the new one: both may name the same
         // index entry (a container updated in place).
-        let old = self.nodes.remove(&path);
-        if let Some(o) = &old {
-            self.index(&path, o, false);
+        let Some(n) = node else {
+            let old = self.nodes.remove(&path);
+            if let Some(o) = &old {
+                self.index(&path, o.data_len(), o.stat.ephemeral_owner, false);
+            }
+            return old;
+        };
+        // A create or a replacement: one insert, not a remove then an insert (each walks
+        // the persistent map copying what it shares with a snapshot or the leader's
+        // speculative tree; a remove of a path that is not there copies as much).
+        if let Some((len, owner)) = self
+            .nodes
+            .get(&path)
+            .map(|o| (o.data_len(), o.stat.ephemeral_owner))
+        {
+            self.index(&path, len, owner, false);
         }
-        if let Some(n) = node {
-            self.index(&path, &n, true);
-            self.nodes.insert(path, n);
-        }
-        old
+        self.index(&path, n.data_len(), n.stat.ephemeral_owner, true);
+        self.nodes.insert(path, n)
     }
 
-    fn index(&mut self, path: &str, n: &Node, add: bool) {
-        let size = path.len() + n.data_len();
+    fn index(&mut self, path: &str, data_len: usize, owner: i64, add: bool) {
+        let size = path.len() + data_len;
         if add {
             self.data_size += size;
         } else {
             self.data_size = self.data_size.saturating_sub(size);
         }
-        let owner = n.stat.ephemeral_owner;
         let set = if owner == CONTAINER_OWNER {
             &mut self.containers
         } else if owner_ttl(owner).is_some() {
