@@ -7,6 +7,14 @@ use clap::CommandFactory;
 use keel_net::cli::{self, Command};
 use keel_net::{config, server};
 
+/// mimalloc instead of the system allocator: the engine, the log and the snapshot
+/// threads allocate and free many small blocks (a snapshot's hundreds of thousands of
+/// nodes, freed on another thread than the one that made them), where glibc's malloc
+/// spent a quarter of a 3-member ensemble's CPU under write load with a big tree
+/// (docs/benchmarks.md, "Issue 12").
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 fn main() -> ExitCode {
     let filter = std::env::var("KEEL_LOG")
         .or_else(|_| std::env::var("RUST_LOG"))
