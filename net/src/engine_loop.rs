@@ -29,7 +29,7 @@ pub struct EngineLoop<L: LogSink> {
     pub log: L,
     pub info: Arc<ServerInfo>,
     pub snap_count: i64,
-    pub snap_tx: Option<flume::Sender<keel_engine::server::SnapshotView>>,
+    pub snap_tx: Option<crate::storage::SnapshotTx>,
     /// Highest zxid the log reported durable (shared with the snapshot thread).
     pub durable: Arc<AtomicI64>,
     /// Most inputs taken in one turn (`KEEL_MAX_BATCH_TXNS`): bounds how long replies

@@ -71,7 +71,7 @@ pub struct ReplicaLoop {
     pub data_dir: PathBuf,
     pub snap_dir: PathBuf,
     pub snap_count: i64,
-    pub snap_tx: Option<flume::Sender<keel_engine::server::SnapshotView>>,
+    pub snap_tx: Option<crate::storage::SnapshotTx>,
     /// Highest zxid the log reported durable (shared with the snapshot thread).
     pub durable: Arc<AtomicI64>,
     pub max_batch: usize,

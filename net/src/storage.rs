@@ -3,9 +3,9 @@
 //! refuses to start when the log does not continue from the snapshot.
 
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicI64, Ordering};
+use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use std::io::Write as _;
 
@@ -421,32 +421,62 @@ impl LogSink for GroupSink {
     }
 }
 
-/// When to take the next snapshot, for both engine loops: after `snapCount`
-/// transactions since the last one (ZooKeeper counts transactions, not zxid distance;
-/// across an epoch change only the new epoch's counter is known, so that is what
-/// counts).
+/// A snapshot may start only this many times its predecessor's duration after that
+/// one started, so writing snapshots takes at most about a tenth of a core.
+pub const SNAPSHOT_PACE: u32 = 10;
+
+/// When to take the next snapshot, for both engine loops.
+///
+/// * After between `snapCount`/2 and `snapCount` transactions since the last one, a new
+///   random point in that range each time, as ZooKeeper's SyncRequestProcessor rolls
+///   it: the members of an ensemble apply the same transactions, and without the roll
+///   they would all stop to write a snapshot at the same moment. ZooKeeper counts
+///   transactions, not zxid distance; across an epoch change only the new epoch's
+///   counter is known, so that is what counts.
+/// * And not before [`SNAPSHOT_PACE`] times the last snapshot's duration has passed
+///   since it started. A snapshot costs time in proportion to the tree, a transaction
+///   count does not: with 260k znodes (a 70 MB snapshot) and 50k writes/s, `snapCount`
+///   alone had each member of a 3-member ensemble writing a snapshot every two seconds,
+///   the snapshot threads taking 40% of the ensemble's CPU (and every write to a shared
+///   part of the tree paying for a copy while a view was held). The log between two
+///   snapshots then holds more than `snapCount` transactions under heavy load, which
+///   only lengthens a restart's replay, by at most that pace's worth of writes.
 pub struct SnapSchedule {
     every: i64,
     last: i64,
+    /// Transactions after `last` that make the next snapshot due: drawn in
+    /// `every / 2 ..= every` after each snapshot.
+    next: i64,
+    /// When the last snapshot was offered (its duration is read from the thread).
+    offered: Option<Instant>,
 }
 
 impl SnapSchedule {
     /// `every`: `snapCount`; `last`: the zxid of the state the newest snapshot holds.
     pub fn new(every: i64, last: i64) -> SnapSchedule {
-        SnapSchedule { every, last }
+        SnapSchedule {
+            every,
+            last,
+            next: roll(every),
+            offered: None,
+        }
     }
 
-    /// After a turn: offers the snapshot thread a view when `snapCount` transactions
-    /// have been applied since the last one (and it is free to take it).
-    pub fn after_turn(
-        &mut self,
-        snap_tx: &flume::Sender<keel_engine::server::SnapshotView>,
-        engine: &Engine,
-    ) {
-        if txns_between(self.last, engine.last_zxid()) >= self.every {
-            if let Some(zxid) = offer_snapshot(snap_tx, engine) {
-                self.last = zxid;
+    /// After a turn: offers the snapshot thread a view when one is due (and the thread
+    /// is free to take it).
+    pub fn after_turn(&mut self, snap_tx: &SnapshotTx, engine: &Engine) {
+        if txns_between(self.last, engine.last_zxid()) < self.next {
+            return;
+        }
+        if let Some(at) = self.offered {
+            if at.elapsed() < snap_tx.last_duration() * SNAPSHOT_PACE {
+                return;
             }
+        }
+        if let Some(zxid) = offer_snapshot(snap_tx, engine) {
+            self.last = zxid;
+            self.next = roll(self.every);
+            self.offered = Some(Instant::now());
         }
     }
 
@@ -454,6 +484,29 @@ impl SnapSchedule {
     /// there.
     pub fn installed(&mut self, zxid: i64) {
         self.last = zxid;
+    }
+}
+
+/// A random point in `every / 2 ..= every` (ZooKeeper: `snapCount / 2 + randRoll`).
+fn roll(every: i64) -> i64 {
+    use rand::Rng as _;
+    let half = (every / 2).max(1);
+    half + rand::thread_rng().gen_range(0..=(every - half).max(0))
+}
+
+/// The engine loops' handle on the snapshot thread: where views go, and how long the
+/// last snapshot took.
+#[derive(Clone)]
+pub struct SnapshotTx {
+    tx: flume::Sender<keel_engine::server::SnapshotView>,
+    /// The last snapshot's duration in µs: from taking the view off the channel to
+    /// written (or failed).
+    last_us: Arc<AtomicU64>,
+}
+
+impl SnapshotTx {
+    fn last_duration(&self) -> Duration {
+        Duration::from_micros(self.last_us.load(Ordering::Relaxed))
     }
 }
 
@@ -470,14 +523,11 @@ fn txns_between(from: i64, to: i64) -> i64 {
 /// Hands the snapshot thread an O(1) copy-on-write view of `engine`'s state. Never
 /// blocks: while the thread is still busy with the previous one, nothing is sent and
 /// the caller tries again on a later turn. Returns the zxid of the view sent.
-pub fn offer_snapshot(
-    snap_tx: &flume::Sender<keel_engine::server::SnapshotView>,
-    engine: &Engine,
-) -> Option<i64> {
+pub fn offer_snapshot(snap_tx: &SnapshotTx, engine: &Engine) -> Option<i64> {
     let started = std::time::Instant::now();
     let view = engine.snapshot_view();
     let (zxid, nodes) = (view.last_zxid(), view.node_count());
-    snap_tx.try_send(view).ok()?;
+    snap_tx.tx.try_send(view).ok()?;
     info!(
         zxid = format_args!("0x{zxid:x}"),
         nodes,
@@ -497,17 +547,17 @@ pub fn spawn_snapshot_writer(
     durable: Arc<AtomicI64>,
     retain: usize,
     purge: flume::Sender<crate::msg::ToEngine>,
-) -> (
-    flume::Sender<keel_engine::server::SnapshotView>,
-    std::thread::JoinHandle<()>,
-) {
+) -> (SnapshotTx, std::thread::JoinHandle<()>) {
     let (tx, rx) = flume::bounded::<keel_engine::server::SnapshotView>(1);
+    let last_us = Arc::new(AtomicU64::new(0));
+    let took = last_us.clone();
     let handle = std::thread::Builder::new()
         .name("keel-snapshot".into())
         .spawn(move || {
             let store = snapshot_store(snap_dir);
             for view in rx.iter() {
                 let started = std::time::Instant::now();
+                let _took = Took(&took, started);
                 let snap = view.into_data();
                 tracing::debug!(
                     "snapshot {:#x} converted in {:?}",
@@ -542,12 +592,31 @@ pub fn spawn_snapshot_writer(
             }
         })
         .expect("spawning the snapshot thread");
-    (tx, handle)
+    (SnapshotTx { tx, last_us }, handle)
+}
+
+/// Records a snapshot's duration when it ends, however it ends.
+struct Took<'a>(&'a AtomicU64, Instant);
+
+impl Drop for Took<'_> {
+    fn drop(&mut self) {
+        let us = self.1.elapsed().as_micros().min(u64::MAX as u128) as u64;
+        self.0.store(us, Ordering::Relaxed);
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn snapshots_are_due_at_a_random_point_between_half_and_all_of_snap_count() {
+        let draws: Vec<i64> = (0..1000).map(|_| roll(100_000)).collect();
+        assert!(draws.iter().all(|d| (50_000..=100_000).contains(d)));
+        assert!(draws.iter().any(|d| *d < 60_000) && draws.iter().any(|d| *d > 90_000));
+        assert!((1..=2).contains(&roll(2)));
+        assert_eq!(roll(1), 1);
+    }
 
     #[test]
     fn snap_count_counts_transactions_not_zxid_distance() {
