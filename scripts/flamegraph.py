@@ -45,6 +45,8 @@ def fold(lines):
         sym = re.sub(r"\s+\(\S*\)$", "", sym)  # the trailing (dso)
         sym = re.sub(r"\+0x[0-9a-f]+$", "", sym)
         sym = HASH.sub("", sym)
+        if len(sym) > 160:  # long generic Rust names: keep the start, where the function is
+            sym = sym[:157] + "..."
         if sym == "[unknown]" and len(parts) > 1:
             m = re.search(r"\(([^)]*)\)$", parts[1])
             sym = "[%s]" % m.group(1).rsplit("/", 1)[-1] if m else sym
@@ -79,7 +81,7 @@ def svg(stacks, title, width=1200, row=16):
     def walk(node, x, depth):
         depth_max[0] = max(depth_max[0], depth)
         w = node["n"] / total * width
-        if w >= 1.0:
+        if w >= 2.0:
             boxes.append((x, depth, w, node))
         cx = x
         for kid in sorted(node["kids"].values(), key=lambda k: k["name"]):

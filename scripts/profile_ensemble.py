@@ -35,6 +35,8 @@ def main():
     ap.add_argument("--seconds", type=float, default=4.0, help="profiled seconds")
     ap.add_argument("--warmup", type=float, default=2.0)
     ap.add_argument("--frequency", type=int, default=499, help="perf samples per second")
+    ap.add_argument("--preload", type=float, default=0.0,
+                    help="seconds of `create` 12x8 first, to profile against a big tree (as keel-bench compare's later cells run)")
     ap.add_argument("--out", required=True)
     ap.add_argument("--keel-bin", default=os.environ.get("KEEL_BIN", os.path.join(ROOT, "target/release/keel")))
     ap.add_argument("--bench-bin", default=os.path.join(ROOT, "target/release/keel-bench"))
@@ -48,8 +50,13 @@ def main():
         leader = ens.leader()
         follower = [m for m in ens.members if m is not leader][0]
         connect = ",".join("%s:%d" % m.address for m in ens.members)
+        if a.preload > 0:
+            subprocess.run([a.bench_bin, "run", "--connect", connect, "--workload", "create", "--root", "/kb",
+                            "--sessions", "12", "--inflight", "8", "--warmup", "0s",
+                            "--duration", "%dms" % int(a.preload * 1000), "--quiet"],
+                           stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, check=True)
         bench = subprocess.Popen(
-            [a.bench_bin, "run", "--connect", connect, "--workload", a.workload,
+            [a.bench_bin, "run", "--connect", connect, "--workload", a.workload, "--root", "/kb",
              "--sessions", str(a.sessions), "--inflight", str(a.inflight),
              "--warmup", "%dms" % int(a.warmup * 1000),
              "--duration", "%dms" % int((a.seconds + 1.0) * 1000), "--quiet"],
@@ -81,8 +88,8 @@ def main():
                 f.write("\n".join(lines) + "\n")
         with open(os.path.join(a.out, "summary.txt"), "w") as f:
             f.write("command: %s\n" % " ".join(sys.argv))
-            f.write("perf: -F %d --call-graph dwarf, %.1f s of the measured window, leader = member %d, follower = member %d\n"
-                    % (a.frequency, a.seconds, leader.sid, follower.sid))
+            f.write("perf: -F %d --call-graph dwarf, %.1f s of the measured window, leader = member %d, follower = member %d; preload: %.0f s of create 12x8\n"
+                    % (a.frequency, a.seconds, leader.sid, follower.sid, a.preload))
             f.write("keel-bench: %s\n" % (result[-1] if result else out[-2000:]))
         print(open(os.path.join(a.out, "summary.txt")).read())
     finally:

@@ -126,12 +126,23 @@ pub fn plan_for(mode: Mode, nodes: usize) -> Plan {
                 inflight,
             });
         }
+        if nodes > 1 {
+            let (sessions, inflight) = MANY_SESSIONS;
+            plan.cells.push(Cell {
+                workload: w,
+                sessions,
+                inflight,
+            });
+        }
     }
     plan
 }
 
 /// The few-session pipelined cells (sessions in all, requests in flight per session).
 pub const PIPELINED: [(usize, usize); 2] = [(1, 16), (4, 64)];
+
+/// The many-session cell ensembles also get (issue 12's 64 × 16 goal cell).
+pub const MANY_SESSIONS: (usize, usize) = (64, 16);
 
 /// The standalone matrix, without the pipelined cells [`plan_for`] adds.
 pub fn plan(mode: Mode) -> Plan {
@@ -1690,10 +1701,11 @@ mod tests {
             standalone.cells.len() + pipelined
         );
         let p = plan_for(Mode::Short, 3);
-        assert!(p.cells.len() <= 6 + pipelined);
-        let (matrix, extra) = p.cells.split_at(p.cells.len() - pipelined);
+        assert!(p.cells.len() <= 6 + pipelined + 2);
+        let (matrix, extra) = p.cells.split_at(p.cells.len() - pipelined - 2);
         let few: Vec<(usize, usize)> = extra.iter().map(|c| (c.sessions, c.inflight)).collect();
-        assert_eq!(few, [PIPELINED, PIPELINED].concat(), "set, then create");
+        let each = [&PIPELINED[..], &[MANY_SESSIONS]].concat();
+        assert_eq!(few, [each.clone(), each].concat(), "set, then create");
         for c in matrix {
             assert_eq!(
                 c.sessions % 3,

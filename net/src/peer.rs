@@ -39,7 +39,10 @@
 //!   answer from a server other than the one it meant to reach. Hellos must arrive
 //!   within [`HELLO_TIMEOUT`].
 //! * Then each side writes frames: `u32` big-endian length, then [`PeerMsg::encode`]'s
-//!   bytes. Everything queued for a peer is written with one `write` call. A length
+//!   bytes. Everything queued for a peer is written with one `write` call: by the
+//!   engine thread itself after its turn ([`PeerNet::queue`] then [`PeerNet::flush`],
+//!   a non-blocking `send`), or by the link's writer thread ([`PeerNet::send`], and
+//!   whatever a full socket buffer left of a flush). A length
 //!   above the bound for the frame's message type (read from its first 8 bytes:
 //!   [`PeerSettings::max_frame`] for messages that carry transactions or snapshots,
 //!   512 KiB for the others), a frame that stops arriving midway for
@@ -47,7 +50,8 @@
 //!   that link with an error in the log (never a panic, never an allocation of the
 //!   announced length: the body is read as it arrives).
 //! * Links are threads: an accept thread, a dialer thread per named peer, and a reader
-//!   (the dialer or handshake thread itself) plus a writer thread per live link.
+//!   (the dialer or handshake thread itself) plus a writer thread per live link (which
+//!   sleeps while the engine's own flushes keep up).
 //!   Inbound messages and link failures go to one callback (the engine channel), for
 //!   peers created on the fly as for named ones.
 //!
@@ -472,7 +476,8 @@ impl PeerNet {
             let Some(id) = st.link.as_ref().map(|l| l.id) else {
                 continue;
             };
-            if st.writing == Some(id) || st.queue.iter().any(|q| matches!(q, Queued::Later { .. })) {
+            if st.writing == Some(id) || st.queue.iter().any(|q| matches!(q, Queued::Later { .. }))
+            {
                 slot.cv.notify_all();
                 continue;
             }
@@ -1411,7 +1416,11 @@ mod tests {
             a.flush();
             a.send(2, &PeerMsg::Commit { zxid: base + n });
             let z = base + n + 1;
-            a.send_built(2, "late", Box::new(move || Ok(PeerMsg::Commit { zxid: z }.encode())));
+            a.send_built(
+                2,
+                "late",
+                Box::new(move || Ok(PeerMsg::Commit { zxid: z }.encode())),
+            );
             a.flush();
         }
         for want in 0..3 * (n + 2) {
